@@ -1,0 +1,3 @@
+from paid.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,279 @@
+"""The ``paid`` command line.
+
+Exit codes are part of the contract (see DESIGN.md): ``validate`` 0/1,
+``plan`` 0 no changes / 2 changes pending / 1 error, ``apply`` 0 converged
+/ 1 not. Output meant for people or scripts goes to stdout; logs go to
+stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from paid import __version__, logs, settings
+from paid.controllers.services import ApplyReport, Outcome, ServiceController
+from paid.runtime.base import RuntimeFailure
+from paid.runtime.podman import PodmanRuntime
+from paid.state.desired import DesiredState
+from paid.state.diffing import diff
+from paid.state.loading import LoadResult, load_directory
+from paid.state.plans import ActionKind, Plan
+from paid.state.statuses import service_statuses
+from paid.state.store import Store, StoreError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+DEFAULT_DIR = "desired-state"
+
+_SYMBOLS = {
+    ActionKind.CREATE: "+",
+    ActionKind.RECREATE: "~",
+    ActionKind.START: ">",
+    ActionKind.RESTART: "↻",
+    ActionKind.REMOVE: "-",
+    ActionKind.CONFLICT: "!",
+}
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"PAID_{name}", default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--podman-url",
+        default=_env("PODMAN_URL") or settings.default_podman_url(),
+        help="Podman API URL (env PAID_PODMAN_URL; default CONTAINER_HOST, else the usual socket)",
+    )
+    common.add_argument(
+        "--state-dir",
+        default=_env("STATE_DIR") or settings.default_state_dir(),
+        help="directory of the SQLite store (env PAID_STATE_DIR)",
+    )
+    common.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default=_env("LOG_FORMAT", "auto"),
+        help="log lines on stderr: console on a tty, JSON otherwise (env PAID_LOG_FORMAT)",
+    )
+    loading = argparse.ArgumentParser(add_help=False)
+    loading.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")
+    loading.add_argument(
+        "--allow-host-path",
+        action="append",
+        default=[p for p in (_env("ALLOW_HOST_PATHS") or "").split(":") if p],
+        metavar="PREFIX",
+        help="host paths under PREFIX may be mounted (repeatable; env PAID_ALLOW_HOST_PATHS, ':'-separated)",
+    )
+    guard = argparse.ArgumentParser(add_help=False)
+    guard.add_argument(
+        "--allow-mass-prune",
+        action="store_true",
+        help="remove services even when more than half of the managed ones would go",
+    )
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--output", choices=("text", "json"), default="text")
+
+    parser = argparse.ArgumentParser(
+        prog="paid", description="Keep Podman converged to a declarative desired state."
+    )
+    parser.add_argument("--version", action="version", version=f"paid {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(
+        "validate", parents=[loading, output], help="check a desired-state directory (0 valid, 1 not)"
+    )
+    sub.add_parser(
+        "plan",
+        parents=[common, loading, guard, output],
+        help="show what apply would do (0 nothing, 2 changes, 1 error)",
+    )
+    apply = sub.add_parser(
+        "apply", parents=[common, loading, guard], help="converge once and exit (0 converged, 1 not)"
+    )
+    apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    sub.add_parser(
+        "status", parents=[common, loading, output], help="what runs, against what is desired"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure(getattr(args, "log_format", "auto"))
+    command = {"validate": _validate, "plan": _plan, "apply": _apply, "status": _status}[args.command]
+    try:
+        return command(args)
+    except RuntimeFailure as err:
+        _err(f"paid: cannot reach Podman at {args.podman_url}: {err}")
+        return EXIT_ERROR
+    except StoreError as err:
+        _err(f"paid: {err}")
+        return EXIT_ERROR
+
+
+def _load(args: argparse.Namespace) -> LoadResult:
+    return load_directory(args.dir, allowed_host_paths=args.allow_host_path)
+
+
+def _print_errors(result: LoadResult) -> None:
+    for error in result.errors:
+        _err(str(error))
+    _err(f"paid: {args_dir_summary(result)}")
+
+
+def args_dir_summary(result: LoadResult) -> str:
+    count = len(result.errors)
+    return f"{count} error{'s' if count != 1 else ''}; nothing was changed"
+
+
+def _validate(args: argparse.Namespace) -> int:
+    result = _load(args)
+    if args.output == "json":
+        _out(
+            json.dumps(
+                {
+                    "valid": result.ok,
+                    "services": sorted(result.desired.services) if result.desired else [],
+                    "errors": [
+                        {"file": e.file, "line": e.line, "field": e.field, "message": e.message}
+                        for e in result.errors
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK if result.ok else EXIT_ERROR
+    if result.desired is None:
+        _print_errors(result)
+        return EXIT_ERROR
+    _out(f"{args.dir}: {len(result.desired)} services in {len(result.files)} files, valid")
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    result = _load(args)
+    if result.desired is None:
+        _print_errors(result)
+        return EXIT_ERROR
+    plan = _compute_plan(args, result.desired)
+    if args.output == "json":
+        _out(json.dumps(plan.to_json(), indent=2))
+    else:
+        _print_plan(plan)
+    return EXIT_OK if plan.empty else EXIT_CHANGES
+
+
+def _compute_plan(args: argparse.Namespace, desired: DesiredState) -> Plan:
+    runtime = PodmanRuntime(args.podman_url)
+    try:
+        return diff(desired, runtime.list_containers(), allow_mass_prune=args.allow_mass_prune)
+    finally:
+        runtime.close()
+
+
+def _print_plan(plan: Plan) -> None:
+    if plan.empty:
+        _out("No changes: the host matches the desired state.")
+        return
+    for action in plan.actions:
+        _out(f"{_SYMBOLS[action.kind]} {action.kind:<8} {action.service}: {action.reason}")
+    for action in plan.withheld:
+        _out(f"  (withheld) {action.kind} {action.service}: {action.reason}")
+    for note in plan.notes:
+        _out(f"note: {note}")
+
+
+def _apply(args: argparse.Namespace) -> int:
+    result = _load(args)
+    if result.desired is None:
+        _print_errors(result)
+        return EXIT_ERROR
+    if args.dry_run:
+        plan = _compute_plan(args, result.desired)
+        _print_plan(plan)
+        return EXIT_OK
+    runtime = PodmanRuntime(args.podman_url)
+    try:
+        with Store.open(args.state_dir) as store:
+            controller = ServiceController(runtime=runtime, journal=store)
+            report = controller.reconcile(result.desired, allow_mass_prune=args.allow_mass_prune)
+    finally:
+        runtime.close()
+    _print_report(report)
+    return EXIT_OK if report.converged else EXIT_ERROR
+
+
+def _print_report(report: ApplyReport) -> None:
+    if not report.results:
+        _out("No changes: the host matches the desired state.")
+        return
+    for r in report.results:
+        mark = "ok" if r.outcome is Outcome.DONE else str(r.outcome).upper()
+        detail = f" ({r.detail})" if r.detail else ""
+        _out(f"{mark:<9} {r.action.kind:<8} {r.action.service}: {r.action.reason}{detail}")
+    failures = report.failures()
+    if failures:
+        _out(f"not converged: {len(failures)} of {len(report.results)} actions not applied")
+    else:
+        _out(f"converged: {len(report.results)} actions applied")
+
+
+def _status(args: argparse.Namespace) -> int:
+    result = _load(args)
+    desired = result.desired
+    runtime = PodmanRuntime(args.podman_url)
+    try:
+        actual = runtime.list_containers()
+    finally:
+        runtime.close()
+    revisions: dict[str, int] = {}
+    if desired is not None and os.path.exists(os.path.join(args.state_dir, "paid.db")):
+        with Store.open(args.state_dir) as store:
+            for service in desired:
+                number = store.find_revision(service=service.name, spec_hash=service.spec_hash)
+                if number is not None:
+                    revisions[service.name] = number
+    statuses = service_statuses(desired, actual, revisions=revisions)
+    if args.output == "json":
+        doc: dict[str, Any] = {
+            "desiredState": {"dir": args.dir, "valid": result.ok, "errors": [str(e) for e in result.errors]},
+            "services": [s.to_json() for s in statuses],
+        }
+        _out(json.dumps(doc, indent=2))
+        return EXIT_OK
+    if not result.ok:
+        _err(f"paid: {args.dir} does not validate ({len(result.errors)} errors); phases unknown")
+    header = ("SERVICE", "PHASE", "STATE", "REVISION", "IMAGE")
+    rows = [
+        (
+            s.name,
+            str(s.phase),
+            s.state or "-",
+            f"{_rev(s.running_revision)}/{_rev(s.desired_revision)}",
+            s.image or s.desired_image or "-",
+        )
+        for s in statuses
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        _out("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def _rev(number: int | None) -> str:
+    return "-" if number is None else str(number)
+
+
+def _out(text: str) -> None:
+    print(text, file=sys.stdout, flush=True)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

@@ -1,0 +1,219 @@
+"""The service controller: observe, diff, apply.
+
+``reconcile`` is one level-based pass: it lists what Podman runs (one
+call), diffs it against the desired state and applies the plan. Applying
+is idempotent by construction: an action is only planned where the actual
+state differs, so a second pass over a converged host plans nothing and
+makes no mutating call.
+
+The executor applies actions in plan order (removals, then dependency
+order), one at a time, and keeps going past a failure: a service whose
+image is missing does not stop the others, only the services that depend
+on it. A recreate is stop-first (replace, never patch), and its image is
+made present *before* the old container is touched, so a missing image
+never costs a running service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+import structlog
+
+from paid.runtime.base import (
+    ContainerMissing,
+    ContainerRequest,
+    Runtime,
+    RuntimeFailure,
+    RuntimeUnavailable,
+)
+from paid.state import labels
+from paid.state.actual import ActualContainer
+from paid.state.desired import DesiredService, DesiredState
+from paid.state.diffing import diff
+from paid.state.plans import Action, ActionKind, Plan
+from paid.state.specs import canonical_json
+
+log = structlog.get_logger("paid.services")
+
+
+class Outcome(StrEnum):
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not attempted: a dependency failed or Podman went away
+    CONFLICT = "conflict"  # reported, left alone
+    WITHHELD = "withheld"  # held back by a guard
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    action: Action
+    outcome: Outcome
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyReport:
+    plan: Plan
+    results: tuple[ActionResult, ...] = ()
+
+    @property
+    def converged(self) -> bool:
+        """True when every planned action was done and nothing was held back."""
+        return all(r.outcome is Outcome.DONE for r in self.results)
+
+    def failures(self) -> tuple[ActionResult, ...]:
+        return tuple(r for r in self.results if r.outcome is not Outcome.DONE)
+
+
+class Journal(Protocol):
+    """Where revisions are numbered and actions recorded (the store)."""
+
+    def revision_for(
+        self, *, service: str, spec_hash: str, spec: Mapping[str, object], image: str
+    ) -> int: ...
+
+    def record(self, kind: str, message: str, *, service: str | None = None, **data: object) -> None: ...
+
+
+@dataclass
+class ServiceController:
+    runtime: Runtime
+    journal: Journal
+    on_result: Callable[[ActionResult], None] = field(default=lambda result: None)
+
+    def observe(self) -> list[ActualContainer]:
+        return self.runtime.list_containers()
+
+    def plan(self, desired: DesiredState, *, allow_mass_prune: bool = False) -> Plan:
+        return diff(desired, self.observe(), allow_mass_prune=allow_mass_prune)
+
+    def reconcile(self, desired: DesiredState, *, allow_mass_prune: bool = False) -> ApplyReport:
+        return self.apply(desired, self.plan(desired, allow_mass_prune=allow_mass_prune))
+
+    def apply(self, desired: DesiredState, plan: Plan) -> ApplyReport:
+        results: list[ActionResult] = []
+        blocked: dict[str, str] = {}  # service -> why its dependents must wait
+        unreachable: str | None = None
+        for action in plan.actions:
+            service = desired.services.get(action.service)  # type: ignore[call-overload]
+            waiting = [d for d in (service.spec.depends_on if service else []) if d in blocked]
+            if unreachable is not None:
+                result = ActionResult(action, Outcome.SKIPPED, unreachable)
+            elif waiting:
+                result = ActionResult(action, Outcome.SKIPPED, f"dependency {waiting[0]} not converged")
+            elif action.kind is ActionKind.CONFLICT:
+                result = ActionResult(action, Outcome.CONFLICT, action.reason)
+            else:
+                try:
+                    self._perform(action, service)
+                    result = ActionResult(action, Outcome.DONE)
+                except RuntimeUnavailable as err:
+                    unreachable = f"Podman unreachable: {err}"
+                    result = ActionResult(action, Outcome.FAILED, str(err))
+                except RuntimeFailure as err:
+                    result = ActionResult(action, Outcome.FAILED, str(err))
+            if result.outcome is not Outcome.DONE:
+                blocked[action.service] = result.detail
+            results.append(result)
+            self._report(result)
+        for action in plan.withheld:
+            result = ActionResult(action, Outcome.WITHHELD, "; ".join(plan.notes))
+            results.append(result)
+            self._report(result)
+        return ApplyReport(plan=plan, results=tuple(results))
+
+    def _perform(self, action: Action, service: DesiredService | None) -> None:
+        name = action.service
+        match action.kind:
+            case ActionKind.REMOVE:
+                self._stop(name, timeout=None)
+                self.runtime.remove_container(name)
+            case ActionKind.START if action.reason == "paused":
+                self.runtime.unpause_container(name)
+            case ActionKind.START:
+                self.runtime.start_container(name)
+            case ActionKind.CREATE | ActionKind.RECREATE | ActionKind.RESTART:
+                assert service is not None  # noqa: S101 -- the diff only plans these for desired services
+                self._ensure_image(service.spec.image)
+                request = self._request(service)
+                if action.kind is not ActionKind.CREATE:
+                    self._stop(name, timeout=service.spec.termination_grace_period_seconds)
+                    self.runtime.remove_container(name)
+                self.runtime.create_container(request)
+                self.runtime.start_container(name)
+            case _:
+                raise AssertionError(f"cannot perform {action.kind}")
+
+    def _stop(self, name: str, *, timeout: int | None) -> None:
+        try:
+            self.runtime.stop_container(name, timeout=10 if timeout is None else timeout)
+        except ContainerMissing:
+            pass  # gone already: the goal of a stop
+
+    def _ensure_image(self, image: str) -> None:
+        if not self.runtime.image_present(image):
+            self.runtime.pull_image(image)
+
+    def _request(self, service: DesiredService) -> ContainerRequest:
+        revision = self.journal.revision_for(
+            service=service.name, spec_hash=service.spec_hash, spec=service.shape, image=service.spec.image
+        )
+        return container_request(service, revision=revision)
+
+    def _report(self, result: ActionResult) -> None:
+        action = result.action
+        event = "action_applied" if result.outcome is Outcome.DONE else "action_not_applied"
+        log_method = log.info if result.outcome is Outcome.DONE else log.warning
+        log_method(
+            event,
+            service=action.service,
+            action=str(action.kind),
+            reason=action.reason,
+            outcome=str(result.outcome),
+            detail=result.detail or None,
+        )
+        self.journal.record(
+            f"action_{result.outcome}",
+            f"{action.kind} {action.service}: {result.detail or action.reason}",
+            service=action.service,
+            action=str(action.kind),
+            reason=action.reason,
+        )
+        self.on_result(result)
+
+
+def container_request(service: DesiredService, *, revision: int) -> ContainerRequest:
+    """The Podman container for one revision of a service, labels included.
+
+    ``command`` and ``args`` follow Kubernetes: ``command`` replaces the
+    image's entrypoint, ``args`` its default arguments; a ``command``
+    without ``args`` runs with no image arguments at all.
+    """
+    spec = service.spec
+    owned = {
+        labels.MANAGED: "true",
+        labels.SERVICE: service.name,
+        labels.SPEC_HASH: service.spec_hash,
+        labels.REVISION: str(revision),
+        labels.SPEC: canonical_json(service.shape).decode(),
+    }
+    args = spec.args if spec.args is not None else ([] if spec.command is not None else None)
+    return ContainerRequest(
+        name=service.name,
+        image=spec.image,
+        labels={**service.labels, **owned},
+        entrypoint=spec.command,
+        command=args,
+        env=spec.env,
+        ports=tuple(spec.ports),
+        volumes=tuple(spec.volumes),
+        memory_bytes=spec.resources.memory,
+        cpus=spec.resources.cpus,
+        stop_signal=spec.stop_signal,
+        stop_timeout=spec.termination_grace_period_seconds,
+        init=spec.init,
+    )

@@ -1,0 +1,87 @@
+"""What paid needs from a container runtime, and how it fails.
+
+Upper layers see only these types. Podman's own exceptions are translated
+into them in ``paid.runtime.podman`` and never travel further.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from paid.state.actual import ActualContainer
+from paid.state.specs import PortMapping, VolumeMount
+
+
+class RuntimeFailure(Exception):
+    """A runtime operation failed. ``transient`` says whether retrying may help."""
+
+    transient: bool = False
+
+
+class RuntimeUnavailable(RuntimeFailure):
+    """The runtime cannot be reached (socket missing, refused, timed out)."""
+
+    transient = True
+
+
+class ImageUnavailable(RuntimeFailure):
+    """The image is neither present nor pullable."""
+
+    def __init__(self, image: str, detail: str) -> None:
+        super().__init__(f"image {image} is not present and could not be pulled: {detail}")
+        self.image = image
+
+
+class ContainerMissing(RuntimeFailure):
+    """The container named in the request does not exist (any more)."""
+
+
+class RequestRejected(RuntimeFailure):
+    """The runtime refused the request (bad spec, name or port in use, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRequest:
+    """Everything needed to create one container."""
+
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    entrypoint: Sequence[str] | None = None
+    command: Sequence[str] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    ports: Sequence[PortMapping] = ()
+    volumes: Sequence[VolumeMount] = ()
+    memory_bytes: int | None = None
+    cpus: float | None = None
+    stop_signal: str | None = None
+    stop_timeout: int = 10
+    init: bool = False
+
+
+class Runtime(Protocol):
+    """The operations a reconcile needs. Each may raise ``RuntimeFailure``."""
+
+    def list_containers(self) -> list[ActualContainer]:
+        """Every container, running or not: one call."""
+        ...
+
+    def image_present(self, image: str) -> bool: ...
+
+    def pull_image(self, image: str) -> None:
+        """Fetch ``image``; raise ``ImageUnavailable`` when that fails."""
+        ...
+
+    def create_container(self, request: ContainerRequest) -> str:
+        """Create (not start) a container; return its ID."""
+        ...
+
+    def start_container(self, name: str) -> None: ...
+
+    def unpause_container(self, name: str) -> None: ...
+
+    def stop_container(self, name: str, *, timeout: int) -> None: ...
+
+    def remove_container(self, name: str) -> None: ...

@@ -1,0 +1,225 @@
+"""The one module that talks to Podman (through podman-py).
+
+Everything Podman can throw is translated here into the ``RuntimeFailure``
+family of ``paid.runtime.base``; no podman-py or requests exception leaves
+this module. Every HTTP request is counted by method and operation, which
+is how tests and benchmarks know that a steady-state pass costs one list
+call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+from podman import PodmanClient
+from podman import errors as podman_errors
+
+from paid.runtime.base import (
+    ContainerMissing,
+    ContainerRequest,
+    ImageUnavailable,
+    RequestRejected,
+    RuntimeFailure,
+    RuntimeUnavailable,
+)
+from paid.state.actual import ActualContainer
+
+DEFAULT_TIMEOUT = 60.0  # seconds per HTTP request; a pull streams within it
+
+
+class PodmanRuntime:
+    """``Runtime`` on a Podman REST API socket (``unix://`` or ``tcp://``)."""
+
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.url = url
+        self.requests: Counter[tuple[str, str]] = Counter()
+        try:
+            self._client = PodmanClient(base_url=url, timeout=timeout)
+        except (ValueError, podman_errors.PodmanError) as err:
+            raise RuntimeUnavailable(f"cannot use Podman URL {url!r}: {err}") from err
+        self._client.api.hooks["response"].append(self._count)
+
+    def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.requests[(response.request.method or "GET", _operation(response.request.path_url))] += 1
+
+    @property
+    def mutating_requests(self) -> int:
+        return sum(n for (method, _), n in self.requests.items() if method != "GET")
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- Runtime -------------------------------------------------------
+
+    def version(self) -> str:
+        with _translated("version"):
+            return str(self._client.version()["Version"])
+
+    def list_containers(self) -> list[ActualContainer]:
+        with _translated("list containers"):
+            listed = self._client.containers.list(all=True, sparse=True)
+        return [_actual(c.attrs) for c in listed]
+
+    def image_present(self, image: str) -> bool:
+        with _translated(f"look up image {image}"):
+            return bool(self._client.images.exists(image))
+
+    def pull_image(self, image: str) -> None:
+        # podman-py's pull swallows errors; read the stream ourselves.
+        with _translated(f"pull {image}"):
+            response = self._client.api.post(
+                "/images/pull", params={"reference": image, "policy": "missing"}, stream=True
+            )
+            problems: list[str] = []
+            for line in response.iter_lines():
+                with contextlib.suppress(ValueError):
+                    report = json.loads(line)
+                    if isinstance(report, dict) and report.get("error"):
+                        problems.append(str(report["error"]).strip())
+            if response.status_code >= 400 or problems:
+                detail = problems[-1] if problems else f"HTTP {response.status_code}"
+                raise ImageUnavailable(image, detail)
+
+    def create_container(self, request: ContainerRequest) -> str:
+        kwargs: dict[str, Any] = {
+            "name": request.name,
+            "labels": dict(request.labels),
+            "environment": dict(request.env),
+            "stop_timeout": request.stop_timeout,
+            "init": request.init,
+        }
+        if request.entrypoint is not None:
+            kwargs["entrypoint"] = list(request.entrypoint)
+        if request.command is not None:
+            kwargs["command"] = list(request.command)
+        if request.ports:
+            kwargs["ports"] = {
+                f"{p.container_port}/{p.protocol}": (p.host_ip, p.host_port) for p in request.ports
+            }
+        if request.volumes:
+            kwargs["volumes"] = {
+                v.source: {"bind": v.destination, "mode": "ro" if v.read_only else "rw"}
+                for v in request.volumes
+            }
+        if request.memory_bytes is not None:
+            kwargs["mem_limit"] = request.memory_bytes
+        if request.cpus is not None:
+            kwargs["cpu_period"] = 100_000
+            kwargs["cpu_quota"] = int(request.cpus * 100_000)
+        if request.stop_signal is not None:
+            kwargs["stop_signal"] = _signal_number(request.stop_signal)
+        with _translated(f"create {request.name}", image=request.image):
+            container = self._client.containers.create(request.image, **kwargs)
+        return str(container.id)
+
+    def start_container(self, name: str) -> None:
+        self._post(name, "start")
+
+    def unpause_container(self, name: str) -> None:
+        self._post(name, "unpause")
+
+    def stop_container(self, name: str, *, timeout: int) -> None:
+        self._post(name, "stop", params={"timeout": timeout}, read_timeout=timeout + 30)
+
+    def remove_container(self, name: str) -> None:
+        with _translated(f"remove {name}"):
+            response = self._client.api.delete(
+                f"/containers/{name}", params={"force": True, "v": False}
+            )
+            response.raise_for_status(not_found=podman_errors.NotFound)
+
+    def _post(
+        self,
+        name: str,
+        verb: str,
+        *,
+        params: dict[str, Any] | None = None,
+        read_timeout: float | None = None,
+    ) -> None:
+        # Straight to the API: podman-py's Container.start() and friends first
+        # need a Container object, which costs an inspect we do not need.
+        with _translated(f"{verb} {name}"):
+            response = self._client.api.post(
+                f"/containers/{name}/{verb}", params=params or {}, timeout=read_timeout
+            )
+            if response.status_code == 304:  # already in that state
+                return
+            response.raise_for_status(not_found=podman_errors.NotFound)
+
+
+def _actual(attrs: dict[str, Any]) -> ActualContainer:
+    names = attrs.get("Names") or [""]
+    return ActualContainer(
+        id=str(attrs.get("Id", "")),
+        name=str(names[0]).lstrip("/"),
+        image=str(attrs.get("Image", "")),
+        state=str(attrs.get("State", "unknown")).lower(),
+        exit_code=int(attrs.get("ExitCode") or 0),
+        labels=dict(attrs.get("Labels") or {}),
+    )
+
+
+def _signal_number(name: str) -> int:
+    if name.isdigit():
+        return int(name)
+    upper = name.upper()
+    return int(signal.Signals[upper if upper.startswith("SIG") else f"SIG{upper}"])
+
+
+def _operation(path: str) -> str:
+    """``/v5.8.0/libpod/containers/web/start?x=1`` -> ``containers/start``: few, fixed labels."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    if parts and parts[0].startswith("v") and parts[0][1:2].isdigit():
+        parts = parts[1:]
+    if parts and parts[0] == "libpod":
+        parts = parts[1:]
+    if not parts:
+        return "/"
+    if len(parts) >= 3:
+        return f"{parts[0]}/{parts[-1]}"
+    if len(parts) == 2 and parts[1] not in ("json", "create", "pull"):
+        return f"{parts[0]}/item"
+    return "/".join(parts)
+
+
+@contextlib.contextmanager
+def _translated(what: str, *, image: str | None = None) -> Iterator[None]:
+    try:
+        yield
+    except RuntimeFailure:
+        raise
+    except podman_errors.ImageNotFound as err:
+        raise ImageUnavailable(image or "?", _explain(err)) from err
+    except podman_errors.NotFound as err:
+        raise ContainerMissing(f"{what}: {_explain(err)}") from err
+    except podman_errors.APIError as err:
+        status = err.response.status_code if err.response is not None else None
+        detail = _explain(err)
+        if status is None:
+            raise RuntimeUnavailable(f"{what}: Podman is unreachable ({detail})") from err
+        if image is not None and "image not known" in detail:
+            raise ImageUnavailable(image, detail) from err
+        if status == 404:
+            raise ContainerMissing(f"{what}: {detail}") from err
+        if status in (400, 409, 422):
+            raise RequestRejected(f"{what}: {detail}") from err
+        failure = RuntimeFailure(f"{what}: Podman answered {status}: {detail}")
+        failure.transient = status >= 500 and "image not known" not in detail
+        raise failure from err
+    except (requests.ConnectionError, requests.Timeout, ConnectionError) as err:
+        raise RuntimeUnavailable(f"{what}: Podman is unreachable ({err})") from err
+    except podman_errors.PodmanError as err:
+        raise RuntimeFailure(f"{what}: {err}") from err
+    except requests.RequestException as err:
+        raise RuntimeUnavailable(f"{what}: {err}") from err
+
+
+def _explain(err: Exception) -> str:
+    explanation = getattr(err, "explanation", None)
+    return str(explanation or err).strip()

@@ -1,0 +1,54 @@
+"""The actual side: what Podman reports, reduced to what a diff needs.
+
+Built from one list call. Nothing here asks Podman for more: a field that
+would need an inspect per container does not belong in this model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from paid.state import labels
+
+# Podman's container states, as the list endpoint spells them.
+RUNNING = "running"
+PAUSED = "paused"
+NOT_STARTED = frozenset({"created", "configured", "initialized"})
+EXITED = frozenset({"exited", "stopped"})
+
+
+@dataclass(frozen=True, slots=True)
+class ActualContainer:
+    """One container as Podman lists it."""
+
+    id: str
+    name: str
+    image: str
+    state: str
+    exit_code: int = 0
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def managed(self) -> bool:
+        return self.labels.get(labels.MANAGED) == "true"
+
+    @property
+    def spec_hash(self) -> str | None:
+        return self.labels.get(labels.SPEC_HASH)
+
+    @property
+    def revision(self) -> int | None:
+        value = self.labels.get(labels.REVISION, "")
+        return int(value) if value.isdigit() else None
+
+    @property
+    def shape(self) -> Mapping[str, Any] | None:
+        """The container shape recorded at creation, when readable."""
+        try:
+            value = json.loads(self.labels.get(labels.SPEC, ""))
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None

@@ -1,0 +1,79 @@
+"""The desired side after loading: validated services in dependency order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from paid.state.specs import ServiceName, ServiceSpec
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredService:
+    """One valid ``Service`` document, with its hash and where it came from."""
+
+    name: ServiceName
+    labels: Mapping[str, str]
+    spec: ServiceSpec
+    spec_hash: str
+    shape: Mapping[str, Any]
+    source: str = ""  # "file:line", for messages
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    """All desired services, iterated in dependency order (then by name)."""
+
+    services: Mapping[ServiceName, DesiredService] = field(default_factory=dict)
+    order: tuple[ServiceName, ...] = ()
+
+    @classmethod
+    def of(cls, services: Mapping[ServiceName, DesiredService]) -> DesiredState:
+        """Build from an acyclic set of services (the loader checks cycles)."""
+        return cls(services=dict(services), order=dependency_order(services))
+
+    def __iter__(self) -> Iterator[DesiredService]:
+        return (self.services[name] for name in self.order)
+
+    def __len__(self) -> int:
+        return len(self.services)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.services
+
+    def dependents(self, name: ServiceName) -> frozenset[ServiceName]:
+        """Every service that needs ``name``, directly or through others."""
+        found: set[ServiceName] = set()
+        frontier = [name]
+        while frontier:
+            current = frontier.pop()
+            for svc in self.services.values():
+                if current in svc.spec.depends_on and svc.name not in found:
+                    found.add(svc.name)
+                    frontier.append(svc.name)
+        return frozenset(found)
+
+
+def dependency_order(services: Mapping[ServiceName, DesiredService]) -> tuple[ServiceName, ...]:
+    """Kahn's algorithm with names as the tie-break: deterministic.
+
+    Dependencies on names outside ``services`` are ignored here (the loader
+    reports them); members of a cycle come last, in name order.
+    """
+    pending = {
+        name: {ServiceName(d) for d in svc.spec.depends_on if d in services}
+        for name, svc in services.items()
+    }
+    order: list[ServiceName] = []
+    while pending:
+        ready = sorted(name for name, deps in pending.items() if not deps)
+        if not ready:
+            order.extend(sorted(pending))
+            break
+        for name in ready:
+            order.append(name)
+            del pending[name]
+        for deps in pending.values():
+            deps.difference_update(ready)
+    return tuple(order)

@@ -1,0 +1,113 @@
+"""``diff(desired, actual) -> Plan``: the pure heart of paid.
+
+No Podman, no clock, no logging, no randomness: the same inputs give the
+same plan, in the same order, every time. Reconciliation is level-based:
+whatever woke the controller, the plan is computed from the whole of both
+sides.
+
+Drift is judged from the ``paid.spec-hash`` label, never from inspect
+fields that Podman fills with its own defaults. The ``paid.spec`` label
+only serves to name the fields that changed.
+
+Ordering: removals first (an orphan may hold a port a new service needs),
+then the desired services in dependency order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from paid.state import actual as states
+from paid.state.actual import ActualContainer
+from paid.state.desired import DesiredService, DesiredState
+from paid.state.plans import Action, ActionKind, Plan
+from paid.state.specs import RestartPolicy
+
+MASS_PRUNE_OVERRIDE = "--allow-mass-prune"
+
+
+def diff(
+    desired: DesiredState,
+    actual: Iterable[ActualContainer],
+    *,
+    allow_mass_prune: bool = False,
+) -> Plan:
+    """Compute the plan that converges ``actual`` to ``desired``.
+
+    A plan that would remove more than half of the managed services (an
+    emptied or broken checkout) keeps those removals in ``withheld`` and
+    says why, unless ``allow_mass_prune`` is set.
+    """
+    by_name: dict[str, ActualContainer] = {}
+    for container in actual:
+        by_name.setdefault(container.name, container)
+
+    managed = sorted(name for name, c in by_name.items() if c.managed)
+    removals = tuple(
+        Action(ActionKind.REMOVE, name, "no longer in the desired state")
+        for name in managed
+        if name not in desired
+    )
+    notes: list[str] = []
+    withheld: tuple[Action, ...] = ()
+    if removals and not allow_mass_prune and len(removals) * 2 > len(managed):
+        withheld, removals = removals, ()
+        notes.append(
+            f"mass-prune guard: {len(withheld)} of {len(managed)} managed services would be "
+            f"removed; nothing removed (pass {MASS_PRUNE_OVERRIDE} if this is intended)"
+        )
+
+    actions = list(removals)
+    for service in desired:
+        action = _diff_service(service, by_name.get(service.name))
+        if action is not None:
+            actions.append(action)
+    return Plan(actions=tuple(actions), withheld=withheld, notes=tuple(notes))
+
+
+def _diff_service(service: DesiredService, container: ActualContainer | None) -> Action | None:
+    name = service.name
+    if container is None:
+        return Action(ActionKind.CREATE, name, "no container")
+    if not container.managed:
+        return Action(
+            ActionKind.CONFLICT,
+            name,
+            f"container {container.id[:12]} holds the name and is not managed by paid",
+        )
+    if container.spec_hash != service.spec_hash:
+        changed = changed_fields(container.shape, service.shape)
+        return Action(ActionKind.RECREATE, name, _drift_reason(changed, container), changed)
+    return _diff_running_state(service, container)
+
+
+def _diff_running_state(service: DesiredService, container: ActualContainer) -> Action | None:
+    state = container.state
+    if state == states.RUNNING:
+        return None
+    if state == states.PAUSED:
+        return Action(ActionKind.START, service.name, "paused")
+    if state in states.NOT_STARTED:
+        return Action(ActionKind.START, service.name, f"{state}, never started")
+    if state in states.EXITED:
+        policy = service.spec.restart_policy
+        failed = container.exit_code != 0
+        if policy is RestartPolicy.ALWAYS or (policy is RestartPolicy.ON_FAILURE and failed):
+            return Action(ActionKind.START, service.name, f"exited with code {container.exit_code}")
+    # Other states (stopping, removing) are transitions: look again next pass.
+    return None
+
+
+def changed_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> tuple[str, ...]:
+    """Top-level fields whose values differ, sorted; empty when unknowable."""
+    if old is None:
+        return ()
+    keys = set(old) | set(new)
+    return tuple(sorted(k for k in keys if old.get(k) != new.get(k)))
+
+
+def _drift_reason(changed: tuple[str, ...], container: ActualContainer) -> str:
+    if not changed:
+        return "spec hash differs (created by another paid version or by hand)"
+    return "spec changed: " + ", ".join(changed)

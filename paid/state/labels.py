@@ -1,0 +1,15 @@
+"""The labels by which paid recognises what it owns.
+
+They are the contract with whatever else runs on the host: a container
+without ``paid.managed=true`` is never stopped, changed or removed.
+"""
+
+from typing import Final
+
+MANAGED: Final = "paid.managed"
+SERVICE: Final = "paid.service"
+SPEC_HASH: Final = "paid.spec-hash"
+REVISION: Final = "paid.revision"
+# The normalized container shape as JSON; lets a plan say *which* fields
+# drifted without any inspect call or store lookup.
+SPEC: Final = "paid.spec"

@@ -1,0 +1,404 @@
+"""Loading a desired-state directory: YAML in, ``DesiredState`` or errors out.
+
+Validation happens here, before anything touches Podman, and reports as
+much as it can in one go: every error of every file, each as
+``file:line: field: message``.
+
+YAML is read safely and within limits. Documents are *composed* (not
+constructed) so that every value keeps the line it came from; the node
+tree is then turned into plain Python values by a walk that counts nodes
+(aliases included, which stops "billion laughs" documents), rejects
+duplicate keys (PyYAML would silently keep the last) and records the line
+of every path for the pydantic errors to point at.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from paid.state.desired import DesiredService, DesiredState
+from paid.state.specs import ServiceDocument, ServiceName, shape_of, spec_hash
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES_PER_DOCUMENT = 10_000
+MAX_DEPTH = 64
+MAX_FILES = 2_000
+SUFFIXES = (".yaml", ".yml")
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LoadError:
+    """One problem with the desired state, pointing at where it is."""
+
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """A valid ``desired`` state, or the errors that prevent one."""
+
+    desired: DesiredState | None
+    errors: tuple[LoadError, ...] = ()
+    files: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.desired is not None
+
+
+@dataclass(slots=True)
+class _Document:
+    file: str
+    index: int
+    value: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line_of(self, path: Sequence[str | int]) -> int:
+        """The line of the deepest known prefix of ``path``."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(tuple(path[:end]))
+            if line is not None:
+                return line
+        return 1
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, line: int) -> None:
+        super().__init__(key)
+        self.key, self.line = key, line
+
+
+def load_directory(
+    directory: str | os.PathLike[str],
+    *,
+    allowed_host_paths: Iterable[str] = (),
+) -> LoadResult:
+    """Load and validate every ``*.yaml``/``*.yml`` file under ``directory``.
+
+    Hidden files and directories (``.git``) are skipped. Host-path volumes
+    must lie under one of ``allowed_host_paths``.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        return LoadResult(None, (LoadError(str(root), 0, "", "not a directory"),))
+    files = sorted(_yaml_files(root))
+    errors: list[LoadError] = []
+    if len(files) > MAX_FILES:
+        errors.append(LoadError(str(root), 0, "", f"more than {MAX_FILES} YAML files"))
+        files = files[:MAX_FILES]
+    documents: list[_Document] = []
+    for path in files:
+        docs, file_errors = _read_file(path, display=_display(path))
+        documents.extend(docs)
+        errors.extend(file_errors)
+
+    services: dict[ServiceName, DesiredService] = {}
+    where: dict[str, tuple[_Document, ServiceDocument]] = {}
+    # Names of documents that failed validation still exist: a dependency on
+    # one is not "missing", the document is broken (and reported as such).
+    mentioned = {_raw_name(doc) for doc in documents} - {None}
+    for doc in documents:
+        parsed = _validate(doc, errors)
+        if parsed is None:
+            continue
+        name = ServiceName(parsed.metadata.name)
+        if name in where:
+            first = where[name][0]
+            errors.append(
+                LoadError(
+                    doc.file,
+                    doc.line_of(("metadata", "name")),
+                    "metadata.name",
+                    f"service {name!r} is already defined at "
+                    f"{first.file}:{first.line_of(('metadata', 'name'))}",
+                )
+            )
+            continue
+        where[name] = (doc, parsed)
+        shape = shape_of(name=name, labels=parsed.metadata.labels, spec=parsed.spec)
+        services[name] = DesiredService(
+            name=name,
+            labels=parsed.metadata.labels,
+            spec=parsed.spec,
+            spec_hash=spec_hash(name=name, labels=parsed.metadata.labels, spec=parsed.spec),
+            shape=shape,
+            source=f"{doc.file}:{doc.line_of(())}",
+        )
+
+    errors.extend(
+        _cross_checks(where, known=mentioned, allowed_host_paths=tuple(allowed_host_paths))
+    )
+    shown = tuple(_display(p) for p in files)
+    if errors:
+        return LoadResult(None, tuple(sorted(set(errors))), shown)
+    return LoadResult(DesiredState.of(services), (), shown)
+
+
+def _raw_name(doc: _Document) -> str | None:
+    metadata = doc.value.get("metadata") if isinstance(doc.value, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _yaml_files(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.endswith(SUFFIXES) and not name.startswith("."):
+                yield Path(dirpath, name)
+
+
+def _read_file(path: Path, *, display: str) -> tuple[list[_Document], list[LoadError]]:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return [], [LoadError(display, 0, "", f"file is {size} bytes; limit {MAX_FILE_BYTES}")]
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        return [], [LoadError(display, 0, "", f"not UTF-8 text ({err.reason} at byte {err.start})")]
+    except OSError as err:
+        return [], [LoadError(display, 0, "", f"cannot read: {err.strerror}")]
+
+    documents: list[_Document] = []
+    errors: list[LoadError] = []
+    try:
+        for index, node in enumerate(yaml.compose_all(text, Loader=_Loader)):
+            if node is None:
+                continue
+            doc = _Document(display, index, None)
+            counter = [0]
+            try:
+                doc.value = _to_python(node, (), doc.lines, counter)
+            except _TooLarge:
+                errors.append(
+                    LoadError(
+                        display,
+                        node.start_mark.line + 1,
+                        "",
+                        f"document is nested deeper than {MAX_DEPTH} levels or expands to "
+                        f"more than {MAX_NODES_PER_DOCUMENT} nodes (aliases included)",
+                    )
+                )
+                continue
+            except _DuplicateKey as dup:
+                errors.append(LoadError(display, dup.line, dup.key, "duplicate key"))
+                continue
+            if doc.value is not None:
+                documents.append(doc)
+    except RecursionError:
+        errors.append(LoadError(display, 0, "", f"nested deeper than {MAX_DEPTH} levels"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        line = mark.line + 1 if mark is not None else 0
+        problem = getattr(err, "problem", None) or str(err)
+        errors.append(LoadError(display, line, "", f"invalid YAML: {problem}"))
+    return documents, errors
+
+
+_scalars = yaml.constructor.SafeConstructor()
+
+
+def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int], counter: list[int]) -> Any:
+    counter[0] += 1
+    if counter[0] > MAX_NODES_PER_DOCUMENT or len(path) > MAX_DEPTH:
+        raise _TooLarge
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        explicit: set[Any] = set()
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                for key, value in _merged(value_node, path, lines, counter).items():
+                    result.setdefault(key, value)
+                continue
+            key = _to_python(key_node, (*path, "<key>"), {}, counter)
+            if not isinstance(key, str | int | bool | float) and key is not None:
+                raise _DuplicateKey(_dotted(path) or "<root>", key_node.start_mark.line + 1)
+            if key in explicit:
+                raise _DuplicateKey(_dotted((*path, str(key))), key_node.start_mark.line + 1)
+            explicit.add(key)
+            child = (*path, key if isinstance(key, str) else str(key))
+            lines[child] = key_node.start_mark.line + 1
+            result[key] = _to_python(value_node, child, lines, counter)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _to_python(item, (*path, i), lines, counter) for i, item in enumerate(node.value)
+        ]
+    return _scalars.construct_object(node, deep=True)
+
+
+def _merged(node: yaml.Node, path: Path_, lines: dict[Path_, int], counter: list[int]) -> dict[Any, Any]:
+    """The mappings named by a ``<<:`` merge key, earlier ones winning."""
+    sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    merged: dict[Any, Any] = {}
+    for source in sources:
+        value = _to_python(source, path, lines, counter)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                merged.setdefault(key, item)
+    return merged
+
+
+def _validate(doc: _Document, errors: list[LoadError]) -> ServiceDocument | None:
+    if not isinstance(doc.value, dict):
+        errors.append(
+            LoadError(doc.file, doc.line_of(()), "", "a document must be a mapping (apiVersion, kind, ...)")
+        )
+        return None
+    try:
+        return ServiceDocument.model_validate(doc.value)
+    except ValidationError as err:
+        for item in err.errors():
+            loc = tuple(item["loc"])
+            errors.append(
+                LoadError(
+                    doc.file, doc.line_of(loc), _dotted(loc), _message(item["type"], item["msg"], loc)
+                )
+            )
+        return None
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(kind: str, msg: str, loc: tuple[str | int, ...] = ()) -> str:
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "string_type" and len(loc) >= 2 and loc[-2] in ("env", "labels"):
+        return "must be a string (quote values such as true, 1 or 1.0)"
+    if kind == "string_pattern_mismatch":
+        return "must be 1-63 lowercase letters, digits or '-', starting with a letter or digit"
+    if kind == "greater_than_equal" and loc[-1:] == ("memory",):
+        return "must be at least 6Mi (runc refuses less)"
+    return msg.removeprefix("Value error, ")
+
+
+def _cross_checks(
+    where: dict[str, tuple[_Document, ServiceDocument]],
+    *,
+    known: set[str | None],
+    allowed_host_paths: tuple[str, ...],
+) -> list[LoadError]:
+    errors: list[LoadError] = []
+    names = set(where)
+    claimed: list[tuple[str, Any]] = []
+    for name in sorted(where):
+        doc, parsed = where[name]
+        spec = parsed.spec
+        for i, port in enumerate(spec.ports):
+            for other_name, other in claimed:
+                if port.overlaps(other):
+                    errors.append(
+                        LoadError(
+                            doc.file,
+                            doc.line_of(("spec", "ports", i)),
+                            f"spec.ports[{i}]",
+                            f"host port {port.host_port}/{port.protocol} is already claimed "
+                            f"by service {other_name!r}",
+                        )
+                    )
+            claimed.append((name, port))
+        for i, dep in enumerate(spec.depends_on):
+            loc = ("spec", "dependsOn", i)
+            if dep == name:
+                errors.append(LoadError(doc.file, doc.line_of(loc), _dotted(loc), "a service cannot depend on itself"))
+            elif dep not in names and dep not in known:
+                errors.append(
+                    LoadError(doc.file, doc.line_of(loc), _dotted(loc), f"no service named {dep!r}")
+                )
+        for i, volume in enumerate(spec.volumes):
+            if volume.is_host_path and not _allowed(volume.source, allowed_host_paths):
+                loc = ("spec", "volumes", i)
+                allowed = ", ".join(allowed_host_paths) or "none configured"
+                errors.append(
+                    LoadError(
+                        doc.file,
+                        doc.line_of(loc),
+                        _dotted(loc),
+                        f"host path {volume.source} is not under an allowed prefix "
+                        f"({allowed}; see --allow-host-path)",
+                    )
+                )
+    for cycle in _cycles({n: [d for d in p.spec.depends_on if d in names and d != n] for n, (_, p) in where.items()}):
+        doc, _ = where[cycle[0]]
+        errors.append(
+            LoadError(
+                doc.file,
+                doc.line_of(("spec", "dependsOn")),
+                "spec.dependsOn",
+                "dependency cycle: " + " -> ".join([*cycle, cycle[0]]),
+            )
+        )
+    return errors
+
+
+def _allowed(path: str, prefixes: tuple[str, ...]) -> bool:
+    path = posixpath.normpath(path)
+    for prefix in prefixes:
+        prefix = posixpath.normpath(prefix)
+        if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Each elementary cycle found by depth-first search, once, smallest name first."""
+    found: dict[frozenset[str], list[str]] = {}
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph.get(node, [])):
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep):]
+                start = cycle.index(min(cycle))
+                found.setdefault(frozenset(cycle), cycle[start:] + cycle[:start])
+            elif dep not in state:
+                visit(dep)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return list(found.values())

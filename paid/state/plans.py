@@ -1,0 +1,69 @@
+"""A plan: what it takes to move the actual state to the desired one.
+
+Plans are values. They say what to do and why; the executor in
+``paid.controllers.services`` does it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class ActionKind(StrEnum):
+    CREATE = "create"  # no container holds the name
+    RECREATE = "recreate"  # the container's spec hash differs: replace it, stop-first
+    START = "start"  # the right container, not running
+    RESTART = "restart"  # the right container, running but unhealthy
+    REMOVE = "remove"  # a managed container no longer desired
+    CONFLICT = "conflict"  # an unmanaged container holds a desired name: left alone
+
+
+MUTATING = frozenset(
+    {ActionKind.CREATE, ActionKind.RECREATE, ActionKind.START, ActionKind.RESTART, ActionKind.REMOVE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    kind: ActionKind
+    service: str
+    reason: str
+    changed: tuple[str, ...] = ()  # for recreate: the top-level fields that differ
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"action": str(self.kind), "service": self.service}
+        out["reason"] = self.reason
+        if self.changed:
+            out["changed"] = list(self.changed)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Actions in the order to apply them, and what a guard held back."""
+
+    actions: tuple[Action, ...] = ()
+    withheld: tuple[Action, ...] = ()  # not to be applied; see ``notes``
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        """True when the host already matches: nothing to do, nothing held back."""
+        return not self.actions and not self.withheld
+
+    @property
+    def mutating(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.kind in MUTATING)
+
+    @property
+    def conflicts(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.kind is ActionKind.CONFLICT)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "actions": [a.to_json() for a in self.actions],
+            "withheld": [a.to_json() for a in self.withheld],
+            "notes": list(self.notes),
+        }

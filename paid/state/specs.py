@@ -1,0 +1,428 @@
+"""The desired side: what a ``Service`` document may say, and its normal form.
+
+Field names and defaults follow Kubernetes where Kubernetes has the concept
+(``livenessProbe``, ``periodSeconds: 10``, ``restartPolicy: Always``,
+``revisionHistoryLimit: 10``) so that users bring their habits. Every model
+is frozen and rejects unknown fields: a typo is an error, never a silently
+ignored setting.
+
+Short-hand strings (ports, volumes, memory sizes) are parsed into structured
+values here, once, so that ``"18080:8080"`` and ``"0.0.0.0:18080:8080/tcp"``
+are the same port and hash the same.
+
+The *spec hash* covers exactly the fields that shape the container Podman
+runs (image, command, env, ports, ...). Fields that only steer the
+controller (probes, rollout, restart policy, dependencies) are left out:
+tuning a probe takes effect without replacing a running container.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import posixpath
+import re
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, NewType, Self
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+ServiceName = NewType("ServiceName", str)
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+_VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,251}[A-Za-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SIGNAL = re.compile(r"^(SIG)?[A-Z0-9+-]+$|^[0-9]{1,2}$")
+# Reference grammar after distribution/reference, simplified: an optional
+# registry host[:port], path components, then ``:tag`` and/or ``@sha256:...``.
+_IMAGE = re.compile(
+    r"^(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?"
+    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+_MEMORY = re.compile(r"^(?P<value>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[KMGT]i?|[kmgt]|[KMGT]B|B)?$")
+_MEMORY_UNITS = {
+    None: 1,
+    "B": 1,
+    "k": 1000,
+    "K": 1000,
+    "KB": 1000,
+    "M": 1000**2,
+    "m": 1000**2,
+    "MB": 1000**2,
+    "G": 1000**3,
+    "g": 1000**3,
+    "GB": 1000**3,
+    "T": 1000**4,
+    "t": 1000**4,
+    "TB": 1000**4,
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": 1024**3,
+    "Ti": 1024**4,
+}
+MIN_MEMORY_BYTES = 6 * 1024 * 1024  # runc refuses less than 6 MiB
+
+
+class _Model(BaseModel):
+    """Base of every desired-state model: frozen, camelCase, strict about keys."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        str_strip_whitespace=False,
+    )
+
+
+# -- short-hand values ------------------------------------------------------
+
+
+class PortProtocol(StrEnum):
+    TCP = "tcp"
+    UDP = "udp"
+
+
+class PortMapping(_Model):
+    """One published port, parsed from ``[ip:]host:container[/tcp|udp]``."""
+
+    host_ip: str = "0.0.0.0"  # noqa: S104 -- Podman's own default for -p
+    host_port: int = Field(ge=1, le=65535)
+    container_port: int = Field(ge=1, le=65535)
+    protocol: PortProtocol = PortProtocol.TCP
+
+    def __str__(self) -> str:
+        ip = f"[{self.host_ip}]" if ":" in self.host_ip else self.host_ip
+        return f"{ip}:{self.host_port}:{self.container_port}/{self.protocol}"
+
+    def overlaps(self, other: PortMapping) -> bool:
+        """Whether both would bind the same host socket."""
+        if (self.protocol, self.host_port) != (other.protocol, other.host_port):
+            return False
+        wildcard = {"0.0.0.0", "::"}  # noqa: S104
+        return self.host_ip == other.host_ip or bool({self.host_ip, other.host_ip} & wildcard)
+
+
+def _parse_port(value: Any) -> Any:
+    if not isinstance(value, str):
+        if isinstance(value, int):
+            raise ValueError(f"write ports as 'host:container', got the bare number {value}")
+        return value
+    text, _, proto = value.partition("/")
+    proto = proto or "tcp"
+    if text.startswith("["):
+        ip, sep, rest = text[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"bad IPv6 address in port {value!r}")
+        parts = [ip, *rest.split(":")]
+    else:
+        parts = text.split(":")
+    if len(parts) == 2:
+        parts.insert(0, "0.0.0.0")  # noqa: S104
+    if len(parts) != 3:
+        raise ValueError(f"port {value!r} is not '[ip:]host:container[/tcp|udp]'")
+    ip, host, container = parts
+    try:
+        ipaddress.ip_address(ip)
+    except ValueError:
+        raise ValueError(f"port {value!r}: {ip!r} is not an IP address") from None
+    if not (host.isdigit() and container.isdigit()):
+        raise ValueError(f"port {value!r}: host and container ports must be numbers")
+    if proto not in ("tcp", "udp"):
+        raise ValueError(f"port {value!r}: protocol must be tcp or udp")
+    return {
+        "host_ip": ip,
+        "host_port": int(host),
+        "container_port": int(container),
+        "protocol": proto,
+    }
+
+
+Port = Annotated[PortMapping, BeforeValidator(_parse_port), PlainSerializer(str)]
+
+
+class VolumeMount(_Model):
+    """One mount, parsed from ``source:/dest[:ro|rw]``.
+
+    A source starting with ``/`` is a host path (subject to the host-path
+    allow-list, checked by the loader, which knows the host's policy); any
+    other source is a named Podman volume.
+    """
+
+    source: str
+    destination: str
+    read_only: bool = False
+
+    @property
+    def is_host_path(self) -> bool:
+        return self.source.startswith("/")
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.destination}:{'ro' if self.read_only else 'rw'}"
+
+
+def _parse_volume(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    parts = value.split(":")
+    if len(parts) not in (2, 3):
+        raise ValueError(f"volume {value!r} is not 'source:/destination[:ro|rw]'")
+    source, destination = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise ValueError(f"volume {value!r}: mode must be ro or rw, not {mode!r}")
+    if not destination.startswith("/"):
+        raise ValueError(f"volume {value!r}: the destination must be an absolute path")
+    if source.startswith("/"):
+        if ".." in source.split("/"):
+            raise ValueError(f"volume {value!r}: host paths may not contain '..'")
+        source = posixpath.normpath(source)
+    elif not _VOLUME_NAME.match(source):
+        raise ValueError(f"volume {value!r}: {source!r} is neither a volume name nor a host path")
+    return {
+        "source": source,
+        "destination": posixpath.normpath(destination),
+        "read_only": mode == "ro",
+    }
+
+
+Volume = Annotated[VolumeMount, BeforeValidator(_parse_volume), PlainSerializer(str)]
+
+
+def parse_memory(value: Any) -> Any:
+    """Turn ``256Mi`` / ``512M`` / ``1G`` / bytes into a byte count."""
+    if isinstance(value, bool):
+        raise ValueError("memory must be a size such as 256Mi")
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str):
+        return value
+    match = _MEMORY.match(value.strip())
+    if not match:
+        raise ValueError(f"memory {value!r} is not a size such as 256Mi, 512M or 1G")
+    return int(float(match["value"]) * _MEMORY_UNITS[match["unit"]])
+
+
+def parse_cpus(value: Any) -> Any:
+    """Accept ``0.5``, ``2`` or the Kubernetes millicore form ``500m``."""
+    if isinstance(value, str) and value.endswith("m") and value[:-1].isdigit():
+        return int(value[:-1]) / 1000
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"cpus {value!r} is not a number such as 0.5 or 500m") from None
+    return value
+
+
+class Resources(_Model):
+    memory: Annotated[int, BeforeValidator(parse_memory), Field(ge=MIN_MEMORY_BYTES)] | None = None
+    cpus: Annotated[float, BeforeValidator(parse_cpus), Field(gt=0, le=1024)] | None = None
+
+
+# -- probes and rollout (acted on by the health controller) ------------------
+
+
+class HttpGetAction(_Model):
+    port: int = Field(ge=1, le=65535)
+    path: str = "/"
+    host: str | None = None
+    scheme: Literal["HTTP", "HTTPS"] = "HTTP"
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("path must start with '/'")
+        return value
+
+
+class TcpSocketAction(_Model):
+    port: int = Field(ge=1, le=65535)
+    host: str | None = None
+
+
+class ExecAction(_Model):
+    command: list[str] = Field(min_length=1)
+
+
+class Probe(_Model):
+    """A Kubernetes-style probe: exactly one handler plus its timing."""
+
+    http_get: HttpGetAction | None = None
+    tcp_socket: TcpSocketAction | None = None
+    exec: ExecAction | None = None
+    initial_delay_seconds: int = Field(default=0, ge=0)
+    period_seconds: int = Field(default=10, ge=1)
+    timeout_seconds: int = Field(default=1, ge=1)
+    success_threshold: int = Field(default=1, ge=1)
+    failure_threshold: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _one_handler(self) -> Self:
+        handlers = [h for h in (self.http_get, self.tcp_socket, self.exec) if h is not None]
+        if len(handlers) != 1:
+            raise ValueError("a probe needs exactly one of httpGet, tcpSocket, exec")
+        return self
+
+
+class RestartPolicy(StrEnum):
+    ALWAYS = "Always"
+    ON_FAILURE = "OnFailure"
+    NEVER = "Never"
+
+
+class RolloutStrategy(StrEnum):
+    RECREATE = "Recreate"
+    CANARY = "Canary"
+
+
+class Canary(_Model):
+    ports: list[Port] = Field(default_factory=list)
+    duration_seconds: int = Field(default=60, ge=1)
+
+
+class Rollout(_Model):
+    strategy: RolloutStrategy = RolloutStrategy.RECREATE
+    min_ready_seconds: int = Field(default=10, ge=0)
+    progress_deadline_seconds: int = Field(default=600, ge=1)
+    auto_rollback: bool = True
+    canary: Canary | None = None
+
+    @model_validator(mode="after")
+    def _canary_settings(self) -> Self:
+        if self.canary is not None and self.strategy is not RolloutStrategy.CANARY:
+            raise ValueError("canary settings need strategy: Canary")
+        return self
+
+
+# -- the service ------------------------------------------------------------
+
+
+def _check_image(value: str) -> str:
+    match = _IMAGE.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not an image reference")
+    if match["digest"] is None and match["tag"] is None:
+        raise ValueError(f"{value!r} is not pinned: add a tag other than 'latest' or a digest")
+    if match["digest"] is None and match["tag"] == "latest":
+        raise ValueError(f"{value!r} is not pinned: 'latest' moves; use a version tag or digest")
+    return value
+
+
+class Metadata(_Model):
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _label_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _LABEL_KEY.match(key):
+                raise ValueError(f"label key {key!r} is not valid")
+            if key.startswith("paid."):
+                raise ValueError(f"label key {key!r}: the paid. prefix is reserved")
+        return value
+
+
+class ServiceSpec(_Model):
+    image: str
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    ports: list[Port] = Field(default_factory=list)
+    volumes: list[Volume] = Field(default_factory=list)
+    depends_on: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list)
+    restart_policy: RestartPolicy = RestartPolicy.ALWAYS
+    resources: Resources = Field(default_factory=Resources)
+    stop_signal: str | None = None
+    termination_grace_period_seconds: int = Field(default=10, ge=0, le=3600)
+    init: bool = False
+    liveness_probe: Probe | None = None
+    readiness_probe: Probe | None = None
+    startup_probe: Probe | None = None
+    rollout: Rollout = Field(default_factory=Rollout)
+    revision_history_limit: int = Field(default=10, ge=1)
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        return _check_image(value)
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _ENV_NAME.match(key):
+                raise ValueError(f"environment variable name {key!r} is not valid")
+        return value
+
+    @field_validator("stop_signal")
+    @classmethod
+    def _signal(cls, value: str | None) -> str | None:
+        if value is not None and not _SIGNAL.match(value):
+            raise ValueError(f"{value!r} is not a signal name such as SIGTERM")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_mounts_and_ports(self) -> Self:
+        destinations = [v.destination for v in self.volumes]
+        if len(destinations) != len(set(destinations)):
+            raise ValueError("two volumes mount on the same destination")
+        for i, port in enumerate(self.ports):
+            for other in self.ports[:i]:
+                if port.overlaps(other):
+                    raise ValueError(f"port {port} is published twice")
+        return self
+
+    # Fields that steer paid, not the container: changing them never
+    # replaces a running container.
+    CONTROLLER_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "depends_on",
+            "restart_policy",
+            "liveness_probe",
+            "readiness_probe",
+            "startup_probe",
+            "rollout",
+            "revision_history_limit",
+        }
+    )
+
+    def container_shape(self) -> dict[str, Any]:
+        """The normalized, JSON-ready fields that define the container."""
+        return self.model_dump(mode="json", by_alias=True, exclude=set(self.CONTROLLER_FIELDS))
+
+
+class ServiceDocument(_Model):
+    api_version: Literal["paid/v1"]
+    kind: Literal["Service"]
+    metadata: Metadata
+    spec: ServiceSpec
+
+
+def spec_hash(*, name: str, labels: dict[str, str], spec: ServiceSpec) -> str:
+    """sha256 of the normalized container shape: the ``paid.spec-hash`` label."""
+    return hashlib.sha256(canonical_json(shape_of(name=name, labels=labels, spec=spec))).hexdigest()
+
+
+def shape_of(*, name: str, labels: dict[str, str], spec: ServiceSpec) -> dict[str, Any]:
+    """Everything that defines the container, as one JSON-ready mapping."""
+    return {"name": name, "labels": dict(sorted(labels.items())), **spec.container_shape()}
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
