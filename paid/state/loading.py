@@ -35,6 +35,9 @@ SUFFIXES = (".yaml", ".yml")
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")
+)
 
 Path_ = tuple[str | int, ...]
 
@@ -84,6 +87,12 @@ class _Document:
 
 class _TooLarge(Exception):
     pass
+
+
+class _BadTag(Exception):
+    def __init__(self, tag: str, line: int) -> None:
+        super().__init__(tag)
+        self.tag, self.line = tag, line
 
 
 class _DuplicateKey(Exception):
@@ -211,6 +220,11 @@ def _read_file(path: Path, *, display: str) -> tuple[list[_Document], list[LoadE
                     )
                 )
                 continue
+            except _BadTag as bad:
+                errors.append(
+                    LoadError(display, bad.line, "", f"YAML tag {bad.tag} is not allowed here")
+                )
+                continue
             except _DuplicateKey as dup:
                 errors.append(LoadError(display, dup.line, dup.key, "duplicate key"))
                 continue
@@ -234,6 +248,8 @@ def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int], counter: l
     if counter[0] > MAX_NODES_PER_DOCUMENT or len(path) > MAX_DEPTH:
         raise _TooLarge
     lines.setdefault(path, node.start_mark.line + 1)
+    if node.tag not in _PLAIN_TAGS:
+        raise _BadTag(node.tag, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         explicit: set[Any] = set()

@@ -141,6 +141,8 @@ def _parse_port(value: Any) -> Any:
         raise ValueError(f"port {value!r}: {ip!r} is not an IP address") from None
     if not (host.isdigit() and container.isdigit()):
         raise ValueError(f"port {value!r}: host and container ports must be numbers")
+    if not (1 <= int(host) <= 65535 and 1 <= int(container) <= 65535):
+        raise ValueError(f"port {value!r}: port numbers run from 1 to 65535")
     if proto not in ("tcp", "udp"):
         raise ValueError(f"port {value!r}: protocol must be tcp or udp")
     return {

@@ -1,0 +1,270 @@
+"""A hermetic Podman for the test suite.
+
+``PodmanService.start`` runs ``podman system service`` with its own
+``--root``, ``--runroot``, socket and ``containers.conf`` under a temporary
+directory, so the suite never sees or touches the host's containers or
+images. Test images are made locally from Debian's static busybox with
+``podman import``: no registry is needed (none is reachable here).
+
+The service's events go to a file (``events_logger = "file"``), which the
+tests read to count what really happened, independently of paid's own
+bookkeeping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BUSYBOX = Path(os.environ.get("PAID_TEST_BUSYBOX", "/bin/busybox"))
+IMAGE_REPO = "localhost/paid-test/busybox"
+IMAGE = f"{IMAGE_REPO}:1"
+IMAGE_V2 = f"{IMAGE_REPO}:2"
+MUTATING_EVENTS = frozenset(
+    {"create", "init", "start", "stop", "kill", "remove", "restart", "pause", "unpause", "rename"}
+)
+
+CONTAINERS_CONF = """\
+[containers]
+# At or below this host's hard limits, or runc cannot start anything.
+default_ulimits = ["nofile=4096:4096", "nproc=8192:8192"]
+log_driver = "k8s-file"
+
+[engine]
+# crun rejects this host's hybrid cgroup layout.
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{events}"
+"""
+
+
+def _hard_limit(resource: int, wanted: int) -> int:
+    import resource as res
+
+    _, hard = res.getrlimit(resource)
+    return wanted if hard == res.RLIM_INFINITY else min(wanted, hard)
+
+
+@dataclass
+class PodmanService:
+    base: Path
+    process: subprocess.Popen[bytes] | None = None
+    _env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def socket(self) -> Path:
+        return self.base / "podman.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def events_log(self) -> Path:
+        return self.base / "events.log"
+
+    @classmethod
+    def start(cls, base: Path) -> PodmanService:
+        import resource
+
+        base.mkdir(parents=True, exist_ok=True)
+        nofile = _hard_limit(resource.RLIMIT_NOFILE, 4096)
+        nproc = _hard_limit(resource.RLIMIT_NPROC, 8192)
+        conf = CONTAINERS_CONF.format(events=base / "events.log")
+        conf = conf.replace("nofile=4096:4096", f"nofile={nofile}:{nofile}")
+        conf = conf.replace("nproc=8192:8192", f"nproc={nproc}:{nproc}")
+        (base / "containers.conf").write_text(conf)
+        env = {k: v for k, v in os.environ.items() if k not in ("CONTAINER_HOST", "DOCKER_HOST")}
+        env["CONTAINERS_CONF"] = str(base / "containers.conf")
+        service = cls(base=base, _env=env)
+        service.resume()
+        return service
+
+    def _global(self) -> list[str]:
+        return ["--root", str(self.base / "root"), "--runroot", str(self.base / "runroot")]
+
+    def resume(self) -> None:
+        """(Re)start the API service on the same storage and socket."""
+        log = (self.base / "service.log").open("ab")
+        self.process = subprocess.Popen(
+            ["podman", *self._global(), "system", "service", "--time=0", self.url],
+            env=self._env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.ping():
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"podman service exited: {(self.base / 'service.log').read_text()}")
+            time.sleep(0.05)
+        raise RuntimeError("podman service did not come up within 30 s")
+
+    def pause(self) -> None:
+        """Stop the API service (containers keep running): 'Podman went away'."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+        with contextlib.suppress(FileNotFoundError):
+            self.socket.unlink()
+
+    def ping(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(1)
+                sock.connect(str(self.socket))
+                sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+                return b"OK" in sock.recv(1024)
+        except OSError:
+            return False
+
+    def podman(self, *args: str, check: bool = True, input: bytes | None = None) -> str:
+        """Run the podman CLI directly on this service's storage."""
+        result = subprocess.run(
+            ["podman", *self._global(), *args],
+            env=self._env,
+            capture_output=True,
+            check=False,
+            input=input,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"podman {' '.join(args)} failed ({result.returncode}): {result.stderr.decode()}"
+            )
+        return result.stdout.decode()
+
+    def containers(self) -> list[dict[str, Any]]:
+        return list(json.loads(self.podman("ps", "-a", "--format", "json") or "[]"))
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        return dict(json.loads(self.podman("container", "inspect", name))[0])
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.events_log.exists():
+            return []
+        out = []
+        for line in self.events_log.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
+    def event_mark(self) -> int:
+        return len(self.events())
+
+    def container_events_since(self, mark: int) -> list[tuple[str, str]]:
+        """(status, container name) of every container event after ``mark``."""
+        return [
+            (e.get("Status", ""), e.get("Name", ""))
+            for e in self.events()[mark:]
+            if e.get("Type") == "container"
+        ]
+
+    def clean(self) -> None:
+        self.podman("rm", "--all", "--force", "--time", "0", check=False)
+        self.podman("volume", "prune", "--force", check=False)
+
+    def build_images(self) -> None:
+        """Import a busybox tree as IMAGE and tag it IMAGE_V2."""
+        if self.podman("images", "-q", IMAGE, check=False).strip():
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            tar_path = Path(tmp) / "rootfs.tar"
+            with tarfile.open(tar_path, "w") as tar:
+                _add_dir(tar, "bin")
+                _add_dir(tar, "tmp", mode=0o1777)
+                _add_dir(tar, "www")
+                _add_dir(tar, "data")
+                tar.add(BUSYBOX, arcname="bin/busybox")
+                page = b"<h1>paid test</h1>\n"
+                info = tarfile.TarInfo("www/index.html")
+                info.size = len(page)
+                tar.addfile(info, io.BytesIO(page))
+                applets = subprocess.run(
+                    [str(BUSYBOX), "--list"], capture_output=True, text=True, check=True
+                ).stdout.split()
+                for applet in applets:
+                    if applet != "busybox":
+                        info = tarfile.TarInfo(f"bin/{applet}")
+                        info.type = tarfile.SYMTYPE
+                        info.linkname = "busybox"
+                        tar.addfile(info)
+            self.podman(
+                "import", "--change", "ENV PATH=/bin", "--change", 'CMD ["sh"]', str(tar_path), IMAGE
+            )
+        self.podman("tag", IMAGE, IMAGE_V2)
+
+    def stop(self) -> None:
+        self.clean()
+        self.pause()
+        self.podman("system", "reset", "--force", check=False)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = mode
+    tar.addfile(info)
+
+
+def service_doc(name: str, **spec: Any) -> dict[str, Any]:
+    """A Service document with test-friendly defaults (busybox, fast stops)."""
+    body: dict[str, Any] = {
+        "image": IMAGE,
+        "command": ["sleep", "3600"],
+        "init": True,
+        "terminationGracePeriodSeconds": 2,
+    }
+    body.update(spec)
+    return {"apiVersion": "paid/v1", "kind": "Service", "metadata": {"name": name}, "spec": body}
+
+
+def write_services(directory: Path, *docs: dict[str, Any], filename: str = "services.yaml") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / filename
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def env(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -1,0 +1,46 @@
+"""Small constructors for desired and actual values in unit tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paid.controllers.services import container_request
+from paid.state.actual import ActualContainer
+from paid.state.desired import DesiredService, DesiredState
+from paid.state.specs import ServiceDocument, ServiceName, shape_of, spec_hash
+
+
+def desired_service(name: str, **spec: Any) -> DesiredService:
+    spec.setdefault("image", "localhost/app:1")
+    doc = ServiceDocument.model_validate(
+        {"apiVersion": "paid/v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+    )
+    labels = doc.metadata.labels
+    return DesiredService(
+        name=ServiceName(name),
+        labels=labels,
+        spec=doc.spec,
+        spec_hash=spec_hash(name=name, labels=labels, spec=doc.spec),
+        shape=shape_of(name=name, labels=labels, spec=doc.spec),
+    )
+
+
+def desired(*services: DesiredService) -> DesiredState:
+    return DesiredState.of({s.name: s for s in services})
+
+
+def running(service: DesiredService, *, state: str = "running", exit_code: int = 0) -> ActualContainer:
+    """The container paid would have made for ``service``, in ``state``."""
+    request = container_request(service, revision=1)
+    return ActualContainer(
+        id=f"id-{service.name}",
+        name=service.name,
+        image=request.image,
+        state=state,
+        exit_code=exit_code,
+        labels=dict(request.labels),
+    )
+
+
+def unmanaged(name: str, state: str = "running") -> ActualContainer:
+    return ActualContainer(id=f"id-{name}", name=name, image="docker.io/x:1", state=state)

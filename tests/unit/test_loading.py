@@ -1,0 +1,166 @@
+"""The loader: YAML to DesiredState, or file:line errors, never half of each."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from paid.state.loading import MAX_FILE_BYTES, load_directory
+from paid.state.specs import spec_hash
+
+GOLDEN = Path(__file__).parent.parent / "golden"
+EXAMPLE = Path(__file__).parent.parent.parent / "desired-state"
+_EXPECT = re.compile(r"^# expect: (.*)$", re.MULTILINE)
+
+
+def _golden_invalid() -> list[object]:
+    return [pytest.param(p, id=p.stem) for p in sorted((GOLDEN / "invalid").glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("source", _golden_invalid())
+def test_golden_invalid_file_reports_exactly_the_expected_errors(source: Path, tmp_path: Path) -> None:
+    """Each golden file lists its expected errors in `# expect:` comments; all are reported."""
+    target = tmp_path / source.name
+    shutil.copy(source, target)
+    expected = sorted(
+        f"{target}:{line.replace('FILE', str(target))}" for line in _EXPECT.findall(source.read_text())
+    )
+
+    result = load_directory(tmp_path)
+
+    assert expected
+    assert result.desired is None
+    assert expected == sorted(str(e) for e in result.errors)
+
+
+def test_example_desired_state_is_valid_and_ordered_by_dependency() -> None:
+    """The shipped example loads, and db comes before the web that depends on it."""
+    result = load_directory(EXAMPLE)
+
+    assert result.errors == ()
+    assert result.desired is not None
+    order = list(result.desired.order)
+    assert order.index("db") < order.index("web")
+    assert {"db", "web", "worker"} == set(order)
+
+
+def test_errors_of_several_files_are_reported_together(tmp_path: Path) -> None:
+    """One pass reports the problems of every file, not just the first."""
+    (tmp_path / "a.yaml").write_text("apiVersion: paid/v1\nkind: Service\nmetadata: {name: a}\nspec: {}\n")
+    (tmp_path / "b.yml").write_text("apiVersion: paid/v1\nkind: Service\nmetadata: {name: b}\nspec: {image: x}\n")
+
+    result = load_directory(tmp_path)
+
+    assert {("a.yaml", "spec.image"), ("b.yml", "spec.image")} == {
+        (Path(e.file).name, e.field) for e in result.errors
+    }
+
+
+def test_hidden_directories_and_other_files_are_ignored(tmp_path: Path) -> None:
+    """.git and non-YAML files are not desired state."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "x.yaml").write_text("not: [valid")
+    (tmp_path / "README.md").write_text("# hello")
+    (tmp_path / "nested").mkdir()
+    (tmp_path / "nested" / "s.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Service\nmetadata: {name: s}\nspec: {image: 'localhost/s:1'}\n"
+    )
+
+    result = load_directory(tmp_path)
+
+    assert result.desired is not None
+    assert ["s"] == list(result.desired.order)
+
+
+def test_oversized_file_is_refused_unread(tmp_path: Path) -> None:
+    """A file over the size limit is an error, not a memory spike."""
+    (tmp_path / "big.yaml").write_text("# " + "x" * MAX_FILE_BYTES)
+
+    result = load_directory(tmp_path)
+
+    assert result.desired is None
+    assert "limit" in result.errors[0].message
+
+
+def test_non_utf8_file_is_an_error(tmp_path: Path) -> None:
+    """Binary junk gets a clear message with the byte offset."""
+    (tmp_path / "bin.yaml").write_bytes(b"apiVersion: \xff\xfe\n")
+
+    result = load_directory(tmp_path)
+
+    assert ["not UTF-8 text (invalid start byte at byte 12)"] == [e.message for e in result.errors]
+
+
+def test_python_tags_are_refused(tmp_path: Path) -> None:
+    """Safe loading: no object construction from tags."""
+    (tmp_path / "evil.yaml").write_text("a: !!python/object/apply:os.system ['true']\n")
+
+    result = load_directory(tmp_path)
+
+    assert result.desired is None
+    assert "YAML tag tag:yaml.org,2002:python/object/apply:os.system is not allowed here" == result.errors[0].message
+
+
+def test_missing_directory_is_an_error(tmp_path: Path) -> None:
+    """A wrong path is reported, not taken for an empty desired state."""
+    result = load_directory(tmp_path / "nope")
+
+    assert result.desired is None
+    assert "not a directory" == result.errors[0].message
+
+
+def test_merge_keys_are_supported_and_explicit_keys_win(tmp_path: Path) -> None:
+    """`<<: *defaults` works as users know it from compose files."""
+    (tmp_path / "m.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Service\nmetadata: {name: m}\n"
+        "spec:\n  <<: {image: 'localhost/a:1', init: true}\n  image: localhost/b:2\n"
+    )
+
+    result = load_directory(tmp_path)
+
+    assert result.desired is not None
+    spec = result.desired.services["m"].spec  # type: ignore[index]
+    assert ("localhost/b:2", True) == (spec.image, spec.init)
+
+
+def test_equivalent_spellings_hash_the_same(tmp_path: Path) -> None:
+    """'18080:80' and '0.0.0.0:18080:80/tcp' are one port; order of keys does not matter."""
+    hashes = []
+    for i, (port, env) in enumerate([("18080:80", "{A: '1', B: '2'}"), ("0.0.0.0:18080:80/tcp", "{B: '2', A: '1'}")]):
+        d = tmp_path / str(i)
+        d.mkdir()
+        (d / "s.yaml").write_text(
+            "apiVersion: paid/v1\nkind: Service\nmetadata: {name: s}\n"
+            f"spec: {{image: 'localhost/s:1', ports: ['{port}'], env: {env}}}\n"
+        )
+        result = load_directory(d)
+        assert result.desired is not None
+        hashes.append(result.desired.services["s"].spec_hash)  # type: ignore[index]
+    assert hashes[0] == hashes[1]
+
+
+def test_controller_fields_do_not_change_the_hash(tmp_path: Path) -> None:
+    """Tuning a probe or the rollout must not replace a running container."""
+    result = load_directory(EXAMPLE)
+    assert result.desired is not None
+    web = result.desired.services["web"]  # type: ignore[index]
+    tuned = web.spec.model_copy(update={"rollout": web.spec.rollout.model_copy(update={"min_ready_seconds": 99})})
+
+    assert spec_hash(name=web.name, labels=dict(web.labels), spec=tuned) == web.spec_hash
+    changed = web.spec.model_copy(update={"image": "localhost/paid-example/busybox:9"})
+    assert spec_hash(name=web.name, labels=dict(web.labels), spec=changed) != web.spec_hash
+
+
+def test_host_path_under_allowed_prefix_is_accepted(tmp_path: Path) -> None:
+    """The allow-list is a prefix match on whole path components."""
+    (tmp_path / "h.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Service\nmetadata: {name: h}\n"
+        "spec: {image: 'localhost/h:1', volumes: ['/srv/data/h:/data', '/srv/database:/db']}\n"
+    )
+
+    result = load_directory(tmp_path, allowed_host_paths=["/srv/data"])
+
+    assert ["spec.volumes[1]"] == [e.field for e in result.errors]
