@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[p for p in (_env("ALLOW_HOST_PATHS") or "").split(":") if p],
         metavar="PREFIX",
-        help="host paths under PREFIX may be mounted (repeatable; env PAID_ALLOW_HOST_PATHS, ':'-separated)",
+        help="host paths under PREFIX may be mounted "
+        "(repeatable; env PAID_ALLOW_HOST_PATHS, ':'-separated)",
     )
     guard = argparse.ArgumentParser(add_help=False)
     guard.add_argument(
@@ -87,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"paid {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser(
-        "validate", parents=[loading, output], help="check a desired-state directory (0 valid, 1 not)"
+        "validate",
+        parents=[loading, output],
+        help="check a desired-state directory (0 valid, 1 not)",
     )
     sub.add_parser(
         "plan",
@@ -95,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="show what apply would do (0 nothing, 2 changes, 1 error)",
     )
     apply = sub.add_parser(
-        "apply", parents=[common, loading, guard], help="converge once and exit (0 converged, 1 not)"
+        "apply",
+        parents=[common, loading, guard],
+        help="converge once and exit (0 converged, 1 not)",
     )
     apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     sub.add_parser(
@@ -107,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(getattr(args, "log_format", "auto"))
-    command = {"validate": _validate, "plan": _plan, "apply": _apply, "status": _status}[args.command]
+    command = {"validate": _validate, "plan": _plan, "apply": _apply, "status": _status}[
+        args.command
+    ]
     try:
         return command(args)
     except RuntimeFailure as err:
@@ -243,7 +250,11 @@ def _status(args: argparse.Namespace) -> int:
     statuses = service_statuses(desired, actual, revisions=revisions)
     if args.output == "json":
         doc: dict[str, Any] = {
-            "desiredState": {"dir": args.dir, "valid": result.ok, "errors": [str(e) for e in result.errors]},
+            "desiredState": {
+                "dir": args.dir,
+                "valid": result.ok,
+                "errors": [str(e) for e in result.errors],
+            },
             "services": [s.to_json() for s in statuses],
         }
         _out(json.dumps(doc, indent=2))

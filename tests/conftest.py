@@ -29,7 +29,9 @@ def podman_session() -> Iterator[PodmanService]:
     if shutil.which("podman") is None:
         pytest.fail("podman is not installed: run scripts/install-deps (CI does)")
     # A short base path: unix socket paths are limited to 108 bytes.
-    base = Path(tempfile.mkdtemp(prefix="paid-podman-", dir=os.environ.get("PAID_TEST_TMP", "/tmp")))
+    base = Path(
+        tempfile.mkdtemp(prefix="paid-podman-", dir=os.environ.get("PAID_TEST_TMP", "/tmp"))
+    )
     service = PodmanService.start(base)
     try:
         service.build_images()

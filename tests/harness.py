@@ -17,6 +17,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -24,7 +25,6 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,11 +54,9 @@ events_logfile_path = "{events}"
 """
 
 
-def _hard_limit(resource: int, wanted: int) -> int:
-    import resource as res
-
-    _, hard = res.getrlimit(resource)
-    return wanted if hard == res.RLIM_INFINITY else min(wanted, hard)
+def _hard_limit(which: int, wanted: int) -> int:
+    _, hard = resource.getrlimit(which)
+    return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
 
 
 @dataclass
@@ -81,8 +79,6 @@ class PodmanService:
 
     @classmethod
     def start(cls, base: Path) -> PodmanService:
-        import resource
-
         base.mkdir(parents=True, exist_ok=True)
         nofile = _hard_limit(resource.RLIMIT_NOFILE, 4096)
         nproc = _hard_limit(resource.RLIMIT_NPROC, 8192)
@@ -114,7 +110,9 @@ class PodmanService:
             if self.ping():
                 return
             if self.process.poll() is not None:
-                raise RuntimeError(f"podman service exited: {(self.base / 'service.log').read_text()}")
+                raise RuntimeError(
+                    f"podman service exited: {(self.base / 'service.log').read_text()}"
+                )
             time.sleep(0.05)
         raise RuntimeError("podman service did not come up within 30 s")
 
@@ -213,7 +211,13 @@ class PodmanService:
                         info.linkname = "busybox"
                         tar.addfile(info)
             self.podman(
-                "import", "--change", "ENV PATH=/bin", "--change", 'CMD ["sh"]', str(tar_path), IMAGE
+                "import",
+                "--change",
+                "ENV PATH=/bin",
+                "--change",
+                'CMD ["sh"]',
+                str(tar_path),
+                IMAGE,
             )
         self.podman("tag", IMAGE, IMAGE_V2)
 
@@ -254,17 +258,3 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def env(**values: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

@@ -16,6 +16,7 @@ never costs a running service.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -76,7 +77,9 @@ class Journal(Protocol):
         self, *, service: str, spec_hash: str, spec: Mapping[str, object], image: str
     ) -> int: ...
 
-    def record(self, kind: str, message: str, *, service: str | None = None, **data: object) -> None: ...
+    def record(
+        self, kind: str, message: str, *, service: str | None = None, **data: object
+    ) -> None: ...
 
 
 @dataclass
@@ -104,7 +107,9 @@ class ServiceController:
             if unreachable is not None:
                 result = ActionResult(action, Outcome.SKIPPED, unreachable)
             elif waiting:
-                result = ActionResult(action, Outcome.SKIPPED, f"dependency {waiting[0]} not converged")
+                result = ActionResult(
+                    action, Outcome.SKIPPED, f"dependency {waiting[0]} not converged"
+                )
             elif action.kind is ActionKind.CONFLICT:
                 result = ActionResult(action, Outcome.CONFLICT, action.reason)
             else:
@@ -149,10 +154,8 @@ class ServiceController:
                 raise AssertionError(f"cannot perform {action.kind}")
 
     def _stop(self, name: str, *, timeout: int | None) -> None:
-        try:
+        with contextlib.suppress(ContainerMissing):  # gone already: the goal of a stop
             self.runtime.stop_container(name, timeout=10 if timeout is None else timeout)
-        except ContainerMissing:
-            pass  # gone already: the goal of a stop
 
     def _ensure_image(self, image: str) -> None:
         if not self.runtime.image_present(image):
@@ -160,7 +163,10 @@ class ServiceController:
 
     def _request(self, service: DesiredService) -> ContainerRequest:
         revision = self.journal.revision_for(
-            service=service.name, spec_hash=service.spec_hash, spec=service.shape, image=service.spec.image
+            service=service.name,
+            spec_hash=service.spec_hash,
+            spec=service.shape,
+            image=service.spec.image,
         )
         return container_request(service, revision=revision)
 

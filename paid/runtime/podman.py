@@ -46,7 +46,9 @@ class PodmanRuntime:
         self._client.api.hooks["response"].append(self._count)
 
     def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self.requests[(response.request.method or "GET", _operation(response.request.path_url))] += 1
+        self.requests[
+            (response.request.method or "GET", _operation(response.request.path_url))
+        ] += 1
 
     @property
     def mutating_requests(self) -> int:

@@ -53,7 +53,9 @@ class LoadError:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,13 +271,13 @@ def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int], counter: l
             result[key] = _to_python(value_node, child, lines, counter)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [
-            _to_python(item, (*path, i), lines, counter) for i, item in enumerate(node.value)
-        ]
+        return [_to_python(item, (*path, i), lines, counter) for i, item in enumerate(node.value)]
     return _scalars.construct_object(node, deep=True)
 
 
-def _merged(node: yaml.Node, path: Path_, lines: dict[Path_, int], counter: list[int]) -> dict[Any, Any]:
+def _merged(
+    node: yaml.Node, path: Path_, lines: dict[Path_, int], counter: list[int]
+) -> dict[Any, Any]:
     """The mappings named by a ``<<:`` merge key, earlier ones winning."""
     sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
     merged: dict[Any, Any] = {}
@@ -290,7 +292,12 @@ def _merged(node: yaml.Node, path: Path_, lines: dict[Path_, int], counter: list
 def _validate(doc: _Document, errors: list[LoadError]) -> ServiceDocument | None:
     if not isinstance(doc.value, dict):
         errors.append(
-            LoadError(doc.file, doc.line_of(()), "", "a document must be a mapping (apiVersion, kind, ...)")
+            LoadError(
+                doc.file,
+                doc.line_of(()),
+                "",
+                "a document must be a mapping (apiVersion, kind, ...)",
+            )
         )
         return None
     try:
@@ -300,7 +307,10 @@ def _validate(doc: _Document, errors: list[LoadError]) -> ServiceDocument | None
             loc = tuple(item["loc"])
             errors.append(
                 LoadError(
-                    doc.file, doc.line_of(loc), _dotted(loc), _message(item["type"], item["msg"], loc)
+                    doc.file,
+                    doc.line_of(loc),
+                    _dotted(loc),
+                    _message(item["type"], item["msg"], loc),
                 )
             )
         return None
@@ -355,7 +365,14 @@ def _cross_checks(
         for i, dep in enumerate(spec.depends_on):
             loc = ("spec", "dependsOn", i)
             if dep == name:
-                errors.append(LoadError(doc.file, doc.line_of(loc), _dotted(loc), "a service cannot depend on itself"))
+                errors.append(
+                    LoadError(
+                        doc.file,
+                        doc.line_of(loc),
+                        _dotted(loc),
+                        "a service cannot depend on itself",
+                    )
+                )
             elif dep not in names and dep not in known:
                 errors.append(
                     LoadError(doc.file, doc.line_of(loc), _dotted(loc), f"no service named {dep!r}")
@@ -373,7 +390,9 @@ def _cross_checks(
                         f"({allowed}; see --allow-host-path)",
                     )
                 )
-    for cycle in _cycles({n: [d for d in p.spec.depends_on if d in names and d != n] for n, (_, p) in where.items()}):
+    for cycle in _cycles(
+        {n: [d for d in p.spec.depends_on if d in names and d != n] for n, (_, p) in where.items()}
+    ):
         doc, _ = where[cycle[0]]
         errors.append(
             LoadError(
@@ -388,8 +407,8 @@ def _cross_checks(
 
 def _allowed(path: str, prefixes: tuple[str, ...]) -> bool:
     path = posixpath.normpath(path)
-    for prefix in prefixes:
-        prefix = posixpath.normpath(prefix)
+    for allowed in prefixes:
+        prefix = posixpath.normpath(allowed)
         if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
             return True
     return False
@@ -406,7 +425,7 @@ def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
         stack.append(node)
         for dep in sorted(graph.get(node, [])):
             if state.get(dep) == 1:
-                cycle = stack[stack.index(dep):]
+                cycle = stack[stack.index(dep) :]
                 start = cycle.index(min(cycle))
                 found.setdefault(frozenset(cycle), cycle[start:] + cycle[:start])
             elif dep not in state:

@@ -21,7 +21,13 @@ class ActionKind(StrEnum):
 
 
 MUTATING = frozenset(
-    {ActionKind.CREATE, ActionKind.RECREATE, ActionKind.START, ActionKind.RESTART, ActionKind.REMOVE}
+    {
+        ActionKind.CREATE,
+        ActionKind.RECREATE,
+        ActionKind.START,
+        ActionKind.RESTART,
+        ActionKind.REMOVE,
+    }
 )
 
 

@@ -17,13 +17,22 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from testcontainers.core.container import DockerContainer
 
 from paid.cli import main
 from paid.controllers.services import ServiceController
 from paid.runtime.podman import PodmanRuntime
 from paid.state.loading import load_directory
 from paid.state.store import Store
-from tests.harness import IMAGE, IMAGE_V2, MUTATING_EVENTS, PodmanService, free_port, service_doc, write_services
+from tests.harness import (
+    IMAGE,
+    IMAGE_V2,
+    MUTATING_EVENTS,
+    PodmanService,
+    free_port,
+    service_doc,
+    write_services,
+)
 
 
 def paid(podman: PodmanService, state_dir: Path, *args: str) -> int:
@@ -59,13 +68,19 @@ def test_converges_from_empty(podman: PodmanService, desired_dir: Path, state_di
     assert 0 == code
     assert {"db", "web", "worker"} == set(running_ids(podman))
     labels = podman.inspect("web")["Config"]["Labels"]
-    assert ("true", "web", "1") == (labels["paid.managed"], labels["paid.service"], labels["paid.revision"])
+    assert ("true", "web", "1") == (
+        labels["paid.managed"],
+        labels["paid.service"],
+        labels["paid.revision"],
+    )
     assert 64 == len(labels["paid.spec-hash"])
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
         assert 200 == response.status
 
 
-def test_second_apply_makes_zero_mutating_calls(podman: PodmanService, desired_dir: Path, state_dir: Path) -> None:
+def test_second_apply_makes_zero_mutating_calls(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
     """Idempotence seen twice: paid's own request counter and Podman's events log."""
     three_services(desired_dir, free_port())
     assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
@@ -120,7 +135,9 @@ def test_stopped_container_is_started_not_replaced(
     assert worker_id == running_ids(podman)["worker"]
 
 
-def test_removed_container_is_recreated(podman: PodmanService, desired_dir: Path, state_dir: Path) -> None:
+def test_removed_container_is_recreated(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
     """`podman rm -f` behind paid's back: a new container of the same revision."""
     three_services(desired_dir, free_port())
     assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
@@ -136,15 +153,15 @@ def test_orphan_is_pruned_and_bystander_untouched(
     podman: PodmanService, desired_dir: Path, state_dir: Path
 ) -> None:
     """A service dropped from the directory goes; an unmanaged container stays."""
-    from testcontainers.core.container import DockerContainer
-
     os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"
     os.environ["DOCKER_HOST"] = podman.url
     try:
         with DockerContainer(IMAGE).with_command("sleep 3600").with_name("bystander") as bystander:
             three_services(desired_dir, free_port())
             assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
-            write_services(desired_dir, service_doc("db", volumes=["db-data:/data"]), service_doc("worker"))
+            write_services(
+                desired_dir, service_doc("db", volumes=["db-data:/data"]), service_doc("worker")
+            )
 
             assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
 
@@ -195,7 +212,9 @@ def test_invalid_directory_changes_nothing(
     """A broken file stops the whole apply before Podman is touched: no events at all."""
     three_services(desired_dir, free_port())
     assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
-    (desired_dir / "broken.yaml").write_text("apiVersion: paid/v1\nkind: Service\nmetadata: {name: x}\nspec: {image: nope}\n")
+    (desired_dir / "broken.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Service\nmetadata: {name: x}\nspec: {image: nope}\n"
+    )
     (desired_dir / "services.yaml").unlink()
     mark = podman.event_mark()
     capsys.readouterr()
@@ -273,11 +292,19 @@ def test_status_reports_phases_and_revisions(
     assert 0 == paid(podman, state_dir, "status", str(desired_dir), "--output", "json")
 
     doc = json.loads(capsys.readouterr().out)
-    phases = {s["name"]: (s["phase"], s["runningRevision"], s["desiredRevision"]) for s in doc["services"]}
-    assert {"db": ("Pending", None, 1), "web": ("Running", 1, 1), "worker": ("Stopped", 1, 1)} == phases
+    phases = {
+        s["name"]: (s["phase"], s["runningRevision"], s["desiredRevision"]) for s in doc["services"]
+    }
+    assert {
+        "db": ("Pending", None, 1),
+        "web": ("Running", 1, 1),
+        "worker": ("Stopped", 1, 1),
+    } == phases
 
 
-def test_container_gets_the_spec_it_was_given(podman: PodmanService, desired_dir: Path, state_dir: Path) -> None:
+def test_container_gets_the_spec_it_was_given(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
     """command/args, env, limits, stop signal and mounts reach Podman as written."""
     host_dir = podman.base / "allowed" / "web"
     host_dir.mkdir(parents=True)
@@ -294,7 +321,14 @@ def test_container_gets_the_spec_it_was_given(podman: PodmanService, desired_dir
         ),
     )
 
-    code = paid(podman, state_dir, "apply", str(desired_dir), "--allow-host-path", str(podman.base / "allowed"))
+    code = paid(
+        podman,
+        state_dir,
+        "apply",
+        str(desired_dir),
+        "--allow-host-path",
+        str(podman.base / "allowed"),
+    )
 
     assert 0 == code
     info = podman.inspect("shaped")

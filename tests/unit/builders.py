@@ -29,7 +29,9 @@ def desired(*services: DesiredService) -> DesiredState:
     return DesiredState.of({s.name: s for s in services})
 
 
-def running(service: DesiredService, *, state: str = "running", exit_code: int = 0) -> ActualContainer:
+def running(
+    service: DesiredService, *, state: str = "running", exit_code: int = 0
+) -> ActualContainer:
     """The container paid would have made for ``service``, in ``state``."""
     request = container_request(service, revision=1)
     return ActualContainer(

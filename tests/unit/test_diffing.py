@@ -11,7 +11,9 @@ from paid.state.plans import ActionKind
 from tests.unit.builders import desired, desired_service, running, unmanaged
 
 WEB = desired_service("web", command=["httpd"], ports=["127.0.0.1:8080:80"])
-WEB_V2 = desired_service("web", image="localhost/app:2", command=["httpd"], ports=["127.0.0.1:8080:80"])
+WEB_V2 = desired_service(
+    "web", image="localhost/app:2", command=["httpd"], ports=["127.0.0.1:8080:80"]
+)
 DB = desired_service("db")
 WORKER_ON_FAILURE = desired_service("worker", restartPolicy="OnFailure")
 WORKER_NEVER = desired_service("worker", restartPolicy="Never")
@@ -36,11 +38,22 @@ API = desired_service("api", dependsOn=["db"])
             id="exited-is-started",
         ),
         pytest.param(
-            [WEB], [running(WEB, state="created")], [("start", "web", "created, never started")], id="created-is-started"
+            [WEB],
+            [running(WEB, state="created")],
+            [("start", "web", "created, never started")],
+            id="created-is-started",
         ),
-        pytest.param([WEB], [running(WEB, state="paused")], [("start", "web", "paused")], id="paused-is-unpaused"),
         pytest.param(
-            [WORKER_ON_FAILURE], [running(WORKER_ON_FAILURE, state="exited", exit_code=0)], [], id="onfailure-clean-exit-stays"
+            [WEB],
+            [running(WEB, state="paused")],
+            [("start", "web", "paused")],
+            id="paused-is-unpaused",
+        ),
+        pytest.param(
+            [WORKER_ON_FAILURE],
+            [running(WORKER_ON_FAILURE, state="exited", exit_code=0)],
+            [],
+            id="onfailure-clean-exit-stays",
         ),
         pytest.param(
             [WORKER_ON_FAILURE],
@@ -48,7 +61,12 @@ API = desired_service("api", dependsOn=["db"])
             [("start", "worker", "exited with code 2")],
             id="onfailure-crash-restarts",
         ),
-        pytest.param([WORKER_NEVER], [running(WORKER_NEVER, state="exited", exit_code=2)], [], id="never-stays-down"),
+        pytest.param(
+            [WORKER_NEVER],
+            [running(WORKER_NEVER, state="exited", exit_code=2)],
+            [],
+            id="never-stays-down",
+        ),
         pytest.param([WEB], [running(WEB, state="stopping")], [], id="transition-waits"),
         pytest.param(
             [WEB, DB],
@@ -56,7 +74,9 @@ API = desired_service("api", dependsOn=["db"])
             [("remove", "worker", "no longer in the desired state")],
             id="orphan-removed",
         ),
-        pytest.param([WEB], [running(WEB), unmanaged("bystander")], [], id="unmanaged-bystander-ignored"),
+        pytest.param(
+            [WEB], [running(WEB), unmanaged("bystander")], [], id="unmanaged-bystander-ignored"
+        ),
         pytest.param(
             [WEB],
             [unmanaged("web")],
@@ -81,7 +101,9 @@ def test_diff_table(want: list, have: list, expected: list) -> None:  # type: ig
 
 def test_recreate_names_every_changed_field() -> None:
     """The reason says which fields drifted, read from the paid.spec label."""
-    changed = desired_service("web", image="localhost/app:2", command=["httpd", "-v"], ports=["127.0.0.1:8080:80"])
+    changed = desired_service(
+        "web", image="localhost/app:2", command=["httpd", "-v"], ports=["127.0.0.1:8080:80"]
+    )
 
     (action,) = diff(desired(changed), [running(WEB)]).actions
 

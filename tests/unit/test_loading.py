@@ -21,12 +21,15 @@ def _golden_invalid() -> list[object]:
 
 
 @pytest.mark.parametrize("source", _golden_invalid())
-def test_golden_invalid_file_reports_exactly_the_expected_errors(source: Path, tmp_path: Path) -> None:
+def test_golden_invalid_file_reports_exactly_the_expected_errors(
+    source: Path, tmp_path: Path
+) -> None:
     """Each golden file lists its expected errors in `# expect:` comments; all are reported."""
     target = tmp_path / source.name
     shutil.copy(source, target)
     expected = sorted(
-        f"{target}:{line.replace('FILE', str(target))}" for line in _EXPECT.findall(source.read_text())
+        f"{target}:{line.replace('FILE', str(target))}"
+        for line in _EXPECT.findall(source.read_text())
     )
 
     result = load_directory(tmp_path)
@@ -49,8 +52,12 @@ def test_example_desired_state_is_valid_and_ordered_by_dependency() -> None:
 
 def test_errors_of_several_files_are_reported_together(tmp_path: Path) -> None:
     """One pass reports the problems of every file, not just the first."""
-    (tmp_path / "a.yaml").write_text("apiVersion: paid/v1\nkind: Service\nmetadata: {name: a}\nspec: {}\n")
-    (tmp_path / "b.yml").write_text("apiVersion: paid/v1\nkind: Service\nmetadata: {name: b}\nspec: {image: x}\n")
+    (tmp_path / "a.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Service\nmetadata: {name: a}\nspec: {}\n"
+    )
+    (tmp_path / "b.yml").write_text(
+        "apiVersion: paid/v1\nkind: Service\nmetadata: {name: b}\nspec: {image: x}\n"
+    )
 
     result = load_directory(tmp_path)
 
@@ -101,7 +108,10 @@ def test_python_tags_are_refused(tmp_path: Path) -> None:
     result = load_directory(tmp_path)
 
     assert result.desired is None
-    assert "YAML tag tag:yaml.org,2002:python/object/apply:os.system is not allowed here" == result.errors[0].message
+    assert (
+        "YAML tag tag:yaml.org,2002:python/object/apply:os.system is not allowed here"
+        == result.errors[0].message
+    )
 
 
 def test_missing_directory_is_an_error(tmp_path: Path) -> None:
@@ -129,7 +139,9 @@ def test_merge_keys_are_supported_and_explicit_keys_win(tmp_path: Path) -> None:
 def test_equivalent_spellings_hash_the_same(tmp_path: Path) -> None:
     """'18080:80' and '0.0.0.0:18080:80/tcp' are one port; order of keys does not matter."""
     hashes = []
-    for i, (port, env) in enumerate([("18080:80", "{A: '1', B: '2'}"), ("0.0.0.0:18080:80/tcp", "{B: '2', A: '1'}")]):
+    for i, (port, env) in enumerate(
+        [("18080:80", "{A: '1', B: '2'}"), ("0.0.0.0:18080:80/tcp", "{B: '2', A: '1'}")]
+    ):
         d = tmp_path / str(i)
         d.mkdir()
         (d / "s.yaml").write_text(
@@ -147,7 +159,9 @@ def test_controller_fields_do_not_change_the_hash(tmp_path: Path) -> None:
     result = load_directory(EXAMPLE)
     assert result.desired is not None
     web = result.desired.services["web"]  # type: ignore[index]
-    tuned = web.spec.model_copy(update={"rollout": web.spec.rollout.model_copy(update={"min_ready_seconds": 99})})
+    tuned = web.spec.model_copy(
+        update={"rollout": web.spec.rollout.model_copy(update={"min_ready_seconds": 99})}
+    )
 
     assert spec_hash(name=web.name, labels=dict(web.labels), spec=tuned) == web.spec_hash
     changed = web.spec.model_copy(update={"image": "localhost/paid-example/busybox:9"})

@@ -66,7 +66,10 @@ def test_missing_image_fails_that_service_and_its_dependents_only(store: Store) 
 
     outcomes = {r.action.service: r.outcome for r in report.results}
     assert {"db": Outcome.FAILED, "api": Outcome.SKIPPED, "other": Outcome.DONE} == outcomes
-    assert "image localhost/missing:1 is not present and could not be pulled" in report.results[0].detail
+    assert (
+        "image localhost/missing:1 is not present and could not be pulled"
+        in report.results[0].detail
+    )
     assert not report.converged
 
 
@@ -170,9 +173,13 @@ def _worlds(draw: st.DrawFn) -> tuple[list, list[ActualContainer]]:  # type: ign
     return list(wanted.values()), actual
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(world=_worlds())
-def test_applying_a_plan_leaves_nothing_to_do(world: tuple[list, list[ActualContainer]], tmp_path: Path) -> None:  # type: ignore[type-arg]
+def test_applying_a_plan_leaves_nothing_to_do(
+    world: tuple[list, list[ActualContainer]], tmp_path: Path
+) -> None:  # type: ignore[type-arg]
     """Property: after applying diff's plan to the fake, diff is empty (mass prune allowed)."""
     wanted, actual = world
     runtime = FakeRuntime(images=set(IMAGES))

@@ -23,9 +23,13 @@ def test_store_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
 def test_reopen_keeps_revisions_and_schema_version(tmp_path: Path) -> None:
     """What was committed is there after reopening; migrations do not rerun."""
     with Store.open(tmp_path) as store:
-        number = store.revision_for(service="web", spec_hash="h1", spec={"image": "a:1"}, image="a:1")
+        number = store.revision_for(
+            service="web", spec_hash="h1", spec={"image": "a:1"}, image="a:1"
+        )
     with Store.open(tmp_path) as store:
-        again = store.revision_for(service="web", spec_hash="h1", spec={"image": "a:1"}, image="a:1")
+        again = store.revision_for(
+            service="web", spec_hash="h1", spec={"image": "a:1"}, image="a:1"
+        )
         revisions = store.revisions("web")
         version = store.schema_version
 
