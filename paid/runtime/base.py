@@ -6,7 +6,7 @@ into them in ``paid.runtime.podman`` and never travel further.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -59,6 +59,31 @@ class ContainerRequest:
     stop_signal: str | None = None
     stop_timeout: int = 10
     init: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeEvent:
+    """Something happened to a container. Says *which*, never what to do."""
+
+    action: str  # Podman's event status: died, oom, remove, health_status, ...
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    health: str | None = None
+
+    @property
+    def service(self) -> str | None:
+        """The paid service this concerns, when the container is managed."""
+        if self.labels.get("paid.managed") == "true":
+            return self.labels.get("paid.service") or self.name
+        return None
+
+
+class EventStream(Protocol):
+    """A blocking iterator of events; ``close()`` from another thread ends it."""
+
+    def __iter__(self) -> Iterator[RuntimeEvent]: ...
+
+    def close(self) -> None: ...
 
 
 class Runtime(Protocol):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import socket
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +26,7 @@ from paid.runtime.base import (
     ContainerRequest,
     ImageUnavailable,
     RequestRejected,
+    RuntimeEvent,
     RuntimeFailure,
     RuntimeUnavailable,
 )
@@ -120,6 +122,18 @@ class PodmanRuntime:
             container = self._client.containers.create(request.image, **kwargs)
         return str(container.id)
 
+    def events(self) -> PodmanEventStream:
+        """Open the container event stream (blocks until events arrive)."""
+        with _translated("watch events"):
+            response = self._client.api.get(
+                "/events",
+                params={"stream": "true", "filters": json.dumps({"type": ["container"]})},
+                stream=True,
+                timeout=(5, None),
+            )
+            response.raise_for_status()
+        return PodmanEventStream(response)
+
     def start_container(self, name: str) -> None:
         self._post(name, "start")
 
@@ -153,6 +167,57 @@ class PodmanRuntime:
             if response.status_code == 304:  # already in that state
                 return
             response.raise_for_status(not_found=podman_errors.NotFound)
+
+
+class PodmanEventStream:
+    """Podman's event stream (``GET /events?stream=true``), containers only."""
+
+    def __init__(self, response: Any) -> None:  # podman-py's APIResponse wraps requests
+        self._response = response
+
+    def __iter__(self) -> Iterator[RuntimeEvent]:
+        with _translated("read events"):
+            try:
+                for line in self._response.iter_lines():
+                    if not line:
+                        continue
+                    event = _event(line)
+                    if event is not None:
+                        yield event
+            except (AttributeError, ValueError) as err:  # the socket was closed under us
+                raise RuntimeUnavailable(f"event stream closed: {err}") from err
+        raise RuntimeUnavailable("event stream ended")
+
+    def close(self) -> None:
+        # Closing the response does not wake a thread blocked in read();
+        # shutting the socket down does.
+        connection = getattr(self._response.raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            self._response.close()
+
+
+def _event(line: bytes) -> RuntimeEvent | None:
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("Type") != "container":
+        return None
+    actor = doc.get("Actor") or {}
+    attributes = {str(k): str(v) for k, v in (actor.get("Attributes") or {}).items()}
+    name = attributes.pop("name", "")
+    health = attributes.pop("health_status", None)
+    attributes.pop("image", None)
+    return RuntimeEvent(
+        action=str(doc.get("Action") or doc.get("status") or ""),
+        name=name,
+        labels=attributes,
+        health=health,
+    )
 
 
 def _actual(attrs: dict[str, Any]) -> ActualContainer:

@@ -1,0 +1,182 @@
+"""Every Prometheus metric paid exports, defined in this one place.
+
+Labels come from small fixed sets (action kinds, outcomes, runtime
+operations, breaker states), never from container IDs or free text, and
+every label combination is initialised at start so that a rate() over a
+counter that has not moved yet is 0, not absent.
+
+Metrics live on their own registry (not prometheus_client's global one)
+so that each daemon, and each test, has a clean set.
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.exposition import generate_latest
+
+from paid import __version__
+
+# Fixed label values. Kept here, not imported from the layers that use
+# them, so this module stays a leaf everyone may import.
+ACTION_KINDS: Final = ("create", "recreate", "start", "restart", "remove", "conflict")
+ACTION_RESULTS: Final = ("done", "failed", "skipped", "conflict", "withheld")
+PASS_RESULTS: Final = ("success", "failure")
+PASS_SCOPES: Final = ("full", "service")
+RUNTIME_OPERATIONS: Final = (
+    "list",
+    "image_present",
+    "pull",
+    "create",
+    "start",
+    "unpause",
+    "stop",
+    "remove",
+    "events",
+    "version",
+)
+RUNTIME_RESULTS: Final = ("ok", "error", "unavailable", "rejected")
+BREAKER_STATES: Final = ("closed", "open", "half_open")
+TRIGGERS: Final = ("resync", "podman_event", "desired_state_change", "signal", "requeue", "startup")
+
+_FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """The daemon's metrics, bound to one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.build_info = Info("paid_build", "Version of paid and of its Python", registry=r)
+        self.build_info.info({"version": __version__, "python": platform.python_version()})
+
+        self.passes = Counter(
+            "paid_reconcile_passes_total",
+            "Reconcile passes, by scope (full resync or one service) and result.",
+            ["scope", "result"],
+            registry=r,
+        )
+        self.pass_duration = Histogram(
+            "paid_reconcile_duration_seconds",
+            "Duration of reconcile passes, by scope and result.",
+            ["scope", "result"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.triggers = Counter(
+            "paid_reconcile_triggers_total",
+            "What asked for a reconcile (before coalescing).",
+            ["trigger"],
+            registry=r,
+        )
+        self.actions = Counter(
+            "paid_actions_total",
+            "Actions taken on containers, by kind and result.",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.last_pass_success = Gauge(
+            "paid_last_successful_pass_timestamp_seconds",
+            "Unix time of the last full reconcile pass that succeeded.",
+            registry=r,
+        )
+        self.services_desired = Gauge(
+            "paid_services_desired", "Services in the enforced desired state.", registry=r
+        )
+        self.services_running = Gauge(
+            "paid_services_running", "Desired services whose container is running.", registry=r
+        )
+        self.services_converged = Gauge(
+            "paid_services_converged",
+            "Desired services running the desired revision.",
+            registry=r,
+        )
+        self.service_up = Gauge(
+            "paid_service_up",
+            "1 when the service's container runs the desired revision, else 0.",
+            ["service"],
+            registry=r,
+        )
+        self.desired_valid = Gauge(
+            "paid_desired_state_valid",
+            "1 when the desired-state directory validates; 0 while the last good one is enforced.",
+            registry=r,
+        )
+        self.desired_errors = Gauge(
+            "paid_desired_state_errors",
+            "Validation errors in the desired-state directory.",
+            registry=r,
+        )
+        self.desired_load_failures = Counter(
+            "paid_desired_state_load_failures_total",
+            "Loads of the desired-state directory that failed validation.",
+            registry=r,
+        )
+        self.desired_last_load = Gauge(
+            "paid_desired_state_last_load_success_timestamp_seconds",
+            "Unix time of the last successful load of the desired-state directory.",
+            registry=r,
+        )
+        self.runtime_requests = Counter(
+            "paid_podman_requests_total",
+            "Podman API operations, by operation and result.",
+            ["operation", "result"],
+            registry=r,
+        )
+        self.runtime_latency = Histogram(
+            "paid_podman_request_duration_seconds",
+            "Latency of Podman API operations (retries included).",
+            ["operation"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.runtime_retries = Counter(
+            "paid_podman_retries_total",
+            "Retries of Podman operations after a transient error.",
+            ["operation"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "paid_circuit_breaker_state",
+            "1 for the current state of the breaker around Podman.",
+            ["state"],
+            registry=r,
+        )
+        self.podman_up = Gauge(
+            "paid_podman_up", "1 when the last Podman operation reached Podman.", registry=r
+        )
+        self.queue_depth = Gauge(
+            "paid_reconcile_queue_depth", "Reconcile requests waiting.", registry=r
+        )
+        self.ready = Gauge("paid_ready", "1 when /readyz answers 200.", registry=r)
+        self._initialise()
+
+    def _initialise(self) -> None:
+        for scope in PASS_SCOPES:
+            for result in PASS_RESULTS:
+                self.passes.labels(scope, result)
+                self.pass_duration.labels(scope, result)
+        for trigger in TRIGGERS:
+            self.triggers.labels(trigger)
+        for kind in ACTION_KINDS:
+            for outcome in ACTION_RESULTS:
+                self.actions.labels(kind, outcome)
+        for op in RUNTIME_OPERATIONS:
+            self.runtime_latency.labels(op)
+            self.runtime_retries.labels(op)
+            for result in RUNTIME_RESULTS:
+                self.runtime_requests.labels(op, result)
+        self.set_breaker("closed")
+        self.desired_valid.set(0)
+        self.podman_up.set(0)
+        self.ready.set(0)
+
+    def set_breaker(self, state: str) -> None:
+        for name in BREAKER_STATES:
+            self.breaker_state.labels(name).set(1 if name == state else 0)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

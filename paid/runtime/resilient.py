@@ -1,0 +1,171 @@
+"""A ``Runtime`` wrapped in the resilience a daemon needs around Podman.
+
+Each operation is timed and counted, retried with tenacity when the error
+is transient (exponential backoff with jitter, a few attempts, a few
+seconds at most), and guarded by a pybreaker circuit breaker: after
+``fail_max`` consecutive transient failures the breaker opens and calls
+fail fast with ``RuntimeUnavailable`` until ``reset_timeout`` has passed;
+then one call is let through (half-open) to probe whether Podman is back.
+
+Only transient failures (Podman unreachable, 5xx) count against the
+breaker; a rejected request or a missing image is an answer, not an
+outage. ``create`` is never retried: if the first attempt reached Podman
+but its answer was lost, a retry would fail on the name; the next
+reconcile, which reads the actual state afresh, is the safe retry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import pybreaker
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from paid.metrics import Metrics
+from paid.runtime.base import (
+    ContainerRequest,
+    RequestRejected,
+    Runtime,
+    RuntimeFailure,
+    RuntimeUnavailable,
+)
+from paid.state.actual import ActualContainer
+
+T = TypeVar("T")
+
+_BREAKER_STATE_NAMES = {"closed": "closed", "open": "open", "half-open": "half_open"}
+
+
+class CircuitOpen(RuntimeUnavailable):
+    """The breaker is open: Podman failed repeatedly; not even trying."""
+
+
+class _BreakerMetrics(pybreaker.CircuitBreakerListener):
+    def __init__(self, metrics: Metrics | None) -> None:
+        self._metrics = metrics
+
+    def state_change(self, cb: pybreaker.CircuitBreaker, old: object, new: object) -> None:
+        if self._metrics is not None:
+            self._metrics.set_breaker(
+                _BREAKER_STATE_NAMES.get(str(getattr(new, "name", new)), "closed")
+            )
+
+
+class ResilientRuntime:
+    """Retries, a circuit breaker and metrics around another ``Runtime``."""
+
+    def __init__(
+        self,
+        inner: Runtime,
+        *,
+        metrics: Metrics | None = None,
+        attempts: int = 3,
+        max_delay: float = 5.0,
+        backoff_initial: float = 0.1,
+        backoff_max: float = 2.0,
+        fail_max: int = 5,
+        reset_timeout: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.inner = inner
+        self._metrics = metrics
+        self._attempts = attempts
+        self._max_delay = max_delay
+        self._wait = wait_exponential_jitter(
+            initial=backoff_initial, max=backoff_max, jitter=backoff_initial
+        )
+        self._sleep = sleep
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=fail_max,
+            reset_timeout=reset_timeout,
+            exclude=[lambda err: not getattr(err, "transient", False)],
+            listeners=[_BreakerMetrics(metrics)],
+            name="podman",
+        )
+
+    @property
+    def breaker_state(self) -> str:
+        return _BREAKER_STATE_NAMES.get(str(self.breaker.current_state), "closed")
+
+    def _call(self, operation: str, fn: Callable[[], T], *, retry: bool = True) -> T:
+        start = time.perf_counter()
+        result = "ok"
+        try:
+            if not retry:
+                return self._guarded(fn)
+            retrying = Retrying(
+                retry=retry_if_exception(_retryable),
+                stop=stop_after_attempt(self._attempts) | stop_after_delay(self._max_delay),
+                wait=self._wait,
+                sleep=self._sleep,
+                before_sleep=lambda state: self._count_retry(operation, state),
+                reraise=True,
+            )
+            outcome: T = retrying(self._guarded, fn)
+            return outcome
+        except RequestRejected:
+            result = "rejected"
+            raise
+        except RuntimeUnavailable:
+            result = "unavailable"
+            raise
+        except RuntimeFailure:
+            result = "error"
+            raise
+        finally:
+            if self._metrics is not None:
+                self._metrics.runtime_requests.labels(operation, result).inc()
+                self._metrics.runtime_latency.labels(operation).observe(time.perf_counter() - start)
+                self._metrics.podman_up.set(0 if result == "unavailable" else 1)
+
+    def _guarded(self, fn: Callable[[], T]) -> T:
+        try:
+            result: T = self.breaker.call(fn)
+            return result
+        except pybreaker.CircuitBreakerError as err:
+            raise CircuitOpen(
+                f"circuit breaker open after repeated Podman failures ({err})"
+            ) from err
+
+    def _count_retry(self, operation: str, state: RetryCallState) -> None:
+        if self._metrics is not None:
+            self._metrics.runtime_retries.labels(operation).inc()
+
+    # -- Runtime ---------------------------------------------------------
+
+    def list_containers(self) -> list[ActualContainer]:
+        return self._call("list", self.inner.list_containers)
+
+    def image_present(self, image: str) -> bool:
+        return self._call("image_present", lambda: self.inner.image_present(image))
+
+    def pull_image(self, image: str) -> None:
+        self._call("pull", lambda: self.inner.pull_image(image))
+
+    def create_container(self, request: ContainerRequest) -> str:
+        return self._call("create", lambda: self.inner.create_container(request), retry=False)
+
+    def start_container(self, name: str) -> None:
+        self._call("start", lambda: self.inner.start_container(name))
+
+    def unpause_container(self, name: str) -> None:
+        self._call("unpause", lambda: self.inner.unpause_container(name))
+
+    def stop_container(self, name: str, *, timeout: int) -> None:
+        self._call("stop", lambda: self.inner.stop_container(name, timeout=timeout))
+
+    def remove_container(self, name: str) -> None:
+        self._call("remove", lambda: self.inner.remove_container(name))
+
+
+def _retryable(err: BaseException) -> bool:
+    return isinstance(err, RuntimeFailure) and err.transient and not isinstance(err, CircuitOpen)
