@@ -106,15 +106,48 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "status", parents=[common, loading, output], help="what runs, against what is desired"
     )
+    run = sub.add_parser(
+        "run", parents=[common, loading, guard], help="the daemon: keep the host converged"
+    )
+    run.add_argument(
+        "--listen",
+        default=_env("LISTEN", "127.0.0.1:9707"),
+        help="HTTP address for /metrics, /healthz, /readyz, /status (env PAID_LISTEN)",
+    )
+    run.add_argument(
+        "--resync-interval",
+        type=float,
+        default=float(_env("RESYNC_INTERVAL", "30") or 30),
+        metavar="SECONDS",
+        help="full resync period (env PAID_RESYNC_INTERVAL; default 30)",
+    )
+    run.add_argument(
+        "--watch-interval",
+        type=float,
+        default=float(_env("WATCH_INTERVAL", "1") or 1),
+        metavar="SECONDS",
+        help="how often to look for desired-state changes (default 1)",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=int(_env("WORKERS", "4") or 4),
+        help="services reconciled in parallel (default 4)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(getattr(args, "log_format", "auto"))
-    command = {"validate": _validate, "plan": _plan, "apply": _apply, "status": _status}[
-        args.command
-    ]
+    commands = {
+        "validate": _validate,
+        "plan": _plan,
+        "apply": _apply,
+        "status": _status,
+        "run": _run,
+    }
+    command = commands[args.command]
     try:
         return command(args)
     except RuntimeFailure as err:
@@ -276,6 +309,39 @@ def _status(args: argparse.Namespace) -> int:
     for row in [header, *rows]:
         _out("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path  # noqa: PLC0415 -- the daemon's imports stay off the CLI's path
+
+    from paid.daemon.manager import Manager, Settings  # noqa: PLC0415
+    from paid.metrics import Metrics  # noqa: PLC0415
+    from paid.runtime.resilient import ResilientRuntime  # noqa: PLC0415
+
+    metrics = Metrics()
+    podman = PodmanRuntime(args.podman_url)
+    settings = Settings(
+        directory=Path(args.dir),
+        listen=args.listen,
+        resync_interval=args.resync_interval,
+        watch_interval=args.watch_interval,
+        workers=args.workers,
+        allowed_host_paths=tuple(args.allow_host_path),
+        allow_mass_prune=args.allow_mass_prune,
+    )
+    with Store.open(args.state_dir) as store:
+        try:
+            manager = Manager(
+                settings,
+                runtime=ResilientRuntime(podman, metrics=metrics),
+                events=podman,
+                store=store,
+                metrics=metrics,
+            )
+        except OSError as err:
+            _err(f"paid: cannot listen on {args.listen}: {err.strerror}")
+            return EXIT_ERROR
+        return manager.run()
 
 
 def _rev(number: int | None) -> str:

@@ -54,6 +54,7 @@ class ActionResult:
     action: Action
     outcome: Outcome
     detail: str = ""
+    unreachable: bool = False  # failed because Podman could not be reached
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,38 +99,42 @@ class ServiceController:
         return self.apply(desired, self.plan(desired, allow_mass_prune=allow_mass_prune))
 
     def apply(self, desired: DesiredState, plan: Plan) -> ApplyReport:
+        """Apply ``plan`` in order, carrying on past failures where that is safe."""
         results: list[ActionResult] = []
-        blocked: dict[str, str] = {}  # service -> why its dependents must wait
+        blocked: set[str] = set()  # services whose dependents must wait
         unreachable: str | None = None
         for action in plan.actions:
             service = desired.services.get(action.service)  # type: ignore[call-overload]
             waiting = [d for d in (service.spec.depends_on if service else []) if d in blocked]
             if unreachable is not None:
-                result = ActionResult(action, Outcome.SKIPPED, unreachable)
+                result = self._report(ActionResult(action, Outcome.SKIPPED, unreachable))
             elif waiting:
-                result = ActionResult(
-                    action, Outcome.SKIPPED, f"dependency {waiting[0]} not converged"
-                )
-            elif action.kind is ActionKind.CONFLICT:
-                result = ActionResult(action, Outcome.CONFLICT, action.reason)
+                detail = f"dependency {waiting[0]} not converged"
+                result = self._report(ActionResult(action, Outcome.SKIPPED, detail))
             else:
-                try:
-                    self._perform(action, service)
-                    result = ActionResult(action, Outcome.DONE)
-                except RuntimeUnavailable as err:
-                    unreachable = f"Podman unreachable: {err}"
-                    result = ActionResult(action, Outcome.FAILED, str(err))
-                except RuntimeFailure as err:
-                    result = ActionResult(action, Outcome.FAILED, str(err))
+                result = self.execute(action, service)
+                if result.outcome is Outcome.FAILED and result.unreachable:
+                    unreachable = f"Podman unreachable: {result.detail}"
             if result.outcome is not Outcome.DONE:
-                blocked[action.service] = result.detail
+                blocked.add(action.service)
             results.append(result)
-            self._report(result)
         for action in plan.withheld:
-            result = ActionResult(action, Outcome.WITHHELD, "; ".join(plan.notes))
-            results.append(result)
-            self._report(result)
+            results.append(
+                self._report(ActionResult(action, Outcome.WITHHELD, "; ".join(plan.notes)))
+            )
         return ApplyReport(plan=plan, results=tuple(results))
+
+    def execute(self, action: Action, service: DesiredService | None) -> ActionResult:
+        """Carry out one action; report and journal its result."""
+        if action.kind is ActionKind.CONFLICT:
+            return self._report(ActionResult(action, Outcome.CONFLICT, action.reason))
+        try:
+            self._perform(action, service)
+        except RuntimeUnavailable as err:
+            return self._report(ActionResult(action, Outcome.FAILED, str(err), unreachable=True))
+        except RuntimeFailure as err:
+            return self._report(ActionResult(action, Outcome.FAILED, str(err)))
+        return self._report(ActionResult(action, Outcome.DONE))
 
     def _perform(self, action: Action, service: DesiredService | None) -> None:
         name = action.service
@@ -170,7 +175,7 @@ class ServiceController:
         )
         return container_request(service, revision=revision)
 
-    def _report(self, result: ActionResult) -> None:
+    def _report(self, result: ActionResult) -> ActionResult:
         action = result.action
         event = "action_applied" if result.outcome is Outcome.DONE else "action_not_applied"
         log_method = log.info if result.outcome is Outcome.DONE else log.warning
@@ -190,6 +195,7 @@ class ServiceController:
             reason=action.reason,
         )
         self.on_result(result)
+        return result
 
 
 def container_request(service: DesiredService, *, revision: int) -> ContainerRequest:

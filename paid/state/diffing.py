@@ -21,7 +21,7 @@ from typing import Any
 from paid.state import actual as states
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService, DesiredState
-from paid.state.plans import Action, ActionKind, Plan
+from paid.state.plans import Action, ActionKind, Plan, ServiceDecision
 from paid.state.specs import RestartPolicy
 
 MASS_PRUNE_OVERRIDE = "--allow-mass-prune"
@@ -64,6 +64,33 @@ def diff(
         if action is not None:
             actions.append(action)
     return Plan(actions=tuple(actions), withheld=withheld, notes=tuple(notes))
+
+
+_STARTS = frozenset({ActionKind.CREATE, ActionKind.RECREATE, ActionKind.START, ActionKind.RESTART})
+
+
+def decide(desired: DesiredState, name: str, actual: Iterable[ActualContainer]) -> ServiceDecision:
+    """The decision for one service, as the daemon's targeted reconcile needs it.
+
+    Removal is never decided here: whether an orphan may go depends on all
+    the others (the mass-prune guard), so it is left to a full diff.
+    Anything that would start the service waits until the services it
+    depends on are running.
+    """
+    by_name = {c.name: c for c in actual}
+    service = desired.services.get(name)  # type: ignore[call-overload]
+    if service is None:
+        container = by_name.get(name)
+        return ServiceDecision(orphan=container is not None and container.managed)
+    action = _diff_service(service, by_name.get(name))
+    if action is None or action.kind not in _STARTS:
+        return ServiceDecision(action=action)
+    waiting = tuple(dep for dep in service.spec.depends_on if not _runs_desired(by_name.get(dep)))
+    return ServiceDecision(action=action, waiting_on=waiting)
+
+
+def _runs_desired(container: ActualContainer | None) -> bool:
+    return container is not None and container.managed and container.state == states.RUNNING
 
 
 def _diff_service(service: DesiredService, container: ActualContainer | None) -> Action | None:

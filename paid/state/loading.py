@@ -14,6 +14,7 @@ of every path for the pydantic errors to point at.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,7 +26,7 @@ import yaml
 from pydantic import ValidationError
 
 from paid.state.desired import DesiredService, DesiredState
-from paid.state.specs import ServiceDocument, ServiceName, shape_of, spec_hash
+from paid.state.specs import ServiceDocument, ServiceName, canonical_json, shape_of, spec_hash
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES_PER_DOCUMENT = 10_000
@@ -150,15 +151,7 @@ def load_directory(
             )
             continue
         where[name] = (doc, parsed)
-        shape = shape_of(name=name, labels=parsed.metadata.labels, spec=parsed.spec)
-        services[name] = DesiredService(
-            name=name,
-            labels=parsed.metadata.labels,
-            spec=parsed.spec,
-            spec_hash=spec_hash(name=name, labels=parsed.metadata.labels, spec=parsed.spec),
-            shape=shape,
-            source=f"{doc.file}:{doc.line_of(())}",
-        )
+        services[name] = _desired_service(parsed, source=f"{doc.file}:{doc.line_of(())}")
 
     errors.extend(
         _cross_checks(where, known=mentioned, allowed_host_paths=tuple(allowed_host_paths))
@@ -167,6 +160,52 @@ def load_directory(
     if errors:
         return LoadResult(None, tuple(sorted(set(errors))), shown)
     return LoadResult(DesiredState.of(services), (), shown)
+
+
+def _desired_service(parsed: ServiceDocument, *, source: str) -> DesiredService:
+    name = ServiceName(parsed.metadata.name)
+    labels = parsed.metadata.labels
+    return DesiredService(
+        name=name,
+        labels=labels,
+        spec=parsed.spec,
+        spec_hash=spec_hash(name=name, labels=labels, spec=parsed.spec),
+        shape=shape_of(name=name, labels=labels, spec=parsed.spec),
+        source=source,
+    )
+
+
+def to_documents(desired: DesiredState) -> list[dict[str, Any]]:
+    """The desired state as plain documents, for the store's snapshot."""
+    return [
+        {
+            "apiVersion": "paid/v1",
+            "kind": "Service",
+            "metadata": {"name": svc.name, "labels": dict(svc.labels)},
+            "spec": svc.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+        }
+        for svc in desired
+    ]
+
+
+def digest(documents: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(canonical_json(documents)).hexdigest()
+
+
+def from_documents(documents: Iterable[Any], *, origin: str) -> LoadResult:
+    """Rebuild a desired state from ``to_documents`` output (a store snapshot)."""
+    services: dict[ServiceName, DesiredService] = {}
+    errors: list[LoadError] = []
+    for i, raw in enumerate(documents):
+        try:
+            parsed = ServiceDocument.model_validate(raw)
+        except ValidationError as err:
+            errors.append(LoadError(origin, 0, f"documents[{i}]", str(err.errors()[0]["msg"])))
+            continue
+        services[ServiceName(parsed.metadata.name)] = _desired_service(parsed, source=origin)
+    if errors:
+        return LoadResult(None, tuple(errors))
+    return LoadResult(DesiredState.of(services))
 
 
 def _raw_name(doc: _Document) -> str | None:

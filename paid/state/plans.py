@@ -73,3 +73,12 @@ class Plan:
             "withheld": [a.to_json() for a in self.withheld],
             "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceDecision:
+    """What one service needs now, for a targeted reconcile."""
+
+    action: Action | None = None
+    waiting_on: tuple[str, ...] = ()  # dependencies not running yet: act later
+    orphan: bool = False  # managed but not desired: the (guarded) prune decides

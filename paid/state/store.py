@@ -1,6 +1,8 @@
 """The persistent store: one SQLite file under the state directory.
 
-It keeps the revisions of every service and the journal of what paid did.
+It keeps the revisions of every service, the journal of what paid did and
+the last valid desired state (so that a daemon started on a broken
+checkout still enforces what was last known good).
 The file is opened in WAL mode with ``synchronous=FULL`` so that a commit
 that returned survives ``kill -9`` and power loss; every change is one
 transaction. The file is created with mode 0600 (specs hold env values).
@@ -15,8 +17,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +51,15 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_by_time ON events (at);
     CREATE INDEX events_by_service ON events (service, at);
     """,
+    # 2: the last valid desired state, enforced while the directory is broken
+    """
+    CREATE TABLE desired_snapshot (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        at         REAL    NOT NULL,
+        digest     TEXT    NOT NULL,
+        documents  TEXT    NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -76,11 +88,23 @@ class Event:
     data: Mapping[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    at: float
+    digest: str
+    documents: list[dict[str, Any]]
+
+
 class Store:
-    """Revisions and journal in SQLite. Not shared between threads."""
+    """Revisions, journal and last good desired state in SQLite.
+
+    One connection, shared by the daemon's threads under a lock: SQLite
+    serialises writers anyway, and the store is far from the hot path.
+    """
 
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
+        self._lock = threading.RLock()
         self.path = path
 
     @classmethod
@@ -92,7 +116,7 @@ class Store:
             # Create the file 0600 before SQLite does (it would honour umask).
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             os.chmod(path, 0o600)
-            db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+            db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
@@ -113,13 +137,18 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
 
     def _migrate(self) -> None:
         try:
@@ -140,7 +169,7 @@ class Store:
 
     @property
     def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return int(self._query("PRAGMA user_version")[0][0])
 
     # -- revisions ------------------------------------------------------
 
@@ -167,18 +196,18 @@ class Store:
             return number
 
     def find_revision(self, *, service: str, spec_hash: str) -> int | None:
-        row = self._db.execute(
+        rows = self._query(
             "SELECT number FROM revisions WHERE service = ? AND spec_hash = ?",
             (service, spec_hash),
-        ).fetchone()
-        return None if row is None else int(row[0])
+        )
+        return int(rows[0][0]) if rows else None
 
     def revisions(self, service: str) -> list[Revision]:
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT service, number, spec_hash, spec, image, created_at FROM revisions"
             " WHERE service = ? ORDER BY number",
             (service,),
-        ).fetchall()
+        )
         return [Revision(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
 
     # -- journal ----------------------------------------------------------
@@ -196,5 +225,24 @@ class Store:
         if service is not None:
             query += " AND service = ?"
             args.append(service)
-        rows = self._db.execute(query + " ORDER BY id", args).fetchall()
+        rows = self._query(query + " ORDER BY id", args)
         return [Event(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    # -- last valid desired state ---------------------------------------
+
+    def save_snapshot(self, *, digest: str, documents: list[dict[str, Any]]) -> None:
+        """Keep ``documents`` as the last valid desired state (one row, replaced)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO desired_snapshot (id, at, digest, documents) VALUES (1, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET at = excluded.at, digest = excluded.digest,"
+                " documents = excluded.documents WHERE digest != excluded.digest",
+                (time.time(), digest, json.dumps(documents, sort_keys=True)),
+            )
+
+    def snapshot(self) -> Snapshot | None:
+        rows = self._query("SELECT at, digest, documents FROM desired_snapshot WHERE id = 1")
+        if not rows:
+            return None
+        at, digest, documents = rows[0]
+        return Snapshot(at=at, digest=digest, documents=json.loads(documents))

@@ -1,0 +1,557 @@
+"""The manager: everything ``paid run`` does, and its lifecycle.
+
+Requests are keys in a ``WorkQueue``: a service name, ``FULL`` (observe
+everything, queue the services that need work) or ``PRUNE`` (the guarded
+removal of orphans). Workers take keys; a reconcile of one key reads the
+actual state afresh (one list call), decides, acts, and requeues itself
+with backoff when it could not finish. What asks for a reconcile:
+
+- APScheduler: a full resync every ``resync_interval`` seconds, and a
+  look at the desired-state directory every ``watch_interval``;
+- Podman's event stream: a managed container died, was removed, ...;
+- SIGHUP: reload the directory now.
+
+Last-known-good: when the directory stops validating, the manager keeps
+enforcing the last valid desired state (kept in the store, so it survives
+a restart), never prunes because of it, and says so on /readyz and in
+metrics. The daemon's own state is never the source of truth: on start it
+reconciles from what Podman and the store say.
+
+Shutdown (SIGTERM): no new work; workers finish the action in flight;
+managed containers are left running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from paid import __version__
+from paid.controllers.services import ActionResult, Outcome, ServiceController
+from paid.daemon.http import Endpoints, HttpServer, Probe
+from paid.daemon.queue import FULL, PRUNE, ShutDown, WorkQueue
+from paid.daemon.sources import DirectoryWatcher, EventPump, EventSource
+from paid.daemon.systemd import Notifier
+from paid.metrics import Metrics
+from paid.runtime.base import RuntimeEvent, RuntimeFailure, RuntimeUnavailable
+from paid.runtime.resilient import ResilientRuntime
+from paid.state import actual as states
+from paid.state.actual import ActualContainer
+from paid.state.desired import DesiredState
+from paid.state.diffing import decide, diff
+from paid.state.loading import LoadError, digest, from_documents, load_directory, to_documents
+from paid.state.plans import ActionKind
+from paid.state.statuses import service_statuses
+from paid.state.store import Store
+
+log = structlog.get_logger("paid.daemon")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    directory: Path
+    listen: str = "127.0.0.1:9707"
+    resync_interval: float = 30.0
+    watch_interval: float = 1.0
+    workers: int = 4
+    allowed_host_paths: tuple[str, ...] = ()
+    allow_mass_prune: bool = False
+    stall_limit: float = 600.0  # a reconcile running longer than this is hung
+    first_pass_timeout: float = 300.0
+    requeue_initial: float = 1.0
+    requeue_max: float = 60.0
+
+
+@dataclass
+class _State:
+    """What the manager knows; written by workers, read by HTTP handlers."""
+
+    desired: DesiredState | None = None
+    desired_since: float | None = None  # when the enforced state was loaded or saved
+    load_errors: tuple[LoadError, ...] = ()
+    observed: list[ActualContainer] = field(default_factory=list)
+    observed_at: float | None = None
+    podman_error: str | None = None
+    last_pass_error: str | None = None
+    last_pass_ok_at: float | None = None
+    first_pass_done: bool = False
+    waiting: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)  # consecutive, per key
+
+
+class Manager:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        runtime: ResilientRuntime,
+        events: EventSource,
+        store: Store,
+        metrics: Metrics,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.store = store
+        self.metrics = metrics
+        self.notifier = notifier or Notifier()
+        self._clock = clock
+        self.queue = WorkQueue(clock=clock)
+        self.controller = ServiceController(runtime=runtime, journal=store, on_result=self._count)
+        self.state = _State()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._awaiting_first = threading.Event()
+        self._load_lock = threading.Lock()
+        self._published: set[str] = set()
+        self._heartbeat = clock()
+        self._inflight: dict[str, float] = {}
+        self._watcher = DirectoryWatcher(settings.directory)
+        self._pump = EventPump(events, on_event=self._on_event, on_reconnect=self._on_reconnect)
+        self._scheduler = BackgroundScheduler(daemon=True)
+        self._workers = [
+            threading.Thread(target=self._work, name=f"paid-worker-{i}", daemon=True)
+            for i in range(max(1, settings.workers))
+        ]
+        self.http = HttpServer(
+            settings.listen,
+            Endpoints(
+                metrics=metrics.exposition,
+                healthz=self.healthz,
+                readyz=self.readyz,
+                status=self.status,
+            ),
+        )
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def run(self, *, install_signals: bool = True) -> int:
+        """Serve until ``stop()`` or SIGTERM; return the exit code."""
+        if install_signals:
+            self._install_signals()
+        self.store.record("daemon_started", f"paid {__version__} started", pid=os.getpid())
+        log.info("daemon_starting", version=__version__, directory=str(self.settings.directory))
+        self._load(initial=True)
+        self.http.start()
+        log.info("http_listening", address=self.http.address)
+        for worker in self._workers:
+            worker.start()
+        self._pump.start()
+        self._trigger(FULL, "startup")
+        self._scheduler.add_job(
+            lambda: self._trigger(FULL, "resync"),
+            "interval",
+            seconds=self.settings.resync_interval,
+            id="resync",
+            max_instances=1,
+            coalesce=True,
+        )
+        self._scheduler.add_job(
+            self._watch,
+            "interval",
+            seconds=self.settings.watch_interval,
+            id="watch",
+            max_instances=1,
+            coalesce=True,
+        )
+        self._scheduler.start()
+        ready_sent = False
+        started = self._clock()
+        while not self._stop.is_set():
+            self._heartbeat = self._clock()
+            if self._reload.is_set():
+                self._reload.clear()
+                self.notifier.reloading()
+                self._load()
+                self._trigger(FULL, "signal")
+                self.notifier.status(self._status_line())
+                self.notifier.notify("READY=1")
+            if not ready_sent and (
+                self.state.first_pass_done
+                or self._clock() - started > self.settings.first_pass_timeout
+            ):
+                self.notifier.ready(self._status_line())
+                ready_sent = True
+                log.info("daemon_ready", status=self._status_line())
+            if self._making_progress():
+                if self.notifier.watchdog_interval is not None:
+                    self.notifier.watchdog()
+            else:
+                log.error("daemon_stalled", inflight=dict(self._inflight))
+            self.metrics.queue_depth.set(self.queue.depth())
+            self.metrics.ready.set(1 if self.readyz().ok else 0)
+            self._stop.wait(self._tick())
+        return self._shutdown()
+
+    def _tick(self) -> float:
+        interval = self.notifier.watchdog_interval
+        return 1.0 if interval is None else max(0.05, min(1.0, interval / 3))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def reload(self) -> None:
+        self._reload.set()
+
+    def _install_signals(self) -> None:
+        def on_term(signum: int, frame: FrameType | None) -> None:
+            self.stop()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            self.reload()
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def _shutdown(self) -> int:
+        log.info("daemon_stopping", inflight=sorted(self._inflight))
+        self.notifier.stopping("finishing the action in flight; services keep running")
+        self._scheduler.shutdown(wait=False)
+        self.queue.shut_down()
+        for worker in self._workers:
+            worker.join(timeout=120)
+        self._pump.stop()
+        self.http.stop()
+        self.store.record("daemon_stopped", "paid stopped", pid=os.getpid())
+        log.info("daemon_stopped")
+        return 0
+
+    def _making_progress(self) -> bool:
+        now = self._clock()
+        return all(
+            now - since < self.settings.stall_limit for since in list(self._inflight.values())
+        )
+
+    # -- desired state -------------------------------------------------------
+
+    def _watch(self) -> None:
+        if self._watcher.changed():
+            self.metrics.triggers.labels("desired_state_change").inc()
+            self._load()
+            self._trigger(FULL, "desired_state_change")
+
+    def _load(self, *, initial: bool = False) -> None:
+        with self._load_lock:
+            self._load_locked(initial=initial)
+
+    def _load_locked(self, *, initial: bool) -> None:
+        result = load_directory(
+            self.settings.directory, allowed_host_paths=self.settings.allowed_host_paths
+        )
+        now = time.time()
+        if result.desired is not None:
+            documents = to_documents(result.desired)
+            self.store.save_snapshot(digest=digest(documents), documents=documents)
+            changed = self.state.desired is None or to_documents(self.state.desired) != documents
+            with self._lock:
+                self.state.desired = result.desired
+                self.state.load_errors = ()
+                if changed:
+                    self.state.desired_since = now
+            self.metrics.desired_valid.set(1)
+            self.metrics.desired_errors.set(0)
+            self.metrics.desired_last_load.set(now)
+            self.metrics.services_desired.set(len(result.desired))
+            if changed:
+                log.info(
+                    "desired_state_loaded", services=len(result.desired), files=len(result.files)
+                )
+            return
+        # Invalid: keep what we enforce; say so.
+        with self._lock:
+            self.state.load_errors = result.errors
+        self.metrics.desired_valid.set(0)
+        self.metrics.desired_errors.set(len(result.errors))
+        self.metrics.desired_load_failures.inc()
+        for error in result.errors:
+            log.error("desired_state_invalid", error=str(error))
+        self.store.record(
+            "desired_state_invalid",
+            f"{len(result.errors)} validation errors; enforcing the last valid state",
+            errors=[str(e) for e in result.errors[:20]],
+        )
+        if initial and self.state.desired is None:
+            self._restore_snapshot()
+
+    def _restore_snapshot(self) -> None:
+        snapshot = self.store.snapshot()
+        if snapshot is None:
+            log.error(
+                "no_last_known_good", reason="directory invalid and the store holds no valid state"
+            )
+            return
+        restored = from_documents(snapshot.documents, origin=f"store:{self.store.path}")
+        if restored.desired is None:
+            log.error("snapshot_unreadable", errors=[str(e) for e in restored.errors])
+            return
+        with self._lock:
+            self.state.desired = restored.desired
+            self.state.desired_since = snapshot.at
+        self.metrics.services_desired.set(len(restored.desired))
+        log.warning(
+            "last_known_good_restored", services=len(restored.desired), saved_at=snapshot.at
+        )
+
+    # -- requests ------------------------------------------------------------
+
+    def _trigger(self, key: str, trigger: str) -> None:
+        self.metrics.triggers.labels(trigger).inc()
+        self.queue.add(key)
+
+    def _on_event(self, event: RuntimeEvent) -> None:
+        desired = self.state.desired
+        key = event.service or (event.name if desired and event.name in desired else None)
+        if key is None:
+            return
+        log.debug("podman_event", service=key, podman_action=event.action)
+        self._trigger(key, "podman_event")
+
+    def _on_reconnect(self) -> None:
+        self._trigger(FULL, "resync")
+
+    def _work(self) -> None:
+        while True:
+            try:
+                key = self.queue.get()
+            except ShutDown:
+                return
+            if key is None:
+                continue
+            self._inflight[key] = self._clock()
+            try:
+                retry = self._reconcile(key)
+            except Exception as err:  # a bug in one reconcile must not kill the worker
+                log.exception("reconcile_crashed", key=key, error=str(err))
+                retry = True
+            finally:
+                self._inflight.pop(key, None)
+                self.queue.done(key)
+            if retry:
+                self._requeue(key)
+            else:
+                self.state.failures.pop(key, None)
+
+    def _requeue(self, key: str) -> None:
+        count = self.state.failures.get(key, 0) + 1
+        self.state.failures[key] = count
+        delay = min(self.settings.requeue_initial * 2 ** (count - 1), self.settings.requeue_max)
+        self.metrics.triggers.labels("requeue").inc()
+        self.queue.add_after(key, delay)
+
+    def _reconcile(self, key: str) -> bool:
+        """One reconcile of ``key``; True when it must be retried later."""
+        desired = self.state.desired
+        if desired is None:
+            return False  # nothing valid to enforce; a load will trigger us
+        scope = "full" if key == FULL else "service"
+        start = time.perf_counter()
+        ok = False
+        try:
+            actual = self._observe()
+            if key == FULL:
+                ok = self._full_pass(desired, actual)
+                return not ok
+            if key == PRUNE:
+                ok = self._prune(desired, actual)
+                return not ok
+            ok = self._reconcile_service(desired, key, actual)
+            return not ok
+        except RuntimeFailure as err:
+            log.warning("reconcile_failed", key=key, error=str(err))
+            if key == FULL:
+                with self._lock:
+                    self.state.last_pass_error = str(err)
+            return True
+        finally:
+            result = "success" if ok else "failure"
+            self.metrics.passes.labels(scope, result).inc()
+            self.metrics.pass_duration.labels(scope, result).observe(time.perf_counter() - start)
+
+    def _observe(self) -> list[ActualContainer]:
+        try:
+            actual = self.runtime.list_containers()
+        except RuntimeUnavailable as err:
+            with self._lock:
+                self.state.podman_error = str(err)
+            raise
+        with self._lock:
+            self.state.observed = actual
+            self.state.observed_at = time.time()
+            self.state.podman_error = None
+        self._publish(actual)
+        return actual
+
+    def _full_pass(self, desired: DesiredState, actual: list[ActualContainer]) -> bool:
+        """Observe all, queue every service that needs work; True when none does."""
+        # An invalid directory never prunes: removals wait for a valid state.
+        allow_prune = not self.state.load_errors
+        plan = diff(desired, actual, allow_mass_prune=self.settings.allow_mass_prune)
+        for note in plan.notes:
+            log.warning("prune_withheld", reason=note)
+        for action in plan.actions:
+            if action.kind is ActionKind.REMOVE:
+                if allow_prune:
+                    self.queue.add(PRUNE)
+            else:
+                self.queue.add(action.service)
+        with self._lock:
+            self.state.first_pass_done = self.state.first_pass_done or not plan.actions
+            self.state.last_pass_error = "; ".join(plan.notes) or None
+            if not plan.actions:
+                self.state.last_pass_ok_at = time.time()
+        if not plan.actions:
+            self.metrics.last_pass_success.set(time.time())
+            self.notifier.status(self._status_line())
+        elif not self.state.first_pass_done and not self._awaiting_first.is_set():
+            # Startup: READY waits until what the first pass queued was tried.
+            self._awaiting_first.set()
+            threading.Thread(target=self._await_first_pass, daemon=True).start()
+        return not plan.notes
+
+    def _await_first_pass(self) -> None:
+        self.queue.wait_idle(self.settings.first_pass_timeout)
+        with self._lock:
+            self.state.first_pass_done = True
+
+    def _prune(self, desired: DesiredState, actual: list[ActualContainer]) -> bool:
+        if self.state.load_errors:
+            return True  # never prune from an invalid directory; retry when fixed
+        plan = diff(desired, actual, allow_mass_prune=self.settings.allow_mass_prune)
+        ok = True
+        for action in plan.actions:
+            if action.kind is ActionKind.REMOVE:
+                result = self.controller.execute(action, None)
+                ok = ok and result.outcome is Outcome.DONE
+        return ok and not plan.withheld
+
+    def _reconcile_service(
+        self, desired: DesiredState, name: str, actual: list[ActualContainer]
+    ) -> bool:
+        decision = decide(desired, name, actual)
+        if decision.orphan:
+            self.queue.add(PRUNE)
+            return True
+        with self._lock:
+            if decision.waiting_on:
+                self.state.waiting[name] = decision.waiting_on
+            else:
+                self.state.waiting.pop(name, None)
+        if decision.action is None:
+            return True
+        if decision.waiting_on:
+            # Not a failure: look again soon (sooner when a dependency converges).
+            log.info("service_waiting", service=name, waiting_on=list(decision.waiting_on))
+            self.queue.add_after(name, self.settings.requeue_initial)
+            return True
+        service = desired.services.get(name)  # type: ignore[call-overload]
+        result = self.controller.execute(decision.action, service)
+        if result.outcome is Outcome.DONE:
+            # Dependents may have been waiting for this one.
+            for other in desired.dependents(service.name) if service else ():
+                if other in self.state.waiting:
+                    self.queue.add(other)
+            return True
+        return False
+
+    # -- what we publish -----------------------------------------------------
+
+    def _count(self, result: ActionResult) -> None:
+        self.metrics.actions.labels(str(result.action.kind), str(result.outcome)).inc()
+
+    def _publish(self, actual: list[ActualContainer]) -> None:
+        desired = self.state.desired
+        if desired is None:
+            return
+        by_name = {c.name: c for c in actual}
+        running = converged = 0
+        for svc in desired:
+            container = by_name.get(svc.name)
+            is_running = (
+                container is not None and container.managed and container.state == states.RUNNING
+            )
+            is_converged = (
+                is_running and container is not None and container.spec_hash == svc.spec_hash
+            )
+            running += is_running
+            converged += is_converged
+            self.metrics.service_up.labels(svc.name).set(1 if is_converged else 0)
+        for gone in self._published - set(desired.services):
+            self.metrics.service_up.remove(gone)
+        self._published = set(desired.services)
+        self.metrics.services_desired.set(len(desired))
+        self.metrics.services_running.set(running)
+        self.metrics.services_converged.set(converged)
+
+    def healthz(self) -> Probe:
+        age = self._clock() - self._heartbeat
+        if age > max(5.0, 5 * self._tick()):
+            return Probe(False, f"control loop has not run for {age:.0f} s")
+        if not self._making_progress():
+            return Probe(
+                False, f"a reconcile has run for more than {self.settings.stall_limit:.0f} s"
+            )
+        return Probe(True, "ok")
+
+    def readyz(self) -> Probe:
+        s = self.state
+        reasons = []
+        if s.desired is None:
+            reasons.append("no valid desired state loaded")
+        if s.load_errors:
+            first = s.load_errors[0]
+            reasons.append(
+                f"desired state invalid ({len(s.load_errors)} errors, first: {first}); "
+                "enforcing the last valid state"
+            )
+        if s.podman_error:
+            reasons.append(f"Podman unreachable: {s.podman_error}")
+        if self.runtime.breaker_state != "closed":
+            reasons.append(f"circuit breaker {self.runtime.breaker_state}")
+        if not s.first_pass_done:
+            reasons.append("first reconcile pass not finished")
+        if s.last_pass_error:
+            reasons.append(f"last pass: {s.last_pass_error}")
+        return Probe(not reasons, "; ".join(reasons))
+
+    def status(self) -> dict[str, Any]:
+        s = self.state
+        with self._lock:
+            desired, observed, waiting = s.desired, list(s.observed), dict(s.waiting)
+        statuses = service_statuses(desired, observed)
+        ready = self.readyz()
+        return {
+            "version": __version__,
+            "ready": ready.ok,
+            "reason": ready.reason or None,
+            "desiredState": {
+                "directory": str(self.settings.directory),
+                "valid": not s.load_errors,
+                "errors": [str(e) for e in s.load_errors],
+                "enforcedSince": s.desired_since,
+            },
+            "podman": {"reachable": s.podman_error is None, "breaker": self.runtime.breaker_state},
+            "observedAt": s.observed_at,
+            "lastSuccessfulPassAt": s.last_pass_ok_at,
+            "services": [
+                {**st.to_json(), "waitingFor": list(waiting.get(st.name, ()))} for st in statuses
+            ],
+        }
+
+    def _status_line(self) -> str:
+        desired = self.state.desired
+        count = len(desired) if desired else 0
+        ready = self.readyz()
+        return f"{count} services; " + ("converged" if ready.ok else ready.reason)[:200]
