@@ -50,11 +50,15 @@ from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
 from paid.state.diffing import decide, diff
 from paid.state.loading import LoadError, digest, from_documents, load_directory, to_documents
-from paid.state.plans import ActionKind
+from paid.state.plans import Action, ActionKind
 from paid.state.statuses import service_statuses
 from paid.state.store import Store
 
 log = structlog.get_logger("paid.daemon")
+
+CRASH_BACKOFF_BASE = 10.0
+CRASH_BACKOFF_MAX = 300.0
+CRASH_BACKOFF_RESET = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,7 @@ class _State:
     last_pass_ok_at: float | None = None
     first_pass_done: bool = False
     waiting: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    backing_off: dict[str, float] = field(default_factory=dict)  # service -> seconds left
     failures: dict[str, int] = field(default_factory=dict)  # consecutive, per key
 
 
@@ -116,10 +121,13 @@ class Manager:
         self._awaiting_first = threading.Event()
         self._load_lock = threading.Lock()
         self._published: set[str] = set()
+        self._restarts: dict[str, tuple[int, float]] = {}
         self._heartbeat = clock()
         self._inflight: dict[str, float] = {}
         self._watcher = DirectoryWatcher(settings.directory)
-        self._pump = EventPump(events, on_event=self._on_event, on_reconnect=self._on_reconnect)
+        self._pump = EventPump(
+            events, on_event=self._on_event, on_reconnect=self._on_reconnect, on_lost=self._on_lost
+        )
         self._scheduler = BackgroundScheduler(daemon=True)
         self._workers = [
             threading.Thread(target=self._work, name=f"paid-worker-{i}", daemon=True)
@@ -128,7 +136,7 @@ class Manager:
         self.http = HttpServer(
             settings.listen,
             Endpoints(
-                metrics=metrics.exposition,
+                metrics=self._scrape,
                 healthz=self.healthz,
                 readyz=self.readyz,
                 status=self.status,
@@ -190,8 +198,6 @@ class Manager:
                     self.notifier.watchdog()
             else:
                 log.error("daemon_stalled", inflight=dict(self._inflight))
-            self.metrics.queue_depth.set(self.queue.depth())
-            self.metrics.ready.set(1 if self.readyz().ok else 0)
             self._stop.wait(self._tick())
         return self._shutdown()
 
@@ -320,7 +326,12 @@ class Manager:
         self._trigger(key, "podman_event")
 
     def _on_reconnect(self) -> None:
-        self._trigger(FULL, "resync")
+        self._trigger(FULL, "resync")  # events may have been missed while away
+
+    def _on_lost(self, error: str) -> None:
+        with self._lock:
+            self.state.podman_error = f"event stream lost ({error})"
+        self.metrics.podman_up.set(0)
 
     def _work(self) -> None:
         while True:
@@ -456,15 +467,49 @@ class Manager:
             log.info("service_waiting", service=name, waiting_on=list(decision.waiting_on))
             self.queue.add_after(name, self.settings.requeue_initial)
             return True
+        wait = self._crash_backoff(name, decision.action)
+        if wait > 0:
+            with self._lock:
+                self.state.backing_off[name] = wait
+            log.info(
+                "service_backoff", service=name, wait=round(wait, 1), reason=decision.action.reason
+            )
+            self.queue.add_after(name, wait)
+            return True
+        with self._lock:
+            self.state.backing_off.pop(name, None)
         service = desired.services.get(name)  # type: ignore[call-overload]
         result = self.controller.execute(decision.action, service)
         if result.outcome is Outcome.DONE:
-            # Dependents may have been waiting for this one.
+            # Level-based: look again to confirm (and publish) what the action did.
+            self.queue.add(name)
             for other in desired.dependents(service.name) if service else ():
                 if other in self.state.waiting:
                     self.queue.add(other)
             return True
         return False
+
+    def _crash_backoff(self, name: str, action: Action) -> float:
+        """Seconds to wait before restarting a crashed container (kubelet-style).
+
+        The first restart is immediate; then 10 s, doubling to 300 s; the
+        count resets after 10 minutes without a restart.
+        """
+        if action.kind is not ActionKind.START or not action.reason.startswith("exited"):
+            return 0.0
+        now = self._clock()
+        attempts, last = self._restarts.get(name, (0, -1e9))
+        if now - last > CRASH_BACKOFF_RESET:
+            attempts = 0
+        delay = (
+            0.0
+            if attempts == 0
+            else min(CRASH_BACKOFF_BASE * 2 ** (attempts - 1), CRASH_BACKOFF_MAX)
+        )
+        if now - last < delay:
+            return delay - (now - last)
+        self._restarts[name] = (attempts + 1, now)
+        return 0.0
 
     # -- what we publish -----------------------------------------------------
 
@@ -494,6 +539,11 @@ class Manager:
         self.metrics.services_desired.set(len(desired))
         self.metrics.services_running.set(running)
         self.metrics.services_converged.set(converged)
+
+    def _scrape(self) -> bytes:
+        self.metrics.queue_depth.set(self.queue.depth())
+        self.metrics.ready.set(1 if self.readyz().ok else 0)
+        return self.metrics.exposition()
 
     def healthz(self) -> Probe:
         age = self._clock() - self._heartbeat
@@ -530,6 +580,7 @@ class Manager:
         s = self.state
         with self._lock:
             desired, observed, waiting = s.desired, list(s.observed), dict(s.waiting)
+            backing_off = dict(s.backing_off)
         statuses = service_statuses(desired, observed)
         ready = self.readyz()
         return {
@@ -546,7 +597,12 @@ class Manager:
             "observedAt": s.observed_at,
             "lastSuccessfulPassAt": s.last_pass_ok_at,
             "services": [
-                {**st.to_json(), "waitingFor": list(waiting.get(st.name, ()))} for st in statuses
+                {
+                    **st.to_json(),
+                    "waitingFor": list(waiting.get(st.name, ())),
+                    "crashLoopBackOff": st.name in backing_off,
+                }
+                for st in statuses
             ],
         }
 

@@ -75,11 +75,13 @@ class EventPump:
         *,
         on_event: Callable[[RuntimeEvent], None],
         on_reconnect: Callable[[], None],
+        on_lost: Callable[[str], None],
         max_backoff: float = 10.0,
     ) -> None:
         self._source = source
         self._on_event = on_event
         self._on_reconnect = on_reconnect
+        self._on_lost = on_lost
         self._max_backoff = max_backoff
         self._stop = threading.Event()
         self._stream: EventStream | None = None
@@ -118,6 +120,7 @@ class EventPump:
                     break
                 self.connected.clear()
                 log.warning("podman_events_lost", error=str(err), retry_in=backoff)
+                self._on_lost(str(err))
                 first = False
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self._max_backoff)
