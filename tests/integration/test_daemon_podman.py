@@ -101,7 +101,7 @@ def test_burst_of_edits_coalesces_to_the_last(
 def test_invalid_directory_keeps_last_known_good(
     daemon: Daemon, podman: PodmanService, desired_dir: Path
 ) -> None:
-    """A broken file: nothing pruned, readyz 503 with the file:line, metrics say so; the fix is picked up."""
+    """A broken file: nothing pruned, 503 with the file:line, metrics say so; the fix is picked up."""
     daemon.start()
     ids = _running(podman)
     (desired_dir / "services.yaml").write_text(
@@ -110,6 +110,7 @@ def test_invalid_directory_keeps_last_known_good(
 
     wait_until(lambda: daemon.get("/readyz")[0] == 503, 10)
     code, reason = daemon.get("/readyz")
+    assert 503 == code
     assert "services.yaml:4: spec.image: required field is missing" in reason
     assert 0.0 == daemon.metric("paid_desired_state_valid")
     podman.podman("rm", "--force", "--time", "0", "worker")
@@ -124,7 +125,7 @@ def test_invalid_directory_keeps_last_known_good(
 def test_restart_on_a_broken_checkout_enforces_the_stored_state(
     daemon: Daemon, podman: PodmanService, desired_dir: Path
 ) -> None:
-    """The last valid state survives the daemon: started on a broken directory, it prunes nothing."""
+    """The last valid state survives the daemon: on a broken directory it prunes nothing."""
     daemon.start()
     assert 0 == daemon.stop()
     (desired_dir / "services.yaml").write_text("not: [valid")
@@ -164,7 +165,8 @@ def test_podman_going_away_and_coming_back(daemon: Daemon, podman: PodmanService
 
     wait_until(lambda: "worker" in _running(podman), 30)
     wait_until(daemon.ready, 30)
-    assert daemon.process is not None and daemon.process.poll() is None
+    assert daemon.process is not None
+    assert daemon.process.poll() is None
 
 
 def test_sigterm_exits_zero_and_leaves_services_running(
@@ -183,7 +185,7 @@ def test_sigterm_exits_zero_and_leaves_services_running(
 def test_kill_9_mid_apply_then_restart_converges_without_duplicates(
     daemon: Daemon, podman: PodmanService, desired_dir: Path
 ) -> None:
-    """kill -9 while it replaces services; the next daemon finishes the job from Podman and the store."""
+    """kill -9 while it replaces services; the next daemon finishes the job."""
     names = tuple(f"s{i}" for i in range(6))
     _services(desired_dir, names=names)
     daemon.start()
