@@ -101,7 +101,7 @@ def test_burst_of_edits_coalesces_to_the_last(
 def test_invalid_directory_keeps_last_known_good(
     daemon: Daemon, podman: PodmanService, desired_dir: Path
 ) -> None:
-    """A broken file: nothing pruned, 503 with the file:line, metrics say so; the fix is picked up."""
+    """A broken file: nothing pruned, 503 with file:line, metrics say so; the fix is picked up."""
     daemon.start()
     ids = _running(podman)
     (desired_dir / "services.yaml").write_text(
