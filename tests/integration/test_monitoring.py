@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,10 +62,10 @@ def test_rules_and_dashboard_use_only_metrics_paid_exports() -> None:
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+def prometheus(tmp_path: Path) -> tuple[Path, int]:
     if shutil.which("prometheus") is None:
         pytest.fail("prometheus is missing: scripts/install-deps installs it")
-    yield tmp_path, free_port()
+    return tmp_path / "prometheus", free_port()
 
 
 @pytest.mark.slow
@@ -77,7 +76,7 @@ def test_prometheus_scrapes_the_daemon_and_fires_service_down(
     tmp_path: Path,
     prometheus: tuple[Path, int],
 ) -> None:
-    """A service with restartPolicy Never is killed and stays down: PaidServiceDown fires in Prometheus.
+    """A Never-restart service is killed and stays down: PaidServiceDown fires in Prometheus.
 
     The shipped rules are used as they are except for `for:`, shortened so
     the test does not wait two minutes.
@@ -85,6 +84,7 @@ def test_prometheus_scrapes_the_daemon_and_fires_service_down(
     write_services(desired_dir, service_doc("web", restartPolicy="Never"), service_doc("db"))
     daemon = Daemon(podman, desired_dir, state_dir, tmp_path / "daemon.log").start()
     base, port = prometheus
+    base.mkdir()
     rules = yaml.safe_load((MONITORING / "paid-rules.yml").read_text())
     for group in rules["groups"]:
         group["interval"] = "1s"
