@@ -81,7 +81,7 @@ class ResilientRuntime:
         self._attempts = attempts
         self._max_delay = max_delay
         self._wait = wait_exponential_jitter(
-            initial=backoff_initial, max=backoff_max, jitter=backoff_initial
+            multiplier=backoff_initial, max=backoff_max, jitter=backoff_initial
         )
         self._sleep = sleep
         self.breaker = pybreaker.CircuitBreaker(

@@ -1,0 +1,91 @@
+"""Retries and the circuit breaker around the runtime, on the fake runtime."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from paid.metrics import Metrics
+from paid.runtime.base import ImageUnavailable, RuntimeUnavailable
+from paid.runtime.fake import FakeRuntime
+from paid.runtime.resilient import CircuitOpen, ResilientRuntime
+from paid.state.actual import ActualContainer
+
+
+@dataclass
+class FlakyRuntime(FakeRuntime):
+    """Unreachable for the next ``failures`` calls, then fine."""
+
+    failures: int = 0
+
+    def list_containers(self) -> list[ActualContainer]:
+        if self.failures > 0:
+            self.failures -= 1
+            self.calls.append(("list", "failed"))
+            raise RuntimeUnavailable("connection refused")
+        return super().list_containers()
+
+
+def resilient(inner: FakeRuntime, metrics: Metrics | None = None, **kw: float) -> ResilientRuntime:
+    return ResilientRuntime(inner, metrics=metrics, sleep=lambda s: None, **kw)  # type: ignore[arg-type]
+
+
+def test_transient_failures_are_retried_and_counted() -> None:
+    """Two refusals then success: the caller sees success; metrics see two retries."""
+    metrics = Metrics()
+    inner = FlakyRuntime(failures=2)
+
+    assert [] == resilient(inner, metrics).list_containers()
+
+    assert 3 == len([c for c in inner.calls if c[0] == "list"])
+    assert 2.0 == metrics.runtime_retries.labels("list")._value.get()
+    assert 1.0 == metrics.runtime_requests.labels("list", "ok")._value.get()
+
+
+def test_retries_are_bounded() -> None:
+    """A Podman that stays away is given up on after the attempt limit."""
+    inner = FlakyRuntime(failures=100)
+
+    with pytest.raises(RuntimeUnavailable):
+        resilient(inner, attempts=3).list_containers()
+
+    assert 3 == len(inner.calls)
+
+
+def test_breaker_opens_fails_fast_then_half_opens() -> None:
+    """After fail_max failures calls stop reaching Podman; after the timeout one probe goes through."""
+    metrics = Metrics()
+    inner = FlakyRuntime(failures=100)
+    runtime = resilient(inner, metrics, attempts=1, fail_max=3, reset_timeout=0.2)
+    for _ in range(3):
+        with pytest.raises(RuntimeUnavailable):
+            runtime.list_containers()
+    calls = len(inner.calls)
+
+    with pytest.raises(CircuitOpen):
+        runtime.list_containers()
+    assert calls == len(inner.calls)  # did not even try
+    assert ("open", 1.0) == (
+        runtime.breaker_state,
+        metrics.breaker_state.labels("open")._value.get(),
+    )
+
+    inner.failures = 0
+    time.sleep(0.25)
+    assert [] == runtime.list_containers()  # the half-open probe succeeds
+    assert "closed" == runtime.breaker_state
+
+
+def test_answers_are_not_outages() -> None:
+    """A missing image is an answer: it neither opens the breaker nor is retried."""
+    inner = FakeRuntime()
+    runtime = resilient(inner, fail_max=2)
+
+    for _ in range(5):
+        with pytest.raises(ImageUnavailable):
+            runtime.pull_image("localhost/nope:1")
+
+    assert "closed" == runtime.breaker_state
+    assert 5 == len(inner.calls)
