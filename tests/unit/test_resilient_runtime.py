@@ -55,7 +55,7 @@ def test_retries_are_bounded() -> None:
 
 
 def test_breaker_opens_fails_fast_then_half_opens() -> None:
-    """After fail_max failures calls stop reaching Podman; after the timeout one probe goes through."""
+    """After fail_max failures calls stop reaching Podman; after the timeout one probe goes."""
     metrics = Metrics()
     inner = FlakyRuntime(failures=100)
     runtime = resilient(inner, metrics, attempts=1, fail_max=3, reset_timeout=0.2)
