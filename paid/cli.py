@@ -129,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often to look for desired-state changes (default 1)",
     )
     run.add_argument(
+        "--no-watch-events",
+        dest="watch_events",
+        action="store_false",
+        help="do not follow Podman's event stream: heal on the periodic resync only",
+    )
+    run.add_argument(
         "--workers",
         type=int,
         default=int(_env("WORKERS", "4") or 4),
@@ -326,6 +332,7 @@ def _run(args: argparse.Namespace) -> int:
         resync_interval=args.resync_interval,
         watch_interval=args.watch_interval,
         workers=args.workers,
+        watch_events=args.watch_events,
         allowed_host_paths=tuple(args.allow_host_path),
         allow_mass_prune=args.allow_mass_prune,
     )

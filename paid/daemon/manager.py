@@ -68,6 +68,7 @@ class Settings:
     resync_interval: float = 30.0
     watch_interval: float = 1.0
     workers: int = 4
+    watch_events: bool = True
     allowed_host_paths: tuple[str, ...] = ()
     allow_mass_prune: bool = False
     stall_limit: float = 600.0  # a reconcile running longer than this is hung
@@ -156,7 +157,8 @@ class Manager:
         log.info("http_listening", address=self.http.address)
         for worker in self._workers:
             worker.start()
-        self._pump.start()
+        if self.settings.watch_events:
+            self._pump.start()
         self._trigger(FULL, "startup")
         self._scheduler.add_job(
             lambda: self._trigger(FULL, "resync"),
@@ -229,7 +231,8 @@ class Manager:
         self.queue.shut_down()
         for worker in self._workers:
             worker.join(timeout=120)
-        self._pump.stop()
+        if self.settings.watch_events:
+            self._pump.stop()
         self.http.stop()
         self.store.record("daemon_stopped", "paid stopped", pid=os.getpid())
         log.info("daemon_stopped")
