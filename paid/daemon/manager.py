@@ -598,6 +598,7 @@ class Manager:
             },
             "podman": {"reachable": s.podman_error is None, "breaker": self.runtime.breaker_state},
             "observedAt": s.observed_at,
+            "reconciling": sorted(k for k in self._inflight if k not in (FULL, PRUNE)),
             "lastSuccessfulPassAt": s.last_pass_ok_at,
             "services": [
                 {

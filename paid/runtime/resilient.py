@@ -128,9 +128,12 @@ class ResilientRuntime:
                 self._metrics.podman_up.set(0 if result == "unavailable" else 1)
 
     def _guarded(self, fn: Callable[[], T]) -> T:
+        # breaker.call() holds the breaker's lock for the whole call, which
+        # would serialise every Podman request behind a slow one (a 30 s
+        # stop). calling() takes the lock only to check and to record.
         try:
-            result: T = self.breaker.call(fn)
-            return result
+            with self.breaker.calling():
+                return fn()
         except pybreaker.CircuitBreakerError as err:
             raise CircuitOpen(
                 f"circuit breaker open after repeated Podman failures ({err})"

@@ -254,3 +254,20 @@ def test_listen_address_in_use_is_a_clear_error(
     assert b"cannot listen on" in result.stderr
     assert b"Traceback" not in result.stderr
     assert json.loads(daemon.get("/status")[1])["ready"]
+
+
+def test_a_slow_service_does_not_stall_the_others(
+    daemon: Daemon, podman: PodmanService, desired_dir: Path
+) -> None:
+    """While one service takes 20 s to stop for its recreate, a killed neighbour heals at once."""
+    slow = {"init": False, "terminationGracePeriodSeconds": 20}  # sleep as PID 1 ignores SIGTERM
+    write_services(desired_dir, service_doc("slow", **slow), service_doc("fast"))
+    daemon.start()
+    write_services(desired_dir, service_doc("slow", image=IMAGE_V2, **slow), service_doc("fast"))
+    wait_until(lambda: "slow" in daemon.status()["reconciling"], 10, 0.02)
+
+    podman.podman("kill", "fast")
+    wait_until(lambda: "fast" in _running(podman), 10)
+
+    assert "slow" in daemon.status()["reconciling"]  # still stopping: fast did not wait for it
+    wait_until(lambda: podman.inspect("slow")["ImageName"] == IMAGE_V2, 60)

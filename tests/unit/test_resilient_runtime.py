@@ -89,3 +89,27 @@ def test_answers_are_not_outages() -> None:
 
     assert "closed" == runtime.breaker_state
     assert 5 == len(inner.calls)
+
+
+def test_a_slow_call_does_not_hold_up_the_others() -> None:
+    """Calls go through the breaker side by side: one blocked call, another completes."""
+    import threading
+
+    release = threading.Event()
+
+    @dataclass
+    class SlowStop(FakeRuntime):
+        def stop_container(self, name: str, *, timeout: int) -> None:
+            release.wait(10)
+
+    runtime = resilient(SlowStop())
+    slow = threading.Thread(target=lambda: runtime.stop_container("slow", timeout=30))
+    slow.start()
+    time.sleep(0.05)
+
+    done = threading.Event()
+    threading.Thread(target=lambda: (runtime.list_containers(), done.set())).start()
+
+    assert done.wait(2), "list_containers waited for the slow stop"
+    release.set()
+    slow.join(5)
