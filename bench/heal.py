@@ -71,8 +71,12 @@ class Events:
 
 
 def _break(client: PodmanClient, name: str, how: str) -> None:
+    """``kill``: SIGKILL the container's main process from outside, as a crash
+    or the OOM killer would (``podman kill`` marks the container stopped by
+    the user, which Podman's restart policy then respects); ``rm``: remove it."""
     if how == "kill":
-        client.api.post(f"/containers/{name}/kill", params={"signal": "KILL"})
+        pid = client.api.get(f"/containers/{name}/json").json()["State"]["Pid"]
+        os.kill(int(pid), signal.SIGKILL)
     else:
         client.api.delete(f"/containers/{name}", params={"force": True, "t": 0})
 

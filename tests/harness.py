@@ -51,6 +51,9 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "{events}"
+# Podman's default tmp_dir (/run/libpod: exit files, locks) is shared by
+# every Podman on the host; `system reset` would wipe the host's.
+tmp_dir = "{tmp}"
 """
 
 
@@ -82,7 +85,7 @@ class PodmanService:
         base.mkdir(parents=True, exist_ok=True)
         nofile = _hard_limit(resource.RLIMIT_NOFILE, 4096)
         nproc = _hard_limit(resource.RLIMIT_NPROC, 8192)
-        conf = CONTAINERS_CONF.format(events=base / "events.log")
+        conf = CONTAINERS_CONF.format(events=base / "events.log", tmp=base / "tmp")
         conf = conf.replace("nofile=4096:4096", f"nofile={nofile}:{nofile}")
         conf = conf.replace("nproc=8192:8192", f"nproc={nproc}:{nproc}")
         (base / "containers.conf").write_text(conf)

@@ -72,7 +72,7 @@ class Settings:
     allowed_host_paths: tuple[str, ...] = ()
     allow_mass_prune: bool = False
     stall_limit: float = 600.0  # a reconcile running longer than this is hung
-    first_pass_timeout: float = 300.0
+    first_pass_timeout: float = 60.0  # READY by then at the latest (systemd waits 90 s)
     requeue_initial: float = 1.0
     requeue_max: float = 60.0
 
@@ -388,6 +388,9 @@ class Manager:
             if key == FULL:
                 with self._lock:
                     self.state.last_pass_error = str(err)
+                    # A failed first pass is still done: READY goes out and
+                    # /readyz explains, rather than systemd timing us out.
+                    self.state.first_pass_done = True
             return True
         finally:
             result = "success" if ok else "failure"

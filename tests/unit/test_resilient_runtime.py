@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -93,8 +94,6 @@ def test_answers_are_not_outages() -> None:
 
 def test_a_slow_call_does_not_hold_up_the_others() -> None:
     """Calls go through the breaker side by side: one blocked call, another completes."""
-    import threading
-
     release = threading.Event()
 
     @dataclass
