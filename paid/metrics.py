@@ -36,6 +36,10 @@ RUNTIME_OPERATIONS: Final = (
     "remove",
     "events",
     "version",
+    "rename",
+    "inspect",
+    "exec",
+    "logs",
 )
 RUNTIME_RESULTS: Final = ("ok", "error", "unavailable", "rejected")
 BREAKER_STATES: Final = ("closed", "open", "half_open")

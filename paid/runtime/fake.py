@@ -9,6 +9,7 @@ create), not a mock: tests drive it through the same ``Runtime`` protocol.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from paid.runtime.base import (
@@ -20,7 +21,7 @@ from paid.runtime.base import (
 )
 from paid.state.actual import ActualContainer
 
-MUTATING_CALLS = frozenset({"pull", "create", "start", "unpause", "stop", "remove"})
+MUTATING_CALLS = frozenset({"pull", "create", "start", "unpause", "stop", "remove", "rename"})
 
 
 @dataclass
@@ -31,6 +32,9 @@ class FakeRuntime:
     requests: dict[str, ContainerRequest] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     available: bool = True
+    addresses: dict[str, str] = field(default_factory=dict)
+    exec_codes: dict[str, int] = field(default_factory=dict)
+    logs: dict[str, list[str]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
@@ -98,6 +102,30 @@ class FakeRuntime:
         self._get(name)
         del self.containers[name]
         self.requests.pop(name, None)
+
+    def rename_container(self, name: str, new_name: str) -> None:
+        self._call("rename", name)
+        if new_name in self.containers:
+            raise RequestRejected(f"the container name {new_name!r} is already in use")
+        container = self.containers.pop(self._get(name).name)
+        self.containers[new_name] = replace(container, name=new_name)
+        if name in self.requests:
+            self.requests[new_name] = self.requests.pop(name)
+
+    def container_address(self, name: str) -> str | None:
+        self._call("inspect", name)
+        self._get(name)
+        return self.addresses.get(name)
+
+    def exec_in(self, name: str, command: Sequence[str], *, timeout: float) -> int:
+        self._call("exec", name)
+        self._get(name)
+        return self.exec_codes.get(name, 0)
+
+    def logs_tail(self, name: str, *, lines: int) -> list[str]:
+        self._call("logs", name)
+        self._get(name)
+        return self.logs.get(name, [])[-lines:]
 
     # -- test helpers: things that happen to containers behind paid's back --
 

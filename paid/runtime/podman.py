@@ -14,7 +14,7 @@ import json
 import signal
 import socket
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import requests
@@ -150,6 +150,55 @@ class PodmanRuntime:
             )
             response.raise_for_status(not_found=podman_errors.NotFound)
 
+    def rename_container(self, name: str, new_name: str) -> None:
+        self._post(name, "rename", params={"name": new_name})
+
+    def container_address(self, name: str) -> str | None:
+        with _translated(f"inspect {name}"):
+            response = self._client.api.get(f"/containers/{name}/json")
+            response.raise_for_status(not_found=podman_errors.NotFound)
+            settings = response.json().get("NetworkSettings") or {}
+        if settings.get("IPAddress"):
+            return str(settings["IPAddress"])
+        for network in (settings.get("Networks") or {}).values():
+            if network.get("IPAddress"):
+                return str(network["IPAddress"])
+        return None
+
+    def exec_in(self, name: str, command: Sequence[str], *, timeout: float) -> int:
+        with _translated(f"exec in {name}"):
+            created = self._client.api.post(
+                f"/containers/{name}/exec",
+                data=json.dumps({"Cmd": list(command), "AttachStdout": True, "AttachStderr": True}),
+                headers={"Content-Type": "application/json"},
+            )
+            created.raise_for_status(not_found=podman_errors.NotFound)
+            exec_id = created.json()["Id"]
+            try:
+                started = self._client.api.post(
+                    f"/exec/{exec_id}/start",
+                    data=json.dumps({"Detach": False, "Tty": False}),
+                    headers={"Content-Type": "application/json"},
+                    timeout=timeout,
+                )
+                started.raise_for_status()
+                _ = started.content  # the command's output: read until it exits
+            except (requests.Timeout, requests.ConnectionError) as err:
+                failure = RuntimeFailure(f"exec in {name} timed out after {timeout:g} s")
+                raise failure from err
+            inspected = self._client.api.get(f"/exec/{exec_id}/json")
+            inspected.raise_for_status()
+            return int(inspected.json().get("ExitCode") or 0)
+
+    def logs_tail(self, name: str, *, lines: int) -> list[str]:
+        with _translated(f"logs of {name}"):
+            response = self._client.api.get(
+                f"/containers/{name}/logs",
+                params={"stdout": "true", "stderr": "true", "tail": str(lines)},
+            )
+            response.raise_for_status(not_found=podman_errors.NotFound)
+            return _demultiplex(response.content)[-lines:]
+
     def _post(
         self,
         name: str,
@@ -218,6 +267,19 @@ def _event(line: bytes) -> RuntimeEvent | None:
         labels=attributes,
         health=health,
     )
+
+
+def _demultiplex(raw: bytes) -> list[str]:
+    """Lines of a Docker-style multiplexed log stream (8-byte frame headers)."""
+    out = bytearray()
+    i = 0
+    while i + 8 <= len(raw) and raw[i] in (0, 1, 2) and raw[i + 1 : i + 4] == b"\0\0\0":
+        size = int.from_bytes(raw[i + 4 : i + 8], "big")
+        out += raw[i + 8 : i + 8 + size]
+        i += 8 + size
+    if i == 0:  # not multiplexed (a tty container)
+        out = bytearray(raw)
+    return out.decode("utf-8", "replace").splitlines()
 
 
 def _actual(attrs: dict[str, Any]) -> ActualContainer:

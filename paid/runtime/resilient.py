@@ -17,7 +17,7 @@ reconcile, which reads the actual state afresh, is the safe retry.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import pybreaker
@@ -168,6 +168,21 @@ class ResilientRuntime:
 
     def remove_container(self, name: str) -> None:
         self._call("remove", lambda: self.inner.remove_container(name))
+
+    def rename_container(self, name: str, new_name: str) -> None:
+        self._call("rename", lambda: self.inner.rename_container(name, new_name))
+
+    def container_address(self, name: str) -> str | None:
+        return self._call("inspect", lambda: self.inner.container_address(name))
+
+    def exec_in(self, name: str, command: Sequence[str], *, timeout: float) -> int:
+        # A probe's own timeout is the bound: no retries, which would stretch it.
+        return self._call(
+            "exec", lambda: self.inner.exec_in(name, command, timeout=timeout), retry=False
+        )
+
+    def logs_tail(self, name: str, *, lines: int) -> list[str]:
+        return self._call("logs", lambda: self.inner.logs_tail(name, lines=lines))
 
 
 def _retryable(err: BaseException) -> bool:

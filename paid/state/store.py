@@ -60,7 +60,27 @@ _MIGRATIONS: tuple[str, ...] = (
         documents  TEXT    NOT NULL
     );
     """,
+    # 3: rollouts: each revision's outcome, its full document (to roll back
+    # to), where it came from; pins made by `paid rollback`
+    """
+    ALTER TABLE revisions ADD COLUMN document TEXT;
+    ALTER TABLE revisions ADD COLUMN outcome TEXT NOT NULL DEFAULT 'pending';
+    ALTER TABLE revisions ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+    ALTER TABLE revisions ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE revisions ADD COLUMN git_commit TEXT;
+    ALTER TABLE revisions ADD COLUMN git_dirty INTEGER;
+    ALTER TABLE revisions ADD COLUMN updated_at REAL;
+    CREATE TABLE pins (
+        service       TEXT PRIMARY KEY,
+        revision      INTEGER NOT NULL,
+        desired_hash  TEXT    NOT NULL,
+        reason        TEXT    NOT NULL,
+        at            REAL    NOT NULL
+    );
+    """,
 )
+
+OUTCOMES = ("pending", "progressing", "succeeded", "failed", "rolled_back", "superseded")
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
@@ -76,6 +96,22 @@ class Revision:
     spec: Mapping[str, Any]
     image: str
     created_at: float
+    document: Mapping[str, Any] | None = None
+    outcome: str = "pending"
+    reason: str = ""
+    quarantined: bool = False
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    updated_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    service: str
+    revision: int
+    desired_hash: str  # the desired spec when pinned; a new one ends the pin
+    reason: str
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,26 +210,131 @@ class Store:
     # -- revisions ------------------------------------------------------
 
     def revision_for(
-        self, *, service: str, spec_hash: str, spec: Mapping[str, Any], image: str
+        self,
+        *,
+        service: str,
+        spec_hash: str,
+        spec: Mapping[str, Any],
+        image: str,
+        document: Mapping[str, Any] | None = None,
+        git_commit: str | None = None,
+        git_dirty: bool | None = None,
     ) -> int:
         """The revision number of this spec, allocating the next one if new."""
+        doc = json.dumps(document, sort_keys=True) if document is not None else None
         with self._transaction() as db:
             row = db.execute(
                 "SELECT number FROM revisions WHERE service = ? AND spec_hash = ?",
                 (service, spec_hash),
             ).fetchone()
             if row is not None:
+                if doc is not None:  # controller fields may have changed: keep the latest
+                    db.execute(
+                        "UPDATE revisions SET document = ? WHERE service = ? AND number = ?",
+                        (doc, service, row[0]),
+                    )
                 return int(row[0])
             (last,) = db.execute(
                 "SELECT COALESCE(MAX(number), 0) FROM revisions WHERE service = ?", (service,)
             ).fetchone()
             number = int(last) + 1
+            now = time.time()
             db.execute(
-                "INSERT INTO revisions (service, number, spec_hash, spec, image, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (service, number, spec_hash, json.dumps(spec, sort_keys=True), image, time.time()),
+                "INSERT INTO revisions (service, number, spec_hash, spec, image, created_at,"
+                " document, git_commit, git_dirty, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    service,
+                    number,
+                    spec_hash,
+                    json.dumps(spec, sort_keys=True),
+                    image,
+                    now,
+                    doc,
+                    git_commit,
+                    None if git_dirty is None else int(git_dirty),
+                    now,
+                ),
             )
             return number
+
+    def set_outcome(
+        self,
+        service: str,
+        number: int,
+        outcome: str,
+        reason: str = "",
+        *,
+        quarantine: bool | None = None,
+    ) -> None:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE revisions SET outcome = ?, reason = ?, updated_at = ?,"
+                " quarantined = COALESCE(?, quarantined) WHERE service = ? AND number = ?",
+                (
+                    outcome,
+                    reason,
+                    time.time(),
+                    None if quarantine is None else int(quarantine),
+                    service,
+                    number,
+                ),
+            )
+
+    def revision(self, service: str, number: int) -> Revision | None:
+        found = [r for r in self.revisions(service) if r.number == number]
+        return found[0] if found else None
+
+    def last_good(self, service: str, *, excluding: int | None = None) -> Revision | None:
+        """The most recently succeeded revision (never pruned)."""
+        good = [
+            r
+            for r in self.revisions(service)
+            if r.outcome in ("succeeded", "superseded") and r.number != excluding and r.document
+        ]
+        return max(good, key=lambda r: (r.outcome == "succeeded", r.updated_at or 0), default=None)
+
+    def prune_revisions(self, service: str, *, keep: int, protect: set[int]) -> int:
+        """Drop the oldest revisions beyond ``keep``, never the last good or ``protect``."""
+        revisions = self.revisions(service)
+        good = self.last_good(service)
+        keepers = {r.number for r in revisions[-keep:]} | protect
+        if good is not None:
+            keepers.add(good.number)
+        doomed = [r.number for r in revisions if r.number not in keepers]
+        if doomed:
+            with self._transaction() as db:
+                db.executemany(
+                    "DELETE FROM revisions WHERE service = ? AND number = ?",
+                    [(service, n) for n in doomed],
+                )
+        return len(doomed)
+
+    # -- pins ---------------------------------------------------------------
+
+    def pin(self, service: str, *, revision: int, desired_hash: str, reason: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO pins (service, revision, desired_hash, reason, at)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (service) DO UPDATE SET revision = excluded.revision,"
+                " desired_hash = excluded.desired_hash, reason = excluded.reason, at = excluded.at",
+                (service, revision, desired_hash, reason, time.time()),
+            )
+
+    def unpin(self, service: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM pins WHERE service = ?", (service,))
+
+    def pins(self) -> dict[str, Pin]:
+        rows = self._query("SELECT service, revision, desired_hash, reason, at FROM pins")
+        return {r[0]: Pin(*r) for r in rows}
+
+    def data_version(self) -> int:
+        """Changes when another connection (the CLI) committed: a cheap "look again"."""
+        return int(self._query("PRAGMA data_version")[0][0])
 
     def find_revision(self, *, service: str, spec_hash: str) -> int | None:
         rows = self._query(
@@ -204,11 +345,29 @@ class Store:
 
     def revisions(self, service: str) -> list[Revision]:
         rows = self._query(
-            "SELECT service, number, spec_hash, spec, image, created_at FROM revisions"
+            "SELECT service, number, spec_hash, spec, image, created_at, document, outcome,"
+            " reason, quarantined, git_commit, git_dirty, updated_at FROM revisions"
             " WHERE service = ? ORDER BY number",
             (service,),
         )
-        return [Revision(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
+        return [
+            Revision(
+                service=r[0],
+                number=r[1],
+                spec_hash=r[2],
+                spec=json.loads(r[3]),
+                image=r[4],
+                created_at=r[5],
+                document=json.loads(r[6]) if r[6] else None,
+                outcome=r[7],
+                reason=r[8],
+                quarantined=bool(r[9]),
+                git_commit=r[10],
+                git_dirty=None if r[11] is None else bool(r[11]),
+                updated_at=r[12],
+            )
+            for r in rows
+        ]
 
     # -- journal ----------------------------------------------------------
 

@@ -8,12 +8,20 @@ from paid.state.rollouts import Observation, RolloutGate, RolloutPhase, advance,
 
 
 def gate(min_ready: float = 10, deadline: float = 60) -> RolloutGate:
-    return RolloutGate(service="web", revision=2, started_at=100.0, min_ready_seconds=min_ready, progress_deadline_seconds=deadline)
+    return RolloutGate(
+        service="web",
+        revision=2,
+        started_at=100.0,
+        min_ready_seconds=min_ready,
+        progress_deadline_seconds=deadline,
+    )
 
 
 def run(g: RolloutGate, *steps: tuple[float, bool, bool]) -> RolloutGate:
     for now, running, ready in steps:
-        g = advance(g, Observation(now=now, running=running, ready=ready, exit_code=None if running else 1))
+        g = advance(
+            g, Observation(now=now, running=running, ready=ready, exit_code=None if running else 1)
+        )
     return g
 
 
@@ -22,8 +30,15 @@ def run(g: RolloutGate, *steps: tuple[float, bool, bool]) -> RolloutGate:
     [
         pytest.param([(101, True, False)], RolloutPhase.PROGRESSING, "", id="starting"),
         pytest.param([(101, True, True)], RolloutPhase.BAKING, "", id="ready-starts-the-bake"),
-        pytest.param([(101, True, True), (111, True, True)], RolloutPhase.SUCCEEDED, "ready for 10 s", id="baked"),
-        pytest.param([(101, True, True), (105, True, True)], RolloutPhase.BAKING, "", id="still-baking"),
+        pytest.param(
+            [(101, True, True), (111, True, True)],
+            RolloutPhase.SUCCEEDED,
+            "ready for 10 s",
+            id="baked",
+        ),
+        pytest.param(
+            [(101, True, True), (105, True, True)], RolloutPhase.BAKING, "", id="still-baking"
+        ),
         pytest.param(
             [(101, True, True), (105, True, False)],
             RolloutPhase.FAILED,
@@ -31,7 +46,10 @@ def run(g: RolloutGate, *steps: tuple[float, bool, bool]) -> RolloutGate:
             id="flapping-during-bake",
         ),
         pytest.param(
-            [(101, False, False)], RolloutPhase.FAILED, "revision 2 exited with code 1 during its rollout", id="crash"
+            [(101, False, False)],
+            RolloutPhase.FAILED,
+            "revision 2 exited with code 1 during its rollout",
+            id="crash",
         ),
         pytest.param(
             [(130, True, False), (160, True, False)],
@@ -42,7 +60,8 @@ def run(g: RolloutGate, *steps: tuple[float, bool, bool]) -> RolloutGate:
         pytest.param(
             [(155, True, True), (160, True, True)],
             RolloutPhase.FAILED,
-            "revision 2 did not stay ready for minReadySeconds within progressDeadlineSeconds (60 s)",
+            "revision 2 did not stay ready for minReadySeconds within "
+            "progressDeadlineSeconds (60 s)",
             id="ready-too-late-to-bake",
         ),
     ],
