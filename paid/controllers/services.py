@@ -150,6 +150,8 @@ class ServiceController:
                 assert service is not None  # noqa: S101 -- the diff only plans these for desired services
                 self._ensure_image(service.spec.image)
                 request = self._request(service)
+                if action.kind is ActionKind.RESTART:
+                    self._keep_last_logs(name, action.reason)
                 if action.kind is not ActionKind.CREATE:
                     self._stop(name, timeout=service.spec.termination_grace_period_seconds)
                     self.runtime.remove_container(name)
@@ -161,6 +163,20 @@ class ServiceController:
     def _stop(self, name: str, *, timeout: int | None) -> None:
         with contextlib.suppress(ContainerMissing):  # gone already: the goal of a stop
             self.runtime.stop_container(name, timeout=10 if timeout is None else timeout)
+
+    def _keep_last_logs(self, name: str, reason: str, lines: int = 20) -> None:
+        """Journal the last lines of an instance about to be replaced."""
+        try:
+            tail = self.runtime.logs_tail(name, lines=lines)
+        except RuntimeFailure as err:
+            tail = [f"(logs unavailable: {err})"]
+        self.journal.record(
+            "container_replaced",
+            f"{name}: {reason}",
+            service=name,
+            reason=reason,
+            last_log_lines=tail,
+        )
 
     def _ensure_image(self, image: str) -> None:
         if not self.runtime.image_present(image):

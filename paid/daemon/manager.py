@@ -501,7 +501,7 @@ class Manager:
         The first restart is immediate; then 10 s, doubling to 300 s; the
         count resets after 10 minutes without a restart.
         """
-        if action.kind is not ActionKind.START or not action.reason.startswith("exited"):
+        if action.kind is not ActionKind.RESTART:
             return 0.0
         now = self._clock()
         attempts, last = self._restarts.get(name, (0, -1e9))

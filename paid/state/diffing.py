@@ -15,7 +15,7 @@ then the desired services in dependency order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from paid.state import actual as states
@@ -121,7 +121,11 @@ def _diff_running_state(service: DesiredService, container: ActualContainer) -> 
         policy = service.spec.restart_policy
         failed = container.exit_code != 0
         if policy is RestartPolicy.ALWAYS or (policy is RestartPolicy.ON_FAILURE and failed):
-            return Action(ActionKind.START, service.name, f"exited with code {container.exit_code}")
+            # As the kubelet does: a fresh container of the same revision,
+            # not the old writable layer started again.
+            return Action(
+                ActionKind.RESTART, service.name, f"exited with code {container.exit_code}"
+            )
     # Other states (stopping, removing) are transitions: look again next pass.
     return None
 

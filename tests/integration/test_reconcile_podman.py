@@ -121,18 +121,26 @@ def test_image_change_recreates_only_that_service(
     assert 1 == sum(1 for c in podman.containers() if c["Names"][0] == "web")
 
 
-def test_stopped_container_is_started_not_replaced(
+def test_stopped_container_is_replaced_by_a_fresh_one_of_the_same_revision(
     podman: PodmanService, desired_dir: Path, state_dir: Path
 ) -> None:
-    """`podman stop` behind paid's back: the same container is started again."""
+    """`podman stop` behind paid's back: a new container (not the old writable layer), same revision."""
     three_services(desired_dir, free_port())
     assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
     worker_id = running_ids(podman)["worker"]
+    podman.podman("exec", "worker", "sh", "-c", "echo scribble > /tmp/mark; echo last words")
     podman.podman("stop", "--time", "1", "worker")
 
     assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
 
-    assert worker_id == running_ids(podman)["worker"]
+    assert worker_id != running_ids(podman)["worker"]
+    assert "1" == podman.inspect("worker")["Config"]["Labels"]["paid.revision"]
+    assert "" == podman.podman("exec", "worker", "sh", "-c", "cat /tmp/mark 2>/dev/null || true")
+    with Store.open(state_dir) as store:
+        replaced = [e for e in store.events(service="worker") if e.kind == "container_replaced"]
+    assert 1 == len(replaced)
+    assert replaced[0].message.startswith("worker: exited with code ")
+    assert "last_log_lines" in replaced[0].data
 
 
 def test_removed_container_is_recreated(

@@ -34,8 +34,8 @@ API = desired_service("api", dependsOn=["db"])
         pytest.param(
             [WEB],
             [running(WEB, state="exited", exit_code=137)],
-            [("start", "web", "exited with code 137")],
-            id="exited-is-started",
+            [("restart", "web", "exited with code 137")],
+            id="exited-is-restarted-fresh",
         ),
         pytest.param(
             [WEB],
@@ -58,7 +58,7 @@ API = desired_service("api", dependsOn=["db"])
         pytest.param(
             [WORKER_ON_FAILURE],
             [running(WORKER_ON_FAILURE, state="exited", exit_code=2)],
-            [("start", "worker", "exited with code 2")],
+            [("restart", "worker", "exited with code 2")],
             id="onfailure-crash-restarts",
         ),
         pytest.param(
