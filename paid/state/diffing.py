@@ -15,7 +15,7 @@ then the desired services in dependency order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from paid.state import actual as states

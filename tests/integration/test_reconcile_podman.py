@@ -124,7 +124,7 @@ def test_image_change_recreates_only_that_service(
 def test_stopped_container_is_replaced_by_a_fresh_one_of_the_same_revision(
     podman: PodmanService, desired_dir: Path, state_dir: Path
 ) -> None:
-    """`podman stop` behind paid's back: a new container (not the old writable layer), same revision."""
+    """`podman stop` behind paid's back: a new container (not the old layer), same revision."""
     three_services(desired_dir, free_port())
     assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
     worker_id = running_ids(podman)["worker"]
