@@ -43,7 +43,17 @@ RUNTIME_OPERATIONS: Final = (
 )
 RUNTIME_RESULTS: Final = ("ok", "error", "unavailable", "rejected")
 BREAKER_STATES: Final = ("closed", "open", "half_open")
-TRIGGERS: Final = ("resync", "podman_event", "desired_state_change", "signal", "requeue", "startup")
+TRIGGERS: Final = (
+    "resync",
+    "podman_event",
+    "desired_state_change",
+    "signal",
+    "requeue",
+    "startup",
+    "probe",
+)
+PROBE_KINDS: Final = ("startup", "liveness", "readiness")
+ROLLOUT_RESULTS: Final = ("succeeded", "failed", "rolled_back")
 
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -156,6 +166,43 @@ class Metrics:
             "paid_reconcile_queue_depth", "Reconcile requests waiting.", registry=r
         )
         self.ready = Gauge("paid_ready", "1 when /readyz answers 200.", registry=r)
+        self.service_ready = Gauge(
+            "paid_service_ready",
+            "1 when the service's container passes its readiness (and startup) probes.",
+            ["service"],
+            registry=r,
+        )
+        self.restarts = Counter(
+            "paid_service_restarts_total",
+            "Containers replaced by a fresh one of the same revision, by reason.",
+            ["service", "reason"],
+            registry=r,
+        )
+        self.rollouts = Counter(
+            "paid_rollouts_total", "Finished rollouts, by result.", ["result"], registry=r
+        )
+        self.rollbacks = Counter(
+            "paid_rollbacks_total", "Automatic rollbacks, by service.", ["service"], registry=r
+        )
+        self.last_rollout = Gauge(
+            "paid_last_successful_rollout_timestamp_seconds",
+            "Unix time of the service's last successful rollout.",
+            ["service"],
+            registry=r,
+        )
+        self.probe_duration = Histogram(
+            "paid_probe_duration_seconds",
+            "Duration of probe attempts, by kind.",
+            ["kind"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.probe_failures = Counter(
+            "paid_probe_failures_total",
+            "Probes that crossed their failure threshold, by kind.",
+            ["kind"],
+            registry=r,
+        )
         self._initialise()
 
     def _initialise(self) -> None:
@@ -173,6 +220,11 @@ class Metrics:
             self.runtime_retries.labels(op)
             for result in RUNTIME_RESULTS:
                 self.runtime_requests.labels(op, result)
+        for kind in PROBE_KINDS:
+            self.probe_duration.labels(kind)
+            self.probe_failures.labels(kind)
+        for result in ROLLOUT_RESULTS:
+            self.rollouts.labels(result)
         self.set_breaker("closed")
         self.desired_valid.set(0)
         self.podman_up.set(0)

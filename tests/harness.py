@@ -245,6 +245,8 @@ def service_doc(name: str, **spec: Any) -> dict[str, Any]:
         "command": ["sleep", "3600"],
         "init": True,
         "terminationGracePeriodSeconds": 2,
+        # Healing tests do not want a 10 s bake per deploy; rollout tests set their own.
+        "rollout": {"minReadySeconds": 0},
     }
     body.update(spec)
     return {"apiVersion": "paid/v1", "kind": "Service", "metadata": {"name": name}, "spec": body}

@@ -140,7 +140,7 @@ class ServiceController:
         name = action.service
         match action.kind:
             case ActionKind.REMOVE:
-                self._stop(name, timeout=None)
+                self.stop(name, timeout=None)
                 self.runtime.remove_container(name)
             case ActionKind.START if action.reason == "paused":
                 self.runtime.unpause_container(name)
@@ -148,19 +148,19 @@ class ServiceController:
                 self.runtime.start_container(name)
             case ActionKind.CREATE | ActionKind.RECREATE | ActionKind.RESTART:
                 assert service is not None  # noqa: S101 -- the diff only plans these for desired services
-                self._ensure_image(service.spec.image)
+                self.ensure_image(service.spec.image)
                 request = self._request(service)
                 if action.kind is ActionKind.RESTART:
                     self._keep_last_logs(name, action.reason)
                 if action.kind is not ActionKind.CREATE:
-                    self._stop(name, timeout=service.spec.termination_grace_period_seconds)
+                    self.stop(name, timeout=service.spec.termination_grace_period_seconds)
                     self.runtime.remove_container(name)
                 self.runtime.create_container(request)
                 self.runtime.start_container(name)
             case _:
                 raise AssertionError(f"cannot perform {action.kind}")
 
-    def _stop(self, name: str, *, timeout: int | None) -> None:
+    def stop(self, name: str, *, timeout: int | None) -> None:
         with contextlib.suppress(ContainerMissing):  # gone already: the goal of a stop
             self.runtime.stop_container(name, timeout=10 if timeout is None else timeout)
 
@@ -178,7 +178,7 @@ class ServiceController:
             last_log_lines=tail,
         )
 
-    def _ensure_image(self, image: str) -> None:
+    def ensure_image(self, image: str) -> None:
         if not self.runtime.image_present(image):
             self.runtime.pull_image(image)
 

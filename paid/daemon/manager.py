@@ -37,6 +37,8 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from paid import __version__
+from paid.controllers.health import HealthController, ProbeKind
+from paid.controllers.rollouts import RolloutController, aside_name, effective_state
 from paid.controllers.services import ActionResult, Outcome, ServiceController
 from paid.daemon.http import Endpoints, HttpServer, Probe
 from paid.daemon.queue import FULL, PRUNE, ShutDown, WorkQueue
@@ -47,7 +49,7 @@ from paid.runtime.base import RuntimeEvent, RuntimeFailure, RuntimeUnavailable
 from paid.runtime.resilient import ResilientRuntime
 from paid.state import actual as states
 from paid.state.actual import ActualContainer
-from paid.state.desired import DesiredState
+from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import decide, diff
 from paid.state.loading import LoadError, digest, from_documents, load_directory, to_documents
 from paid.state.plans import Action, ActionKind
@@ -92,6 +94,7 @@ class _State:
     first_pass_done: bool = False
     waiting: dict[str, tuple[str, ...]] = field(default_factory=dict)
     backing_off: dict[str, float] = field(default_factory=dict)  # service -> seconds left
+    notes: dict[str, str] = field(default_factory=dict)  # service -> pinned / quarantined
     failures: dict[str, int] = field(default_factory=dict)  # consecutive, per key
 
 
@@ -115,6 +118,21 @@ class Manager:
         self._clock = clock
         self.queue = WorkQueue(clock=clock)
         self.controller = ServiceController(runtime=runtime, journal=store, on_result=self._count)
+        self.health = HealthController(
+            runtime,
+            on_transition=self._on_probe_transition,
+            on_probe=lambda kind, seconds: metrics.probe_duration.labels(kind).observe(seconds),
+            clock=clock,
+        )
+        self.rollouts = RolloutController(
+            runtime=runtime,
+            store=store,
+            services=self.controller,
+            ready=self.health.ready,
+            clock=clock,
+            on_finished=self._on_rollout_finished,
+        )
+        self._store_version = store.data_version()
         self.state = _State()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -176,6 +194,14 @@ class Manager:
             max_instances=1,
             coalesce=True,
         )
+        self._scheduler.add_job(
+            self.health.tick,
+            "interval",
+            seconds=0.25,
+            id="probes",
+            max_instances=1,
+            coalesce=True,
+        )
         self._scheduler.start()
         ready_sent = False
         started = self._clock()
@@ -233,6 +259,7 @@ class Manager:
             worker.join(timeout=120)
         if self.settings.watch_events:
             self._pump.stop()
+        self.health.close()
         self.http.stop()
         self.store.record("daemon_stopped", "paid stopped", pid=os.getpid())
         log.info("daemon_stopped")
@@ -251,6 +278,10 @@ class Manager:
             self.metrics.triggers.labels("desired_state_change").inc()
             self._load()
             self._trigger(FULL, "desired_state_change")
+        version = self.store.data_version()
+        if version != self._store_version:  # `paid rollback` / `paid rollout retry` wrote
+            self._store_version = version
+            self._trigger(FULL, "signal")
 
     def _load(self, *, initial: bool = False) -> None:
         with self._load_lock:
@@ -408,14 +439,27 @@ class Manager:
             self.state.observed = actual
             self.state.observed_at = time.time()
             self.state.podman_error = None
+        desired = self.state.desired
+        if desired is not None:
+            self.health.sync(self._effective(desired), actual)
         self._publish(actual)
         return actual
+
+    def _effective(self, desired: DesiredState) -> DesiredState:
+        effective = effective_state(desired, self.store)
+        with self._lock:
+            self.state.notes = effective.notes
+        return effective.state
 
     def _full_pass(self, desired: DesiredState, actual: list[ActualContainer]) -> bool:
         """Observe all, queue every service that needs work; True when none does."""
         # An invalid directory never prunes: removals wait for a valid state.
         allow_prune = not self.state.load_errors
+        desired = self._effective(desired)
         plan = diff(desired, actual, allow_mass_prune=self.settings.allow_mass_prune)
+        for name in list(desired.services):
+            if name in self.rollouts.active or self.health.failed(name):
+                self.queue.add(name)
         for note in plan.notes:
             log.warning("prune_withheld", reason=note)
         for action in plan.actions:
@@ -439,7 +483,12 @@ class Manager:
         return not plan.notes
 
     def _await_first_pass(self) -> None:
-        self.queue.wait_idle(self.settings.first_pass_timeout)
+        """First pass done: nothing queued, nothing running, no rollout under way."""
+        deadline = self._clock() + self.settings.first_pass_timeout
+        while self._clock() < deadline and not self._stop.is_set():
+            if self.queue.idle() and not self.rollouts.active:
+                break
+            time.sleep(0.1)
         with self._lock:
             self.state.first_pass_done = True
 
@@ -457,7 +506,23 @@ class Manager:
     def _reconcile_service(
         self, desired: DesiredState, name: str, actual: list[ActualContainer]
     ) -> bool:
-        decision = decide(desired, name, actual)
+        desired = self._effective(desired)
+        by_name = {c.name: c for c in actual}
+        service = desired.services.get(name)  # type: ignore[call-overload]
+        current = by_name.get(name)
+        if service is not None and name in self.rollouts.active:
+            wait = self.rollouts.step(service, current)
+            if wait is not None:
+                self.queue.add_after(name, wait)
+            return True
+        aside = by_name.get(aside_name(name))
+        if service is not None and aside is not None and aside.managed:
+            self.rollouts.resume_or_restore(service, current, aside)
+            self.queue.add_after(name, 0.2)
+            return True
+        decision = decide(
+            desired, name, actual, ready=self.health.ready, unhealthy=self.health.unhealthy()
+        )
         if decision.orphan:
             self.queue.add(PRUNE)
             return True
@@ -469,31 +534,76 @@ class Manager:
         if decision.action is None:
             return True
         if decision.waiting_on:
-            # Not a failure: look again soon (sooner when a dependency converges).
+            # Not a failure: look again soon (sooner when a dependency gets ready).
             log.info("service_waiting", service=name, waiting_on=list(decision.waiting_on))
             self.queue.add_after(name, self.settings.requeue_initial)
             return True
-        wait = self._crash_backoff(name, decision.action)
+        action = decision.action
+        if service is not None and self._gated(action, service):
+            wait = self.rollouts.backoff(service)
+            if wait > 0:
+                self._back_off(name, wait, "first deploy failed")
+                return True
+            self.rollouts.begin(service, current)
+            self.queue.add_after(name, 0.2)
+            return True
+        wait = self._crash_backoff(name, action)
         if wait > 0:
-            with self._lock:
-                self.state.backing_off[name] = wait
-            log.info(
-                "service_backoff", service=name, wait=round(wait, 1), reason=decision.action.reason
-            )
-            self.queue.add_after(name, wait)
+            self._back_off(name, wait, action.reason)
             return True
         with self._lock:
             self.state.backing_off.pop(name, None)
-        service = desired.services.get(name)  # type: ignore[call-overload]
-        result = self.controller.execute(decision.action, service)
+        if action.kind is ActionKind.RESTART:
+            why = "liveness" if name in self.health.unhealthy() else "crash"
+            self.metrics.restarts.labels(name, why).inc()
+            self.health.forget(name)
+        result = self.controller.execute(action, service)
         if result.outcome is Outcome.DONE:
             # Level-based: look again to confirm (and publish) what the action did.
             self.queue.add(name)
-            for other in desired.dependents(service.name) if service else ():
-                if other in self.state.waiting:
-                    self.queue.add(other)
             return True
         return False
+
+    def _gated(self, action: Action, service: DesiredService) -> bool:
+        """Spec changes, and first deploys of a revision, go through the health gate."""
+        if action.kind is ActionKind.RECREATE:
+            return True
+        return action.kind is ActionKind.CREATE and self.rollouts.needs_gate(service)
+
+    def _back_off(self, name: str, wait: float, reason: str) -> None:
+        with self._lock:
+            self.state.backing_off[name] = wait
+        log.info("service_backoff", service=name, wait=round(wait, 1), reason=reason)
+        self.queue.add_after(name, wait)
+
+    def _on_probe_transition(
+        self, service: str, kind: ProbeKind, passing: bool, detail: str
+    ) -> None:
+        self.store.record(
+            "probe_transition",
+            f"{service}: {kind} probe {'passing' if passing else 'failing'} ({detail})",
+            service=service,
+            probe=str(kind),
+            passing=passing,
+        )
+        if not passing:
+            self.metrics.probe_failures.labels(str(kind)).inc()
+        self._trigger(service, "probe")
+        desired = self.state.desired
+        if desired is not None and kind is ProbeKind.READINESS and passing:
+            for other in desired.dependents(service):  # type: ignore[arg-type]
+                self.queue.add(other)
+
+    def _on_rollout_finished(self, service: str, result: str) -> None:
+        self.metrics.rollouts.labels(result).inc()
+        if result == "succeeded":
+            self.metrics.last_rollout.labels(service).set(time.time())
+        elif result == "rolled_back":
+            self.metrics.rollbacks.labels(service).inc()
+        desired = self.state.desired
+        if desired is not None:
+            for other in desired.dependents(service):  # type: ignore[arg-type]
+                self.queue.add(other)
 
     def _crash_backoff(self, name: str, action: Action) -> float:
         """Seconds to wait before restarting a crashed container (kubelet-style).
@@ -539,8 +649,10 @@ class Manager:
             running += is_running
             converged += is_converged
             self.metrics.service_up.labels(svc.name).set(1 if is_converged else 0)
+            self.metrics.service_ready.labels(svc.name).set(1 if self.health.ready(svc.name) else 0)
         for gone in self._published - set(desired.services):
             self.metrics.service_up.remove(gone)
+            self.metrics.service_ready.remove(gone)
         self._published = set(desired.services)
         self.metrics.services_desired.set(len(desired))
         self.metrics.services_running.set(running)
@@ -586,7 +698,7 @@ class Manager:
         s = self.state
         with self._lock:
             desired, observed, waiting = s.desired, list(s.observed), dict(s.waiting)
-            backing_off = dict(s.backing_off)
+            backing_off, notes = dict(s.backing_off), dict(s.notes)
         statuses = service_statuses(desired, observed)
         ready = self.readyz()
         return {
@@ -608,9 +720,22 @@ class Manager:
                     **st.to_json(),
                     "waitingFor": list(waiting.get(st.name, ())),
                     "crashLoopBackOff": st.name in backing_off,
+                    "rollout": self._rollout_json(st.name),
+                    "health": self.health.summary(st.name),
+                    "note": notes.get(st.name),
                 }
                 for st in statuses
             ],
+        }
+
+    def _rollout_json(self, name: str) -> dict[str, Any] | None:
+        active = self.rollouts.active.get(name)
+        if active is None:
+            return None
+        return {
+            "revision": active.gate.revision,
+            "phase": str(active.gate.phase),
+            "previousRevision": active.previous_revision,
         }
 
     def _status_line(self) -> str:

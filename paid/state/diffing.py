@@ -15,10 +15,11 @@ then the desired services in dependency order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from paid.state import actual as states
+from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.plans import Action, ActionKind, Plan, ServiceDecision
@@ -43,7 +44,16 @@ def diff(
     for container in actual:
         by_name.setdefault(container.name, container)
 
-    managed = sorted(name for name, c in by_name.items() if c.managed)
+    # A container kept aside by a rollout belongs to its service's rollout,
+    # unless the service itself is gone.
+    managed = sorted(
+        name
+        for name, c in by_name.items()
+        if c.managed
+        and not (
+            name.endswith(labels.ASIDE_SUFFIX) and name.removesuffix(labels.ASIDE_SUFFIX) in desired
+        )
+    )
     removals = tuple(
         Action(ActionKind.REMOVE, name, "no longer in the desired state")
         for name in managed
@@ -69,23 +79,39 @@ def diff(
 _STARTS = frozenset({ActionKind.CREATE, ActionKind.RECREATE, ActionKind.START, ActionKind.RESTART})
 
 
-def decide(desired: DesiredState, name: str, actual: Iterable[ActualContainer]) -> ServiceDecision:
+def decide(
+    desired: DesiredState,
+    name: str,
+    actual: Iterable[ActualContainer],
+    *,
+    ready: Callable[[str], bool] | None = None,
+    unhealthy: Mapping[str, str] | None = None,
+) -> ServiceDecision:
     """The decision for one service, as the daemon's targeted reconcile needs it.
 
     Removal is never decided here: whether an orphan may go depends on all
-    the others (the mass-prune guard), so it is left to a full diff.
-    Anything that would start the service waits until the services it
-    depends on are running.
+    the others (the mass-prune guard), so it is left to a full diff. A
+    running container in ``unhealthy`` (its liveness or startup probe
+    failed) is restarted. Anything that would start the service waits
+    until the services it depends on are ready (per ``ready``; running,
+    without it).
     """
     by_name = {c.name: c for c in actual}
     service = desired.services.get(name)  # type: ignore[call-overload]
     if service is None:
         container = by_name.get(name)
         return ServiceDecision(orphan=container is not None and container.managed)
-    action = _diff_service(service, by_name.get(name))
+    container = by_name.get(name)
+    action = _diff_service(service, container)
+    if action is None and unhealthy and name in unhealthy and container is not None:
+        action = Action(ActionKind.RESTART, name, unhealthy[name])
     if action is None or action.kind not in _STARTS:
         return ServiceDecision(action=action)
-    waiting = tuple(dep for dep in service.spec.depends_on if not _runs_desired(by_name.get(dep)))
+
+    def is_ready(dep: str) -> bool:
+        return _runs_desired(by_name.get(dep)) and (ready is None or ready(dep))
+
+    waiting = tuple(dep for dep in service.spec.depends_on if not is_ready(dep))
     return ServiceDecision(action=action, waiting_on=waiting)
 
 

@@ -13,3 +13,7 @@ REVISION: Final = "paid.revision"
 # The normalized container shape as JSON; lets a plan say *which* fields
 # drifted without any inspect call or store lookup.
 SPEC: Final = "paid.spec"
+
+# A container renamed aside during a rollout: "<service>.paid-prev". A dot
+# cannot occur in a service name, so this never collides with one.
+ASIDE_SUFFIX: Final = ".paid-prev"

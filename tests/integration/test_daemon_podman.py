@@ -55,14 +55,15 @@ def test_ready_after_first_pass_with_everything_running(
 
 
 def test_kill_heals_through_the_event_stream(daemon: Daemon, podman: PodmanService) -> None:
-    """`podman kill` of a managed container: running again long before any resync."""
+    """`podman kill` of a managed container: a fresh one runs long before any resync."""
     daemon.start()
     before = _running(podman)["web"]
 
     podman.podman("kill", "web")
     wait_until(lambda: "web" in _running(podman), 15)
 
-    assert before == _running(podman)["web"]  # started again, same container
+    assert before != _running(podman)["web"]  # a fresh container ...
+    assert "1" == podman.inspect("web")["Config"]["Labels"]["paid.revision"]  # ... same revision
     assert (daemon.metric("paid_reconcile_triggers_total", 'trigger="podman_event"') or 0) >= 1
 
 

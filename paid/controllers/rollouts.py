@@ -1,0 +1,331 @@
+"""The rollout controller: health-gated replacement with automatic rollback.
+
+A changed spec becomes a new revision. Its rollout:
+
+1. makes the new image present — if it cannot, the rollout fails before
+   anything is touched;
+2. stops the running container and renames it aside (``<name>.paid-prev``:
+   a dot cannot occur in a service name) — so two instances never run on
+   one volume at once;
+3. creates and starts the new revision under the service's name;
+4. lets the health gate (``paid.state.rollouts``) judge it: ready, and
+   ready for ``minReadySeconds``, within ``progressDeadlineSeconds``.
+
+Success removes the container kept aside. Failure — create error, crash,
+never ready, flapping during the bake — removes the new container, puts
+the old one back and starts it (the health controller then checks it
+ready again), and *quarantines* the failed revision: the effective
+desired state (``effective_state``) keeps the service on its last good
+revision until the desired spec changes or someone runs ``paid rollout
+retry``. A first deploy has nothing to roll back to: it backs off (10 s,
+doubling to 300 s) instead of looping.
+
+A rollout interrupted by a crash of paid is recognised by the container
+kept aside: it is resumed when the new revision is in place, otherwise
+the old one is put back and the rollout starts over.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from paid.controllers.services import ServiceController, container_request
+from paid.runtime.base import ContainerMissing, Runtime, RuntimeFailure
+from paid.state import actual as states
+from paid.state import labels
+from paid.state.actual import ActualContainer
+from paid.state.desired import DesiredService, DesiredState
+from paid.state.loading import from_documents, to_documents
+from paid.state.rollouts import Observation, RolloutGate, RolloutPhase, advance, next_wake
+from paid.state.store import Store
+
+log = structlog.get_logger("paid.rollouts")
+
+ASIDE_SUFFIX = labels.ASIDE_SUFFIX
+FIRST_DEPLOY_BACKOFF = (10.0, 300.0)  # base, max
+
+
+def aside_name(service: str) -> str:
+    return service + ASIDE_SUFFIX
+
+
+@dataclass
+class ActiveRollout:
+    gate: RolloutGate
+    previous: str | None  # the container kept aside, if any
+    previous_revision: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Effective:
+    """The state paid enforces: desired, with pins and quarantines applied."""
+
+    state: DesiredState
+    notes: dict[str, str]  # service -> why it does not run its desired spec
+
+
+def effective_state(desired: DesiredState, store: Store) -> Effective:
+    """Apply `paid rollback` pins and failed-revision quarantines to ``desired``."""
+    pins = store.pins()
+    services = dict(desired.services)
+    notes: dict[str, str] = {}
+    for name, svc in desired.services.items():
+        target = None
+        pin = pins.get(name)
+        if pin is not None and pin.desired_hash != svc.spec_hash:
+            store.unpin(name)  # the desired spec moved on: the pin ends
+            pin = None
+        if pin is not None:
+            target = store.revision(name, pin.revision)
+            if target is not None:
+                notes[name] = f"pinned to revision {pin.revision} by paid rollback ({pin.reason})"
+        else:
+            number = store.find_revision(service=name, spec_hash=svc.spec_hash)
+            revision = store.revision(name, number) if number is not None else None
+            if revision is not None and revision.quarantined:
+                target = store.last_good(name, excluding=number)
+                if target is not None:
+                    notes[name] = (
+                        f"revision {number} is quarantined ({revision.reason}); "
+                        f"running revision {target.number}; `paid rollout retry {name}` to try again"
+                    )
+        if target is not None and target.document is not None:
+            rebuilt = from_documents([target.document], origin=f"revision {target.number}")
+            if rebuilt.desired is not None:
+                services[name] = rebuilt.desired.services[name]
+    return Effective(DesiredState.of(services), notes)
+
+
+class RolloutController:
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        store: Store,
+        services: ServiceController,
+        ready: Callable[[str], bool],
+        clock: Callable[[], float] = time.monotonic,
+        on_finished: Callable[[str, str], None] = lambda service, result: None,
+    ) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.services = services
+        self._ready = ready
+        self._clock = clock
+        self._on_finished = on_finished
+        self.active: dict[str, ActiveRollout] = {}
+        self._first_failures: dict[tuple[str, str], tuple[int, float]] = {}
+
+    def needs_gate(self, service: DesiredService) -> bool:
+        """A revision that never succeeded is rolled out through the gate."""
+        number = self.store.find_revision(service=service.name, spec_hash=service.spec_hash)
+        revision = self.store.revision(service.name, number) if number is not None else None
+        return revision is None or revision.outcome not in ("succeeded", "superseded")
+
+    def backoff(self, service: DesiredService) -> float:
+        """Seconds before a failed first deploy of this spec may be tried again."""
+        count, at = self._first_failures.get((service.name, service.spec_hash), (0, 0.0))
+        if count == 0:
+            return 0.0
+        base, most = FIRST_DEPLOY_BACKOFF
+        delay: float = min(base * 2 ** (count - 1), most)
+        return max(0.0, at + delay - self._clock())
+
+    def _revision(self, service: DesiredService) -> int:
+        (document,) = to_documents(DesiredState.of({service.name: service}))
+        return self.store.revision_for(
+            service=service.name,
+            spec_hash=service.spec_hash,
+            spec=service.shape,
+            image=service.spec.image,
+            document=document,
+        )
+
+    # -- a rollout's life ----------------------------------------------------
+
+    def begin(self, service: DesiredService, current: ActualContainer | None) -> None:
+        name = service.name
+        revision = self._revision(service)
+        previous_revision = current.revision if current is not None and current.managed else None
+        self.store.set_outcome(name, revision, "progressing", "rollout started")
+        self.store.record(
+            "rollout_started",
+            f"{name}: revision {revision} rolling out"
+            + (f" (replacing {previous_revision})" if previous_revision else ""),
+            service=name,
+            revision=revision,
+            previous=previous_revision,
+        )
+        log.info("rollout_started", service=name, revision=revision, previous=previous_revision)
+        try:
+            self.services.ensure_image(service.spec.image)
+        except RuntimeFailure as err:
+            # Nothing touched yet: the old container keeps serving.
+            self._finish(name, revision, previous_revision, failed=str(err), restore=None)
+            if previous_revision is None:
+                self._count_first_failure(service)
+            return
+        previous = None
+        if current is not None and current.managed:
+            self.services.stop(name, timeout=service.spec.termination_grace_period_seconds)
+            self.runtime.rename_container(name, aside_name(name))
+            previous = aside_name(name)
+        gate = RolloutGate(
+            service=name,
+            revision=revision,
+            started_at=self._clock(),
+            min_ready_seconds=service.spec.rollout.min_ready_seconds,
+            progress_deadline_seconds=service.spec.rollout.progress_deadline_seconds,
+        )
+        self.active[name] = ActiveRollout(gate, previous, previous_revision)
+        try:
+            self.runtime.create_container(container_request(service, revision=revision))
+            self.runtime.start_container(name)
+        except RuntimeFailure as err:
+            self._fail(service, f"revision {revision} could not start: {err}")
+
+    def resume_or_restore(
+        self, service: DesiredService, current: ActualContainer | None, aside: ActualContainer
+    ) -> None:
+        """After a crash of paid mid-rollout: carry on, or put the old container back."""
+        name = service.name
+        if current is not None and current.managed and current.spec_hash == service.spec_hash:
+            revision = current.revision or self._revision(service)
+            log.warning("rollout_resumed", service=name, revision=revision)
+            self.active[name] = ActiveRollout(
+                RolloutGate(
+                    service=name,
+                    revision=revision,
+                    started_at=self._clock(),
+                    min_ready_seconds=service.spec.rollout.min_ready_seconds,
+                    progress_deadline_seconds=service.spec.rollout.progress_deadline_seconds,
+                ),
+                aside.name,
+                aside.revision,
+            )
+            return
+        log.warning("rollout_interrupted", service=name, restoring=aside.revision)
+        if current is not None and current.managed:
+            self.services.stop(name, timeout=service.spec.termination_grace_period_seconds)
+            self.runtime.remove_container(name)
+        self.runtime.rename_container(aside.name, name)
+        self.runtime.start_container(name)
+        self.store.record(
+            "rollout_interrupted",
+            f"{name}: an interrupted rollout was undone; revision {aside.revision} restored",
+            service=name,
+        )
+
+    def step(self, service: DesiredService, current: ActualContainer | None) -> float | None:
+        """Advance the gate; seconds until the next look, or None when finished."""
+        active = self.active[service.name]
+        running = (
+            current is not None
+            and current.state == states.RUNNING
+            and current.spec_hash == service.spec_hash
+        )
+        seen = Observation(
+            now=self._clock(),
+            running=running,
+            ready=running and self._ready(service.name),
+            exit_code=current.exit_code if current is not None and not running else None,
+        )
+        gate = advance(active.gate, seen)
+        active.gate = gate
+        if gate.phase is RolloutPhase.SUCCEEDED:
+            self._succeed(service, active)
+            return None
+        if gate.phase is RolloutPhase.FAILED:
+            self._fail(service, gate.reason)
+            return None
+        return max(0.2, min(1.0, next_wake(gate, seen.now)))
+
+    def _succeed(self, service: DesiredService, active: ActiveRollout) -> None:
+        name, revision = service.name, active.gate.revision
+        del self.active[name]
+        if active.previous is not None:
+            try:
+                self.runtime.remove_container(active.previous)
+            except ContainerMissing:
+                pass
+        if active.previous_revision is not None and active.previous_revision != revision:
+            self.store.set_outcome(
+                name, active.previous_revision, "superseded", f"by revision {revision}"
+            )
+        self.store.set_outcome(name, revision, "succeeded", active.gate.reason)
+        self._first_failures.pop((name, service.spec_hash), None)
+        self.store.prune_revisions(
+            name, keep=service.spec.revision_history_limit, protect={revision}
+        )
+        self.store.record(
+            "rollout_succeeded", f"{name}: revision {revision} {active.gate.reason}", service=name
+        )
+        log.info("rollout_succeeded", service=name, revision=revision)
+        self._on_finished(name, "succeeded")
+
+    def _fail(self, service: DesiredService, reason: str) -> None:
+        name = service.name
+        active = self.active.pop(name)
+        revision = active.gate.revision
+        tail: list[str] = []
+        try:
+            tail = self.runtime.logs_tail(name, lines=20)
+        except RuntimeFailure:
+            pass
+        restore = active.previous if service.spec.rollout.auto_rollback else None
+        if restore is not None or active.previous is None:
+            try:
+                self.services.stop(name, timeout=service.spec.termination_grace_period_seconds)
+                self.runtime.remove_container(name)
+            except ContainerMissing:
+                pass
+        self._finish(
+            name, revision, active.previous_revision, failed=reason, restore=restore, logs=tail
+        )
+        if active.previous is None:
+            self._count_first_failure(service)
+
+    def _count_first_failure(self, service: DesiredService) -> None:
+        key = (service.name, service.spec_hash)
+        count, _ = self._first_failures.get(key, (0, 0.0))
+        self._first_failures[key] = (count + 1, self._clock())
+
+    def _finish(
+        self,
+        name: str,
+        revision: int,
+        previous_revision: int | None,
+        *,
+        failed: str,
+        restore: str | None,
+        logs: list[str] | None = None,
+    ) -> None:
+        if restore is not None:
+            self.runtime.rename_container(restore, name)
+            self.runtime.start_container(name)
+        rolled_back = previous_revision is not None
+        outcome = "rolled_back" if rolled_back else "failed"
+        self.store.set_outcome(name, revision, outcome, failed, quarantine=rolled_back)
+        message = f"{name}: revision {revision} failed: {failed}"
+        if rolled_back:
+            message += f"; back on revision {previous_revision}"
+        self.store.record(
+            "rollout_rolled_back" if rolled_back else "rollout_failed",
+            message,
+            service=name,
+            revision=revision,
+            previous=previous_revision,
+            last_log_lines=logs or [],
+        )
+        log.warning(
+            "rollout_failed",
+            service=name,
+            revision=revision,
+            reason=failed,
+            rolled_back=rolled_back,
+        )
+        self._on_finished(name, outcome)
