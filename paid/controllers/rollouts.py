@@ -27,6 +27,7 @@ the old one is put back and the rollout starts over.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,7 +92,8 @@ def effective_state(desired: DesiredState, store: Store) -> Effective:
                 if target is not None:
                     notes[name] = (
                         f"revision {number} is quarantined ({revision.reason}); "
-                        f"running revision {target.number}; `paid rollout retry {name}` to try again"
+                        f"running revision {target.number}; "
+                        f"`paid rollout retry {name}` to try again"
                     )
         if target is not None and target.document is not None:
             rebuilt = from_documents([target.document], origin=f"revision {target.number}")
@@ -248,10 +250,8 @@ class RolloutController:
         name, revision = service.name, active.gate.revision
         del self.active[name]
         if active.previous is not None:
-            try:
+            with contextlib.suppress(ContainerMissing):
                 self.runtime.remove_container(active.previous)
-            except ContainerMissing:
-                pass
         if active.previous_revision is not None and active.previous_revision != revision:
             self.store.set_outcome(
                 name, active.previous_revision, "superseded", f"by revision {revision}"
@@ -272,10 +272,8 @@ class RolloutController:
         active = self.active.pop(name)
         revision = active.gate.revision
         tail: list[str] = []
-        try:
+        with contextlib.suppress(RuntimeFailure):
             tail = self.runtime.logs_tail(name, lines=20)
-        except RuntimeFailure:
-            pass
         restore = active.previous if service.spec.rollout.auto_rollback else None
         if restore is not None or active.previous is None:
             try:
