@@ -12,10 +12,12 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from paid import __version__, logs, settings
+from paid.controllers.rollouts import effective_state
 from paid.controllers.services import ApplyReport, Outcome, ServiceController
 from paid.runtime.base import RuntimeFailure
 from paid.runtime.podman import PodmanRuntime
@@ -106,6 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "status", parents=[common, loading, output], help="what runs, against what is desired"
     )
+    history = sub.add_parser(
+        "history", parents=[common, output], help="the revisions of a service, with outcomes"
+    )
+    history.add_argument("service")
+    rollback = sub.add_parser(
+        "rollback",
+        parents=[common, loading],
+        help="go back to an earlier revision (through the health gate) and stay there",
+    )
+    rollback.add_argument("service")
+    rollback.add_argument("--to-revision", type=int, metavar="N", help="default: the last good one")
+    rollout = sub.add_parser("rollout", help="manage rollouts")
+    rollout_sub = rollout.add_subparsers(dest="rollout_command", required=True, metavar="COMMAND")
+    retry = rollout_sub.add_parser(
+        "retry",
+        parents=[common, loading],
+        help="let a quarantined revision be rolled out again",
+    )
+    retry.add_argument("service")
     run = sub.add_parser(
         "run", parents=[common, loading, guard], help="the daemon: keep the host converged"
     )
@@ -152,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "apply": _apply,
         "status": _status,
         "run": _run,
+        "history": _history,
+        "rollback": _rollback,
+        "rollout": _rollout_retry,
     }
     command = commands[args.command]
     try:
@@ -280,12 +304,15 @@ def _status(args: argparse.Namespace) -> int:
     finally:
         runtime.close()
     revisions: dict[str, int] = {}
+    notes: dict[str, str] = {}
     if desired is not None and os.path.exists(os.path.join(args.state_dir, "paid.db")):
         with Store.open(args.state_dir) as store:
             for service in desired:
                 number = store.find_revision(service=service.name, spec_hash=service.spec_hash)
                 if number is not None:
                     revisions[service.name] = number
+            # A pin or a quarantine is drift from the desired state, shown as such.
+            notes = effective_state(desired, store).notes
     statuses = service_statuses(desired, actual, revisions=revisions)
     if args.output == "json":
         doc: dict[str, Any] = {
@@ -294,13 +321,13 @@ def _status(args: argparse.Namespace) -> int:
                 "valid": result.ok,
                 "errors": [str(e) for e in result.errors],
             },
-            "services": [s.to_json() for s in statuses],
+            "services": [{**s.to_json(), "note": notes.get(s.name)} for s in statuses],
         }
         _out(json.dumps(doc, indent=2))
         return EXIT_OK
     if not result.ok:
         _err(f"paid: {args.dir} does not validate ({len(result.errors)} errors); phases unknown")
-    header = ("SERVICE", "PHASE", "STATE", "REVISION", "IMAGE")
+    header = ("SERVICE", "PHASE", "STATE", "REVISION", "IMAGE", "NOTE")
     rows = [
         (
             s.name,
@@ -308,12 +335,11 @@ def _status(args: argparse.Namespace) -> int:
             s.state or "-",
             f"{_rev(s.running_revision)}/{_rev(s.desired_revision)}",
             s.image or s.desired_image or "-",
+            notes.get(s.name, ""),
         )
         for s in statuses
     ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        _out("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    _table(header, rows)
     return EXIT_OK
 
 
@@ -349,6 +375,133 @@ def _run(args: argparse.Namespace) -> int:
             _err(f"paid: cannot listen on {args.listen}: {err.strerror}")
             return EXIT_ERROR
         return manager.run()
+
+
+def _history(args: argparse.Namespace) -> int:
+    with Store.open(args.state_dir) as store:
+        revisions = store.revisions(args.service)
+        pin = store.pins().get(args.service)
+    if not revisions:
+        _err(f"paid: no revisions of {args.service!r} in {args.state_dir}")
+        return EXIT_ERROR
+    if args.output == "json":
+        _out(
+            json.dumps(
+                {
+                    "service": args.service,
+                    "pinnedRevision": pin.revision if pin else None,
+                    "revisions": [
+                        {
+                            "revision": r.number,
+                            "image": r.image,
+                            "specHash": r.spec_hash,
+                            "gitCommit": r.git_commit,
+                            "gitDirty": r.git_dirty,
+                            "createdAt": r.created_at,
+                            "updatedAt": r.updated_at,
+                            "outcome": r.outcome,
+                            "reason": r.reason,
+                            "quarantined": r.quarantined,
+                        }
+                        for r in revisions
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    header = ("REVISION", "IMAGE", "HASH", "GIT", "CREATED", "OUTCOME", "REASON")
+    rows = [
+        (
+            str(r.number) + (" (pinned)" if pin and pin.revision == r.number else ""),
+            r.image,
+            r.spec_hash[:12],
+            (r.git_commit or "-")[:12] + ("+dirty" if r.git_dirty else ""),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at)),
+            r.outcome + (" (quarantined)" if r.quarantined else ""),
+            r.reason or "-",
+        )
+        for r in revisions
+    ]
+    _table(header, rows)
+    return EXIT_OK
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    result = _load(args)
+    if result.desired is None:
+        _print_errors(result)
+        return EXIT_ERROR
+    service = result.desired.services.get(args.service)
+    if service is None:
+        _err(f"paid: {args.service!r} is not in {args.dir}")
+        return EXIT_ERROR
+    with Store.open(args.state_dir) as store:
+        current = store.find_revision(service=service.name, spec_hash=service.spec_hash)
+        target = (
+            store.revision(service.name, args.to_revision)
+            if args.to_revision is not None
+            else store.last_good(service.name, excluding=current)
+        )
+        if target is None or target.document is None:
+            what = (
+                f"revision {args.to_revision}" if args.to_revision else "an earlier good revision"
+            )
+            _err(f"paid: {args.service} has no {what} to roll back to (see paid history)")
+            return EXIT_ERROR
+        store.pin(
+            service.name,
+            revision=target.number,
+            desired_hash=service.spec_hash,
+            reason=f"rollback from revision {current}" if current else "rollback",
+        )
+        store.record(
+            "rollback_requested",
+            f"{service.name}: pinned to revision {target.number}",
+            service=service.name,
+            revision=target.number,
+        )
+    _out(
+        f"{service.name} pinned to revision {target.number}: the daemon rolls it out through "
+        "the health gate; the pin holds until the desired spec of the service changes."
+    )
+    return EXIT_OK
+
+
+def _rollout_retry(args: argparse.Namespace) -> int:
+    result = _load(args)
+    if result.desired is None:
+        _print_errors(result)
+        return EXIT_ERROR
+    service = result.desired.services.get(args.service)
+    if service is None:
+        _err(f"paid: {args.service!r} is not in {args.dir}")
+        return EXIT_ERROR
+    with Store.open(args.state_dir) as store:
+        number = store.find_revision(service=service.name, spec_hash=service.spec_hash)
+        revision = store.revision(service.name, number) if number is not None else None
+        if revision is None or not revision.quarantined:
+            _out(f"{service.name}: the desired revision is not quarantined; nothing to retry")
+            return EXIT_OK
+        store.set_outcome(
+            service.name, revision.number, "pending", "retry requested", quarantine=False
+        )
+        store.record(
+            "rollout_retry",
+            f"{service.name}: revision {revision.number} may roll out again",
+            service=service.name,
+        )
+    _out(
+        f"{service.name}: revision {revision.number} released from quarantine; "
+        "the daemon rolls it out"
+    )
+    return EXIT_OK
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        _out("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _rev(number: int | None) -> str:
