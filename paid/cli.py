@@ -65,9 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("LOG_FORMAT", "auto"),
         help="log lines on stderr: console on a tty, JSON otherwise (env PAID_LOG_FORMAT)",
     )
-    loading = argparse.ArgumentParser(add_help=False)
-    loading.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")
-    loading.add_argument(
+    host_paths = argparse.ArgumentParser(add_help=False)
+    host_paths.add_argument(
         "--allow-host-path",
         action="append",
         default=[p for p in (_env("ALLOW_HOST_PATHS") or "").split(":") if p],
@@ -75,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="host paths under PREFIX may be mounted "
         "(repeatable; env PAID_ALLOW_HOST_PATHS, ':'-separated)",
     )
+    directory = argparse.ArgumentParser(add_help=False)
+    directory.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")
+    loading = argparse.ArgumentParser(add_help=False, parents=[directory, host_paths])
     guard = argparse.ArgumentParser(add_help=False)
     guard.add_argument(
         "--allow-mass-prune",
@@ -114,19 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("service")
     rollback = sub.add_parser(
         "rollback",
-        parents=[common, loading],
+        parents=[common, host_paths],
         help="go back to an earlier revision (through the health gate) and stay there",
     )
     rollback.add_argument("service")
+    rollback.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")
     rollback.add_argument("--to-revision", type=int, metavar="N", help="default: the last good one")
     rollout = sub.add_parser("rollout", help="manage rollouts")
     rollout_sub = rollout.add_subparsers(dest="rollout_command", required=True, metavar="COMMAND")
     retry = rollout_sub.add_parser(
         "retry",
-        parents=[common, loading],
+        parents=[common, host_paths],
         help="let a quarantined revision be rolled out again",
     )
     retry.add_argument("service")
+    retry.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")
     run = sub.add_parser(
         "run", parents=[common, loading, guard], help="the daemon: keep the host converged"
     )

@@ -1,0 +1,317 @@
+"""Health-gated rollouts and automatic rollback, on the suite's real Podman.
+
+Probes are real: httpGet and tcpSocket go to the container's address on
+Podman's network, exec runs inside the container.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paid.state.store import FILENAME, Store
+from tests.daemon import Daemon, wait_until
+from tests.harness import IMAGE, IMAGE_V2, PodmanService, service_doc, write_services
+
+pytestmark = pytest.mark.slow
+
+HTTPD = ["httpd", "-f", "-p", "8080", "-h", "/www"]
+HTTP_READY = {"httpGet": {"port": 8080, "path": "/"}, "periodSeconds": 1}
+
+
+def web(
+    image: str = IMAGE,
+    *,
+    command: list[str] = HTTPD,
+    ready: dict[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    rollout = {"minReadySeconds": 2, "progressDeadlineSeconds": 8}
+    rollout.update(spec.pop("rollout", {}))
+    return service_doc(
+        "web",
+        image=image,
+        command=command,
+        readinessProbe=ready or HTTP_READY,
+        rollout=rollout,
+        **spec,
+    )
+
+
+def _container(podman: PodmanService, name: str) -> dict[str, Any] | None:
+    return next((c for c in podman.containers() if c["Names"][0] == name), None)
+
+
+def _revision(podman: PodmanService, name: str = "web") -> str | None:
+    c = _container(podman, name)
+    return None if c is None else (c.get("Labels") or {}).get("paid.revision")
+
+
+def _creates(podman: PodmanService, mark: int, name: str = "web") -> int:
+    return sum(1 for s, n in podman.container_events_since(mark) if s == "create" and n == name)
+
+
+def _history(store_dir: Path, service: str = "web") -> list[tuple[int, str]]:
+    with Store.open(store_dir) as store:
+        return [(r.number, r.outcome) for r in store.revisions(service)]
+
+
+@pytest.fixture
+def daemon(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, tmp_path: Path
+) -> Iterator[Daemon]:
+    d = Daemon(podman, desired_dir, state_dir, tmp_path / "daemon.log")
+    yield d
+    d.stop()
+
+
+def _deployed_v1(daemon: Daemon, podman: PodmanService, desired_dir: Path) -> str:
+    write_services(desired_dir, web())
+    daemon.start()
+    wait_until(lambda: _history(daemon.state_dir) == [(1, "succeeded")], 30)
+    running = _container(podman, "web")
+    assert running is not None
+    return str(running["Id"])
+
+
+def test_healthy_rollout_replaces_the_old_revision(
+    daemon: Daemon, podman: PodmanService, desired_dir: Path
+) -> None:
+    """v1 -> v2 passes the gate: v2 serves, v1 is superseded, nothing is left aside."""
+    _deployed_v1(daemon, podman, desired_dir)
+
+    write_services(desired_dir, web(IMAGE_V2))
+
+    wait_until(lambda: _history(daemon.state_dir) == [(1, "superseded"), (2, "succeeded")], 40)
+    assert "2" == _revision(podman)
+    assert _container(podman, "web.paid-prev") is None
+    assert 2.0 == daemon.metric("paid_rollouts_total", 'result="succeeded"')  # v1, then v2
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        pytest.param(
+            {"ready": {"exec": {"command": ["test", "-f", "/tmp/never"]}, "periodSeconds": 1}},
+            "not ready within progressDeadlineSeconds",
+            id="never-ready",
+        ),
+        pytest.param(
+            {"command": ["sh", "-c", "echo dying words; exit 3"]},
+            "exited with code 3",
+            id="crash-on-start",
+        ),
+        pytest.param(
+            {
+                "command": [
+                    "sh",
+                    "-c",
+                    "touch /tmp/ok; httpd -p 8080 -h /www; sleep 3; rm /tmp/ok; sleep 3600",
+                ],
+                "ready": {
+                    "exec": {"command": ["test", "-f", "/tmp/ok"]},
+                    "periodSeconds": 1,
+                    "failureThreshold": 1,
+                },
+                "rollout": {"minReadySeconds": 6, "progressDeadlineSeconds": 20},
+            },
+            "lost readiness",
+            id="readiness-lost-during-bake",
+        ),
+    ],
+)
+def test_failed_rollout_rolls_back_and_is_not_retried(
+    daemon: Daemon, podman: PodmanService, desired_dir: Path, bad: dict[str, Any], why: str
+) -> None:
+    """The bad revision goes, the old container is back and ready, the bad spec stays quarantined."""
+    old_id = _deployed_v1(daemon, podman, desired_dir)
+
+    write_services(desired_dir, web(IMAGE_V2, **bad))
+
+    wait_until(lambda: (2, "rolled_back") in _history(daemon.state_dir), 60)
+    wait_until(daemon.ready, 30)
+    assert old_id == (_container(podman, "web") or {}).get("Id")  # the very container, put back
+    assert "1" == _revision(podman)
+    with Store.open(daemon.state_dir) as store:
+        (failed,) = [r for r in store.revisions("web") if r.number == 2]
+        events = [e.kind for e in store.events(service="web")]
+    assert why in failed.reason
+    assert failed.quarantined
+    assert "rollout_rolled_back" in events
+    mark = podman.event_mark()
+    daemon.signal(signal.SIGHUP)  # even a reload does not retry it
+    time.sleep(8)
+    assert 0 == _creates(podman, mark)
+    web_status = next(s for s in daemon.status()["services"] if s["name"] == "web")
+    assert "quarantined" in (web_status["note"] or "")
+
+
+def test_missing_image_never_touches_the_running_revision(
+    daemon: Daemon, podman: PodmanService, desired_dir: Path
+) -> None:
+    """The image is checked first: the old container is not even stopped."""
+    old_id = _deployed_v1(daemon, podman, desired_dir)
+    mark = podman.event_mark()
+
+    write_services(desired_dir, web("localhost/paid-test/absent:2"))
+
+    wait_until(lambda: (2, "rolled_back") in _history(daemon.state_dir), 30)
+    assert old_id == (_container(podman, "web") or {}).get("Id")
+    assert [] == [
+        (s, n)
+        for s, n in podman.container_events_since(mark)
+        if n == "web" and s in ("stop", "died", "remove")
+    ]
+
+
+def test_liveness_failure_restarts_with_a_fresh_container(
+    daemon: Daemon, podman: PodmanService, desired_dir: Path
+) -> None:
+    """A failing liveness probe replaces the container by a fresh one of the same revision."""
+    liveness = {
+        "exec": {"command": ["test", "-f", "/tmp/alive"]},
+        "periodSeconds": 1,
+        "failureThreshold": 2,
+    }
+    write_services(
+        desired_dir,
+        web(
+            command=["sh", "-c", "touch /tmp/alive; exec httpd -f -p 8080 -h /www"],
+            livenessProbe=liveness,
+        ),
+    )
+    daemon.start()
+    wait_until(lambda: _history(daemon.state_dir) == [(1, "succeeded")], 30)
+    first = (_container(podman, "web") or {})["Id"]
+
+    podman.podman("exec", "web", "rm", "/tmp/alive")
+
+    wait_until(lambda: (_container(podman, "web") or {}).get("Id") not in (None, first), 30)
+    assert "1" == _revision(podman)
+    wait_until(
+        lambda: (
+            (daemon.metric("paid_service_restarts_total", 'reason="liveness",service="web"') or 0)
+            >= 1
+        ),
+        10,
+    )
+
+
+def test_depends_on_waits_for_readiness(
+    daemon: Daemon, podman: PodmanService, desired_dir: Path
+) -> None:
+    """app starts only once db is *ready*, not merely running."""
+    db = service_doc(
+        "db",
+        command=["sh", "-c", "sleep 3; touch /tmp/ready; exec sleep 3600"],
+        readinessProbe={"exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1},
+    )
+    app = service_doc("app", dependsOn=["db"])
+    write_services(desired_dir, db, app)
+    mark = podman.event_mark()
+
+    daemon.start()
+
+    wait_until(lambda: _container(podman, "app") is not None, 30)
+    events = podman.container_events_since(mark)
+    db_started = next(i for i, (s, n) in enumerate(events) if s == "start" and n == "db")
+    app_created = next(i for i, (s, n) in enumerate(events) if s == "create" and n == "app")
+    assert db_started < app_created
+    with Store.open(daemon.state_dir) as store:
+        probe_ok = [e for e in store.events(service="db") if e.kind == "probe_transition"]
+    assert probe_ok, "db's readiness transition is journalled"
+    assert probe_ok[0].at <= next(
+        e.at for e in store_events(daemon.state_dir, "app") if e.kind == "rollout_started"
+    )
+
+
+def store_events(state_dir: Path, service: str) -> list[Any]:
+    with Store.open(state_dir) as store:
+        return store.events(service=service)
+
+
+def test_first_deploy_that_fails_backs_off(
+    daemon: Daemon, podman: PodmanService, desired_dir: Path
+) -> None:
+    """Nothing to roll back to: attempts at 0 s, ~10 s, ~30 s — not a tight loop."""
+    write_services(desired_dir, web(command=["sh", "-c", "exit 1"]))
+    mark = podman.event_mark()
+    daemon.start(wait_ready=False)
+
+    time.sleep(25)
+
+    assert 1 <= _creates(podman, mark) <= 3
+    assert (1, "failed") in _history(daemon.state_dir)
+
+
+def test_history_and_rollback_cli(daemon: Daemon, podman: PodmanService, desired_dir: Path) -> None:
+    """`paid rollback web --to-revision 1` pins web to 1 through the gate; history shows it."""
+    _deployed_v1(daemon, podman, desired_dir)
+    write_services(desired_dir, web(IMAGE_V2))
+    wait_until(lambda: (2, "succeeded") in _history(daemon.state_dir), 40)
+    env_args = ["--podman-url", podman.url, "--state-dir", str(daemon.state_dir)]
+
+    rollback = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "paid",
+            "rollback",
+            "web",
+            str(desired_dir),
+            "--to-revision",
+            "1",
+            *env_args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert 0 == rollback.returncode, rollback.stderr
+    wait_until(lambda: _revision(podman) == "1" and _container(podman, "web.paid-prev") is None, 40)
+
+    history = subprocess.run(
+        [sys.executable, "-m", "paid", "history", "web", "--output", "json", *env_args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    doc = json.loads(history.stdout)
+    assert 1 == doc["pinnedRevision"]
+    assert [1, 2] == [r["revision"] for r in doc["revisions"]]
+    status = subprocess.run(
+        [sys.executable, "-m", "paid", "status", str(desired_dir), *env_args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "pinned to revision 1" in status.stdout
+
+
+def test_kill_9_mid_rollout_then_restart(
+    daemon: Daemon, podman: PodmanService, desired_dir: Path
+) -> None:
+    """paid dies while v2 bakes; the next paid finishes or undoes it: one web, consistent store."""
+    _deployed_v1(daemon, podman, desired_dir)
+    write_services(desired_dir, web(IMAGE_V2, rollout={"minReadySeconds": 4}))
+    wait_until(lambda: _container(podman, "web.paid-prev") is not None, 20, 0.02)
+
+    daemon.kill()
+    daemon.start(wait_ready=False)
+
+    wait_until(lambda: _container(podman, "web.paid-prev") is None and _revision(podman) == "2", 60)
+    running = [c for c in podman.containers() if c["State"] == "running"]
+    assert ["web"] == [c["Names"][0] for c in running]
+    assert (2, "succeeded") in _history(daemon.state_dir)
+    db = sqlite3.connect(daemon.state_dir / FILENAME)
+    assert [("ok",)] == db.execute("PRAGMA integrity_check").fetchall()
+    db.close()

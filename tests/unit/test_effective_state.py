@@ -1,0 +1,92 @@
+"""Pins and quarantines on a real SQLite store: what paid enforces instead of the desired spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from paid.cli import main
+from paid.controllers.rollouts import effective_state
+from paid.state.loading import load_directory, to_documents
+from paid.state.store import Store
+from tests.harness import service_doc, write_services
+from tests.unit.builders import desired, desired_service
+
+V1 = desired_service("web", image="localhost/app:1")
+V2 = desired_service("web", image="localhost/app:2")
+V3 = desired_service("web", image="localhost/app:3")
+
+
+def _record(store: Store, svc: object, outcome: str, *, quarantine: bool = False) -> int:
+    state = desired(svc)  # type: ignore[arg-type]
+    (doc,) = to_documents(state)
+    s = state.services["web"]  # type: ignore[index]
+    number = store.revision_for(
+        service="web", spec_hash=s.spec_hash, spec=s.shape, image=s.spec.image, document=doc
+    )
+    store.set_outcome("web", number, outcome, "test", quarantine=quarantine)
+    return number
+
+
+def test_quarantined_desired_revision_runs_the_last_good_one(tmp_path: Path) -> None:
+    """v2 was rolled back: paid keeps enforcing v1 and says why."""
+    with Store.open(tmp_path) as store:
+        _record(store, V1, "succeeded")
+        _record(store, V2, "rolled_back", quarantine=True)
+
+        effective = effective_state(desired(V2), store)
+
+    assert V1.spec_hash == effective.state.services["web"].spec_hash  # type: ignore[index]
+    assert "revision 2 is quarantined" in effective.notes["web"]
+
+
+def test_a_new_desired_spec_is_not_held_back_by_an_old_quarantine(tmp_path: Path) -> None:
+    """v3 was never tried: it is enforced as written."""
+    with Store.open(tmp_path) as store:
+        _record(store, V1, "succeeded")
+        _record(store, V2, "rolled_back", quarantine=True)
+
+        effective = effective_state(desired(V3), store)
+
+    assert (V3.spec_hash, {}) == (effective.state.services["web"].spec_hash, effective.notes)  # type: ignore[index]
+
+
+def test_pin_holds_until_the_desired_spec_changes(tmp_path: Path) -> None:
+    """`paid rollback` pins to v1 while v2 is desired; desiring v3 ends the pin."""
+    with Store.open(tmp_path) as store:
+        _record(store, V1, "superseded")
+        _record(store, V2, "succeeded")
+        store.pin("web", revision=1, desired_hash=V2.spec_hash, reason="test")
+
+        pinned = effective_state(desired(V2), store)
+        moved_on = effective_state(desired(V3), store)
+        pins_after = store.pins()
+
+    assert V1.spec_hash == pinned.state.services["web"].spec_hash  # type: ignore[index]
+    assert V3.spec_hash == moved_on.state.services["web"].spec_hash  # type: ignore[index]
+    assert {} == pins_after
+
+
+def test_rollout_retry_releases_the_quarantine(tmp_path: Path, capsys: object) -> None:
+    """The CLI clears the quarantine of the desired revision; paid then enforces it again."""
+    directory = tmp_path / "desired"
+    write_services(directory, service_doc("web", image="localhost/app:2", command=None, init=False))
+    loaded = load_directory(directory).desired
+    assert loaded is not None
+    with Store.open(tmp_path / "state") as store:
+        _record(store, V1, "succeeded")
+        (doc,) = to_documents(loaded)
+        s = loaded.services["web"]  # type: ignore[index]
+        n = store.revision_for(
+            service="web", spec_hash=s.spec_hash, spec=s.shape, image=s.spec.image, document=doc
+        )
+        store.set_outcome("web", n, "rolled_back", "never ready", quarantine=True)
+
+    code = main(["rollout", "retry", "web", str(directory), "--state-dir", str(tmp_path / "state")])
+
+    with Store.open(tmp_path / "state") as store:
+        effective = effective_state(loaded, store)
+        revision = store.revision("web", n)
+    assert 0 == code
+    assert revision is not None
+    assert (False, "pending") == (revision.quarantined, revision.outcome)
+    assert s.spec_hash == effective.state.services["web"].spec_hash  # type: ignore[index]
