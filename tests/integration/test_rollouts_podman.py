@@ -132,7 +132,7 @@ def test_healthy_rollout_replaces_the_old_revision(
 def test_failed_rollout_rolls_back_and_is_not_retried(
     daemon: Daemon, podman: PodmanService, desired_dir: Path, bad: dict[str, Any], why: str
 ) -> None:
-    """The bad revision goes, the old container is back and ready, the bad spec stays quarantined."""
+    """The bad revision goes, the old container is back and ready, the bad spec is quarantined."""
     old_id = _deployed_v1(daemon, podman, desired_dir)
 
     write_services(desired_dir, web(IMAGE_V2, **bad))
