@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from paid.controllers.rollouts import effective_state
 from paid.controllers.services import ApplyReport, Outcome, ServiceController
 from paid.runtime.base import RuntimeFailure
 from paid.runtime.podman import PodmanRuntime
+from paid.state.checkout import describe
 from paid.state.desired import DesiredState
 from paid.state.diffing import diff
 from paid.state.loading import LoadResult, load_directory
@@ -32,6 +34,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 DEFAULT_DIR = "desired-state"
+DEFAULT_LISTEN = "127.0.0.1:9707"
 
 _SYMBOLS = {
     ActionKind.CREATE: "+",
@@ -107,8 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="converge once and exit (0 converged, 1 not)",
     )
     apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    sub.add_parser(
+    status = sub.add_parser(
         "status", parents=[common, loading, output], help="what runs, against what is desired"
+    )
+    status.add_argument(
+        "--listen",
+        default=_env("LISTEN", DEFAULT_LISTEN),
+        help="ask the daemon there first (env PAID_LISTEN); without one, look for yourself",
     )
     history = sub.add_parser(
         "history", parents=[common, output], help="the revisions of a service, with outcomes"
@@ -136,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--listen",
-        default=_env("LISTEN", "127.0.0.1:9707"),
+        default=_env("LISTEN", DEFAULT_LISTEN),
         help="HTTP address for /metrics, /healthz, /readyz, /status (env PAID_LISTEN)",
     )
     run.add_argument(
@@ -276,7 +284,9 @@ def _apply(args: argparse.Namespace) -> int:
     runtime = PodmanRuntime(args.podman_url)
     try:
         with Store.open(args.state_dir) as store:
-            controller = ServiceController(runtime=runtime, journal=store)
+            controller = ServiceController(
+                runtime=runtime, journal=store, checkout=describe(args.dir)
+            )
             report = controller.reconcile(result.desired, allow_mass_prune=args.allow_mass_prune)
     finally:
         runtime.close()
@@ -299,7 +309,52 @@ def _print_report(report: ApplyReport) -> None:
         _out(f"converged: {len(report.results)} actions applied")
 
 
+def _daemon_status(listen: str) -> dict[str, Any] | None:
+    """The running daemon's /status, if one answers on ``listen``."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):  # noqa: S104 -- a wildcard listener answers on loopback
+        host = "127.0.0.1"
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/status", timeout=2) as response:
+            doc = json.loads(response.read())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def _status(args: argparse.Namespace) -> int:
+    doc = _daemon_status(args.listen)
+    if doc is not None:
+        if args.output == "json":
+            _out(json.dumps({**doc, "source": f"daemon at {args.listen}"}, indent=2))
+            return EXIT_OK
+        rows = []
+        for svc in doc.get("services", []):
+            phase = svc.get("phase", "")
+            if svc.get("crashLoopBackOff"):
+                phase = "CrashLoopBackOff"
+            elif svc.get("rollout"):
+                phase = f"RollingOut({svc['rollout']['phase']})"
+            elif svc.get("waitingFor"):
+                phase = "Waiting(" + ",".join(svc["waitingFor"]) + ")"
+            ready = (svc.get("health") or {}).get("ready")
+            rows.append(
+                (
+                    svc.get("name", ""),
+                    phase,
+                    "yes" if ready else ("no" if ready is False else "-"),
+                    f"{_rev(svc.get('runningRevision'))}/{_rev(svc.get('desiredRevision'))}",
+                    svc.get("image") or svc.get("desiredImage") or "-",
+                    svc.get("note") or "",
+                )
+            )
+        _out(
+            f"from the daemon at {args.listen}: "
+            + ("ready" if doc.get("ready") else str(doc.get("reason")))
+        )
+        _table(("SERVICE", "PHASE", "READY", "REVISION", "IMAGE", "NOTE"), rows)
+        return EXIT_OK
     result = _load(args)
     desired = result.desired
     runtime = PodmanRuntime(args.podman_url)
@@ -319,7 +374,7 @@ def _status(args: argparse.Namespace) -> int:
             notes = effective_state(desired, store).notes
     statuses = service_statuses(desired, actual, revisions=revisions)
     if args.output == "json":
-        doc: dict[str, Any] = {
+        report: dict[str, Any] = {
             "desiredState": {
                 "dir": args.dir,
                 "valid": result.ok,
@@ -327,7 +382,7 @@ def _status(args: argparse.Namespace) -> int:
             },
             "services": [{**s.to_json(), "note": notes.get(s.name)} for s in statuses],
         }
-        _out(json.dumps(doc, indent=2))
+        _out(json.dumps(report, indent=2))
         return EXIT_OK
     if not result.ok:
         _err(f"paid: {args.dir} does not validate ({len(result.errors)} errors); phases unknown")

@@ -33,7 +33,7 @@ def configure(fmt: LogFormat = "auto", *, level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_StderrLogger.factory,
         cache_logger_on_first_use=False,
     )
 
@@ -42,3 +42,16 @@ def _drop_none(
     logger: object, method: str, event: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
     return {k: v for k, v in event.items() if v is not None}
+
+
+class _StderrLogger:
+    """Writes to whatever ``sys.stderr`` is *now* (tests swap it), one line a call."""
+
+    @classmethod
+    def factory(cls, *args: object) -> _StderrLogger:
+        return cls()
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg

@@ -139,12 +139,15 @@ class RolloutController:
 
     def _revision(self, service: DesiredService) -> int:
         (document,) = to_documents(DesiredState.of({service.name: service}))
+        checkout = self.services.checkout
         return self.store.revision_for(
             service=service.name,
             spec_hash=service.spec_hash,
             spec=service.shape,
             image=service.spec.image,
             document=document,
+            git_commit=checkout.commit if checkout else None,
+            git_dirty=checkout.dirty if checkout else None,
         )
 
     # -- a rollout's life ----------------------------------------------------

@@ -33,8 +33,10 @@ from paid.runtime.base import (
 )
 from paid.state import labels
 from paid.state.actual import ActualContainer
+from paid.state.checkout import Checkout
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import diff
+from paid.state.loading import to_documents
 from paid.state.plans import Action, ActionKind, Plan
 from paid.state.specs import canonical_json
 
@@ -75,7 +77,15 @@ class Journal(Protocol):
     """Where revisions are numbered and actions recorded (the store)."""
 
     def revision_for(
-        self, *, service: str, spec_hash: str, spec: Mapping[str, object], image: str
+        self,
+        *,
+        service: str,
+        spec_hash: str,
+        spec: Mapping[str, object],
+        image: str,
+        document: Mapping[str, object] | None = None,
+        git_commit: str | None = None,
+        git_dirty: bool | None = None,
     ) -> int: ...
 
     def record(
@@ -88,6 +98,7 @@ class ServiceController:
     runtime: Runtime
     journal: Journal
     on_result: Callable[[ActionResult], None] = field(default=lambda result: None)
+    checkout: Checkout | None = None  # the git commit the desired state came from
 
     def observe(self) -> list[ActualContainer]:
         return self.runtime.list_containers()
@@ -183,11 +194,15 @@ class ServiceController:
             self.runtime.pull_image(image)
 
     def _request(self, service: DesiredService) -> ContainerRequest:
+        (document,) = to_documents(DesiredState.of({service.name: service}))
         revision = self.journal.revision_for(
             service=service.name,
             spec_hash=service.spec_hash,
             spec=service.shape,
             image=service.spec.image,
+            document=document,
+            git_commit=self.checkout.commit if self.checkout else None,
+            git_dirty=self.checkout.dirty if self.checkout else None,
         )
         return container_request(service, revision=revision)
 

@@ -49,6 +49,7 @@ from paid.runtime.base import RuntimeEvent, RuntimeFailure, RuntimeUnavailable
 from paid.runtime.resilient import ResilientRuntime
 from paid.state import actual as states
 from paid.state.actual import ActualContainer
+from paid.state.checkout import describe
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import decide, diff
 from paid.state.loading import LoadError, digest, from_documents, load_directory, to_documents
@@ -293,6 +294,7 @@ class Manager:
         )
         now = time.time()
         if result.desired is not None:
+            self.controller.checkout = describe(self.settings.directory)
             documents = to_documents(result.desired)
             self.store.save_snapshot(digest=digest(documents), documents=documents)
             changed = self.state.desired is None or to_documents(self.state.desired) != documents
@@ -699,7 +701,12 @@ class Manager:
         with self._lock:
             desired, observed, waiting = s.desired, list(s.observed), dict(s.waiting)
             backing_off, notes = dict(s.backing_off), dict(s.notes)
-        statuses = service_statuses(desired, observed)
+        revisions: dict[str, int] = {}
+        for svc in desired or ():
+            number = self.store.find_revision(service=svc.name, spec_hash=svc.spec_hash)
+            if number is not None:
+                revisions[svc.name] = number
+        statuses = service_statuses(desired, observed, revisions=revisions)
         ready = self.readyz()
         return {
             "version": __version__,

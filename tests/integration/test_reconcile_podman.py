@@ -297,7 +297,10 @@ def test_status_reports_phases_and_revisions(
     podman.podman("rm", "--force", "--time", "0", "db")
     capsys.readouterr()
 
-    assert 0 == paid(podman, state_dir, "status", str(desired_dir), "--output", "json")
+    no_daemon = f"127.0.0.1:{free_port()}"
+    assert 0 == paid(
+        podman, state_dir, "status", str(desired_dir), "--output", "json", "--listen", no_daemon
+    )
 
     doc = json.loads(capsys.readouterr().out)
     phases = {

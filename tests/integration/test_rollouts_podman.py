@@ -247,8 +247,21 @@ def test_first_deploy_that_fails_backs_off(
     mark = podman.event_mark()
     daemon.start(wait_ready=False)
 
-    time.sleep(25)
+    wait_until(
+        lambda: next(s for s in daemon.status()["services"] if s["name"] == "web")[
+            "crashLoopBackOff"
+        ],
+        20,
+    )
+    shown = subprocess.run(
+        [sys.executable, "-m", "paid", "status", "--listen", f"127.0.0.1:{daemon.port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    time.sleep(20)
 
+    assert "CrashLoopBackOff" in shown.stdout
     assert 1 <= _creates(podman, mark) <= 3
     assert (1, "failed") in _history(daemon.state_dir)
 
