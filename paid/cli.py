@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from paid import __version__, logs, settings
+from paid.controllers.converging import ConvergeReport, converge
 from paid.controllers.rollouts import effective_state
-from paid.controllers.services import ApplyReport, Outcome, ServiceController
+from paid.controllers.services import Outcome
 from paid.runtime.base import RuntimeFailure
 from paid.runtime.podman import PodmanRuntime
 from paid.state.checkout import describe
@@ -284,29 +285,45 @@ def _apply(args: argparse.Namespace) -> int:
     runtime = PodmanRuntime(args.podman_url)
     try:
         with Store.open(args.state_dir) as store:
-            controller = ServiceController(
-                runtime=runtime, journal=store, checkout=describe(args.dir)
+            report = converge(
+                result.desired,
+                runtime=runtime,
+                store=store,
+                checkout=describe(args.dir),
+                allow_mass_prune=args.allow_mass_prune,
+                progress=_out,
             )
-            report = controller.reconcile(result.desired, allow_mass_prune=args.allow_mass_prune)
     finally:
         runtime.close()
     _print_report(report)
     return EXIT_OK if report.converged else EXIT_ERROR
 
 
-def _print_report(report: ApplyReport) -> None:
-    if not report.results:
+def _print_report(report: ConvergeReport) -> None:
+    if not report.results and not report.rollouts and not report.unfinished:
         _out("No changes: the host matches the desired state.")
         return
     for r in report.results:
         mark = "ok" if r.outcome is Outcome.DONE else str(r.outcome).upper()
         detail = f" ({r.detail})" if r.detail else ""
         _out(f"{mark:<9} {r.action.kind:<8} {r.action.service}: {r.action.reason}{detail}")
-    failures = report.failures()
-    if failures:
-        _out(f"not converged: {len(failures)} of {len(report.results)} actions not applied")
+    for name, outcome in sorted(report.rollouts.items()):
+        mark = "ok" if outcome == "succeeded" else outcome.upper()
+        why = report.reasons.get(name, "")
+        _out(
+            f"{mark:<9} rollout  {name}: {outcome.replace('_', ' ')}" + (f" ({why})" if why else "")
+        )
+    for name, why in sorted(report.unfinished.items()):
+        _out(f"{'PENDING':<9} {name}: {why}")
+    if report.converged:
+        _out("converged")
     else:
-        _out(f"converged: {len(report.results)} actions applied")
+        failed = [r for r in report.results if r.outcome is not Outcome.DONE]
+        bad = [n for n, o in report.rollouts.items() if o != "succeeded"]
+        _out(
+            f"not converged: {len(failed)} actions not applied, {len(bad)} rollouts failed, "
+            f"{len(report.unfinished)} services unfinished"
+        )
 
 
 def _daemon_status(listen: str) -> dict[str, Any] | None:

@@ -111,7 +111,7 @@ class RolloutController:
         services: ServiceController,
         ready: Callable[[str], bool],
         clock: Callable[[], float] = time.monotonic,
-        on_finished: Callable[[str, str], None] = lambda service, result: None,
+        on_finished: Callable[[str, str, str], None] = lambda service, result, why: None,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -268,7 +268,7 @@ class RolloutController:
             "rollout_succeeded", f"{name}: revision {revision} {active.gate.reason}", service=name
         )
         log.info("rollout_succeeded", service=name, revision=revision)
-        self._on_finished(name, "succeeded")
+        self._on_finished(name, "succeeded", active.gate.reason)
 
     def _fail(self, service: DesiredService, reason: str) -> None:
         name = service.name
@@ -329,4 +329,4 @@ class RolloutController:
             reason=failed,
             rolled_back=rolled_back,
         )
-        self._on_finished(name, outcome)
+        self._on_finished(name, outcome, failed)

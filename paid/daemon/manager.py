@@ -596,7 +596,7 @@ class Manager:
             for other in desired.dependents(service):  # type: ignore[arg-type]
                 self.queue.add(other)
 
-    def _on_rollout_finished(self, service: str, result: str) -> None:
+    def _on_rollout_finished(self, service: str, result: str, reason: str) -> None:
         self.metrics.rollouts.labels(result).inc()
         if result == "succeeded":
             self.metrics.last_rollout.labels(service).set(time.time())

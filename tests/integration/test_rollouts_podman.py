@@ -328,3 +328,79 @@ def test_kill_9_mid_rollout_then_restart(
     db = sqlite3.connect(daemon.state_dir / FILENAME)
     assert [("ok",)] == db.execute("PRAGMA integrity_check").fetchall()
     db.close()
+
+
+def _apply(
+    podman: PodmanService, state_dir: Path, directory: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "paid",
+            "apply",
+            str(directory),
+            "--podman-url",
+            podman.url,
+            "--state-dir",
+            str(state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_apply_waits_for_the_gate_and_fails_on_rollback(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
+    """`paid apply` shows rollout progress; exits 0 when it succeeded, 1 when it was rolled back."""
+    write_services(desired_dir, web())
+    first = _apply(podman, state_dir, desired_dir)
+    assert 0 == first.returncode, first.stdout + first.stderr
+    assert "web: Baking" in first.stdout
+    assert "ok        rollout  web: succeeded" in first.stdout
+    old_id = (_container(podman, "web") or {})["Id"]
+
+    write_services(
+        desired_dir, web(IMAGE_V2, ready={"exec": {"command": ["false"]}, "periodSeconds": 1})
+    )
+    second = _apply(podman, state_dir, desired_dir)
+
+    assert 1 == second.returncode
+    assert (
+        "ROLLED_BACK rollout  web: rolled back (revision 2 not ready within progressDeadlineSeconds"
+        in second.stdout
+    )
+    assert old_id == (_container(podman, "web") or {})["Id"]
+    third = _apply(podman, state_dir, desired_dir)  # quarantined: no second attempt
+    assert 0 == third.returncode
+    assert "quarantined" in third.stdout
+
+
+def test_revisions_record_the_git_commit(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
+    """In a git checkout each revision carries the commit, and whether the tree was dirty."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(desired_dir), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    git("init", "-q")
+    write_services(desired_dir, web())
+    git("add", ".")
+    git("commit", "-qm", "v1")
+    head = git("rev-parse", "HEAD")
+    assert 0 == _apply(podman, state_dir, desired_dir).returncode
+    write_services(desired_dir, web(IMAGE_V2))  # not committed
+    assert 0 == _apply(podman, state_dir, desired_dir).returncode
+
+    with Store.open(state_dir) as store:
+        revisions = [(r.number, r.git_commit, r.git_dirty) for r in store.revisions("web")]
+    assert [(1, head, False), (2, head, True)] == revisions

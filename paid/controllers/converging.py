@@ -1,0 +1,195 @@
+"""``paid apply``: converge once, through the same health gate as the daemon.
+
+One synchronous loop: observe (one list call), run the probes that are
+due, start what may start (dependencies ready), step the rollouts under
+way, and report progress — until nothing is left or the deadline passes.
+Removals and conflicts are settled first, as in the plan.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from paid.controllers.health import HealthController
+from paid.controllers.rollouts import RolloutController, aside_name, effective_state
+from paid.controllers.services import ActionResult, Outcome, ServiceController
+from paid.runtime.base import Runtime
+from paid.state.actual import ActualContainer
+from paid.state.checkout import Checkout
+from paid.state.desired import DesiredState
+from paid.state.diffing import decide, diff
+from paid.state.plans import Action, ActionKind, Plan
+from paid.state.store import Store
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ConvergeReport:
+    plan: Plan
+    results: list[ActionResult] = field(default_factory=list)
+    rollouts: dict[str, str] = field(default_factory=dict)  # service -> result
+    unfinished: dict[str, str] = field(default_factory=dict)  # service -> why not
+    reasons: dict[str, str] = field(default_factory=dict)  # service -> why its rollout ended so
+
+    @property
+    def converged(self) -> bool:
+        return (
+            all(r.outcome is Outcome.DONE for r in self.results)
+            and all(result == "succeeded" for result in self.rollouts.values())
+            and not self.unfinished
+        )
+
+
+def converge(
+    desired: DesiredState,
+    *,
+    runtime: Runtime,
+    store: Store,
+    checkout: Checkout | None = None,
+    allow_mass_prune: bool = False,
+    progress: Progress = lambda line: None,
+    poll: float = 0.25,
+    clock: Callable[[], float] = time.monotonic,
+) -> ConvergeReport:
+    converger = _Converger(runtime, store, checkout, progress, clock)
+    try:
+        return converger.run(desired, allow_mass_prune=allow_mass_prune, poll=poll)
+    finally:
+        converger.health.close()
+
+
+class _Converger:
+    def __init__(
+        self,
+        runtime: Runtime,
+        store: Store,
+        checkout: Checkout | None,
+        progress: Progress,
+        clock: Callable[[], float],
+    ) -> None:
+        self.runtime, self.store, self.progress, self.clock = runtime, store, progress, clock
+        self.report = ConvergeReport(plan=Plan())
+        self.services = ServiceController(
+            runtime=runtime, journal=store, checkout=checkout, on_result=self.report.results.append
+        )
+        self.health = HealthController(
+            runtime, on_transition=lambda *a: None, clock=clock, workers=8
+        )
+        self.rollouts = RolloutController(
+            runtime=runtime,
+            store=store,
+            services=self.services,
+            ready=self.health.ready,
+            clock=clock,
+            on_finished=self._finished,
+        )
+        self.phases: dict[str, str] = {}
+
+    def run(self, desired: DesiredState, *, allow_mass_prune: bool, poll: float) -> ConvergeReport:
+        effective = effective_state(desired, self.store)
+        state = effective.state
+        actual = self.runtime.list_containers()
+        plan = diff(state, actual, allow_mass_prune=allow_mass_prune)
+        self.report.plan = plan
+        for note in effective.notes.values():
+            self.progress(f"note: {note}")
+        for action in plan.actions:
+            if action.kind in (ActionKind.REMOVE, ActionKind.CONFLICT):
+                self.services.execute(action, None)
+        for action in plan.withheld:
+            self.report.results.append(
+                ActionResult(action, Outcome.WITHHELD, "; ".join(plan.notes))
+            )
+        pending = [
+            a for a in plan.actions if a.kind not in (ActionKind.REMOVE, ActionKind.CONFLICT)
+        ]
+        self._resume_interrupted(state, actual, pending)
+        horizon = max(
+            (
+                s.spec.rollout.progress_deadline_seconds + s.spec.rollout.min_ready_seconds
+                for s in state
+            ),
+            default=0,
+        )
+        deadline = self.clock() + horizon * max(1, len(pending)) + 30
+        while (pending or self.rollouts.active) and self.clock() < deadline:
+            actual = self.runtime.list_containers()
+            self.health.sync(state, actual)
+            self.health.tick()
+            # Step first: a rollout begun below is judged on the next, fresh listing.
+            self._step_rollouts(state, actual)
+            self._start_what_may_start(state, actual, pending)
+            time.sleep(poll)
+        for action in pending:
+            self.report.unfinished[action.service] = "not converged before the deadline"
+        for name in self.rollouts.active:
+            self.report.unfinished[name] = "rollout still in progress at the deadline"
+        return self.report
+
+    def _resume_interrupted(
+        self, state: DesiredState, actual: list[ActualContainer], pending: list[Action]
+    ) -> None:
+        """Services with a container kept aside were interrupted mid-rollout."""
+        by_name = {c.name: c for c in actual}
+        for svc in state:
+            aside = by_name.get(aside_name(svc.name))
+            if aside is None or not aside.managed:
+                continue
+            self.progress(f"{svc.name}: finishing an interrupted rollout")
+            self.rollouts.resume_or_restore(svc, by_name.get(svc.name), aside)
+            if svc.name not in self.rollouts.active and all(a.service != svc.name for a in pending):
+                pending.append(Action(ActionKind.RECREATE, svc.name, "interrupted rollout"))
+
+    def _start_what_may_start(
+        self, state: DesiredState, actual: list[ActualContainer], pending: list[Action]
+    ) -> None:
+        by_name = {c.name: c for c in actual}
+        for action in list(pending):
+            name = action.service
+            decision = decide(state, name, actual, ready=self.health.ready)
+            failed = [
+                d
+                for d in decision.waiting_on
+                if self.report.rollouts.get(d) in ("failed", "rolled_back")
+            ]
+            if failed:
+                pending.remove(action)
+                self.report.unfinished[name] = f"dependency {failed[0]} failed its rollout"
+                continue
+            if decision.waiting_on:
+                self._say(
+                    name, "waiting", f"waiting for {', '.join(decision.waiting_on)} to be ready"
+                )
+                continue
+            pending.remove(action)
+            if decision.action is None:
+                continue
+            svc = state.services[name]  # type: ignore[index]
+            gated = decision.action.kind is ActionKind.RECREATE or (
+                decision.action.kind is ActionKind.CREATE and self.rollouts.needs_gate(svc)
+            )
+            if gated:
+                self.progress(f"{name}: rolling out ({decision.action.reason})")
+                self.rollouts.begin(svc, by_name.get(name))
+            else:
+                self.services.execute(decision.action, svc)
+
+    def _step_rollouts(self, state: DesiredState, actual: list[ActualContainer]) -> None:
+        by_name = {c.name: c for c in actual}
+        for name in list(self.rollouts.active):
+            self.rollouts.step(state.services[name], by_name.get(name))  # type: ignore[index]
+            active = self.rollouts.active.get(name)
+            phase = str(active.gate.phase) if active else self.report.rollouts.get(name, "")
+            self._say(name, phase, phase.replace("_", " "))
+
+    def _finished(self, name: str, result: str, reason: str) -> None:
+        self.report.rollouts[name] = result
+        self.report.reasons[name] = reason
+
+    def _say(self, name: str, phase: str, line: str) -> None:
+        if self.phases.get(name) != phase:
+            self.phases[name] = phase
+            self.progress(f"{name}: {line}")
