@@ -44,6 +44,10 @@ def _exported_names() -> set[str]:
     for family in Metrics().registry.collect():
         names.update(sample.name for sample in family.samples)
         names.add(family.name)
+        if family.type == "counter":  # per-service counters have no samples until they count
+            names.add(family.name + "_total")
+        if family.type == "histogram":
+            names.update(family.name + suffix for suffix in ("_bucket", "_sum", "_count"))
     return names
 
 
