@@ -13,7 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from paid.controllers.health import HealthController
-from paid.controllers.rollouts import RolloutController, aside_name, effective_state
+from paid.controllers.rollouts import (
+    RolloutController,
+    aside_name,
+    canary_name,
+    effective_state,
+)
 from paid.controllers.services import ActionResult, Outcome, ServiceController
 from paid.runtime.base import Runtime
 from paid.state.actual import ActualContainer
@@ -83,6 +88,7 @@ class _Converger:
             store=store,
             services=self.services,
             ready=self.health.ready,
+            health=self.health,
             clock=clock,
             on_finished=self._finished,
         )
@@ -180,7 +186,11 @@ class _Converger:
     def _step_rollouts(self, state: DesiredState, actual: list[ActualContainer]) -> None:
         by_name = {c.name: c for c in actual}
         for name in list(self.rollouts.active):
-            self.rollouts.step(state.services[name], by_name.get(name))  # type: ignore[index]
+            self.rollouts.step(
+                state.services[name],  # type: ignore[index]
+                by_name.get(name),
+                by_name.get(canary_name(name)),
+            )
             active = self.rollouts.active.get(name)
             phase = str(active.gate.phase) if active else self.report.rollouts.get(name, "")
             self._say(name, phase, phase.replace("_", " "))

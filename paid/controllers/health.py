@@ -38,7 +38,7 @@ from paid.runtime.base import Runtime, RuntimeFailure
 from paid.state import actual as states
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
-from paid.state.specs import Probe
+from paid.state.specs import Probe, ServiceSpec
 
 log = structlog.get_logger("paid.health")
 
@@ -111,6 +111,7 @@ class HealthController:
         self._clock = clock
         self._lock = threading.Lock()
         self._health: dict[str, _Health] = {}
+        self._extra: set[str] = set()  # watched outside the desired state (canaries)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="paid-probe")
 
     def close(self) -> None:
@@ -149,8 +150,29 @@ class HealthController:
                 self._health[service.name] = _Health(
                     service.name, container.id, container.name, tracks
                 )
-            for gone in set(self._health) - set(desired.services):
+            for gone in set(self._health) - set(desired.services) - self._extra:
                 del self._health[gone]
+
+    def watch(self, key: str, *, container_id: str, name: str, spec: ServiceSpec) -> None:
+        """Probe one more container (a canary) under ``key``, with ``spec``'s probes."""
+        now = self._clock()
+        tracks = {
+            kind: _Track(kind, probe, next_at=now + probe.initial_delay_seconds)
+            for kind, probe in (
+                (ProbeKind.STARTUP, spec.startup_probe),
+                (ProbeKind.LIVENESS, spec.liveness_probe),
+                (ProbeKind.READINESS, spec.readiness_probe),
+            )
+            if probe is not None
+        }
+        with self._lock:
+            self._extra.add(key)
+            self._health[key] = _Health(key, container_id, name, tracks)
+
+    def unwatch(self, key: str) -> None:
+        with self._lock:
+            self._extra.discard(key)
+            self._health.pop(key, None)
 
     def forget(self, service: str) -> None:
         with self._lock:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from paid.controllers.health import HealthController
 from paid.controllers.services import ServiceController, container_request
 from paid.runtime.base import ContainerMissing, Runtime, RuntimeFailure
 from paid.state import actual as states
@@ -42,6 +43,7 @@ from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.loading import from_documents, to_documents
 from paid.state.rollouts import Observation, RolloutGate, RolloutPhase, advance, next_wake
+from paid.state.specs import RolloutStrategy
 from paid.state.store import Store
 
 log = structlog.get_logger("paid.rollouts")
@@ -59,6 +61,11 @@ class ActiveRollout:
     gate: RolloutGate
     previous: str | None  # the container kept aside, if any
     previous_revision: int | None
+    canary: bool = False  # judging the canary beside the old container
+
+
+def canary_name(service: str) -> str:
+    return service + labels.CANARY_SUFFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +117,7 @@ class RolloutController:
         store: Store,
         services: ServiceController,
         ready: Callable[[str], bool],
+        health: HealthController | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_finished: Callable[[str, str, str], None] = lambda service, result, why: None,
     ) -> None:
@@ -117,6 +125,7 @@ class RolloutController:
         self.store = store
         self.services = services
         self._ready = ready
+        self._health = health
         self._clock = clock
         self._on_finished = on_finished
         self.active: dict[str, ActiveRollout] = {}
@@ -174,6 +183,86 @@ class RolloutController:
             if previous_revision is None:
                 self._count_first_failure(service)
             return
+        canary = service.spec.rollout.strategy is RolloutStrategy.CANARY
+        if canary and current is not None and current.managed and self._health is not None:
+            self._begin_canary(service, revision, previous_revision)
+            return
+        self._replace(service, current, revision, previous_revision)
+
+    def _begin_canary(
+        self, service: DesiredService, revision: int, previous_revision: int | None
+    ) -> None:
+        """The new revision beside the old, on the canary ports, for the canary's duration."""
+        name = service.name
+        duration = (
+            service.spec.rollout.canary.duration_seconds if service.spec.rollout.canary else 60
+        )
+        gate = RolloutGate(
+            service=name,
+            revision=revision,
+            started_at=self._clock(),
+            min_ready_seconds=duration,
+            progress_deadline_seconds=service.spec.rollout.progress_deadline_seconds + duration,
+        )
+        self.active[name] = ActiveRollout(gate, None, previous_revision, canary=True)
+        self.store.record(
+            "canary_started", f"{name}: revision {revision} as {canary_name(name)}", service=name
+        )
+        try:
+            container_id = self.runtime.create_container(
+                container_request(service, revision=revision, canary=True)
+            )
+            self.runtime.start_container(canary_name(name))
+        except RuntimeFailure as err:
+            self._end_canary(service, f"canary could not start: {err}")
+            return
+        assert self._health is not None  # noqa: S101 -- checked by begin()
+        self._health.watch(
+            canary_name(name), container_id=container_id, name=canary_name(name), spec=service.spec
+        )
+
+    def _end_canary(self, service: DesiredService, failed: str | None) -> None:
+        """Remove the canary; on success promote through the normal rollout."""
+        name = service.name
+        active = self.active.pop(name)
+        if self._health is not None:
+            self._health.unwatch(canary_name(name))
+        with contextlib.suppress(RuntimeFailure):
+            self.services.stop(
+                canary_name(name), timeout=service.spec.termination_grace_period_seconds
+            )
+            self.runtime.remove_container(canary_name(name))
+        if failed is not None:
+            # The old container was never touched.
+            self._finish(
+                name,
+                active.gate.revision,
+                active.previous_revision,
+                failed=f"canary: {failed}",
+                restore=None,
+            )
+            return
+        self.store.record(
+            "canary_promoted",
+            f"{name}: canary of revision {active.gate.revision} passed",
+            service=name,
+        )
+        log.info("canary_promoted", service=name, revision=active.gate.revision)
+
+    def clean_canary(self, service: DesiredService, canary: ActualContainer) -> None:
+        """A canary nobody is judging (paid restarted): abort it; the old is untouched."""
+        log.warning("canary_abandoned", service=service.name)
+        self.services.stop(canary.name, timeout=service.spec.termination_grace_period_seconds)
+        self.runtime.remove_container(canary.name)
+
+    def _replace(
+        self,
+        service: DesiredService,
+        current: ActualContainer | None,
+        revision: int,
+        previous_revision: int | None,
+    ) -> None:
+        name = service.name
         previous = None
         if current is not None and current.managed:
             self.services.stop(name, timeout=service.spec.termination_grace_period_seconds)
@@ -225,22 +314,37 @@ class RolloutController:
             service=name,
         )
 
-    def step(self, service: DesiredService, current: ActualContainer | None) -> float | None:
+    def step(
+        self,
+        service: DesiredService,
+        current: ActualContainer | None,
+        canary: ActualContainer | None = None,
+    ) -> float | None:
         """Advance the gate; seconds until the next look, or None when finished."""
         active = self.active[service.name]
+        judged, key = (
+            (canary, canary_name(service.name)) if active.canary else (current, service.name)
+        )
         running = (
-            current is not None
-            and current.state == states.RUNNING
-            and current.spec_hash == service.spec_hash
+            judged is not None
+            and judged.state == states.RUNNING
+            and judged.spec_hash == service.spec_hash
         )
         seen = Observation(
             now=self._clock(),
             running=running,
-            ready=running and self._ready(service.name),
-            exit_code=current.exit_code if current is not None and not running else None,
+            ready=running and self._ready(key),
+            exit_code=judged.exit_code if judged is not None and not running else None,
         )
         gate = advance(active.gate, seen)
         active.gate = gate
+        if active.canary and gate.phase.finished:
+            succeeded = gate.phase is RolloutPhase.SUCCEEDED
+            self._end_canary(service, None if succeeded else gate.reason)
+            if succeeded:
+                self._replace(service, current, gate.revision, active.previous_revision)
+                return 0.2
+            return None
         if gate.phase is RolloutPhase.SUCCEEDED:
             self._succeed(service, active)
             return None

@@ -229,7 +229,9 @@ class ServiceController:
         return result
 
 
-def container_request(service: DesiredService, *, revision: int) -> ContainerRequest:
+def container_request(
+    service: DesiredService, *, revision: int, canary: bool = False
+) -> ContainerRequest:
     """The Podman container for one revision of a service, labels included.
 
     ``command`` and ``args`` follow Kubernetes: ``command`` replaces the
@@ -244,15 +246,21 @@ def container_request(service: DesiredService, *, revision: int) -> ContainerReq
         labels.REVISION: str(revision),
         labels.SPEC: canonical_json(service.shape).decode(),
     }
+    name: str = service.name
+    ports = tuple(spec.ports)
+    if canary:
+        owned[labels.CANARY] = "true"
+        name = service.name + labels.CANARY_SUFFIX
+        ports = tuple(spec.rollout.canary.ports) if spec.rollout.canary else ()
     args = spec.args if spec.args is not None else ([] if spec.command is not None else None)
     return ContainerRequest(
-        name=service.name,
+        name=name,
         image=spec.image,
         labels={**service.labels, **owned},
         entrypoint=spec.command,
         command=args,
         env=spec.env,
-        ports=tuple(spec.ports),
+        ports=ports,
         volumes=tuple(spec.volumes),
         memory_bytes=spec.resources.memory,
         cpus=spec.resources.cpus,

@@ -38,7 +38,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from paid import __version__
 from paid.controllers.health import HealthController, ProbeKind
-from paid.controllers.rollouts import RolloutController, aside_name, effective_state
+from paid.controllers.rollouts import (
+    RolloutController,
+    aside_name,
+    canary_name,
+    effective_state,
+)
 from paid.controllers.services import ActionResult, Outcome, ServiceController
 from paid.daemon.http import Endpoints, HttpServer, Probe
 from paid.daemon.queue import FULL, PRUNE, ShutDown, WorkQueue
@@ -130,6 +135,7 @@ class Manager:
             store=store,
             services=self.controller,
             ready=self.health.ready,
+            health=self.health,
             clock=clock,
             on_finished=self._on_rollout_finished,
         )
@@ -512,11 +518,14 @@ class Manager:
         by_name = {c.name: c for c in actual}
         service = desired.services.get(name)  # type: ignore[call-overload]
         current = by_name.get(name)
+        canary = by_name.get(canary_name(name))
         if service is not None and name in self.rollouts.active:
-            wait = self.rollouts.step(service, current)
+            wait = self.rollouts.step(service, current, canary)
             if wait is not None:
                 self.queue.add_after(name, wait)
             return True
+        if service is not None and canary is not None and canary.managed:
+            self.rollouts.clean_canary(service, canary)  # left by a paid that died
         aside = by_name.get(aside_name(name))
         if service is not None and aside is not None and aside.managed:
             self.rollouts.resume_or_restore(service, current, aside)

@@ -53,6 +53,7 @@ def diff(
         and not (
             name.endswith(labels.ASIDE_SUFFIX) and name.removesuffix(labels.ASIDE_SUFFIX) in desired
         )
+        and not (c.labels.get(labels.CANARY) == "true" and c.labels.get(labels.SERVICE) in desired)
     )
     removals = tuple(
         Action(ActionKind.REMOVE, name, "no longer in the desired state")

@@ -14,6 +14,10 @@ REVISION: Final = "paid.revision"
 # drifted without any inspect call or store lookup.
 SPEC: Final = "paid.spec"
 
+# The canary of a rollout, beside the old container: "<service>-canary".
+CANARY: Final = "paid.canary"
+CANARY_SUFFIX: Final = "-canary"
+
 # A container renamed aside during a rollout: "<service>.paid-prev". A dot
 # cannot occur in a service name, so this never collides with one.
 ASIDE_SUFFIX: Final = ".paid-prev"

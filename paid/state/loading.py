@@ -388,6 +388,16 @@ def _cross_checks(
     for name in sorted(where):
         doc, parsed = where[name]
         spec = parsed.spec
+        if spec.rollout.strategy == "Canary" and f"{name}-canary" in names:
+            errors.append(
+                LoadError(
+                    doc.file,
+                    doc.line_of(("spec", "rollout", "strategy")),
+                    "spec.rollout.strategy",
+                    f"the canary of {name!r} runs as {name}-canary, which is a service's name",
+                )
+            )
+        canary_ports = spec.rollout.canary.ports if spec.rollout.canary else []
         for i, port in enumerate(spec.ports):
             for other_name, other in claimed:
                 if port.overlaps(other):
@@ -401,6 +411,19 @@ def _cross_checks(
                         )
                     )
             claimed.append((name, port))
+        for i, port in enumerate(canary_ports):
+            for other_name, other in claimed:
+                if port.overlaps(other):
+                    errors.append(
+                        LoadError(
+                            doc.file,
+                            doc.line_of(("spec", "rollout", "canary", "ports", i)),
+                            f"spec.rollout.canary.ports[{i}]",
+                            f"host port {port.host_port}/{port.protocol} is already claimed "
+                            f"by service {other_name!r}",
+                        )
+                    )
+            claimed.append((f"{name} (canary)", port))
         for i, dep in enumerate(spec.depends_on):
             loc = ("spec", "dependsOn", i)
             if dep == name:

@@ -20,7 +20,7 @@ import pytest
 
 from paid.state.store import FILENAME, Store
 from tests.daemon import Daemon, wait_until
-from tests.harness import IMAGE, IMAGE_V2, PodmanService, service_doc, write_services
+from tests.harness import IMAGE, IMAGE_V2, PodmanService, free_port, service_doc, write_services
 
 pytestmark = pytest.mark.slow
 
@@ -404,3 +404,69 @@ def test_revisions_record_the_git_commit(
     with Store.open(state_dir) as store:
         revisions = [(r.number, r.git_commit, r.git_dirty) for r in store.revisions("web")]
     assert [(1, head, False), (2, head, True)] == revisions
+
+
+def _canary_web(image: str, port: int, canary_port: int, **spec: Any) -> dict[str, Any]:
+    return web(
+        image,
+        ports=[f"127.0.0.1:{port}:8080"],
+        rollout={
+            "strategy": "Canary",
+            "minReadySeconds": 1,
+            "progressDeadlineSeconds": 8,
+            "canary": {"ports": [f"127.0.0.1:{canary_port}:8080"], "durationSeconds": 3},
+        },
+        **spec,
+    )
+
+
+def test_canary_is_promoted_after_its_duration(
+    daemon: Daemon, podman: PodmanService, desired_dir: Path
+) -> None:
+    """The canary runs beside the old revision on its own port, then v2 is rolled out normally."""
+    port, canary_port = free_port(), free_port()
+    write_services(desired_dir, _canary_web(IMAGE, port, canary_port))
+    daemon.start()
+    wait_until(lambda: _history(daemon.state_dir) == [(1, "succeeded")], 30)
+
+    write_services(desired_dir, _canary_web(IMAGE_V2, port, canary_port))
+
+    wait_until(lambda: _container(podman, "web-canary") is not None, 15, 0.05)
+    both = {c["Names"][0]: c["State"] for c in podman.containers()}
+    assert ("running", "running") == (both.get("web"), both.get("web-canary"))  # side by side
+    assert "1" == _revision(podman)
+    wait_until(lambda: (2, "succeeded") in _history(daemon.state_dir), 40)
+    assert "2" == _revision(podman)
+    assert _container(podman, "web-canary") is None
+    kinds = [e.kind for e in store_events(daemon.state_dir, "web")]
+    assert kinds.index("canary_started") < kinds.index("canary_promoted") < len(kinds) - 1
+
+
+def test_canary_that_fails_is_aborted_and_the_old_revision_untouched(
+    daemon: Daemon, podman: PodmanService, desired_dir: Path
+) -> None:
+    """A canary never ready: removed, v2 quarantined, the old container never even stopped."""
+    port, canary_port = free_port(), free_port()
+    write_services(desired_dir, _canary_web(IMAGE, port, canary_port))
+    daemon.start()
+    wait_until(lambda: _history(daemon.state_dir) == [(1, "succeeded")], 30)
+    old_id = (_container(podman, "web") or {})["Id"]
+    mark = podman.event_mark()
+
+    write_services(
+        desired_dir,
+        _canary_web(
+            IMAGE_V2, port, canary_port, ready={"exec": {"command": ["false"]}, "periodSeconds": 1}
+        ),
+    )
+
+    wait_until(lambda: (2, "rolled_back") in _history(daemon.state_dir), 40)
+    assert old_id == (_container(podman, "web") or {})["Id"]
+    assert [] == [
+        s for s, n in podman.container_events_since(mark) if n == "web" and s in ("stop", "died")
+    ]
+    assert _container(podman, "web-canary") is None
+    with Store.open(daemon.state_dir) as store:
+        (failed,) = [r for r in store.revisions("web") if r.number == 2]
+    assert failed.reason.startswith("canary: ")
+    assert failed.quarantined

@@ -178,3 +178,20 @@ def test_host_path_under_allowed_prefix_is_accepted(tmp_path: Path) -> None:
     result = load_directory(tmp_path, allowed_host_paths=["/srv/data"])
 
     assert ["spec.volumes[1]"] == [e.field for e in result.errors]
+
+
+def test_canary_name_and_ports_must_be_free(tmp_path: Path) -> None:
+    """web's canary runs as web-canary on its own ports: neither may be taken."""
+    (tmp_path / "c.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Service\nmetadata: {name: web}\n"
+        "spec:\n  image: localhost/w:1\n  ports: ['18080:80']\n"
+        "  rollout: {strategy: Canary, canary: {ports: ['18080:80']}}\n"
+        "---\napiVersion: paid/v1\nkind: Service\nmetadata: {name: web-canary}\n"
+        "spec: {image: 'localhost/w:1'}\n"
+    )
+
+    result = load_directory(tmp_path)
+
+    assert ["spec.rollout.canary.ports[0]", "spec.rollout.strategy"] == sorted(
+        e.field for e in result.errors
+    )
