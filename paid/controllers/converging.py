@@ -146,7 +146,8 @@ class _Converger:
                 continue
             self.progress(f"{svc.name}: finishing an interrupted rollout")
             self.rollouts.resume_or_restore(svc, by_name.get(svc.name), aside)
-            if svc.name not in self.rollouts.active and all(a.service != svc.name for a in pending):
+            pending[:] = [a for a in pending if a.service != svc.name]
+            if svc.name not in self.rollouts.active:  # undone: roll out afresh
                 pending.append(Action(ActionKind.RECREATE, svc.name, "interrupted rollout"))
 
     def _start_what_may_start(

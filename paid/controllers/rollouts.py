@@ -287,7 +287,15 @@ class RolloutController:
     ) -> None:
         """After a crash of paid mid-rollout: carry on, or put the old container back."""
         name = service.name
-        if current is not None and current.managed and current.spec_hash == service.spec_hash:
+        resumable = (
+            current is not None
+            and current.managed
+            and current.spec_hash == service.spec_hash
+            and (current.state == states.RUNNING or current.state in states.NOT_STARTED)
+        )
+        if resumable and current is not None:
+            if current.state in states.NOT_STARTED:  # killed between create and start
+                self.runtime.start_container(name)
             revision = current.revision or self._revision(service)
             log.warning("rollout_resumed", service=name, revision=revision)
             self.active[name] = ActiveRollout(

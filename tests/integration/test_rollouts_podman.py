@@ -431,9 +431,11 @@ def test_canary_is_promoted_after_its_duration(
 
     write_services(desired_dir, _canary_web(IMAGE_V2, port, canary_port))
 
-    wait_until(lambda: _container(podman, "web-canary") is not None, 15, 0.05)
-    both = {c["Names"][0]: c["State"] for c in podman.containers()}
-    assert ("running", "running") == (both.get("web"), both.get("web-canary"))  # side by side
+    def states() -> tuple[str | None, str | None]:
+        seen = {c["Names"][0]: c["State"] for c in podman.containers()}
+        return seen.get("web"), seen.get("web-canary")
+
+    wait_until(lambda: states() == ("running", "running"), 15, 0.05)  # side by side
     assert "1" == _revision(podman)
     wait_until(lambda: (2, "succeeded") in _history(daemon.state_dir), 40)
     assert "2" == _revision(podman)
@@ -470,3 +472,33 @@ def test_canary_that_fails_is_aborted_and_the_old_revision_untouched(
         (failed,) = [r for r in store.revisions("web") if r.number == 2]
     assert failed.reason.startswith("canary: ")
     assert failed.quarantined
+
+
+def test_a_hanging_probe_is_cut_off_by_its_timeout(
+    daemon: Daemon, podman: PodmanService, desired_dir: Path
+) -> None:
+    """A readiness exec that would hang 60 s is cut off at timeoutSeconds; the rollout ends."""
+    hanging = {"exec": {"command": ["sleep", "60"]}, "periodSeconds": 1, "timeoutSeconds": 1}
+    write_services(desired_dir, web(ready=hanging, rollout={"progressDeadlineSeconds": 4}))
+    started = time.monotonic()
+    daemon.start(wait_ready=False)
+
+    wait_until(lambda: (1, "failed") in _history(daemon.state_dir), 30)
+
+    assert time.monotonic() - started < 30  # not the 60 s the probe would hang
+    with Store.open(daemon.state_dir) as store:
+        (revision,) = store.revisions("web")
+    assert "not ready within progressDeadlineSeconds (4 s)" in revision.reason
+
+
+def test_a_crashed_revision_leaves_its_last_words_in_the_journal(
+    daemon: Daemon, podman: PodmanService, desired_dir: Path
+) -> None:
+    """The last log lines of a failed instance are kept with the rollback."""
+    _deployed_v1(daemon, podman, desired_dir)
+
+    write_services(desired_dir, web(IMAGE_V2, command=["sh", "-c", "echo dying words; exit 3"]))
+
+    wait_until(lambda: (2, "rolled_back") in _history(daemon.state_dir), 40)
+    (event,) = [e for e in store_events(daemon.state_dir, "web") if e.kind == "rollout_rolled_back"]
+    assert "dying words" in event.data["last_log_lines"]

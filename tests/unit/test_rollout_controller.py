@@ -1,0 +1,124 @@
+"""The rollout controller on the fake runtime, a real store and a fake clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from paid.controllers.rollouts import RolloutController, aside_name, effective_state
+from paid.controllers.services import ServiceController
+from paid.runtime.fake import FakeRuntime
+from paid.state.store import Store
+from tests.unit.builders import desired, desired_service
+
+V1 = desired_service(
+    "web", image="localhost/app:1", rollout={"minReadySeconds": 10, "progressDeadlineSeconds": 60}
+)
+V2 = desired_service(
+    "web", image="localhost/app:2", rollout={"minReadySeconds": 10, "progressDeadlineSeconds": 60}
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path) as s:
+        yield s
+
+
+def make(store: Store, ready: set[str]) -> tuple[FakeRuntime, RolloutController, Clock]:
+    runtime = FakeRuntime(images={"localhost/app:1", "localhost/app:2"})
+    clock = Clock()
+    controller = RolloutController(
+        runtime=runtime,
+        store=store,
+        services=ServiceController(runtime=runtime, journal=store),
+        ready=lambda name: name in ready,
+        clock=clock,
+    )
+    return runtime, controller, clock
+
+
+def roll(
+    runtime: FakeRuntime, controller: RolloutController, clock: Clock, svc: object, *, seconds: int
+) -> None:
+    """Step the rollout once a second for ``seconds`` (or until it finishes)."""
+    for _ in range(seconds):
+        if svc.name not in controller.active:  # type: ignore[attr-defined]
+            return
+        clock.now += 1
+        controller.step(svc, runtime.containers.get(svc.name))  # type: ignore[arg-type, attr-defined]
+
+
+def test_first_deploy_then_a_healthy_rollout(store: Store) -> None:
+    """v1 bakes 10 s and succeeds; v2 replaces it, v1 is superseded, nothing is kept aside."""
+    ready = {"web"}
+    runtime, controller, clock = make(store, ready)
+    controller.begin(V1, None)
+    roll(runtime, controller, clock, V1, seconds=15)
+
+    controller.begin(V2, runtime.containers["web"])
+    roll(runtime, controller, clock, V2, seconds=15)
+
+    assert [(1, "superseded"), (2, "succeeded")] == [
+        (r.number, r.outcome) for r in store.revisions("web")
+    ]
+    assert ["web"] == list(runtime.containers)
+    assert "localhost/app:2" == runtime.containers["web"].image
+
+
+def test_never_ready_rolls_back_to_the_same_container_and_quarantines(store: Store) -> None:
+    """At the deadline v2 is removed, v1's container is renamed back and started, v2 quarantined."""
+    ready = {"web"}
+    runtime, controller, clock = make(store, ready)
+    controller.begin(V1, None)
+    roll(runtime, controller, clock, V1, seconds=15)
+    v1_id = runtime.containers["web"].id
+    ready.clear()
+
+    controller.begin(V2, runtime.containers["web"])
+    assert aside_name("web") in runtime.containers  # kept aside, stopped
+    roll(runtime, controller, clock, V2, seconds=70)
+
+    assert (v1_id, "running") == (runtime.containers["web"].id, runtime.containers["web"].state)
+    assert aside_name("web") not in runtime.containers
+    (bad,) = [r for r in store.revisions("web") if r.number == 2]
+    assert ("rolled_back", True) == (bad.outcome, bad.quarantined)
+    assert "not ready within progressDeadlineSeconds (60 s)" in bad.reason
+    assert V1.spec_hash == effective_state(desired(V2), store).state.services["web"].spec_hash  # type: ignore[index]
+
+
+def test_missing_image_fails_without_touching_anything(store: Store) -> None:
+    """The image check comes first: no stop, no rename, no create."""
+    runtime, controller, clock = make(store, {"web"})
+    controller.begin(V1, None)
+    roll(runtime, controller, clock, V1, seconds=15)
+    runtime.calls.clear()
+    v3 = desired_service("web", image="localhost/absent:3")
+
+    controller.begin(v3, runtime.containers["web"])
+
+    assert [] == [c for c in runtime.mutating_calls if c[0] != "pull"]
+    assert "web" not in controller.active
+
+
+def test_revision_history_limit_keeps_the_last_good(store: Store) -> None:
+    """Pruning keeps the newest `revisionHistoryLimit` and the last good one, whatever its age."""
+    for i in range(1, 6):
+        store.revision_for(service="s", spec_hash=f"h{i}", spec={}, image="i", document={"x": i})
+    store.set_outcome("s", 1, "succeeded")
+    for i in range(2, 6):
+        store.set_outcome("s", i, "rolled_back")
+
+    store.prune_revisions("s", keep=2, protect=set())
+
+    assert [1, 4, 5] == [r.number for r in store.revisions("s")]
