@@ -172,6 +172,12 @@ class Metrics:
             ["service"],
             registry=r,
         )
+        self.crash_loop = Gauge(
+            "paid_service_crash_loop_backoff",
+            "1 while the service waits out a restart back-off (CrashLoopBackOff).",
+            ["service"],
+            registry=r,
+        )
         self.restarts = Counter(
             "paid_service_restarts_total",
             "Containers replaced by a fresh one of the same revision, by reason.",

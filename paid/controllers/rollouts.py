@@ -354,6 +354,8 @@ class RolloutController:
                 return 0.2
             return None
         if gate.phase is RolloutPhase.SUCCEEDED:
+            if judged is not None and judged.image_id:
+                self.store.set_image_id(service.name, gate.revision, judged.image_id)
             self._succeed(service, active)
             return None
         if gate.phase is RolloutPhase.FAILED:

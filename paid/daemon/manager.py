@@ -564,6 +564,7 @@ class Manager:
             return True
         with self._lock:
             self.state.backing_off.pop(name, None)
+        self.metrics.crash_loop.labels(name).set(0)
         if action.kind is ActionKind.RESTART:
             why = "liveness" if name in self.health.unhealthy() else "crash"
             self.metrics.restarts.labels(name, why).inc()
@@ -584,6 +585,7 @@ class Manager:
     def _back_off(self, name: str, wait: float, reason: str) -> None:
         with self._lock:
             self.state.backing_off[name] = wait
+        self.metrics.crash_loop.labels(name).set(1)
         log.info("service_backoff", service=name, wait=round(wait, 1), reason=reason)
         self.queue.add_after(name, wait)
 
@@ -664,6 +666,7 @@ class Manager:
         for gone in self._published - set(desired.services):
             self.metrics.service_up.remove(gone)
             self.metrics.service_ready.remove(gone)
+            self.metrics.crash_loop.remove(gone)
         self._published = set(desired.services)
         self.metrics.services_desired.set(len(desired))
         self.metrics.services_running.set(running)

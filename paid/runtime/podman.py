@@ -291,6 +291,7 @@ def _actual(attrs: dict[str, Any]) -> ActualContainer:
         state=str(attrs.get("State", "unknown")).lower(),
         exit_code=int(attrs.get("ExitCode") or 0),
         labels=dict(attrs.get("Labels") or {}),
+        image_id=str(attrs.get("ImageID") or ""),
     )
 
 

@@ -30,6 +30,7 @@ class ActualContainer:
     state: str
     exit_code: int = 0
     labels: Mapping[str, str] = field(default_factory=dict)
+    image_id: str = ""
 
     @property
     def managed(self) -> bool:

@@ -397,6 +397,16 @@ def _cross_checks(
                     f"the canary of {name!r} runs as {name}-canary, which is a service's name",
                 )
             )
+        if spec.rollout.strategy == "Canary" and any(not v.read_only for v in spec.volumes):
+            errors.append(
+                LoadError(
+                    doc.file,
+                    doc.line_of(("spec", "rollout", "strategy")),
+                    "spec.rollout.strategy",
+                    "a canary runs beside the old instance: with a writable volume that is two "
+                    "instances on one volume; use Recreate",
+                )
+            )
         canary_ports = spec.rollout.canary.ports if spec.rollout.canary else []
         for i, port in enumerate(spec.ports):
             for other_name, other in claimed:

@@ -70,6 +70,7 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE revisions ADD COLUMN git_commit TEXT;
     ALTER TABLE revisions ADD COLUMN git_dirty INTEGER;
     ALTER TABLE revisions ADD COLUMN updated_at REAL;
+    ALTER TABLE revisions ADD COLUMN image_id TEXT;
     CREATE TABLE pins (
         service       TEXT PRIMARY KEY,
         revision      INTEGER NOT NULL,
@@ -103,6 +104,7 @@ class Revision:
     git_commit: str | None = None
     git_dirty: bool | None = None
     updated_at: float | None = None
+    image_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +285,13 @@ class Store:
                 ),
             )
 
+    def set_image_id(self, service: str, number: int, image_id: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE revisions SET image_id = ? WHERE service = ? AND number = ?",
+                (image_id, service, number),
+            )
+
     def revision(self, service: str, number: int) -> Revision | None:
         found = [r for r in self.revisions(service) if r.number == number]
         return found[0] if found else None
@@ -346,7 +355,7 @@ class Store:
     def revisions(self, service: str) -> list[Revision]:
         rows = self._query(
             "SELECT service, number, spec_hash, spec, image, created_at, document, outcome,"
-            " reason, quarantined, git_commit, git_dirty, updated_at FROM revisions"
+            " reason, quarantined, git_commit, git_dirty, updated_at, image_id FROM revisions"
             " WHERE service = ? ORDER BY number",
             (service,),
         )
@@ -365,6 +374,7 @@ class Store:
                 git_commit=r[10],
                 git_dirty=None if r[11] is None else bool(r[11]),
                 updated_at=r[12],
+                image_id=r[13],
             )
             for r in rows
         ]

@@ -95,6 +95,9 @@ def test_healthy_rollout_replaces_the_old_revision(
     assert "2" == _revision(podman)
     assert _container(podman, "web.paid-prev") is None
     assert 2.0 == daemon.metric("paid_rollouts_total", 'result="succeeded"')  # v1, then v2
+    with Store.open(daemon.state_dir) as store:
+        image_ids = {r.number: r.image_id for r in store.revisions("web")}
+    assert podman.inspect("web")["Image"] == image_ids[2]
 
 
 @pytest.mark.parametrize(
@@ -502,3 +505,26 @@ def test_a_crashed_revision_leaves_its_last_words_in_the_journal(
     wait_until(lambda: (2, "rolled_back") in _history(daemon.state_dir), 40)
     (event,) = [e for e in store_events(daemon.state_dir, "web") if e.kind == "rollout_rolled_back"]
     assert "dying words" in event.data["last_log_lines"]
+
+
+def test_a_crashing_service_backs_off(
+    daemon: Daemon, podman: PodmanService, desired_dir: Path
+) -> None:
+    """Deployed fine, then crashing every 2 s: restarts at once, then after 10 s and 20 s."""
+    write_services(desired_dir, service_doc("flaky", command=["sh", "-c", "sleep 2; exit 1"]))
+    mark = podman.event_mark()
+    daemon.start(wait_ready=False)
+
+    wait_until(
+        lambda: next(s for s in daemon.status()["services"] if s["name"] == "flaky")[
+            "crashLoopBackOff"
+        ],
+        20,
+    )
+    assert 1.0 == daemon.metric("paid_service_crash_loop_backoff", 'service="flaky"')
+    time.sleep(20)
+
+    creates = _creates(podman, mark, "flaky")
+    assert 2 <= creates <= 4
+    restarts = daemon.metric("paid_service_restarts_total", 'reason="crash",service="flaky"') or 0
+    assert 1 <= restarts <= 3

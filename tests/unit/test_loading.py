@@ -195,3 +195,17 @@ def test_canary_name_and_ports_must_be_free(tmp_path: Path) -> None:
     assert ["spec.rollout.canary.ports[0]", "spec.rollout.strategy"] == sorted(
         e.field for e in result.errors
     )
+
+
+def test_canary_with_a_writable_volume_is_refused(tmp_path: Path) -> None:
+    """Two instances on one volume, even briefly, is what stateful services must never see."""
+    (tmp_path / "c.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Service\nmetadata: {name: db}\n"
+        "spec:\n  image: localhost/d:1\n  volumes: ['db-data:/data']\n"
+        "  rollout: {strategy: Canary}\n"
+    )
+
+    result = load_directory(tmp_path)
+
+    assert ["spec.rollout.strategy"] == [e.field for e in result.errors]
+    assert "two instances on one volume" in result.errors[0].message
