@@ -24,7 +24,7 @@ from paid.controllers.services import Outcome
 from paid.runtime.base import RuntimeFailure
 from paid.runtime.podman import PodmanRuntime
 from paid.state.checkout import describe
-from paid.state.desired import DesiredState
+from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import diff
 from paid.state.loading import LoadResult, load_directory
 from paid.state.plans import ActionKind, Plan
@@ -503,14 +503,21 @@ def _history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _rollback(args: argparse.Namespace) -> int:
+def _named_service(args: argparse.Namespace) -> DesiredService | None:
+    """The desired service ``args.service`` names, or None after saying why."""
     result = _load(args)
     if result.desired is None:
         _print_errors(result)
-        return EXIT_ERROR
+        return None
     service = result.desired.services.get(args.service)
     if service is None:
         _err(f"paid: {args.service!r} is not in {args.dir}")
+    return service
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    service = _named_service(args)
+    if service is None:
         return EXIT_ERROR
     with Store.open(args.state_dir) as store:
         current = store.find_revision(service=service.name, spec_hash=service.spec_hash)
@@ -545,13 +552,8 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _rollout_retry(args: argparse.Namespace) -> int:
-    result = _load(args)
-    if result.desired is None:
-        _print_errors(result)
-        return EXIT_ERROR
-    service = result.desired.services.get(args.service)
+    service = _named_service(args)
     if service is None:
-        _err(f"paid: {args.service!r} is not in {args.dir}")
         return EXIT_ERROR
     with Store.open(args.state_dir) as store:
         number = store.find_revision(service=service.name, spec_hash=service.spec_hash)

@@ -91,6 +91,19 @@ class _Health:
         return None
 
 
+def _tracks(spec: ServiceSpec, now: float) -> dict[ProbeKind, _Track]:
+    """A fresh track per probe the spec has, first due after its initial delay."""
+    return {
+        kind: _Track(kind, probe, next_at=now + probe.initial_delay_seconds)
+        for kind, probe in (
+            (ProbeKind.STARTUP, spec.startup_probe),
+            (ProbeKind.LIVENESS, spec.liveness_probe),
+            (ProbeKind.READINESS, spec.readiness_probe),
+        )
+        if probe is not None
+    }
+
+
 Transition = Callable[[str, ProbeKind, bool, str], None]
 ProbeTimer = Callable[[str, float], None]
 
@@ -137,34 +150,15 @@ class HealthController:
                     continue
                 if current is not None and current.container_id == container.id:
                     continue
-                spec = service.spec
-                tracks = {
-                    kind: _Track(kind, probe, next_at=now + probe.initial_delay_seconds)
-                    for kind, probe in (
-                        (ProbeKind.STARTUP, spec.startup_probe),
-                        (ProbeKind.LIVENESS, spec.liveness_probe),
-                        (ProbeKind.READINESS, spec.readiness_probe),
-                    )
-                    if probe is not None
-                }
                 self._health[service.name] = _Health(
-                    service.name, container.id, container.name, tracks
+                    service.name, container.id, container.name, _tracks(service.spec, now)
                 )
             for gone in set(self._health) - set(desired.services) - self._extra:
                 del self._health[gone]
 
     def watch(self, key: str, *, container_id: str, name: str, spec: ServiceSpec) -> None:
         """Probe one more container (a canary) under ``key``, with ``spec``'s probes."""
-        now = self._clock()
-        tracks = {
-            kind: _Track(kind, probe, next_at=now + probe.initial_delay_seconds)
-            for kind, probe in (
-                (ProbeKind.STARTUP, spec.startup_probe),
-                (ProbeKind.LIVENESS, spec.liveness_probe),
-                (ProbeKind.READINESS, spec.readiness_probe),
-            )
-            if probe is not None
-        }
+        tracks = _tracks(spec, self._clock())
         with self._lock:
             self._extra.add(key)
             self._health[key] = _Health(key, container_id, name, tracks)

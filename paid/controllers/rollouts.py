@@ -146,6 +146,19 @@ class RolloutController:
         delay: float = min(base * 2 ** (count - 1), most)
         return max(0.0, at + delay - self._clock())
 
+    def _gate(
+        self, service: DesiredService, revision: int, *, bake: float | None = None
+    ) -> RolloutGate:
+        """A gate starting now; ``bake`` (a canary's duration) replaces minReadySeconds."""
+        rollout = service.spec.rollout
+        return RolloutGate(
+            service=service.name,
+            revision=revision,
+            started_at=self._clock(),
+            min_ready_seconds=rollout.min_ready_seconds if bake is None else bake,
+            progress_deadline_seconds=rollout.progress_deadline_seconds + (bake or 0),
+        )
+
     def _revision(self, service: DesiredService) -> int:
         (document,) = to_documents(DesiredState.of({service.name: service}))
         checkout = self.services.checkout
@@ -197,13 +210,7 @@ class RolloutController:
         duration = (
             service.spec.rollout.canary.duration_seconds if service.spec.rollout.canary else 60
         )
-        gate = RolloutGate(
-            service=name,
-            revision=revision,
-            started_at=self._clock(),
-            min_ready_seconds=duration,
-            progress_deadline_seconds=service.spec.rollout.progress_deadline_seconds + duration,
-        )
+        gate = self._gate(service, revision, bake=duration)
         self.active[name] = ActiveRollout(gate, None, previous_revision, canary=True)
         self.store.record(
             "canary_started", f"{name}: revision {revision} as {canary_name(name)}", service=name
@@ -268,13 +275,7 @@ class RolloutController:
             self.services.stop(name, timeout=service.spec.termination_grace_period_seconds)
             self.runtime.rename_container(name, aside_name(name))
             previous = aside_name(name)
-        gate = RolloutGate(
-            service=name,
-            revision=revision,
-            started_at=self._clock(),
-            min_ready_seconds=service.spec.rollout.min_ready_seconds,
-            progress_deadline_seconds=service.spec.rollout.progress_deadline_seconds,
-        )
+        gate = self._gate(service, revision)
         self.active[name] = ActiveRollout(gate, previous, previous_revision)
         try:
             self.runtime.create_container(container_request(service, revision=revision))
@@ -299,13 +300,7 @@ class RolloutController:
             revision = current.revision or self._revision(service)
             log.warning("rollout_resumed", service=name, revision=revision)
             self.active[name] = ActiveRollout(
-                RolloutGate(
-                    service=name,
-                    revision=revision,
-                    started_at=self._clock(),
-                    min_ready_seconds=service.spec.rollout.min_ready_seconds,
-                    progress_deadline_seconds=service.spec.rollout.progress_deadline_seconds,
-                ),
+                self._gate(service, revision),
                 aside.name,
                 aside.revision,
             )
