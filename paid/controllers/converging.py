@@ -20,7 +20,7 @@ from paid.controllers.rollouts import (
     effective_state,
 )
 from paid.controllers.services import ActionResult, Outcome, ServiceController
-from paid.runtime.base import Runtime
+from paid.runtime.base import Runtime, RuntimeFailure
 from paid.state.actual import ActualContainer
 from paid.state.checkout import Checkout
 from paid.state.desired import DesiredState
@@ -93,6 +93,7 @@ class _Converger:
             on_finished=self._finished,
         )
         self.phases: dict[str, str] = {}
+        self.attempts: dict[str, int] = {}
 
     def run(self, desired: DesiredState, *, allow_mass_prune: bool, poll: float) -> ConvergeReport:
         effective = effective_state(desired, self.store)
@@ -112,7 +113,6 @@ class _Converger:
         pending = [
             a for a in plan.actions if a.kind not in (ActionKind.REMOVE, ActionKind.CONFLICT)
         ]
-        self._resume_interrupted(state, actual, pending)
         horizon = max(
             (
                 s.spec.rollout.progress_deadline_seconds + s.spec.rollout.min_ready_seconds
@@ -127,6 +127,8 @@ class _Converger:
             self.health.tick()
             # Step first: a rollout begun below is judged on the next, fresh listing.
             self._step_rollouts(state, actual)
+            # Asides can appear late: Podman finishes a killed paid's last request.
+            self._resume_interrupted(state, actual, pending)
             self._start_what_may_start(state, actual, pending)
             time.sleep(poll)
         for action in pending:
@@ -142,7 +144,7 @@ class _Converger:
         by_name = {c.name: c for c in actual}
         for svc in state:
             aside = by_name.get(aside_name(svc.name))
-            if aside is None or not aside.managed:
+            if aside is None or not aside.managed or svc.name in self.rollouts.active:
                 continue
             self.progress(f"{svc.name}: finishing an interrupted rollout")
             self.rollouts.resume_or_restore(svc, by_name.get(svc.name), aside)
@@ -178,11 +180,20 @@ class _Converger:
             gated = decision.action.kind is ActionKind.RECREATE or (
                 decision.action.kind is ActionKind.CREATE and self.rollouts.needs_gate(svc)
             )
-            if gated:
-                self.progress(f"{name}: rolling out ({decision.action.reason})")
-                self.rollouts.begin(svc, by_name.get(name))
-            else:
-                self.services.execute(decision.action, svc)
+            try:
+                if gated:
+                    self.progress(f"{name}: rolling out ({decision.action.reason})")
+                    self.rollouts.begin(svc, by_name.get(name))
+                else:
+                    self.services.execute(decision.action, svc)
+            except RuntimeFailure as err:
+                # The state moved under us (a late rename, a vanished container):
+                # decide again on the next, fresh listing, a few times at most.
+                self.attempts[name] = self.attempts.get(name, 0) + 1
+                if self.attempts[name] < 3:
+                    pending.append(action)
+                else:
+                    self.report.unfinished[name] = str(err)
 
     def _step_rollouts(self, state: DesiredState, actual: list[ActualContainer]) -> None:
         by_name = {c.name: c for c in actual}

@@ -361,9 +361,10 @@ class RolloutController:
     def _succeed(self, service: DesiredService, active: ActiveRollout) -> None:
         name, revision = service.name, active.gate.revision
         del self.active[name]
-        if active.previous is not None:
-            with contextlib.suppress(ContainerMissing):
-                self.runtime.remove_container(active.previous)
+        # Also a container set aside by a paid that was killed while Podman
+        # still carried out its last request: the new revision has won.
+        with contextlib.suppress(ContainerMissing):
+            self.runtime.remove_container(active.previous or aside_name(name))
         if active.previous_revision is not None and active.previous_revision != revision:
             self.store.set_outcome(
                 name, active.previous_revision, "superseded", f"by revision {revision}"

@@ -31,10 +31,15 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/paid-test/systemd:bookworm"
 CACHE = Path(os.environ.get("PAID_TEST_CACHE", "/var/tmp/paid-test-cache"))
 MIRROR = os.environ.get("PAID_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+# The checkout is mounted at /opt/paid-src: it may live under /tmp on the
+# host, which PrivateTmp= (rightly) hides from the service.
+SRC = "/opt/paid-src"
 DROP_IN = """\
 [Service]
 ExecStart=
-ExecStart={paid} run /desired-state --listen 127.0.0.1:9707 --resync-interval 5
+ExecStart={src}/.venv/bin/python3 -m paid run /desired-state \\
+    --listen 127.0.0.1:9707 --resync-interval 5
+Environment=PYTHONPATH={src}
 Environment=PAID_PODMAN_URL=unix:///run/paid-test/podman.sock
 WatchdogSec=4s
 RestartSec=200ms
@@ -98,9 +103,7 @@ def machine(podman: PodmanService, systemd_image: str, tmp_path: Path) -> Iterat
     unit_dir = tmp_path / "units"
     (unit_dir / "paid.service.d").mkdir(parents=True)
     shutil.copy(ROOT / "systemd" / "paid.service", unit_dir / "paid.service")
-    (unit_dir / "paid.service.d" / "test.conf").write_text(
-        DROP_IN.format(paid=ROOT / ".venv" / "bin" / "paid")
-    )
+    (unit_dir / "paid.service.d" / "test.conf").write_text(DROP_IN.format(src=SRC))
     python_home = Path(sys.base_prefix).resolve()
     name = "paid-systemd-test"
     podman.podman("rm", "--force", "--time", "0", name, check=False)
@@ -113,7 +116,7 @@ def machine(podman: PodmanService, systemd_image: str, tmp_path: Path) -> Iterat
         "--systemd=always",
         "--network=none",
         "-v",
-        f"{ROOT}:{ROOT}:ro",
+        f"{ROOT}:{SRC}:ro",
         "-v",
         f"{python_home}:{python_home}:ro",
         "-v",
