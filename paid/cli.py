@@ -19,6 +19,7 @@ from typing import Any
 
 from paid import __version__, logs, settings
 from paid.controllers.converging import ConvergeReport, converge
+from paid.controllers.preflight import Check, DiskThresholds, failed, preflight
 from paid.controllers.rollouts import effective_state
 from paid.controllers.services import Outcome
 from paid.runtime.base import RuntimeFailure
@@ -111,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="converge once and exit (0 converged, 1 not)",
     )
     apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    apply.add_argument(
+        "--skip-preflight", action="store_true", help="do not run the pre-flight checks first"
+    )
+    preflight_parser = sub.add_parser(
+        "preflight",
+        parents=[common, loading, output],
+        help="check that this host can run the desired state (1 on any FAIL)",
+    )
+    preflight_parser.add_argument("--disk-warn", type=float, default=15.0, metavar="PERCENT")
+    preflight_parser.add_argument("--disk-fail", type=float, default=5.0, metavar="PERCENT")
     status = sub.add_parser(
         "status", parents=[common, loading, output], help="what runs, against what is desired"
     )
@@ -189,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "history": _history,
         "rollback": _rollback,
         "rollout": _rollout_retry,
+        "preflight": _preflight,
     }
     command = commands[args.command]
     try:
@@ -283,6 +295,13 @@ def _apply(args: argparse.Namespace) -> int:
         _print_plan(plan)
         return EXIT_OK
     runtime = PodmanRuntime(args.podman_url)
+    if not args.skip_preflight:
+        checks = preflight(result.desired, runtime=runtime, state_dir=args.state_dir)
+        if failed(checks):
+            _print_checks(checks)
+            _err("paid: pre-flight checks failed; nothing was changed (--skip-preflight to force)")
+            runtime.close()
+            return EXIT_ERROR
     try:
         with Store.open(args.state_dir) as store:
             report = converge(
@@ -324,6 +343,39 @@ def _print_report(report: ConvergeReport) -> None:
             f"not converged: {len(failed)} actions not applied, {len(bad)} rollouts failed, "
             f"{len(report.unfinished)} services unfinished"
         )
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    result = _load(args)
+    if result.desired is None:
+        _print_errors(result)
+        return EXIT_ERROR
+    runtime = PodmanRuntime(args.podman_url)
+    try:
+        checks = preflight(
+            result.desired,
+            runtime=runtime,
+            state_dir=args.state_dir,
+            disk=DiskThresholds(warn_percent=args.disk_warn, fail_percent=args.disk_fail),
+        )
+    finally:
+        runtime.close()
+    if args.output == "json":
+        _out(
+            json.dumps(
+                {"checks": [c.to_json() for c in checks], "ok": not failed(checks)}, indent=2
+            )
+        )
+    else:
+        _print_checks(checks)
+    return EXIT_ERROR if failed(checks) else EXIT_OK
+
+
+def _print_checks(checks: Sequence[Check]) -> None:
+    _table(
+        ("STATUS", "CHECK", "SUBJECT", "REASON"),
+        [(str(c.status), c.check, c.subject, c.reason) for c in checks],
+    )
 
 
 def _daemon_status(listen: str) -> dict[str, Any] | None:

@@ -40,6 +40,7 @@ RUNTIME_OPERATIONS: Final = (
     "inspect",
     "exec",
     "logs",
+    "info",
 )
 RUNTIME_RESULTS: Final = ("ok", "error", "unavailable", "rejected")
 BREAKER_STATES: Final = ("closed", "open", "half_open")
@@ -53,6 +54,7 @@ TRIGGERS: Final = (
     "probe",
 )
 PROBE_KINDS: Final = ("startup", "liveness", "readiness")
+PREFLIGHT_CHECKS: Final = ("podman", "disk", "image", "port", "host_path")
 ROLLOUT_RESULTS: Final = ("succeeded", "failed", "rolled_back")
 
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -166,6 +168,12 @@ class Metrics:
             "paid_reconcile_queue_depth", "Reconcile requests waiting.", registry=r
         )
         self.ready = Gauge("paid_ready", "1 when /readyz answers 200.", registry=r)
+        self.preflight = Gauge(
+            "paid_preflight_checks",
+            "Results of the pre-flight checks run at start, by check and status.",
+            ["check", "status"],
+            registry=r,
+        )
         self.service_ready = Gauge(
             "paid_service_ready",
             "1 when the service's container passes its readiness (and startup) probes.",
@@ -226,6 +234,9 @@ class Metrics:
             self.runtime_retries.labels(op)
             for result in RUNTIME_RESULTS:
                 self.runtime_requests.labels(op, result)
+        for check in PREFLIGHT_CHECKS:
+            for status in ("OK", "WARN", "FAIL"):
+                self.preflight.labels(check, status)
         for kind in PROBE_KINDS:
             self.probe_duration.labels(kind)
             self.probe_failures.labels(kind)

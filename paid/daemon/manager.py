@@ -38,6 +38,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from paid import __version__
 from paid.controllers.health import HealthController, ProbeKind
+from paid.controllers.preflight import Status, preflight
 from paid.controllers.rollouts import (
     RolloutController,
     aside_name,
@@ -178,6 +179,7 @@ class Manager:
         self.store.record("daemon_started", f"paid {__version__} started", pid=os.getpid())
         log.info("daemon_starting", version=__version__, directory=str(self.settings.directory))
         self._load(initial=True)
+        self._preflight()
         self.http.start()
         log.info("http_listening", address=self.http.address)
         for worker in self._workers:
@@ -271,6 +273,27 @@ class Manager:
         self.store.record("daemon_stopped", "paid stopped", pid=os.getpid())
         log.info("daemon_stopped")
         return 0
+
+    def _preflight(self) -> None:
+        """Run the pre-flight checks once at start; log and export what they found."""
+        desired = self.state.desired
+        if desired is None:
+            return
+        checks = preflight(desired, runtime=self.runtime, state_dir=str(self.store.path.parent))
+        counts: dict[tuple[str, str], int] = {}
+        for check in checks:
+            key = (check.check, str(check.status))
+            counts[key] = counts.get(key, 0) + 1
+            if check.status is not Status.OK:
+                log.warning(
+                    "preflight",
+                    check=check.check,
+                    subject=check.subject,
+                    status=str(check.status),
+                    reason=check.reason,
+                )
+        for (check_name, status), count in counts.items():
+            self.metrics.preflight.labels(check_name, status).set(count)
 
     def _making_progress(self) -> bool:
         now = self._clock()

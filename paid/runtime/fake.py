@@ -56,6 +56,14 @@ class FakeRuntime:
         self._call("list")
         return sorted(self.containers.values(), key=lambda c: c.name)
 
+    def version(self) -> str:
+        self._call("version")
+        return "fake"
+
+    def storage_path(self) -> str:
+        self._call("info")
+        return "/"
+
     def image_present(self, image: str) -> bool:
         self._call("image_exists", image)
         return image in self.images

@@ -31,6 +31,7 @@ from paid.runtime.base import (
     RuntimeUnavailable,
 )
 from paid.state.actual import ActualContainer
+from paid.state.specs import PortMapping
 
 DEFAULT_TIMEOUT = 60.0  # seconds per HTTP request; a pull streams within it
 
@@ -64,6 +65,12 @@ class PodmanRuntime:
     def version(self) -> str:
         with _translated("version"):
             return str(self._client.version()["Version"])
+
+    def storage_path(self) -> str:
+        with _translated("info"):
+            response = self._client.api.get("/info")
+            response.raise_for_status()
+            return str((response.json().get("store") or {}).get("graphRoot") or "/")
 
     def list_containers(self) -> list[ActualContainer]:
         with _translated("list containers"):
@@ -292,7 +299,20 @@ def _actual(attrs: dict[str, Any]) -> ActualContainer:
         exit_code=int(attrs.get("ExitCode") or 0),
         labels=dict(attrs.get("Labels") or {}),
         image_id=str(attrs.get("ImageID") or ""),
+        published=tuple(_published(attrs.get("Ports") or [])),
     )
+
+
+def _published(ports: list[dict[str, Any]]) -> Iterator[PortMapping]:
+    for port in ports:
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            for offset in range(int(port.get("range") or 1)):
+                yield PortMapping(
+                    host_ip=str(port.get("host_ip") or "0.0.0.0"),  # noqa: S104
+                    host_port=int(port["host_port"]) + offset,
+                    container_port=int(port["container_port"]) + offset,
+                    protocol=str(port.get("protocol") or "tcp"),
+                )
 
 
 def _signal_number(name: str) -> int:

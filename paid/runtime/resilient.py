@@ -148,6 +148,12 @@ class ResilientRuntime:
     def list_containers(self) -> list[ActualContainer]:
         return self._call("list", self.inner.list_containers)
 
+    def version(self) -> str:
+        return self._call("version", self.inner.version)
+
+    def storage_path(self) -> str:
+        return self._call("info", self.inner.storage_path)
+
     def image_present(self, image: str) -> bool:
         return self._call("image_present", lambda: self.inner.image_present(image))
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paid.state import labels
+from paid.state.specs import PortMapping
 
 # Podman's container states, as the list endpoint spells them.
 RUNNING = "running"
@@ -31,6 +32,7 @@ class ActualContainer:
     exit_code: int = 0
     labels: Mapping[str, str] = field(default_factory=dict)
     image_id: str = ""
+    published: tuple[PortMapping, ...] = ()  # host ports, as the list call reports them
 
     @property
     def managed(self) -> bool:

@@ -52,6 +52,8 @@ def test_ready_after_first_pass_with_everything_running(
     assert {"db", "web", "worker"} == set(_running(podman))
     assert 3.0 == daemon.metric("paid_services_converged")
     assert 1.0 == daemon.metric("paid_ready")
+    assert 1.0 == daemon.metric("paid_preflight_checks", 'check="image",status="OK"')  # at start
+    assert 0.0 == daemon.metric("paid_preflight_checks", 'check="port",status="FAIL"')
 
 
 def test_kill_heals_through_the_event_stream(daemon: Daemon, podman: PodmanService) -> None:

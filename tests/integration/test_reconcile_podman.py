@@ -238,14 +238,16 @@ def test_invalid_directory_changes_nothing(
 def test_missing_image_is_reported_by_name_and_others_converge(
     podman: PodmanService, desired_dir: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """No registry is reachable: the pull fails fast and the message names the image."""
+    """No registry is reachable: the pull fails fast and the message names the image.
+
+    (Pre-flight would stop the apply before anything; skipped here to see the executor.)"""
     write_services(
         desired_dir,
         service_doc("ghost", image="localhost/paid-test/absent:9.9"),
         service_doc("fine"),
     )
 
-    code = paid(podman, state_dir, "apply", str(desired_dir))
+    code = paid(podman, state_dir, "apply", str(desired_dir), "--skip-preflight")
 
     out = capsys.readouterr().out
     assert 1 == code

@@ -1,0 +1,178 @@
+"""Pre-flight checks: will applying this desired state work on this host?
+
+Each check says OK, WARN or FAIL with the reason, before anything is
+changed: Podman reachable (and its version), free disk on Podman's storage
+and on the state directory, every image present or pullable, every host
+port free or held by the service's own container, every host path there.
+``paid preflight`` prints them; ``paid apply`` runs them first; the daemon
+runs them at start and exports the results.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import socket
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+from paid.runtime.base import Runtime, RuntimeFailure
+from paid.state.actual import ActualContainer
+from paid.state.desired import DesiredState
+from paid.state.specs import PortMapping
+
+
+class Status(StrEnum):
+    OK = "OK"
+    WARN = "WARN"
+    FAIL = "FAIL"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    check: str  # a small fixed set: podman, disk, image, port, host_path
+    subject: str
+    status: Status
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "status": str(self.status)}
+
+
+CHECKS = ("podman", "disk", "image", "port", "host_path")
+
+
+@dataclass(frozen=True, slots=True)
+class DiskThresholds:
+    warn_percent: float = 15.0
+    fail_percent: float = 5.0
+
+
+def preflight(
+    desired: DesiredState,
+    *,
+    runtime: Runtime,
+    state_dir: str,
+    disk: DiskThresholds = DiskThresholds(),
+) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        version = runtime.version()
+        actual = runtime.list_containers()
+        storage = runtime.storage_path()
+    except RuntimeFailure as err:
+        return [Check("podman", "api", Status.FAIL, f"Podman unreachable: {err}")]
+    checks.append(Check("podman", "api", Status.OK, f"Podman {version}"))
+    for label, path in (("podman storage", storage), ("state directory", state_dir)):
+        checks.append(_disk(label, path, disk))
+    for image in sorted({svc.spec.image for svc in desired}):
+        checks.append(_image(runtime, image))
+    checks.extend(_ports(desired, actual))
+    for svc in desired:
+        for volume in svc.spec.volumes:
+            if volume.is_host_path:
+                there = os.path.exists(volume.source)
+                checks.append(
+                    Check(
+                        "host_path",
+                        f"{svc.name}:{volume.source}",
+                        Status.OK if there else Status.FAIL,
+                        "present" if there else "does not exist (Podman will refuse the mount)",
+                    )
+                )
+    return checks
+
+
+def failed(checks: Iterable[Check]) -> list[Check]:
+    return [c for c in checks if c.status is Status.FAIL]
+
+
+def _disk(label: str, path: str, limits: DiskThresholds) -> Check:
+    probe = path
+    while probe and not os.path.exists(probe):  # the state dir may not exist yet
+        probe = os.path.dirname(probe.rstrip("/")) or "/"
+        if probe == "/":
+            break
+    try:
+        usage = shutil.disk_usage(probe or "/")
+    except OSError as err:
+        return Check(
+            "disk", label, Status.WARN, f"cannot read free space of {path}: {err.strerror}"
+        )
+    free = 100 * usage.free / usage.total if usage.total else 0.0
+    gib = 2**30
+    text = (
+        f"{usage.free / gib:.1f} GiB free of {usage.total / gib:.1f} GiB ({free:.0f} %) at {path}"
+    )
+    if free < limits.fail_percent:
+        return Check("disk", label, Status.FAIL, text + f"; below {limits.fail_percent:g} %")
+    if free < limits.warn_percent:
+        return Check("disk", label, Status.WARN, text + f"; below {limits.warn_percent:g} %")
+    return Check("disk", label, Status.OK, text)
+
+
+def _image(runtime: Runtime, image: str) -> Check:
+    try:
+        if runtime.image_present(image):
+            return Check("image", image, Status.OK, "present")
+        runtime.pull_image(image)
+    except RuntimeFailure as err:
+        return Check("image", image, Status.FAIL, str(err))
+    return Check("image", image, Status.OK, "pulled")
+
+
+def _ports(desired: DesiredState, actual: list[ActualContainer]) -> list[Check]:
+    by_name = {c.name: c for c in actual}
+    out = []
+    for svc in desired:
+        own = by_name.get(svc.name)
+        for port in svc.spec.ports:
+            subject = f"{svc.name}:{port}"
+            holder = _holder(port, actual)
+            if holder is not None:
+                if own is not None and holder.name == own.name and own.managed:
+                    out.append(
+                        Check("port", subject, Status.OK, "held by the service's own container")
+                    )
+                else:
+                    out.append(
+                        Check("port", subject, Status.FAIL, f"published by container {holder.name}")
+                    )
+                continue
+            problem = _bind_problem(port)
+            out.append(
+                Check("port", subject, Status.FAIL, problem)
+                if problem
+                else Check("port", subject, Status.OK, "free")
+            )
+    return out
+
+
+def _holder(port: PortMapping, actual: list[ActualContainer]) -> ActualContainer | None:
+    for container in actual:
+        if container.state not in ("running", "paused", "created"):
+            continue
+        for published in container.published:
+            if published.overlaps(port):
+                return container
+    return None
+
+
+def _bind_problem(port: PortMapping) -> str | None:
+    family = socket.AF_INET6 if ":" in port.host_ip else socket.AF_INET
+    kind = socket.SOCK_DGRAM if port.protocol == "udp" else socket.SOCK_STREAM
+    try:
+        with socket.socket(family, kind) as sock:
+            sock.bind((port.host_ip, port.host_port))
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            return f"in use by a process on this host ({port.host_ip}:{port.host_port})"
+        if err.errno == errno.EADDRNOTAVAIL:
+            return f"{port.host_ip} is not an address of this host"
+        if err.errno == errno.EACCES:
+            return f"binding {port.host_port} needs privileges"
+        return f"cannot bind: {err.strerror}"
+    return None

@@ -1,0 +1,142 @@
+"""`paid preflight` on the suite's real Podman: each failure kind, and apply refusing on one."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from paid.cli import main
+from tests.harness import IMAGE, PodmanService, free_port, service_doc, write_services
+
+
+def run(podman: PodmanService, state_dir: Path, *args: str) -> int:
+    return main([*args[:1], "--podman-url", podman.url, "--state-dir", str(state_dir), *args[1:]])
+
+
+def checks(capsys: pytest.CaptureFixture[str]) -> dict[tuple[str, str], tuple[str, str]]:
+    doc = json.loads(capsys.readouterr().out)
+    return {(c["check"], c["subject"]): (c["status"], c["reason"]) for c in doc["checks"]}
+
+
+def test_a_sound_desired_state_passes(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Podman, disk, image, port, host path: all OK, exit 0."""
+    host = podman.base / "data"
+    host.mkdir()
+    port = free_port()
+    write_services(
+        desired_dir, service_doc("web", ports=[f"127.0.0.1:{port}:80"], volumes=[f"{host}:/d"])
+    )
+    capsys.readouterr()
+
+    code = run(
+        podman,
+        state_dir,
+        "preflight",
+        str(desired_dir),
+        "--output",
+        "json",
+        "--allow-host-path",
+        str(host),
+    )
+
+    found = checks(capsys)
+    assert 0 == code
+    assert {"OK"} == {status for status, _ in found.values()} - {"WARN"}
+    assert {"podman", "disk", "image", "port", "host_path"} == {check for check, _ in found}
+    assert found[("image", IMAGE)][0] == "OK"
+
+
+def test_each_failure_kind_is_caught(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Missing image, a port another container or a host process holds, a missing host path."""
+    taken_by_container, taken_by_process = free_port(), free_port()
+    podman.podman(
+        "run",
+        "-d",
+        "--name",
+        "squatter",
+        "-p",
+        f"127.0.0.1:{taken_by_container}:80",
+        IMAGE,
+        "sleep",
+        "3600",
+    )
+    allowed = podman.base / "allowed"
+    allowed.mkdir()
+    write_services(
+        desired_dir,
+        service_doc("ghost", image="localhost/paid-test/absent:1"),
+        service_doc("a", ports=[f"127.0.0.1:{taken_by_container}:80"]),
+        service_doc(
+            "b", ports=[f"127.0.0.1:{taken_by_process}:80"], volumes=[f"{allowed}/missing:/d"]
+        ),
+    )
+    capsys.readouterr()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", taken_by_process))
+        holder.listen()
+
+        code = run(
+            podman,
+            state_dir,
+            "preflight",
+            str(desired_dir),
+            "--output",
+            "json",
+            "--allow-host-path",
+            str(allowed),
+        )
+
+    found = checks(capsys)
+    assert 1 == code
+    assert "FAIL" == found[("image", "localhost/paid-test/absent:1")][0]
+    assert ("FAIL", "published by container squatter") == found[
+        ("port", f"a:127.0.0.1:{taken_by_container}:80/tcp")
+    ]
+    assert found[("port", f"b:127.0.0.1:{taken_by_process}:80/tcp")][1].startswith(
+        "in use by a process"
+    )
+    assert "FAIL" == found[("host_path", f"b:{allowed}/missing")][0]
+
+
+def test_low_disk_and_podman_away_fail(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A disk threshold above what is free fails; no Podman fails at once."""
+    write_services(desired_dir, service_doc("web"))
+    capsys.readouterr()
+
+    assert 1 == run(
+        podman, state_dir, "preflight", str(desired_dir), "--output", "json", "--disk-fail", "101"
+    )
+    assert {"FAIL"} == {s for (check, _), (s, _) in checks(capsys).items() if check == "disk"}
+
+    podman.pause()
+    try:
+        assert 1 == run(podman, state_dir, "preflight", str(desired_dir), "--output", "json")
+    finally:
+        podman.resume()
+    assert [("podman", "api")] == list(checks(capsys))
+
+
+def test_apply_runs_preflight_first_and_changes_nothing_on_fail(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One FAIL and apply creates nothing; --skip-preflight goes ahead with what it can."""
+    write_services(
+        desired_dir, service_doc("ghost", image="localhost/paid-test/absent:1"), service_doc("fine")
+    )
+    mark = podman.event_mark()
+
+    assert 1 == run(podman, state_dir, "apply", str(desired_dir))
+    assert [] == podman.container_events_since(mark)
+    assert "pre-flight checks failed" in capsys.readouterr().err
+
+    assert 1 == run(podman, state_dir, "apply", str(desired_dir), "--skip-preflight")
+    assert ["fine"] == [c["Names"][0] for c in podman.containers()]
