@@ -125,11 +125,12 @@ class _Converger:
             actual = self.runtime.list_containers()
             self.health.sync(state, actual)
             self.health.tick()
-            # Step first: a rollout begun below is judged on the next, fresh listing.
-            self._step_rollouts(state, actual)
-            # Asides can appear late: Podman finishes a killed paid's last request.
-            self._resume_interrupted(state, actual, pending)
-            self._start_what_may_start(state, actual, pending)
+            # Asides can appear late (Podman finishing a killed paid's last
+            # request). Each service is acted on once per listing: what was
+            # resumed, stepped or begun is looked at again on the next one.
+            touched = self._resume_interrupted(state, actual, pending)
+            touched |= self._step_rollouts(state, actual, skip=touched)
+            self._start_what_may_start(state, actual, pending, skip=touched)
             time.sleep(poll)
         for action in pending:
             self.report.unfinished[action.service] = "not converged before the deadline"
@@ -139,25 +140,35 @@ class _Converger:
 
     def _resume_interrupted(
         self, state: DesiredState, actual: list[ActualContainer], pending: list[Action]
-    ) -> None:
+    ) -> set[str]:
         """Services with a container kept aside were interrupted mid-rollout."""
         by_name = {c.name: c for c in actual}
+        touched: set[str] = set()
         for svc in state:
             aside = by_name.get(aside_name(svc.name))
             if aside is None or not aside.managed or svc.name in self.rollouts.active:
                 continue
+            touched.add(svc.name)
             self.progress(f"{svc.name}: finishing an interrupted rollout")
             self.rollouts.resume_or_restore(svc, by_name.get(svc.name), aside)
             pending[:] = [a for a in pending if a.service != svc.name]
             if svc.name not in self.rollouts.active:  # undone: roll out afresh
                 pending.append(Action(ActionKind.RECREATE, svc.name, "interrupted rollout"))
+        return touched
 
     def _start_what_may_start(
-        self, state: DesiredState, actual: list[ActualContainer], pending: list[Action]
+        self,
+        state: DesiredState,
+        actual: list[ActualContainer],
+        pending: list[Action],
+        *,
+        skip: set[str],
     ) -> None:
         by_name = {c.name: c for c in actual}
         for action in list(pending):
             name = action.service
+            if name in skip:
+                continue
             decision = decide(state, name, actual, ready=self.health.ready)
             failed = [
                 d
@@ -195,9 +206,15 @@ class _Converger:
                 else:
                     self.report.unfinished[name] = str(err)
 
-    def _step_rollouts(self, state: DesiredState, actual: list[ActualContainer]) -> None:
+    def _step_rollouts(
+        self, state: DesiredState, actual: list[ActualContainer], *, skip: set[str]
+    ) -> set[str]:
         by_name = {c.name: c for c in actual}
+        stepped: set[str] = set()
         for name in list(self.rollouts.active):
+            if name in skip:
+                continue
+            stepped.add(name)
             self.rollouts.step(
                 state.services[name],  # type: ignore[index]
                 by_name.get(name),
@@ -206,6 +223,7 @@ class _Converger:
             active = self.rollouts.active.get(name)
             phase = str(active.gate.phase) if active else self.report.rollouts.get(name, "")
             self._say(name, phase, phase.replace("_", " "))
+        return stepped
 
     def _finished(self, name: str, result: str, reason: str) -> None:
         self.report.rollouts[name] = result

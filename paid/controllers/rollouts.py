@@ -279,6 +279,15 @@ class RolloutController:
         self.active[name] = ActiveRollout(gate, previous, previous_revision)
         try:
             self.runtime.create_container(container_request(service, revision=revision))
+        except RuntimeFailure as err:
+            if "already in use" not in str(err):
+                self._fail(service, f"revision {revision} could not be created: {err}")
+                return
+            # A paid killed mid-rollout had its create finished by Podman after
+            # it died: let the gate judge whatever holds the name (its spec
+            # hash must match, or the rollout fails and rolls back).
+            log.warning("rollout_adopted", service=name, revision=revision)
+        try:
             self.runtime.start_container(name)
         except RuntimeFailure as err:
             self._fail(service, f"revision {revision} could not start: {err}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from paid.controllers.rollouts import RolloutController, aside_name, effective_state
-from paid.controllers.services import ServiceController
+from paid.controllers.services import ServiceController, container_request
 from paid.runtime.fake import FakeRuntime
 from paid.state.store import Store
 from tests.unit.builders import desired, desired_service
@@ -122,3 +123,34 @@ def test_revision_history_limit_keeps_the_last_good(store: Store) -> None:
     store.prune_revisions("s", keep=2, protect=set())
 
     assert [1, 4, 5] == [r.number for r in store.revisions("s")]
+
+
+def test_a_late_create_by_a_killed_paid_is_adopted_not_quarantined(store: Store) -> None:
+    """Podman finished a dead paid's create: the name is taken by the right spec; the gate judges it."""
+
+    @dataclass
+    class LateCreate(FakeRuntime):
+        def rename_container(self, name: str, new_name: str) -> None:
+            super().rename_container(name, new_name)
+            if new_name == aside_name("web"):  # ... and the dead paid's create lands now
+                FakeRuntime.create_container(self, container_request(V2, revision=2))
+
+    runtime = LateCreate(images={"localhost/app:1", "localhost/app:2"})
+    clock = Clock()
+    controller = RolloutController(
+        runtime=runtime,
+        store=store,
+        services=ServiceController(runtime=runtime, journal=store),
+        ready=lambda name: True,
+        clock=clock,
+    )
+    controller.begin(V1, None)
+    roll(runtime, controller, clock, V1, seconds=15)
+
+    controller.begin(V2, runtime.containers["web"])
+    roll(runtime, controller, clock, V2, seconds=15)
+
+    assert [(1, "superseded", False), (2, "succeeded", False)] == [
+        (r.number, r.outcome, r.quarantined) for r in store.revisions("web")
+    ]
+    assert ["web"] == list(runtime.containers)
