@@ -126,7 +126,7 @@ def test_revision_history_limit_keeps_the_last_good(store: Store) -> None:
 
 
 def test_a_late_create_by_a_killed_paid_is_adopted_not_quarantined(store: Store) -> None:
-    """Podman finished a dead paid's create: the name is taken by the right spec; the gate judges it."""
+    """Podman finished a dead paid's create: the right spec holds the name; the gate judges it."""
 
     @dataclass
     class LateCreate(FakeRuntime):
