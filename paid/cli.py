@@ -45,6 +45,7 @@ _SYMBOLS = {
     ActionKind.RESTART: "↻",
     ActionKind.REMOVE: "-",
     ActionKind.CONFLICT: "!",
+    ActionKind.STOP: "■",
 }
 
 
@@ -172,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=float(_env("WATCH_INTERVAL", "1") or 1),
         metavar="SECONDS",
         help="how often to look for desired-state changes (default 1)",
+    )
+    run.add_argument(
+        "--flags",
+        default=_env("FLAGS"),
+        metavar="FILE",
+        help="feature flags file, re-read when it changes (env PAID_FLAGS)",
     )
     run.add_argument(
         "--no-watch-events",
@@ -487,6 +494,7 @@ def _run(args: argparse.Namespace) -> int:
         watch_interval=args.watch_interval,
         workers=args.workers,
         watch_events=args.watch_events,
+        flags_path=Path(args.flags) if args.flags else None,
         allowed_host_paths=tuple(args.allow_host_path),
         allow_mass_prune=args.allow_mass_prune,
     )

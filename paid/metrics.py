@@ -21,7 +21,7 @@ from paid import __version__
 
 # Fixed label values. Kept here, not imported from the layers that use
 # them, so this module stays a leaf everyone may import.
-ACTION_KINDS: Final = ("create", "recreate", "start", "restart", "remove", "conflict")
+ACTION_KINDS: Final = ("create", "recreate", "start", "restart", "remove", "conflict", "stop")
 ACTION_RESULTS: Final = ("done", "failed", "skipped", "conflict", "withheld")
 PASS_RESULTS: Final = ("success", "failure")
 PASS_SCOPES: Final = ("full", "service")
@@ -173,6 +173,9 @@ class Metrics:
             "Results of the pre-flight checks run at start, by check and status.",
             ["check", "status"],
             registry=r,
+        )
+        self.feature_flag = Gauge(
+            "paid_feature_flag", "1 when the feature flag is on.", ["flag"], registry=r
         )
         self.service_ready = Gauge(
             "paid_service_ready",

@@ -41,6 +41,7 @@ from paid.state import actual as states
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService, DesiredState
+from paid.state.flags import Flags
 from paid.state.loading import from_documents, to_documents
 from paid.state.rollouts import Observation, RolloutGate, RolloutPhase, advance, next_wake
 from paid.state.specs import RolloutStrategy
@@ -118,6 +119,7 @@ class RolloutController:
         services: ServiceController,
         ready: Callable[[str], bool],
         health: HealthController | None = None,
+        flags: Callable[[], Flags] = Flags,
         clock: Callable[[], float] = time.monotonic,
         on_finished: Callable[[str, str, str], None] = lambda service, result, why: None,
     ) -> None:
@@ -126,6 +128,7 @@ class RolloutController:
         self.services = services
         self._ready = ready
         self._health = health
+        self._flags = flags
         self._clock = clock
         self._on_finished = on_finished
         self.active: dict[str, ActiveRollout] = {}
@@ -196,7 +199,7 @@ class RolloutController:
             if previous_revision is None:
                 self._count_first_failure(service)
             return
-        canary = service.spec.rollout.strategy is RolloutStrategy.CANARY
+        canary = service.spec.rollout.strategy is RolloutStrategy.CANARY and self._flags().canary
         if canary and current is not None and current.managed and self._health is not None:
             self._begin_canary(service, revision, previous_revision)
             return
@@ -396,15 +399,27 @@ class RolloutController:
         tail: list[str] = []
         with contextlib.suppress(RuntimeFailure):
             tail = self.runtime.logs_tail(name, lines=20)
-        restore = active.previous if service.spec.rollout.auto_rollback else None
+        auto = service.spec.rollout.auto_rollback and self._flags().auto_rollback
+        restore = active.previous if auto else None
         if restore is not None or active.previous is None:
             try:
                 self.services.stop(name, timeout=service.spec.termination_grace_period_seconds)
                 self.runtime.remove_container(name)
             except ContainerMissing:
                 pass
+        elif active.previous is not None:
+            # No rollback wanted: the failed revision stays; the old one goes
+            # (its spec stays in the store for `paid rollback`).
+            with contextlib.suppress(ContainerMissing):
+                self.runtime.remove_container(active.previous)
         self._finish(
-            name, revision, active.previous_revision, failed=reason, restore=restore, logs=tail
+            name,
+            revision,
+            active.previous_revision,
+            failed=reason,
+            restore=restore,
+            logs=tail,
+            kept_failed=not auto and active.previous is not None,
         )
         if active.previous is None:
             self._count_first_failure(service)
@@ -423,11 +438,12 @@ class RolloutController:
         failed: str,
         restore: str | None,
         logs: list[str] | None = None,
+        kept_failed: bool = False,
     ) -> None:
         if restore is not None:
             self.runtime.rename_container(restore, name)
             self.runtime.start_container(name)
-        rolled_back = previous_revision is not None
+        rolled_back = previous_revision is not None and not kept_failed
         outcome = "rolled_back" if rolled_back else "failed"
         self.store.set_outcome(name, revision, outcome, failed, quarantine=rolled_back)
         message = f"{name}: revision {revision} failed: {failed}"

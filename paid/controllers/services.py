@@ -153,6 +153,9 @@ class ServiceController:
             case ActionKind.REMOVE:
                 self.stop(name, timeout=None)
                 self.runtime.remove_container(name)
+            case ActionKind.STOP:
+                grace = service.spec.termination_grace_period_seconds if service else None
+                self.stop(name, timeout=grace)
             case ActionKind.START if action.reason == "paused":
                 self.runtime.unpause_container(name)
             case ActionKind.START:

@@ -58,6 +58,7 @@ from paid.state.actual import ActualContainer
 from paid.state.checkout import describe
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import decide, diff
+from paid.state.flags import FLAG_NAMES, Flags, FlagsError, load_flags
 from paid.state.loading import LoadError, digest, from_documents, load_directory, to_documents
 from paid.state.plans import Action, ActionKind
 from paid.state.statuses import service_statuses
@@ -78,6 +79,7 @@ class Settings:
     watch_interval: float = 1.0
     workers: int = 4
     watch_events: bool = True
+    flags_path: Path | None = None
     allowed_host_paths: tuple[str, ...] = ()
     allow_mass_prune: bool = False
     stall_limit: float = 600.0  # a reconcile running longer than this is hung
@@ -137,10 +139,14 @@ class Manager:
             services=self.controller,
             ready=self.health.ready,
             health=self.health,
+            flags=lambda: self.flags,
             clock=clock,
             on_finished=self._on_rollout_finished,
         )
         self._store_version = store.data_version()
+        self.flags = Flags()
+        self._flags_mtime: int | None = None
+        self._publish_flags()
         self.state = _State()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -179,6 +185,7 @@ class Manager:
         self.store.record("daemon_started", f"paid {__version__} started", pid=os.getpid())
         log.info("daemon_starting", version=__version__, directory=str(self.settings.directory))
         self._load(initial=True)
+        self._reload_flags()
         self._preflight()
         self.http.start()
         log.info("http_listening", address=self.http.address)
@@ -274,6 +281,35 @@ class Manager:
         log.info("daemon_stopped")
         return 0
 
+    def _reload_flags(self) -> None:
+        """Re-read the flags file when it changed; a bad file changes nothing."""
+        path = self.settings.flags_path
+        if path is None:
+            return
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            mtime = None
+        if mtime == self._flags_mtime:
+            return
+        self._flags_mtime = mtime
+        try:
+            flags = load_flags(path)
+        except FlagsError as err:
+            log.error("flags_invalid", error=str(err), keeping=self.flags.model_dump())
+            self.store.record("flags_invalid", str(err))
+            return
+        if flags != self.flags:
+            log.info("flags_changed", **flags.model_dump())
+            self.store.record("flags_changed", "feature flags changed", **flags.model_dump())
+            self.flags = flags
+            self._publish_flags()
+            self._trigger(FULL, "signal")
+
+    def _publish_flags(self) -> None:
+        for name in FLAG_NAMES:
+            self.metrics.feature_flag.labels(name).set(1 if getattr(self.flags, name) else 0)
+
     def _preflight(self) -> None:
         """Run the pre-flight checks once at start; log and export what they found."""
         desired = self.state.desired
@@ -308,6 +344,7 @@ class Manager:
             self.metrics.triggers.labels("desired_state_change").inc()
             self._load()
             self._trigger(FULL, "desired_state_change")
+        self._reload_flags()
         version = self.store.data_version()
         if version != self._store_version:  # `paid rollback` / `paid rollout retry` wrote
             self._store_version = version
@@ -383,6 +420,8 @@ class Manager:
         self.queue.add(key)
 
     def _on_event(self, event: RuntimeEvent) -> None:
+        if not self.flags.event_watch:
+            return
         desired = self.state.desired
         key = event.service or (event.name if desired and event.name in desired else None)
         if key is None:
@@ -485,7 +524,7 @@ class Manager:
     def _full_pass(self, desired: DesiredState, actual: list[ActualContainer]) -> bool:
         """Observe all, queue every service that needs work; True when none does."""
         # An invalid directory never prunes: removals wait for a valid state.
-        allow_prune = not self.state.load_errors
+        allow_prune = not self.state.load_errors and self.flags.prune
         desired = self._effective(desired)
         plan = diff(desired, actual, allow_mass_prune=self.settings.allow_mass_prune)
         for name in list(desired.services):
@@ -524,8 +563,8 @@ class Manager:
             self.state.first_pass_done = True
 
     def _prune(self, desired: DesiredState, actual: list[ActualContainer]) -> bool:
-        if self.state.load_errors:
-            return True  # never prune from an invalid directory; retry when fixed
+        if self.state.load_errors or not self.flags.prune:
+            return True  # never prune from an invalid directory (or with prune off)
         plan = diff(desired, actual, allow_mass_prune=self.settings.allow_mass_prune)
         ok = True
         for action in plan.actions:

@@ -123,6 +123,8 @@ def _runs_desired(container: ActualContainer | None) -> bool:
 def _diff_service(service: DesiredService, container: ActualContainer | None) -> Action | None:
     name = service.name
     if container is None:
+        if not service.spec.enabled:
+            return None
         return Action(ActionKind.CREATE, name, "no container")
     if not container.managed:
         return Action(
@@ -130,6 +132,10 @@ def _diff_service(service: DesiredService, container: ActualContainer | None) ->
             name,
             f"container {container.id[:12]} holds the name and is not managed by paid",
         )
+    if not service.spec.enabled:
+        if container.state in (states.RUNNING, states.PAUSED):
+            return Action(ActionKind.STOP, name, "disabled (enabled: false)")
+        return None
     if container.spec_hash != service.spec_hash:
         changed = changed_fields(container.shape, service.shape)
         return Action(ActionKind.RECREATE, name, _drift_reason(changed, container), changed)

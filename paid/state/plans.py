@@ -17,6 +17,7 @@ class ActionKind(StrEnum):
     START = "start"  # the right container, not running
     RESTART = "restart"  # the right container, running but unhealthy
     REMOVE = "remove"  # a managed container no longer desired
+    STOP = "stop"  # the service is disabled (enabled: false): stopped, kept
     CONFLICT = "conflict"  # an unmanaged container holds a desired name: left alone
 
 
@@ -27,6 +28,7 @@ MUTATING = frozenset(
         ActionKind.START,
         ActionKind.RESTART,
         ActionKind.REMOVE,
+        ActionKind.STOP,
     }
 )
 

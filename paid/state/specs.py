@@ -358,6 +358,7 @@ class ServiceSpec(_Model):
     startup_probe: Probe | None = None
     rollout: Rollout = Field(default_factory=Rollout)
     revision_history_limit: int = Field(default=10, ge=1)
+    enabled: bool = True  # false: stop the service, keep its container and data
 
     @field_validator("image")
     @classmethod
@@ -401,6 +402,7 @@ class ServiceSpec(_Model):
             "startup_probe",
             "rollout",
             "revision_history_limit",
+            "enabled",
         }
     )
 

@@ -24,6 +24,7 @@ class Phase(StrEnum):
     CONFLICT = "Conflict"  # an unmanaged container holds the name
     ORPHAN = "Orphan"  # managed, no longer desired
     UNKNOWN = "Unknown"  # no desired state to compare with
+    DISABLED = "Disabled"  # enabled: false — stopped on purpose
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,8 @@ def service_statuses(
             phase = Phase.UNKNOWN
         elif service is None:
             phase = Phase.ORPHAN
+        elif not service.spec.enabled:
+            phase = Phase.DISABLED
         elif container is None:
             phase = Phase.PENDING
         elif not container.managed:

@@ -11,6 +11,7 @@ import pytest
 from paid.controllers.rollouts import RolloutController, aside_name, effective_state
 from paid.controllers.services import ServiceController, container_request
 from paid.runtime.fake import FakeRuntime
+from paid.state.flags import Flags
 from paid.state.store import Store
 from tests.unit.builders import desired, desired_service
 
@@ -154,3 +155,29 @@ def test_a_late_create_by_a_killed_paid_is_adopted_not_quarantined(store: Store)
         (r.number, r.outcome, r.quarantined) for r in store.revisions("web")
     ]
     assert ["web"] == list(runtime.containers)
+
+
+def test_auto_rollback_flag_off_leaves_the_failed_revision(store: Store) -> None:
+    """autoRollback flag off: a failed rollout stays, unquarantined; the old container goes."""
+    ready = {"web"}
+    runtime = FakeRuntime(images={"localhost/app:1", "localhost/app:2"})
+    clock = Clock()
+    controller = RolloutController(
+        runtime=runtime,
+        store=store,
+        services=ServiceController(runtime=runtime, journal=store),
+        ready=lambda name: name in ready,
+        flags=lambda: Flags(auto_rollback=False),
+        clock=clock,
+    )
+    controller.begin(V1, None)
+    roll(runtime, controller, clock, V1, seconds=15)
+    ready.clear()
+
+    controller.begin(V2, runtime.containers["web"])
+    roll(runtime, controller, clock, V2, seconds=70)
+
+    assert ["web"] == list(runtime.containers)
+    assert "localhost/app:2" == runtime.containers["web"].image
+    (bad,) = [r for r in store.revisions("web") if r.number == 2]
+    assert ("failed", False) == (bad.outcome, bad.quarantined)
