@@ -121,8 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common, loading, output],
         help="check that this host can run the desired state (1 on any FAIL)",
     )
-    preflight_parser.add_argument("--disk-warn", type=float, default=15.0, metavar="PERCENT")
-    preflight_parser.add_argument("--disk-fail", type=float, default=5.0, metavar="PERCENT")
+    preflight_parser.add_argument(
+        "--disk-warn",
+        type=float,
+        default=DiskThresholds.warn_percent,
+        metavar="PERCENT",
+        help="WARN below this much free disk (default 10)",
+    )
+    preflight_parser.add_argument(
+        "--disk-fail",
+        type=float,
+        default=DiskThresholds.fail_percent,
+        metavar="PERCENT",
+        help="FAIL below this much free disk (default 2)",
+    )
     status = sub.add_parser(
         "status", parents=[common, loading, output], help="what runs, against what is desired"
     )

@@ -47,8 +47,8 @@ CHECKS = ("podman", "disk", "image", "port", "host_path")
 
 @dataclass(frozen=True, slots=True)
 class DiskThresholds:
-    warn_percent: float = 15.0
-    fail_percent: float = 5.0
+    warn_percent: float = 10.0
+    fail_percent: float = 2.0
 
 
 def preflight(
