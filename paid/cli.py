@@ -124,14 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     preflight_parser.add_argument(
         "--disk-warn",
         type=float,
-        default=DiskThresholds.warn_percent,
+        default=DiskThresholds().warn_percent,
         metavar="PERCENT",
         help="WARN below this much free disk (default 10)",
     )
     preflight_parser.add_argument(
         "--disk-fail",
         type=float,
-        default=DiskThresholds.fail_percent,
+        default=DiskThresholds().fail_percent,
         metavar="PERCENT",
         help="FAIL below this much free disk (default 2)",
     )
