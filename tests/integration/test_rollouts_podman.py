@@ -305,7 +305,17 @@ def test_history_and_rollback_cli(daemon: Daemon, podman: PodmanService, desired
     assert 1 == doc["pinnedRevision"]
     assert [1, 2] == [r["revision"] for r in doc["revisions"]]
     status = subprocess.run(
-        [sys.executable, "-m", "paid", "status", str(desired_dir), *env_args],
+        # Ask this test's daemon, never whatever else listens on the default port.
+        [
+            sys.executable,
+            "-m",
+            "paid",
+            "status",
+            str(desired_dir),
+            *env_args,
+            "--listen",
+            f"127.0.0.1:{daemon.port}",
+        ],
         capture_output=True,
         text=True,
         check=True,
