@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.daemon import Daemon
 from tests.harness import PodmanService
 
 
@@ -49,6 +50,16 @@ def podman(podman_session: PodmanService) -> Iterator[PodmanService]:
     if not podman_session.ping():
         podman_session.resume()
     podman_session.clean()
+
+
+@pytest.fixture
+def daemon(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, tmp_path: Path
+) -> Iterator[Daemon]:
+    """A `paid run` on the suite's Podman, not started yet; stopped after the test."""
+    d = Daemon(podman, desired_dir, state_dir, tmp_path / "daemon.log")
+    yield d
+    d.stop()
 
 
 @pytest.fixture

@@ -94,6 +94,10 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         return dict(json.loads(self.get("/status")[1]))
 
+    def service(self, name: str) -> dict[str, Any]:
+        """One service's entry in /status."""
+        return dict(next(s for s in self.status()["services"] if s["name"] == name))
+
     def metric(self, name: str, labels: str = "") -> float | None:
         wanted = f"{name}{{{labels}}}" if labels else name
         for line in self.get("/metrics")[1].splitlines():

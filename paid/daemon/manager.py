@@ -194,30 +194,9 @@ class Manager:
         if self.settings.watch_events:
             self._pump.start()
         self._trigger(FULL, "startup")
-        self._scheduler.add_job(
-            lambda: self._trigger(FULL, "resync"),
-            "interval",
-            seconds=self.settings.resync_interval,
-            id="resync",
-            max_instances=1,
-            coalesce=True,
-        )
-        self._scheduler.add_job(
-            self._watch,
-            "interval",
-            seconds=self.settings.watch_interval,
-            id="watch",
-            max_instances=1,
-            coalesce=True,
-        )
-        self._scheduler.add_job(
-            self.health.tick,
-            "interval",
-            seconds=0.25,
-            id="probes",
-            max_instances=1,
-            coalesce=True,
-        )
+        self._every(self.settings.resync_interval, lambda: self._trigger(FULL, "resync"), "resync")
+        self._every(self.settings.watch_interval, self._watch, "watch")
+        self._every(0.25, self.health.tick, "probes")
         self._scheduler.start()
         ready_sent = False
         started = self._clock()
@@ -244,6 +223,12 @@ class Manager:
                 log.error("daemon_stalled", inflight=dict(self._inflight))
             self._stop.wait(self._tick())
         return self._shutdown()
+
+    def _every(self, seconds: float, job: Callable[[], object], name: str) -> None:
+        """A periodic job that never overlaps itself and never runs late twice."""
+        self._scheduler.add_job(
+            job, "interval", seconds=seconds, id=name, max_instances=1, coalesce=True
+        )
 
     def _tick(self) -> float:
         interval = self.notifier.watchdog_interval
@@ -475,14 +460,17 @@ class Manager:
         start = time.perf_counter()
         ok = False
         try:
-            actual = self._observe()
+            # Pins and quarantines come from the store: read them once per
+            # reconcile, for the probes, the diff and the decision alike.
+            enforced = self._effective(desired)
+            actual = self._observe(enforced)
             if key == FULL:
-                ok = self._full_pass(desired, actual)
+                ok = self._full_pass(enforced, actual)
                 return not ok
             if key == PRUNE:
                 ok = self._prune(desired, actual)
                 return not ok
-            ok = self._reconcile_service(desired, key, actual)
+            ok = self._reconcile_service(enforced, key, actual)
             return not ok
         except RuntimeFailure as err:
             log.warning("reconcile_failed", key=key, error=str(err))
@@ -498,7 +486,7 @@ class Manager:
             self.metrics.passes.labels(scope, result).inc()
             self.metrics.pass_duration.labels(scope, result).observe(time.perf_counter() - start)
 
-    def _observe(self) -> list[ActualContainer]:
+    def _observe(self, enforced: DesiredState) -> list[ActualContainer]:
         try:
             actual = self.runtime.list_containers()
         except RuntimeUnavailable as err:
@@ -509,9 +497,7 @@ class Manager:
             self.state.observed = actual
             self.state.observed_at = time.time()
             self.state.podman_error = None
-        desired = self.state.desired
-        if desired is not None:
-            self.health.sync(self._effective(desired), actual)
+        self.health.sync(enforced, actual)
         self._publish(actual)
         return actual
 
@@ -525,7 +511,6 @@ class Manager:
         """Observe all, queue every service that needs work; True when none does."""
         # An invalid directory never prunes: removals wait for a valid state.
         allow_prune = not self.state.load_errors and self.flags.prune
-        desired = self._effective(desired)
         plan = diff(desired, actual, allow_mass_prune=self.settings.allow_mass_prune)
         for name in list(desired.services):
             if name in self.rollouts.active or self.health.failed(name):
@@ -576,7 +561,7 @@ class Manager:
     def _reconcile_service(
         self, desired: DesiredState, name: str, actual: list[ActualContainer]
     ) -> bool:
-        desired = self._effective(desired)
+        """Reconcile one service of the *enforced* state (pins and quarantines applied)."""
         by_name = {c.name: c for c in actual}
         service = desired.services.get(name)  # type: ignore[call-overload]
         current = by_name.get(name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,19 +10,6 @@ from tests.daemon import Daemon, wait_until
 from tests.harness import PodmanService, service_doc, write_services
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def daemon(
-    podman: PodmanService, desired_dir: Path, state_dir: Path, tmp_path: Path
-) -> Iterator[Daemon]:
-    d = Daemon(podman, desired_dir, state_dir, tmp_path / "daemon.log")
-    yield d
-    d.stop()
-
-
-def _phase(daemon: Daemon, name: str) -> str:
-    return str(next(s["phase"] for s in daemon.status()["services"] if s["name"] == name))
 
 
 def _names(podman: PodmanService) -> dict[str, str]:
@@ -43,7 +29,7 @@ def test_prune_flag_turned_off_and_on_without_a_restart(
     pid = daemon.process.pid if daemon.process else None
 
     write_services(desired_dir, service_doc("a"), service_doc("b"))
-    wait_until(lambda: _phase(daemon, "c") == "Orphan", 10)  # the daemon saw the change
+    wait_until(lambda: daemon.service("c")["phase"] == "Orphan", 10)  # the daemon saw the change
     wait_until(daemon.ready, 10)
     assert "c" in _names(podman)
 
@@ -85,7 +71,7 @@ def test_disabled_service_is_stopped_kept_and_comes_back(
         service_doc("other"),
     )
     wait_until(lambda: _names(podman).get("db") == "exited", 15)
-    assert "Disabled" == _phase(daemon, "db")
+    assert "Disabled" == daemon.service("db")["phase"]
 
     write_services(desired_dir, service_doc("db", volumes=["db-data:/data"]), service_doc("other"))
     wait_until(lambda: _names(podman).get("db") == "running", 15)

@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +62,6 @@ def _creates(podman: PodmanService, mark: int, name: str = "web") -> int:
 def _history(store_dir: Path, service: str = "web") -> list[tuple[int, str]]:
     with Store.open(store_dir) as store:
         return [(r.number, r.outcome) for r in store.revisions(service)]
-
-
-@pytest.fixture
-def daemon(
-    podman: PodmanService, desired_dir: Path, state_dir: Path, tmp_path: Path
-) -> Iterator[Daemon]:
-    d = Daemon(podman, desired_dir, state_dir, tmp_path / "daemon.log")
-    yield d
-    d.stop()
 
 
 def _deployed_v1(daemon: Daemon, podman: PodmanService, desired_dir: Path) -> str:
@@ -154,7 +144,7 @@ def test_failed_rollout_rolls_back_and_is_not_retried(
     daemon.signal(signal.SIGHUP)  # even a reload does not retry it
     time.sleep(8)
     assert 0 == _creates(podman, mark)
-    web_status = next(s for s in daemon.status()["services"] if s["name"] == "web")
+    web_status = daemon.service("web")
     assert "quarantined" in (web_status["note"] or "")
 
 
@@ -251,9 +241,7 @@ def test_first_deploy_that_fails_backs_off(
     daemon.start(wait_ready=False)
 
     wait_until(
-        lambda: next(s for s in daemon.status()["services"] if s["name"] == "web")[
-            "crashLoopBackOff"
-        ],
+        lambda: daemon.service("web")["crashLoopBackOff"],
         20,
     )
     shown = subprocess.run(
@@ -526,9 +514,7 @@ def test_a_crashing_service_backs_off(
     daemon.start(wait_ready=False)
 
     wait_until(
-        lambda: next(s for s in daemon.status()["services"] if s["name"] == "flaky")[
-            "crashLoopBackOff"
-        ],
+        lambda: daemon.service("flaky")["crashLoopBackOff"],
         20,
     )
     assert 1.0 == daemon.metric("paid_service_crash_loop_backoff", 'service="flaky"')

@@ -37,14 +37,21 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield s
 
 
-def make(store: Store, ready: set[str]) -> tuple[FakeRuntime, RolloutController, Clock]:
-    runtime = FakeRuntime(images={"localhost/app:1", "localhost/app:2"})
+def make(
+    store: Store,
+    ready: set[str],
+    *,
+    runtime: FakeRuntime | None = None,
+    flags: Flags | None = None,
+) -> tuple[FakeRuntime, RolloutController, Clock]:
+    runtime = runtime or FakeRuntime(images={"localhost/app:1", "localhost/app:2"})
     clock = Clock()
     controller = RolloutController(
         runtime=runtime,
         store=store,
         services=ServiceController(runtime=runtime, journal=store),
         ready=lambda name: name in ready,
+        flags=lambda: flags or Flags(),
         clock=clock,
     )
     return runtime, controller, clock
@@ -136,14 +143,8 @@ def test_a_late_create_by_a_killed_paid_is_adopted_not_quarantined(store: Store)
             if new_name == aside_name("web"):  # ... and the dead paid's create lands now
                 FakeRuntime.create_container(self, container_request(V2, revision=2))
 
-    runtime = LateCreate(images={"localhost/app:1", "localhost/app:2"})
-    clock = Clock()
-    controller = RolloutController(
-        runtime=runtime,
-        store=store,
-        services=ServiceController(runtime=runtime, journal=store),
-        ready=lambda name: True,
-        clock=clock,
+    runtime, controller, clock = make(
+        store, {"web"}, runtime=LateCreate(images={"localhost/app:1", "localhost/app:2"})
     )
     controller.begin(V1, None)
     roll(runtime, controller, clock, V1, seconds=15)
@@ -160,16 +161,7 @@ def test_a_late_create_by_a_killed_paid_is_adopted_not_quarantined(store: Store)
 def test_auto_rollback_flag_off_leaves_the_failed_revision(store: Store) -> None:
     """autoRollback flag off: a failed rollout stays, unquarantined; the old container goes."""
     ready = {"web"}
-    runtime = FakeRuntime(images={"localhost/app:1", "localhost/app:2"})
-    clock = Clock()
-    controller = RolloutController(
-        runtime=runtime,
-        store=store,
-        services=ServiceController(runtime=runtime, journal=store),
-        ready=lambda name: name in ready,
-        flags=lambda: Flags(auto_rollback=False),
-        clock=clock,
-    )
+    runtime, controller, clock = make(store, ready, flags=Flags(auto_rollback=False))
     controller.begin(V1, None)
     roll(runtime, controller, clock, V1, seconds=15)
     ready.clear()
