@@ -36,7 +36,7 @@ import structlog
 
 from paid.controllers.health import HealthController
 from paid.controllers.services import ServiceController, container_request
-from paid.runtime.base import ContainerMissing, Runtime, RuntimeFailure
+from paid.runtime.base import ContainerMissing, NameInUse, Runtime, RuntimeFailure
 from paid.state import actual as states
 from paid.state import labels
 from paid.state.actual import ActualContainer
@@ -282,14 +282,14 @@ class RolloutController:
         self.active[name] = ActiveRollout(gate, previous, previous_revision)
         try:
             self.runtime.create_container(container_request(service, revision=revision))
-        except RuntimeFailure as err:
-            if "already in use" not in str(err):
-                self._fail(service, f"revision {revision} could not be created: {err}")
-                return
+        except NameInUse:
             # A paid killed mid-rollout had its create finished by Podman after
             # it died: let the gate judge whatever holds the name (its spec
             # hash must match, or the rollout fails and rolls back).
             log.warning("rollout_adopted", service=name, revision=revision)
+        except RuntimeFailure as err:
+            self._fail(service, f"revision {revision} could not be created: {err}")
+            return
         try:
             self.runtime.start_container(name)
         except RuntimeFailure as err:

@@ -42,6 +42,10 @@ class RequestRejected(RuntimeFailure):
     """The runtime refused the request (bad spec, name or port in use, ...)."""
 
 
+class NameInUse(RequestRejected):
+    """Another container already holds the name."""
+
+
 @dataclass(frozen=True, slots=True)
 class ContainerRequest:
     """Everything needed to create one container."""

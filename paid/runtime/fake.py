@@ -16,7 +16,7 @@ from paid.runtime.base import (
     ContainerMissing,
     ContainerRequest,
     ImageUnavailable,
-    RequestRejected,
+    NameInUse,
     RuntimeUnavailable,
 )
 from paid.state.actual import ActualContainer
@@ -79,7 +79,7 @@ class FakeRuntime:
         if request.image not in self.images:
             raise ImageUnavailable(request.image, "image not known")
         if request.name in self.containers:
-            raise RequestRejected(f"the container name {request.name!r} is already in use")
+            raise NameInUse(f"the container name {request.name!r} is already in use")
         container_id = f"{next(self._ids):064x}"
         self.containers[request.name] = ActualContainer(
             id=container_id,
@@ -114,7 +114,7 @@ class FakeRuntime:
     def rename_container(self, name: str, new_name: str) -> None:
         self._call("rename", name)
         if new_name in self.containers:
-            raise RequestRejected(f"the container name {new_name!r} is already in use")
+            raise NameInUse(f"the container name {new_name!r} is already in use")
         container = self.containers.pop(self._get(name).name)
         self.containers[new_name] = replace(container, name=new_name)
         if name in self.requests:

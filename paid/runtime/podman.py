@@ -25,6 +25,7 @@ from paid.runtime.base import (
     ContainerMissing,
     ContainerRequest,
     ImageUnavailable,
+    NameInUse,
     RequestRejected,
     RuntimeEvent,
     RuntimeFailure,
@@ -355,6 +356,8 @@ def _translated(what: str, *, image: str | None = None) -> Iterator[None]:
             raise RuntimeUnavailable(f"{what}: Podman is unreachable ({detail})") from err
         if image is not None and "image not known" in detail:
             raise ImageUnavailable(image, detail) from err
+        if "already in use" in detail:  # Podman 4.3 answers 500, not 409, for this
+            raise NameInUse(f"{what}: {detail}") from err
         if status == 404:
             raise ContainerMissing(f"{what}: {detail}") from err
         if status in (400, 409, 422):

@@ -21,6 +21,7 @@ from testcontainers.core.container import DockerContainer
 
 from paid.cli import main
 from paid.controllers.services import ServiceController
+from paid.runtime.base import ContainerRequest, NameInUse
 from paid.runtime.podman import PodmanRuntime
 from paid.state.loading import load_directory
 from paid.state.store import Store
@@ -387,3 +388,13 @@ def test_kill_during_apply_then_apply_again_converges_without_duplicates(
         assert sorted(names) == sorted(c["Names"][0] for c in containers)
         assert {"running"} == {c["State"] for c in containers}
         assert {image} == {podman.inspect(n)["ImageName"] for n in names}
+
+
+def test_a_taken_name_is_reported_as_such(podman: PodmanService) -> None:
+    """Podman 4.3 answers 500 for a name in use; paid says NameInUse, not a generic error."""
+    podman.podman("create", "--name", "taken", IMAGE, "sleep", "1")
+    runtime = PodmanRuntime(podman.url)
+    request = ContainerRequest(name="taken", image=IMAGE, labels={}, command=["sleep", "1"])
+
+    with pytest.raises(NameInUse, match="already in use"):
+        runtime.create_container(request)
