@@ -24,11 +24,13 @@ from paid.controllers.rollouts import effective_state
 from paid.controllers.services import Outcome
 from paid.runtime.base import RuntimeFailure
 from paid.runtime.podman import PodmanRuntime
+from paid.state import secrets as secret_files
 from paid.state.checkout import describe
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import diff
 from paid.state.loading import LoadResult, load_directory
 from paid.state.plans import ActionKind, Plan
+from paid.state.secrets import SecretSource, SecretUnavailable
 from paid.state.statuses import service_statuses
 from paid.state.store import Store, StoreError
 
@@ -79,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PREFIX",
         help="host paths under PREFIX may be mounted "
         "(repeatable; env PAID_ALLOW_HOST_PATHS, ':'-separated)",
+    )
+    host_paths.add_argument(
+        "--secrets-dir",
+        default=_env("SECRETS_DIR", secret_files.DEFAULT_DIRECTORY),
+        metavar="DIR",
+        help="where secretEnv files are read (env PAID_SECRETS_DIR; default /etc/paid/secrets)",
     )
     directory = argparse.ArgumentParser(add_help=False)
     directory.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")
@@ -227,13 +235,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeFailure as err:
         _err(f"paid: cannot reach Podman at {args.podman_url}: {err}")
         return EXIT_ERROR
-    except StoreError as err:
+    except (StoreError, SecretUnavailable) as err:
         _err(f"paid: {err}")
         return EXIT_ERROR
 
 
 def _load(args: argparse.Namespace) -> LoadResult:
-    return load_directory(args.dir, allowed_host_paths=args.allow_host_path)
+    return load_directory(args.dir, allowed_host_paths=args.allow_host_path, secrets=_secrets(args))
+
+
+def _secrets(args: argparse.Namespace) -> SecretSource:
+    """Secret files under the host key; without a state dir (validate), only checked."""
+    state_dir = getattr(args, "state_dir", None)
+    if state_dir is None:
+        return SecretSource.checking_only(args.secrets_dir)
+    return SecretSource.open(args.secrets_dir, state_dir=state_dir)
 
 
 def _print_errors(result: LoadResult) -> None:
@@ -315,7 +331,9 @@ def _apply(args: argparse.Namespace) -> int:
         return EXIT_OK
     runtime = PodmanRuntime(args.podman_url)
     if not args.skip_preflight:
-        checks = preflight(result.desired, runtime=runtime, state_dir=args.state_dir)
+        checks = preflight(
+            result.desired, runtime=runtime, state_dir=args.state_dir, secrets=_secrets(args)
+        )
         if failed(checks):
             _print_checks(checks)
             _err("paid: pre-flight checks failed; nothing was changed (--skip-preflight to force)")
@@ -328,6 +346,7 @@ def _apply(args: argparse.Namespace) -> int:
                 runtime=runtime,
                 store=store,
                 checkout=describe(args.dir),
+                secrets=_secrets(args),
                 allow_mass_prune=args.allow_mass_prune,
                 progress=_out,
             )
@@ -376,6 +395,7 @@ def _preflight(args: argparse.Namespace) -> int:
             runtime=runtime,
             state_dir=args.state_dir,
             disk=DiskThresholds(warn_percent=args.disk_warn, fail_percent=args.disk_fail),
+            secrets=_secrets(args),
         )
     finally:
         runtime.close()
@@ -459,7 +479,7 @@ def _status(args: argparse.Namespace) -> int:
                 if number is not None:
                     revisions[service.name] = number
             # A pin or a quarantine is drift from the desired state, shown as such.
-            notes = effective_state(desired, store).notes
+            notes = effective_state(desired, store, _secrets(args)).notes
     statuses = service_statuses(desired, actual, revisions=revisions)
     if args.output == "json":
         report: dict[str, Any] = {
@@ -508,6 +528,7 @@ def _run(args: argparse.Namespace) -> int:
         watch_events=args.watch_events,
         flags_path=Path(args.flags) if args.flags else None,
         allowed_host_paths=tuple(args.allow_host_path),
+        secrets_dir=Path(args.secrets_dir),
         allow_mass_prune=args.allow_mass_prune,
     )
     with Store.open(args.state_dir) as store:

@@ -187,6 +187,7 @@ class PodmanService:
     def clean(self) -> None:
         self.podman("rm", "--all", "--force", "--time", "0", check=False)
         self.podman("volume", "prune", "--force", check=False)
+        self.podman("secret", "rm", "--all", check=False)
 
     def build_images(self) -> None:
         """Import a busybox tree as IMAGE and tag it IMAGE_V2."""

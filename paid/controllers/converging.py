@@ -26,6 +26,7 @@ from paid.state.checkout import Checkout
 from paid.state.desired import DesiredState
 from paid.state.diffing import decide, diff
 from paid.state.plans import Action, ActionKind, Plan
+from paid.state.secrets import SecretSource
 from paid.state.store import Store
 
 Progress = Callable[[str], None]
@@ -54,12 +55,13 @@ def converge(
     runtime: Runtime,
     store: Store,
     checkout: Checkout | None = None,
+    secrets: SecretSource | None = None,
     allow_mass_prune: bool = False,
     progress: Progress = lambda line: None,
     poll: float = 0.25,
     clock: Callable[[], float] = time.monotonic,
 ) -> ConvergeReport:
-    converger = _Converger(runtime, store, checkout, progress, clock)
+    converger = _Converger(runtime, store, checkout, progress, clock, secrets=secrets)
     try:
         return converger.run(desired, allow_mass_prune=allow_mass_prune, poll=poll)
     finally:
@@ -74,11 +76,18 @@ class _Converger:
         checkout: Checkout | None,
         progress: Progress,
         clock: Callable[[], float],
+        *,
+        secrets: SecretSource | None,
     ) -> None:
         self.runtime, self.store, self.progress, self.clock = runtime, store, progress, clock
+        self.secrets = secrets
         self.report = ConvergeReport(plan=Plan())
         self.services = ServiceController(
-            runtime=runtime, journal=store, checkout=checkout, on_result=self.report.results.append
+            runtime=runtime,
+            journal=store,
+            checkout=checkout,
+            secrets=secrets,
+            on_result=self.report.results.append,
         )
         self.health = HealthController(
             runtime, on_transition=lambda *a: None, clock=clock, workers=8
@@ -96,7 +105,7 @@ class _Converger:
         self.attempts: dict[str, int] = {}
 
     def run(self, desired: DesiredState, *, allow_mass_prune: bool, poll: float) -> ConvergeReport:
-        effective = effective_state(desired, self.store)
+        effective = effective_state(desired, self.store, self.secrets)
         state = effective.state
         actual = self.runtime.list_containers()
         plan = diff(state, actual, allow_mass_prune=allow_mass_prune)

@@ -3,7 +3,8 @@
 Each check says OK, WARN or FAIL with the reason, before anything is
 changed: Podman reachable (and its version), free disk on Podman's storage
 and on the state directory, every image present or pullable, every host
-port free or held by the service's own container, every host path there.
+port free or held by the service's own container, every host path there,
+every secret file readable (and not readable by others).
 ``paid preflight`` prints them; ``paid apply`` runs them first; the daemon
 runs them at start and exports the results.
 """
@@ -22,6 +23,7 @@ from typing import Any
 from paid.runtime.base import Runtime, RuntimeFailure
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
+from paid.state.secrets import SecretSource
 from paid.state.specs import PortMapping
 
 
@@ -42,7 +44,7 @@ class Check:
         return {**asdict(self), "status": str(self.status)}
 
 
-CHECKS = ("podman", "disk", "image", "port", "host_path")
+CHECKS = ("podman", "disk", "image", "port", "host_path", "secret")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ def preflight(
     runtime: Runtime,
     state_dir: str,
     disk: DiskThresholds = DiskThresholds(),
+    secrets: SecretSource | None = None,
 ) -> list[Check]:
     checks: list[Check] = []
     try:
@@ -83,7 +86,31 @@ def preflight(
                         "present" if there else "does not exist (Podman will refuse the mount)",
                     )
                 )
+    if secrets is not None:
+        checks.extend(_secret_files(desired, secrets))
     return checks
+
+
+def _secret_files(desired: DesiredState, secrets: SecretSource) -> Iterable[Check]:
+    for svc in desired:
+        for key, entry in sorted(svc.spec.secret_env.items()):
+            path = secrets.path_of(entry.file)
+            subject = f"{svc.name}:{key}"
+            try:
+                with path.open("rb"):
+                    mode = path.stat().st_mode
+            except OSError as err:
+                yield Check("secret", subject, Status.FAIL, f"{path}: {err.strerror}")
+                continue
+            if mode & 0o077:
+                yield Check(
+                    "secret",
+                    subject,
+                    Status.WARN,
+                    f"{path} is readable by other users (mode {mode & 0o777:o}); chmod 600 it",
+                )
+            else:
+                yield Check("secret", subject, Status.OK, f"{path} readable")
 
 
 def failed(checks: Iterable[Check]) -> list[Check]:

@@ -44,6 +44,7 @@ from paid.state.desired import DesiredService, DesiredState
 from paid.state.flags import Flags
 from paid.state.loading import from_documents, to_documents
 from paid.state.rollouts import Observation, RolloutGate, RolloutPhase, advance, next_wake
+from paid.state.secrets import SecretSource, SecretUnavailable
 from paid.state.specs import RolloutStrategy
 from paid.state.store import Store
 
@@ -77,7 +78,9 @@ class Effective:
     notes: dict[str, str]  # service -> why it does not run its desired spec
 
 
-def effective_state(desired: DesiredState, store: Store) -> Effective:
+def effective_state(
+    desired: DesiredState, store: Store, secrets: SecretSource | None = None
+) -> Effective:
     """Apply `paid rollback` pins and failed-revision quarantines to ``desired``."""
     pins = store.pins()
     services = dict(desired.services)
@@ -104,7 +107,9 @@ def effective_state(desired: DesiredState, store: Store) -> Effective:
                         f"`paid rollout retry {name}` to try again"
                     )
         if target is not None and target.document is not None:
-            rebuilt = from_documents([target.document], origin=f"revision {target.number}")
+            rebuilt = from_documents(
+                [target.document], origin=f"revision {target.number}", secrets=secrets
+            )
             if rebuilt.desired is not None:
                 services[name] = rebuilt.desired.services[name]
     return Effective(DesiredState.of(services), notes)
@@ -192,8 +197,8 @@ class RolloutController:
         )
         log.info("rollout_started", service=name, revision=revision, previous=previous_revision)
         try:
-            self.services.ensure_image(service.spec.image)
-        except RuntimeFailure as err:
+            self.services.prepare(container_request(service, revision=revision))
+        except (RuntimeFailure, SecretUnavailable) as err:
             # Nothing touched yet: the old container keeps serving.
             self._finish(name, revision, previous_revision, failed=str(err), restore=None)
             if previous_revision is None:

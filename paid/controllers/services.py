@@ -38,9 +38,18 @@ from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import diff
 from paid.state.loading import to_documents
 from paid.state.plans import Action, ActionKind, Plan
+from paid.state.secrets import (
+    SecretMount,
+    SecretSource,
+    SecretUnavailable,
+    is_managed_secret,
+    podman_secret_name,
+)
 from paid.state.specs import canonical_json
 
 log = structlog.get_logger("paid.services")
+
+SECRET_GRACE_SECONDS = 600.0
 
 
 class Outcome(StrEnum):
@@ -99,6 +108,7 @@ class ServiceController:
     journal: Journal
     on_result: Callable[[ActionResult], None] = field(default=lambda result: None)
     checkout: Checkout | None = None  # the git commit the desired state came from
+    secrets: SecretSource | None = None  # where secretEnv files are read
 
     def observe(self) -> list[ActualContainer]:
         return self.runtime.list_containers()
@@ -143,7 +153,7 @@ class ServiceController:
             self._perform(action, service)
         except RuntimeUnavailable as err:
             return self._report(ActionResult(action, Outcome.FAILED, str(err), unreachable=True))
-        except RuntimeFailure as err:
+        except (RuntimeFailure, SecretUnavailable) as err:
             return self._report(ActionResult(action, Outcome.FAILED, str(err)))
         return self._report(ActionResult(action, Outcome.DONE))
 
@@ -162,8 +172,8 @@ class ServiceController:
                 self.runtime.start_container(name)
             case ActionKind.CREATE | ActionKind.RECREATE | ActionKind.RESTART:
                 assert service is not None  # noqa: S101 -- the diff only plans these for desired services
-                self.ensure_image(service.spec.image)
                 request = self._request(service)
+                self.prepare(request)
                 if action.kind is ActionKind.RESTART:
                     self._keep_last_logs(name, action.reason)
                 if action.kind is not ActionKind.CREATE:
@@ -192,9 +202,52 @@ class ServiceController:
             last_log_lines=tail,
         )
 
-    def ensure_image(self, image: str) -> None:
-        if not self.runtime.image_present(image):
-            self.runtime.pull_image(image)
+    def prepare(self, request: ContainerRequest) -> None:
+        """Make the image and the secrets present: nothing else is touched yet.
+
+        Raises ``RuntimeFailure`` or ``SecretUnavailable``; either leaves a
+        running old container as it was.
+        """
+        if not self.runtime.image_present(request.image):
+            self.runtime.pull_image(request.image)
+        if not request.secrets:
+            return
+        if self.secrets is None:
+            raise SecretUnavailable("secretEnv needs a secrets directory (--secrets-dir)")
+        present = self.runtime.list_secrets()
+        for mount in request.secrets:
+            if mount.podman_name not in present:
+                self.runtime.create_secret(mount.podman_name, self.secrets.value_for(mount))
+
+    def collect_secrets(
+        self, desired: DesiredState, containers: list[ActualContainer], *, now: float
+    ) -> tuple[list[str], int]:
+        """Remove paid's Podman secrets that nothing uses or is about to use.
+
+        Returns the names removed and how many of paid's secrets remain.
+
+        In use: named by a container's label or by the desired state. A
+        secret younger than ``SECRET_GRACE_SECONDS`` is kept too: a rollout
+        of a desired state newer than ``desired`` may have just made it.
+        """
+        used = {
+            name for c in containers for name in c.labels.get(labels.SECRETS, "").split(",") if name
+        }
+        used.update(
+            m.podman_name for svc in desired for m in container_request(svc, revision=0).secrets
+        )
+        removed: list[str] = []
+        kept = 0
+        for name, created in self.runtime.list_secrets().items():
+            if not is_managed_secret(name):
+                continue
+            if name in used or now - created <= SECRET_GRACE_SECONDS:
+                kept += 1
+                continue
+            with contextlib.suppress(ContainerMissing):
+                self.runtime.remove_secret(name)
+            removed.append(name)
+        return removed, kept
 
     def _request(self, service: DesiredService) -> ContainerRequest:
         (document,) = to_documents(DesiredState.of({service.name: service}))
@@ -249,6 +302,17 @@ def container_request(
         labels.REVISION: str(revision),
         labels.SPEC: canonical_json(service.shape).decode(),
     }
+    secrets = tuple(
+        SecretMount(
+            env=key,
+            file=entry.file,
+            fingerprint=service.secret_fingerprints[key],
+            podman_name=podman_secret_name(service.name, key, service.secret_fingerprints[key]),
+        )
+        for key, entry in sorted(spec.secret_env.items())
+    )
+    if secrets:
+        owned[labels.SECRETS] = ",".join(s.podman_name for s in secrets)
     name: str = service.name
     ports = tuple(spec.ports)
     if canary:
@@ -262,7 +326,7 @@ def container_request(
         labels={**service.labels, **owned},
         entrypoint=spec.command,
         command=args,
-        env=spec.env,
+        env={**spec.env, **{f"{s.env}_FILE": s.target for s in secrets}},
         ports=ports,
         volumes=tuple(spec.volumes),
         memory_bytes=spec.resources.memory,
@@ -270,4 +334,5 @@ def container_request(
         stop_signal=spec.stop_signal,
         stop_timeout=spec.termination_grace_period_seconds,
         init=spec.init,
+        secrets=secrets,
     )

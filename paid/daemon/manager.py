@@ -54,6 +54,7 @@ from paid.metrics import Metrics
 from paid.runtime.base import RuntimeEvent, RuntimeFailure, RuntimeUnavailable
 from paid.runtime.resilient import ResilientRuntime
 from paid.state import actual as states
+from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.checkout import describe
 from paid.state.desired import DesiredService, DesiredState
@@ -61,6 +62,8 @@ from paid.state.diffing import decide, diff
 from paid.state.flags import FLAG_NAMES, Flags, FlagsError, load_flags
 from paid.state.loading import LoadError, digest, from_documents, load_directory, to_documents
 from paid.state.plans import Action, ActionKind
+from paid.state.secrets import DEFAULT_DIRECTORY as DEFAULT_SECRETS_DIRECTORY
+from paid.state.secrets import SecretSource
 from paid.state.statuses import service_statuses
 from paid.state.store import Store
 
@@ -81,6 +84,7 @@ class Settings:
     watch_events: bool = True
     flags_path: Path | None = None
     allowed_host_paths: tuple[str, ...] = ()
+    secrets_dir: Path = Path(DEFAULT_SECRETS_DIRECTORY)
     allow_mass_prune: bool = False
     stall_limit: float = 600.0  # a reconcile running longer than this is hung
     first_pass_timeout: float = 60.0  # READY by then at the latest (systemd waits 90 s)
@@ -126,7 +130,11 @@ class Manager:
         self.notifier = notifier or Notifier()
         self._clock = clock
         self.queue = WorkQueue(clock=clock)
-        self.controller = ServiceController(runtime=runtime, journal=store, on_result=self._count)
+        self.secrets = SecretSource.open(settings.secrets_dir, state_dir=store.path.parent)
+        self._secrets_maybe_stale = True  # sweep unused Podman secrets at least once
+        self.controller = ServiceController(
+            runtime=runtime, journal=store, secrets=self.secrets, on_result=self._count
+        )
         self.health = HealthController(
             runtime,
             on_transition=self._on_probe_transition,
@@ -158,6 +166,7 @@ class Manager:
         self._heartbeat = clock()
         self._inflight: dict[str, float] = {}
         self._watcher = DirectoryWatcher(settings.directory)
+        self._secrets_watcher = DirectoryWatcher(settings.secrets_dir, suffixes=None)
         self._pump = EventPump(
             events, on_event=self._on_event, on_reconnect=self._on_reconnect, on_lost=self._on_lost
         )
@@ -300,7 +309,12 @@ class Manager:
         desired = self.state.desired
         if desired is None:
             return
-        checks = preflight(desired, runtime=self.runtime, state_dir=str(self.store.path.parent))
+        checks = preflight(
+            desired,
+            runtime=self.runtime,
+            state_dir=str(self.store.path.parent),
+            secrets=self.secrets,
+        )
         counts: dict[tuple[str, str], int] = {}
         for check in checks:
             key = (check.check, str(check.status))
@@ -325,7 +339,7 @@ class Manager:
     # -- desired state -------------------------------------------------------
 
     def _watch(self) -> None:
-        if self._watcher.changed():
+        if self._watcher.changed() | self._secrets_watcher.changed():  # both, always
             self.metrics.triggers.labels("desired_state_change").inc()
             self._load()
             self._trigger(FULL, "desired_state_change")
@@ -341,14 +355,22 @@ class Manager:
 
     def _load_locked(self, *, initial: bool) -> None:
         result = load_directory(
-            self.settings.directory, allowed_host_paths=self.settings.allowed_host_paths
+            self.settings.directory,
+            allowed_host_paths=self.settings.allowed_host_paths,
+            secrets=self.secrets,
         )
         now = time.time()
         if result.desired is not None:
             self.controller.checkout = describe(self.settings.directory)
             documents = to_documents(result.desired)
             self.store.save_snapshot(digest=digest(documents), documents=documents)
-            changed = self.state.desired is None or to_documents(self.state.desired) != documents
+            before = self.state.desired
+            # A secret file's new value changes a hash, not the documents.
+            changed = (
+                before is None
+                or to_documents(before) != documents
+                or _hashes(before) != _hashes(result.desired)
+            )
             with self._lock:
                 self.state.desired = result.desired
                 self.state.load_errors = ()
@@ -386,7 +408,9 @@ class Manager:
                 "no_last_known_good", reason="directory invalid and the store holds no valid state"
             )
             return
-        restored = from_documents(snapshot.documents, origin=f"store:{self.store.path}")
+        restored = from_documents(
+            snapshot.documents, origin=f"store:{self.store.path}", secrets=self.secrets
+        )
         if restored.desired is None:
             log.error("snapshot_unreadable", errors=[str(e) for e in restored.errors])
             return
@@ -502,7 +526,7 @@ class Manager:
         return actual
 
     def _effective(self, desired: DesiredState) -> DesiredState:
-        effective = effective_state(desired, self.store)
+        effective = effective_state(desired, self.store, self.secrets)
         with self._lock:
             self.state.notes = effective.notes
         return effective.state
@@ -523,6 +547,8 @@ class Manager:
                     self.queue.add(PRUNE)
             else:
                 self.queue.add(action.service)
+        if not plan.actions:
+            self._collect_secrets(desired, actual)
         with self._lock:
             self.state.first_pass_done = self.state.first_pass_done or not plan.actions
             self.state.last_pass_error = "; ".join(plan.notes) or None
@@ -794,6 +820,21 @@ class Manager:
             ],
         }
 
+    def _collect_secrets(self, desired: DesiredState, actual: list[ActualContainer]) -> None:
+        in_use = any(labels.SECRETS in c.labels for c in actual) or any(
+            s.spec.secret_env for s in desired
+        )
+        if not (in_use or self._secrets_maybe_stale):
+            return  # no secrets anywhere: spare Podman the list call
+        try:
+            removed, kept = self.controller.collect_secrets(desired, actual, now=time.time())
+        except RuntimeFailure as err:
+            log.warning("secret_collection_failed", error=str(err))
+            return
+        if removed:
+            log.info("secrets_removed", secrets=removed)
+        self._secrets_maybe_stale = in_use or kept > 0
+
     def _rollout_json(self, name: str) -> dict[str, Any] | None:
         active = self.rollouts.active.get(name)
         if active is None:
@@ -809,3 +850,7 @@ class Manager:
         count = len(desired) if desired else 0
         ready = self.readyz()
         return f"{count} services; " + ("converged" if ready.ok else ready.reason)[:200]
+
+
+def _hashes(desired: DesiredState) -> dict[str, str]:
+    return {svc.name: svc.spec_hash for svc in desired}

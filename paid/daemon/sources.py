@@ -36,8 +36,16 @@ RELEVANT_EVENTS = frozenset(
 
 
 class DirectoryWatcher:
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    """Changes to the files under ``directory`` that end in one of ``suffixes``.
+
+    ``suffixes=None`` watches every (non-hidden) file: the secrets directory.
+    """
+
+    def __init__(
+        self, directory: str | os.PathLike[str], *, suffixes: tuple[str, ...] | None = SUFFIXES
+    ) -> None:
         self.directory = Path(directory)
+        self.suffixes = suffixes
         self._last = self.snapshot()
 
     def snapshot(self) -> Snapshot:
@@ -46,7 +54,8 @@ class DirectoryWatcher:
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             for name in filenames:
-                if name.endswith(SUFFIXES) and not name.startswith("."):
+                wanted = self.suffixes is None or name.endswith(self.suffixes)
+                if wanted and not name.startswith("."):
                     path = os.path.join(dirpath, name)
                     try:
                         st = os.stat(path)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from paid.state.actual import ActualContainer
+from paid.state.secrets import SecretMount
 from paid.state.specs import PortMapping, VolumeMount
 
 
@@ -63,6 +64,7 @@ class ContainerRequest:
     stop_signal: str | None = None
     stop_timeout: int = 10
     init: bool = False
+    secrets: Sequence[SecretMount] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,16 @@ class Runtime(Protocol):
     def exec_in(self, name: str, command: Sequence[str], *, timeout: float) -> int:
         """Run ``command`` in the container; its exit code. ``RuntimeFailure`` on timeout."""
         ...
+
+    def list_secrets(self) -> dict[str, float]:
+        """Every Podman secret: its name and when it was created (epoch seconds)."""
+        ...
+
+    def create_secret(self, name: str, value: bytes) -> None:
+        """Create the secret ``name``; one that exists already is left as it is."""
+        ...
+
+    def remove_secret(self, name: str) -> None: ...
 
     def logs_tail(self, name: str, *, lines: int) -> list[str]:
         """The last ``lines`` lines the container wrote (stdout and stderr)."""

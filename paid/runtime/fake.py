@@ -9,6 +9,7 @@ create), not a mock: tests drive it through the same ``Runtime`` protocol.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -21,7 +22,19 @@ from paid.runtime.base import (
 )
 from paid.state.actual import ActualContainer
 
-MUTATING_CALLS = frozenset({"pull", "create", "start", "unpause", "stop", "remove", "rename"})
+MUTATING_CALLS = frozenset(
+    {
+        "pull",
+        "create",
+        "start",
+        "unpause",
+        "stop",
+        "remove",
+        "rename",
+        "create_secret",
+        "remove_secret",
+    }
+)
 
 
 @dataclass
@@ -35,6 +48,7 @@ class FakeRuntime:
     addresses: dict[str, str] = field(default_factory=dict)
     exec_codes: dict[str, int] = field(default_factory=dict)
     logs: dict[str, list[str]] = field(default_factory=dict)
+    secrets: dict[str, tuple[bytes, float]] = field(default_factory=dict)  # value, created
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
@@ -134,6 +148,19 @@ class FakeRuntime:
         self._call("logs", name)
         self._get(name)
         return self.logs.get(name, [])[-lines:]
+
+    def list_secrets(self) -> dict[str, float]:
+        self._call("list_secrets")
+        return {name: created for name, (_, created) in self.secrets.items()}
+
+    def create_secret(self, name: str, value: bytes) -> None:
+        self._call("create_secret", name)
+        self.secrets.setdefault(name, (value, time.time()))
+
+    def remove_secret(self, name: str) -> None:
+        self._call("remove_secret", name)
+        if self.secrets.pop(name, None) is None:
+            raise ContainerMissing(f"no secret named {name}")
 
     # -- test helpers: things that happen to containers behind paid's back --
 

@@ -15,6 +15,7 @@ import signal
 import socket
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -126,6 +127,10 @@ class PodmanRuntime:
             kwargs["cpu_quota"] = int(request.cpus * 100_000)
         if request.stop_signal is not None:
             kwargs["stop_signal"] = _signal_number(request.stop_signal)
+        if request.secrets:  # mounted files only: type=env would show in inspect
+            kwargs["secrets"] = [
+                {"source": s.podman_name, "target": s.env} for s in request.secrets
+            ]
         with _translated(f"create {request.name}", image=request.image):
             container = self._client.containers.create(request.image, **kwargs)
         return str(container.id)
@@ -197,6 +202,30 @@ class PodmanRuntime:
             inspected = self._client.api.get(f"/exec/{exec_id}/json")
             inspected.raise_for_status()
             return int(inspected.json().get("ExitCode") or 0)
+
+    def list_secrets(self) -> dict[str, float]:
+        with _translated("list secrets"):
+            response = self._client.api.get("/secrets/json")
+            response.raise_for_status()
+            return {
+                str(item["Spec"]["Name"]): _epoch(str(item.get("CreatedAt", "")))
+                for item in response.json()
+            }
+
+    def create_secret(self, name: str, value: bytes) -> None:
+        # The value goes in the body only: never into a URL, a log or an error.
+        with _translated(f"create secret {name}"):
+            response = self._client.api.post("/secrets/create", params={"name": name}, data=value)
+            if response.status_code == 409 or (
+                response.status_code == 500 and "in use" in response.text
+            ):
+                return  # made by an earlier attempt; the name embeds the fingerprint
+            response.raise_for_status()
+
+    def remove_secret(self, name: str) -> None:
+        with _translated(f"remove secret {name}"):
+            response = self._client.api.delete(f"/secrets/{name}")
+            response.raise_for_status(not_found=podman_errors.NotFound)
 
     def logs_tail(self, name: str, *, lines: int) -> list[str]:
         with _translated(f"logs of {name}"):
@@ -371,6 +400,14 @@ def _translated(what: str, *, image: str | None = None) -> Iterator[None]:
         raise RuntimeFailure(f"{what}: {err}") from err
     except requests.RequestException as err:
         raise RuntimeUnavailable(f"{what}: {err}") from err
+
+
+def _epoch(timestamp: str) -> float:
+    """Podman's RFC 3339 time (nanoseconds, ``Z`` or an offset) as epoch seconds."""
+    try:
+        return datetime.fromisoformat(timestamp).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _explain(err: Exception) -> str:

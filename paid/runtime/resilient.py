@@ -187,6 +187,15 @@ class ResilientRuntime:
             "exec", lambda: self.inner.exec_in(name, command, timeout=timeout), retry=False
         )
 
+    def list_secrets(self) -> dict[str, float]:
+        return self._call("list secrets", self.inner.list_secrets)
+
+    def create_secret(self, name: str, value: bytes) -> None:
+        self._call("create secret", lambda: self.inner.create_secret(name, value))
+
+    def remove_secret(self, name: str) -> None:
+        self._call("remove secret", lambda: self.inner.remove_secret(name))
+
     def logs_tail(self, name: str, *, lines: int) -> list[str]:
         return self._call("logs", lambda: self.inner.logs_tail(name, lines=lines))
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from paid.state.specs import ServiceName, ServiceSpec
+from paid.state.specs import ServiceDocument, ServiceName, ServiceSpec, shape_of, spec_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,34 @@ class DesiredService:
     spec_hash: str
     shape: Mapping[str, Any]
     source: str = ""  # "file:line", for messages
+    secret_fingerprints: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        document: ServiceDocument,
+        *,
+        source: str = "",
+        secret_fingerprints: Mapping[str, str] | None = None,
+    ) -> DesiredService:
+        """A validated document, with its shape and hash worked out once."""
+        name = ServiceName(document.metadata.name)
+        fingerprints = dict(secret_fingerprints or {})
+        shape = shape_of(
+            name=name,
+            labels=document.metadata.labels,
+            spec=document.spec,
+            secret_fingerprints=fingerprints,
+        )
+        return cls(
+            name=name,
+            labels=document.metadata.labels,
+            spec=document.spec,
+            spec_hash=spec_hash(shape),
+            shape=shape,
+            source=source,
+            secret_fingerprints=fingerprints,
+        )
 
 
 @dataclass(frozen=True, slots=True)

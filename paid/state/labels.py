@@ -14,6 +14,10 @@ REVISION: Final = "paid.revision"
 # drifted without any inspect call or store lookup.
 SPEC: Final = "paid.spec"
 
+# The Podman secrets a container uses, comma-separated: the ones no
+# container names are removed.
+SECRETS: Final = "paid.secrets"
+
 # The canary of a rollout, beside the old container: "<service>-canary".
 CANARY: Final = "paid.canary"
 CANARY_SUFFIX: Final = "-canary"

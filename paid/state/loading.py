@@ -26,7 +26,8 @@ import yaml
 from pydantic import ValidationError
 
 from paid.state.desired import DesiredService, DesiredState
-from paid.state.specs import ServiceDocument, ServiceName, canonical_json, shape_of, spec_hash
+from paid.state.secrets import SecretSource, SecretUnavailable
+from paid.state.specs import ServiceDocument, ServiceName, canonical_json
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES_PER_DOCUMENT = 10_000
@@ -108,11 +109,13 @@ def load_directory(
     directory: str | os.PathLike[str],
     *,
     allowed_host_paths: Iterable[str] = (),
+    secrets: SecretSource | None = None,
 ) -> LoadResult:
     """Load and validate every ``*.yaml``/``*.yml`` file under ``directory``.
 
     Hidden files and directories (``.git``) are skipped. Host-path volumes
-    must lie under one of ``allowed_host_paths``.
+    must lie under one of ``allowed_host_paths``. Secret files are read
+    from ``secrets`` to fingerprint them; a missing one is an error.
     """
     root = Path(directory)
     if not root.is_dir():
@@ -151,7 +154,13 @@ def load_directory(
             )
             continue
         where[name] = (doc, parsed)
-        services[name] = _desired_service(parsed, source=f"{doc.file}:{doc.line_of(())}")
+        source = f"{doc.file}:{doc.line_of(())}"
+        try:
+            services[name] = _desired_service(parsed, source=source, secrets=secrets)
+        except SecretUnavailable as err:
+            errors.append(
+                LoadError(doc.file, doc.line_of(("spec", "secretEnv")), "spec.secretEnv", str(err))
+            )
 
     errors.extend(
         _cross_checks(where, known=mentioned, allowed_host_paths=tuple(allowed_host_paths))
@@ -162,17 +171,15 @@ def load_directory(
     return LoadResult(DesiredState.of(services), (), shown)
 
 
-def _desired_service(parsed: ServiceDocument, *, source: str) -> DesiredService:
-    name = ServiceName(parsed.metadata.name)
-    labels = parsed.metadata.labels
-    return DesiredService(
-        name=name,
-        labels=labels,
-        spec=parsed.spec,
-        spec_hash=spec_hash(name=name, labels=labels, spec=parsed.spec),
-        shape=shape_of(name=name, labels=labels, spec=parsed.spec),
-        source=source,
-    )
+def _desired_service(
+    parsed: ServiceDocument, *, source: str, secrets: SecretSource | None
+) -> DesiredService:
+    fingerprints: dict[str, str] = {}
+    for key, entry in parsed.spec.secret_env.items():
+        if secrets is None:
+            raise SecretUnavailable(f"{key}: no secrets directory is configured here")
+        fingerprints[key] = secrets.read(entry.file)[1]
+    return DesiredService.of(parsed, source=source, secret_fingerprints=fingerprints)
 
 
 def to_documents(desired: DesiredState) -> list[dict[str, Any]]:
@@ -192,8 +199,14 @@ def digest(documents: list[dict[str, Any]]) -> str:
     return hashlib.sha256(canonical_json(documents)).hexdigest()
 
 
-def from_documents(documents: Iterable[Any], *, origin: str) -> LoadResult:
-    """Rebuild a desired state from ``to_documents`` output (a store snapshot)."""
+def from_documents(
+    documents: Iterable[Any], *, origin: str, secrets: SecretSource | None = None
+) -> LoadResult:
+    """Rebuild a desired state from ``to_documents`` output (a store snapshot).
+
+    Secrets are not versioned (paid never keeps their values): a rebuilt
+    revision uses the secret files as they are now.
+    """
     services: dict[ServiceName, DesiredService] = {}
     errors: list[LoadError] = []
     for i, raw in enumerate(documents):
@@ -202,7 +215,12 @@ def from_documents(documents: Iterable[Any], *, origin: str) -> LoadResult:
         except ValidationError as err:
             errors.append(LoadError(origin, 0, f"documents[{i}]", str(err.errors()[0]["msg"])))
             continue
-        services[ServiceName(parsed.metadata.name)] = _desired_service(parsed, source=origin)
+        try:
+            service = _desired_service(parsed, source=origin, secrets=secrets)
+        except SecretUnavailable as err:
+            errors.append(LoadError(origin, 0, f"documents[{i}].spec.secretEnv", str(err)))
+            continue
+        services[service.name] = service
     if errors:
         return LoadResult(None, tuple(errors))
     return LoadResult(DesiredState.of(services))

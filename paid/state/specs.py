@@ -325,6 +325,27 @@ def _check_image(value: str) -> str:
     return value
 
 
+_SECRET_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
+
+
+class SecretFile(_Model):
+    """A secret read from a file in the secrets directory (``--secrets-dir``)."""
+
+    file: str
+
+    @field_validator("file")
+    @classmethod
+    def _inside_directory(cls, value: str) -> str:
+        if value.startswith("/"):
+            raise ValueError(
+                f"{value!r}: secret files are named relative to the secrets directory "
+                "(--secrets-dir), not by absolute path"
+            )
+        if not _SECRET_FILE.match(value) or ".." in value.split("/"):
+            raise ValueError(f"{value!r} is not a file name inside the secrets directory")
+        return value
+
+
 class Metadata(_Model):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     labels: dict[str, str] = Field(default_factory=dict)
@@ -345,6 +366,7 @@ class ServiceSpec(_Model):
     command: list[str] | None = None
     args: list[str] | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    secret_env: dict[str, SecretFile] = Field(default_factory=dict)
     ports: list[Port] = Field(default_factory=list)
     volumes: list[Volume] = Field(default_factory=list)
     depends_on: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list)
@@ -372,6 +394,22 @@ class ServiceSpec(_Model):
             if not _ENV_NAME.match(key):
                 raise ValueError(f"environment variable name {key!r} is not valid")
         return value
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_names(cls, value: dict[str, SecretFile]) -> dict[str, SecretFile]:
+        for key in value:
+            if not _ENV_NAME.match(key):
+                raise ValueError(f"secret name {key!r} is not a valid environment variable name")
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_apart_from_env(self) -> Self:
+        for key in self.secret_env:
+            for taken in (key, f"{key}_FILE"):
+                if taken in self.env:
+                    raise ValueError(f"env {taken!r} collides with secretEnv {key!r}")
+        return self
 
     @field_validator("stop_signal")
     @classmethod
@@ -408,7 +446,10 @@ class ServiceSpec(_Model):
 
     def container_shape(self) -> dict[str, Any]:
         """The normalized, JSON-ready fields that define the container."""
-        return self.model_dump(mode="json", by_alias=True, exclude=set(self.CONTROLLER_FIELDS))
+        shape = self.model_dump(mode="json", by_alias=True, exclude=set(self.CONTROLLER_FIELDS))
+        if not shape["secretEnv"]:  # added later: absent keeps older services' hashes
+            del shape["secretEnv"]
+        return shape
 
 
 class ServiceDocument(_Model):
@@ -418,14 +459,28 @@ class ServiceDocument(_Model):
     spec: ServiceSpec
 
 
-def spec_hash(*, name: str, labels: dict[str, str], spec: ServiceSpec) -> str:
-    """sha256 of the normalized container shape: the ``paid.spec-hash`` label."""
-    return hashlib.sha256(canonical_json(shape_of(name=name, labels=labels, spec=spec))).hexdigest()
+def spec_hash(shape: dict[str, Any]) -> str:
+    """sha256 of a normalized container shape: the ``paid.spec-hash`` label."""
+    return hashlib.sha256(canonical_json(shape)).hexdigest()
 
 
-def shape_of(*, name: str, labels: dict[str, str], spec: ServiceSpec) -> dict[str, Any]:
-    """Everything that defines the container, as one JSON-ready mapping."""
-    return {"name": name, "labels": dict(sorted(labels.items())), **spec.container_shape()}
+def shape_of(
+    *,
+    name: str,
+    labels: dict[str, str],
+    spec: ServiceSpec,
+    secret_fingerprints: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Everything that defines the container, as one JSON-ready mapping.
+
+    Secrets enter as their keyed fingerprints (never their values), so a
+    changed secret file is drift like any other.
+    """
+    shape = {"name": name, "labels": dict(sorted(labels.items())), **spec.container_shape()}
+    fingerprints = secret_fingerprints or {}
+    for key, entry in shape.get("secretEnv", {}).items():
+        entry["fingerprint"] = fingerprints.get(key, "")
+    return shape
 
 
 def canonical_json(value: Any) -> bytes:

@@ -140,3 +140,37 @@ def test_apply_runs_preflight_first_and_changes_nothing_on_fail(
 
     assert 1 == run(podman, state_dir, "apply", str(desired_dir), "--skip-preflight")
     assert ["fine"] == [c["Names"][0] for c in podman.containers()]
+
+
+def test_secret_files_are_checked_for_who_can_read_them(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A secret file others can read is a WARN naming the chmod; a private one is OK."""
+    secrets = podman.base / "secrets"
+    secrets.mkdir(exist_ok=True)
+    (secrets / "open").write_text("x")
+    (secrets / "open").chmod(0o644)
+    (secrets / "closed").write_text("y")
+    (secrets / "closed").chmod(0o600)
+    write_services(
+        desired_dir,
+        service_doc("app", secretEnv={"OPEN": {"file": "open"}, "CLOSED": {"file": "closed"}}),
+    )
+    capsys.readouterr()
+
+    code = run(
+        podman,
+        state_dir,
+        "preflight",
+        str(desired_dir),
+        "--output",
+        "json",
+        "--secrets-dir",
+        str(secrets),
+    )
+
+    found = checks(capsys)
+    assert 0 == code
+    assert "WARN" == found[("secret", "app:OPEN")][0]
+    assert "chmod 600" in found[("secret", "app:OPEN")][1]
+    assert "OK" == found[("secret", "app:CLOSED")][0]

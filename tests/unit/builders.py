@@ -7,7 +7,7 @@ from typing import Any
 from paid.controllers.services import container_request
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService, DesiredState
-from paid.state.specs import ServiceDocument, ServiceName, shape_of, spec_hash
+from paid.state.specs import ServiceDocument
 
 
 def desired_service(name: str, **spec: Any) -> DesiredService:
@@ -15,14 +15,7 @@ def desired_service(name: str, **spec: Any) -> DesiredService:
     doc = ServiceDocument.model_validate(
         {"apiVersion": "paid/v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
     )
-    labels = doc.metadata.labels
-    return DesiredService(
-        name=ServiceName(name),
-        labels=labels,
-        spec=doc.spec,
-        spec_hash=spec_hash(name=name, labels=labels, spec=doc.spec),
-        shape=shape_of(name=name, labels=labels, spec=doc.spec),
-    )
+    return DesiredService.of(doc)
 
 
 def desired(*services: DesiredService) -> DesiredState:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from paid.state.loading import MAX_FILE_BYTES, load_directory
-from paid.state.specs import spec_hash
+from paid.state.desired import DesiredService, DesiredState
+from paid.state.loading import MAX_FILE_BYTES, load_directory, to_documents
+from paid.state.secrets import SecretSource
+from paid.state.specs import ServiceName, shape_of, spec_hash
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 EXAMPLE = Path(__file__).parent.parent.parent / "desired-state"
@@ -163,9 +166,11 @@ def test_controller_fields_do_not_change_the_hash(tmp_path: Path) -> None:
         update={"rollout": web.spec.rollout.model_copy(update={"min_ready_seconds": 99})}
     )
 
-    assert spec_hash(name=web.name, labels=dict(web.labels), spec=tuned) == web.spec_hash
+    assert spec_hash(shape_of(name=web.name, labels=dict(web.labels), spec=tuned)) == web.spec_hash
     changed = web.spec.model_copy(update={"image": "localhost/paid-example/busybox:9"})
-    assert spec_hash(name=web.name, labels=dict(web.labels), spec=changed) != web.spec_hash
+    assert (
+        spec_hash(shape_of(name=web.name, labels=dict(web.labels), spec=changed)) != web.spec_hash
+    )
 
 
 def test_host_path_under_allowed_prefix_is_accepted(tmp_path: Path) -> None:
@@ -209,3 +214,66 @@ def test_canary_with_a_writable_volume_is_refused(tmp_path: Path) -> None:
 
     assert ["spec.rollout.strategy"] == [e.field for e in result.errors]
     assert "two instances on one volume" in result.errors[0].message
+
+
+def _secret_doc(directory: Path, file: str) -> None:
+    (directory / "s.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Service\nmetadata: {name: s}\n"
+        f"spec: {{image: 'localhost/s:1', secretEnv: {{TOKEN: {{file: '{file}'}}}}}}\n"
+    )
+
+
+def test_secret_files_are_named_inside_the_secrets_directory(tmp_path: Path) -> None:
+    """An absolute path or '..' could read any host file into a container: refused."""
+    for bad in ("/etc/shadow", "../etc/shadow", "a/../../b"):
+        _secret_doc(tmp_path, bad)
+        result = load_directory(tmp_path, secrets=SecretSource(tmp_path, key=b"k"))
+        assert result.desired is None, bad
+        assert "spec.secretEnv.TOKEN.file" == result.errors[0].field
+
+
+def test_missing_secret_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    """The error says which file could not be read, at the document's line."""
+    desired, secrets = tmp_path / "d", tmp_path / "s"
+    desired.mkdir()
+    secrets.mkdir()
+    _secret_doc(desired, "token")
+
+    result = load_directory(desired, secrets=SecretSource(secrets, key=b"k"))
+
+    assert result.desired is None
+    (error,) = result.errors
+    assert "spec.secretEnv" == error.field
+    assert str(secrets / "token") in error.message
+
+
+def test_secret_value_changes_the_hash_but_never_appears(tmp_path: Path) -> None:
+    """The keyed fingerprint stands in for the value in the shape, label and hash."""
+    desired, secrets = tmp_path / "d", tmp_path / "s"
+    desired.mkdir()
+    secrets.mkdir()
+    _secret_doc(desired, "token")
+    source = SecretSource(secrets, key=b"host key")
+
+    def load(value: str) -> DesiredService:
+        (secrets / "token").write_text(value)
+        result = load_directory(desired, secrets=source)
+        assert result.desired is not None, result.errors
+        return result.desired.services[ServiceName("s")]
+
+    first, same, other = load("hunter2"), load("hunter2"), load("hunter3")
+
+    assert first.spec_hash == same.spec_hash
+    assert first.spec_hash != other.spec_hash
+    assert "hunter2" not in json.dumps(dict(first.shape))
+    assert "hunter2" not in json.dumps(to_documents(DesiredState.of({first.name: first})))
+    again = SecretSource(secrets, key=b"another host")
+    assert again.fingerprint(b"hunter2") != source.fingerprint(b"hunter2")
+
+
+def test_services_without_secrets_keep_their_hash(tmp_path: Path) -> None:
+    """Adding secretEnv to the format must not recreate every existing container."""
+    result = load_directory(EXAMPLE)
+    assert result.desired is not None
+    web = result.desired.services[ServiceName("web")]
+    assert "secretEnv" not in web.shape

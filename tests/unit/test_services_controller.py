@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,10 @@ from hypothesis import strategies as st
 from paid.controllers.services import Outcome, ServiceController
 from paid.runtime.fake import FakeRuntime
 from paid.state.actual import ActualContainer
+from paid.state.desired import DesiredService
 from paid.state.diffing import diff
+from paid.state.secrets import SecretSource
+from paid.state.specs import ServiceDocument
 from paid.state.store import Store
 from tests.unit.builders import desired, desired_service, running, unmanaged
 
@@ -192,3 +197,89 @@ def test_applying_a_plan_leaves_nothing_to_do(
 
         assert report.converged
         assert diff(desired(*wanted), runtime.list_containers(), allow_mass_prune=True).empty
+
+
+def _with_secret(tmp_path: Path, value: bytes) -> tuple[SecretSource, DesiredService]:
+    (tmp_path / "token").write_bytes(value)
+    source = SecretSource(tmp_path, key=b"host key")
+    doc = ServiceDocument.model_validate(
+        {
+            "apiVersion": "paid/v1",
+            "kind": "Service",
+            "metadata": {"name": "api"},
+            "spec": {"image": "localhost/app:1", "secretEnv": {"TOKEN": {"file": "token"}}},
+        }
+    )
+    fingerprint = source.read("token")[1]
+    return source, DesiredService.of(doc, secret_fingerprints={"TOKEN": fingerprint})
+
+
+def test_secret_is_made_before_the_container_that_mounts_it(store: Store, tmp_path: Path) -> None:
+    """The Podman secret holds the file's bytes; the container gets only its name and path."""
+    source, api = _with_secret(tmp_path, b"hunter2")
+    runtime = FakeRuntime(images=set(IMAGES))
+
+    report = ServiceController(runtime=runtime, journal=store, secrets=source).reconcile(
+        desired(api)
+    )
+
+    assert report.converged
+    (name,) = runtime.secrets
+    assert b"hunter2" == runtime.secrets[name][0]
+    request = runtime.requests["api"]
+    assert [name] == [m.podman_name for m in request.secrets]
+    assert "/run/secrets/TOKEN" == request.env["TOKEN_FILE"]
+    assert "hunter2" not in repr(request.env) + repr(dict(request.labels))
+
+
+def test_secret_file_changed_since_loading_costs_the_running_container_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    """The value must match the planned fingerprint; otherwise fail before stopping anything."""
+    source, api = _with_secret(tmp_path, b"old")
+    runtime = FakeRuntime(images=set(IMAGES))
+    ServiceController(runtime=runtime, journal=store, secrets=source).reconcile(desired(api))
+    _, api_new = _with_secret(tmp_path, b"new")
+    (tmp_path / "token").write_bytes(b"newer still")  # changed again before the create
+    runtime.calls.clear()
+
+    report = ServiceController(runtime=runtime, journal=store, secrets=source).reconcile(
+        desired(api_new)
+    )
+
+    (result,) = report.results
+    assert Outcome.FAILED is result.outcome
+    assert "changed since the desired state was loaded" in result.detail
+    assert [] == runtime.mutating_calls
+    assert "running" == runtime.containers["api"].state
+
+
+def test_unused_secrets_are_collected_once_nothing_can_need_them(
+    store: Store, tmp_path: Path
+) -> None:
+    """Kept: named by a container, by the desired state, young, or not paid's."""
+    source, api = _with_secret(tmp_path, b"v1")
+    runtime = FakeRuntime(images=set(IMAGES))
+    controller = ServiceController(runtime=runtime, journal=store, secrets=source)
+    controller.reconcile(desired(api))
+    (current,) = runtime.secrets
+    runtime.secrets.update(
+        {
+            "paid.api.TOKEN.0000000000000000": (b"stale", 0.0),
+            "paid.api.TOKEN.1111111111111111": (b"just made", 1000.0),
+            "someone-elses": (b"x", 0.0),
+        }
+    )
+    old_container = replace(runtime.containers["api"], name="api.paid-prev", id="old")
+    runtime.add(old_container)
+
+    removed, kept = controller.collect_secrets(
+        desired(api), runtime.list_containers(), now=1000.0 + 60
+    )
+
+    assert ["paid.api.TOKEN.0000000000000000"] == removed
+    assert {current, "paid.api.TOKEN.1111111111111111", "someone-elses"} == set(runtime.secrets)
+    assert 2 == kept
+
+    removed, _ = controller.collect_secrets(desired(), [], now=time.time() + 3600)
+    assert {current, "paid.api.TOKEN.1111111111111111"} == set(removed)

@@ -1,0 +1,140 @@
+"""Secret files: read from one directory, known elsewhere only by a keyed hash.
+
+A service names its secrets by file name (``secretEnv: {DB_PASSWORD:
+{file: db-password}}``); the files live in the secrets directory
+(``/etc/paid/secrets`` by default), never in the desired-state checkout.
+The value is read when a container is created and handed to Podman as a
+Podman secret mounted at ``/run/secrets/<NAME>``, with ``<NAME>_FILE``
+pointing at it in the environment. Podman 4.3 copies ``type=env`` secrets
+into the container's inspectable ``Config.Env``, so paid never uses them.
+
+Everything else (the spec hash and ``paid.spec`` label, plans, the store,
+logs, metrics) sees only an HMAC-SHA256 of the value under a host key kept
+in the state directory (0600). A changed file changes the hash, so the
+service rolls out; the key keeps a short password from being guessed
+offline from the label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+KEY_FILENAME = "secrets.key"
+MOUNT_DIRECTORY = "/run/secrets"
+MAX_SECRET_BYTES = 512 * 1024  # Podman's own limit for one secret
+DEFAULT_DIRECTORY = "/etc/paid/secrets"
+
+
+class SecretUnavailable(Exception):
+    """A secret file is missing, unreadable, too large or changed under us."""
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMount:
+    """One secret of one container, as Podman will hold it.
+
+    ``podman_name`` embeds the fingerprint, so a new value is a new Podman
+    secret and the container that still uses the old one keeps it.
+    """
+
+    env: str  # the variable name in secretEnv; the file is /run/secrets/<env>
+    file: str  # relative to the secrets directory
+    fingerprint: str
+    podman_name: str
+
+    @property
+    def target(self) -> str:
+        return f"{MOUNT_DIRECTORY}/{self.env}"
+
+
+def podman_secret_name(service: str, env: str, fingerprint: str) -> str:
+    return f"paid.{service}.{env}.{fingerprint[:16]}"
+
+
+def is_managed_secret(name: str) -> bool:
+    return name.startswith("paid.")
+
+
+class SecretSource:
+    """The secrets directory and the host key that fingerprints its files."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        key: bytes | None = None,
+        key_file: Path | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self._key = key
+        self._key_file = key_file
+
+    @classmethod
+    def open(
+        cls, directory: str | os.PathLike[str], *, state_dir: str | os.PathLike[str]
+    ) -> SecretSource:
+        """Use ``directory``, with the key in ``state_dir`` (made when first needed)."""
+        return cls(directory, key_file=Path(state_dir) / KEY_FILENAME)
+
+    @classmethod
+    def checking_only(cls, directory: str | os.PathLike[str]) -> SecretSource:
+        """Reads files (to check them) under a throwaway key: hashes mean nothing."""
+        return cls(directory, key=secrets.token_bytes(32))
+
+    def path_of(self, file: str) -> Path:
+        return self.directory / file
+
+    def read(self, file: str) -> tuple[bytes, str]:
+        """The value of ``file`` and its fingerprint."""
+        path = self.path_of(file)
+        try:
+            with path.open("rb") as handle:
+                value = handle.read(MAX_SECRET_BYTES + 1)
+        except OSError as err:
+            raise SecretUnavailable(f"secret file {path}: {err.strerror or err}") from None
+        if len(value) > MAX_SECRET_BYTES:
+            raise SecretUnavailable(f"secret file {path} is larger than {MAX_SECRET_BYTES} bytes")
+        return value, self.fingerprint(value)
+
+    def fingerprint(self, value: bytes) -> str:
+        if self._key is None:
+            assert self._key_file is not None  # noqa: S101 -- one of the two is given
+            self._key = _host_key(self._key_file)
+        return hmac.new(self._key, value, hashlib.sha256).hexdigest()
+
+    def value_for(self, mount: SecretMount) -> bytes:
+        """The value that ``mount`` was planned with; refuse a file changed since."""
+        value, fingerprint = self.read(mount.file)
+        if not hmac.compare_digest(fingerprint, mount.fingerprint):
+            raise SecretUnavailable(
+                f"secret file {self.path_of(mount.file)} changed since the desired state "
+                "was loaded; it will be picked up on the next pass"
+            )
+        return value
+
+
+def _host_key(path: Path) -> bytes:
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        raise SecretUnavailable(f"{path} is not a paid secrets key") from None
+    key = secrets.token_bytes(32)
+    try:  # O_EXCL: two processes creating the key at once agree on one
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return bytes.fromhex(path.read_text().strip())
+    except OSError as err:
+        raise SecretUnavailable(f"cannot create the secrets key {path}: {err.strerror}") from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key.hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return key

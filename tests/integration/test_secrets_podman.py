@@ -1,0 +1,129 @@
+"""Secrets on a real Podman: delivered as files, known elsewhere only by a keyed hash."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.daemon import Daemon, wait_until
+from tests.harness import PodmanService, service_doc, write_services
+
+VALUE = "s3cr3t-Vx9q-correct-horse"
+
+
+def _paid(
+    podman: PodmanService, *args: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "paid", *args],
+        env={**os.environ, "PAID_PODMAN_URL": podman.url, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _secret_service(desired_dir: Path) -> None:
+    write_services(
+        desired_dir,
+        service_doc(
+            "api",
+            env={"MODE": "prod"},
+            secretEnv={"API_TOKEN": {"file": "api-token"}},
+        ),
+    )
+
+
+def _everything_readable(root: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
+
+
+def test_secret_reaches_the_container_as_a_file_and_nowhere_else(
+    podman: PodmanService, daemon: Daemon, desired_dir: Path, state_dir: Path, tmp_path: Path
+) -> None:
+    """The value is in /run/secrets/API_TOKEN; not in inspect, logs, plan, store, metrics."""
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir(mode=0o700)
+    (secrets_dir / "api-token").write_text(VALUE)
+    _secret_service(desired_dir)
+    env = {"PAID_SECRETS_DIR": str(secrets_dir), "PAID_STATE_DIR": str(state_dir)}
+    daemon.env.update(env)
+    daemon.start()
+
+    assert VALUE == podman.podman("exec", "api", "cat", "/run/secrets/API_TOKEN")
+    assert (
+        "/run/secrets/API_TOKEN"
+        == podman.podman("exec", "api", "sh", "-c", "echo $API_TOKEN_FILE").strip()
+    )
+
+    inspected = json.dumps(podman.inspect("api"))
+    plan = _paid(podman, "plan", str(desired_dir), "--output", "json", env=env)
+    status = _paid(
+        podman, "status", str(desired_dir), "--output", "json", "--listen", daemon.url[7:], env=env
+    )
+    history = _paid(podman, "history", "api", "--output", "json", env=env)
+    metrics = daemon.get("/metrics")[1]
+    secret_names = podman.podman("secret", "ls", "--format", "{{.Name}}").split()
+    daemon.stop()
+    places = {
+        "podman inspect": inspected,
+        "secret inspect": podman.podman("secret", "inspect", *secret_names),
+        "paid plan": plan.stdout + plan.stderr,
+        "paid status": status.stdout + status.stderr,
+        "paid history": history.stdout + history.stderr,
+        "daemon log": daemon.log_path.read_text(),
+        "metrics": metrics,
+    }
+    assert "API_TOKEN" in inspected  # the search looks at the right thing
+    for where, text in places.items():
+        assert VALUE not in text, where
+    assert VALUE.encode() not in _everything_readable(state_dir)
+    assert 0o600 == (state_dir / "secrets.key").stat().st_mode & 0o777
+
+
+def test_changed_secret_file_rolls_the_service_out(
+    podman: PodmanService, daemon: Daemon, desired_dir: Path, tmp_path: Path
+) -> None:
+    """A new value is a new revision with a new container; the old one is gone."""
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "api-token").write_text("first")
+    _secret_service(desired_dir)
+    daemon.env["PAID_SECRETS_DIR"] = str(secrets_dir)
+    daemon.start()
+    before = podman.inspect("api")
+
+    (secrets_dir / "api-token").write_text("second")
+
+    wait_until(lambda: podman.inspect("api")["Id"] != before["Id"], 30)
+    wait_until(lambda: daemon.service("api")["phase"] == "Running", 30)
+    after = podman.inspect("api")
+    assert "second" == podman.podman("exec", "api", "cat", "/run/secrets/API_TOKEN")
+    labels_before, labels_after = before["Config"]["Labels"], after["Config"]["Labels"]
+    assert int(labels_after["paid.revision"]) == int(labels_before["paid.revision"]) + 1
+    assert labels_after["paid.secrets"] != labels_before["paid.secrets"]
+
+
+def test_missing_secret_file_is_a_load_error_and_costs_nothing(
+    podman: PodmanService, daemon: Daemon, desired_dir: Path, tmp_path: Path
+) -> None:
+    """Deleting the file leaves the running container alone and says which file."""
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "api-token").write_text("first")
+    _secret_service(desired_dir)
+    daemon.env["PAID_SECRETS_DIR"] = str(secrets_dir)
+    daemon.start()
+    before = podman.inspect("api")["Id"]
+
+    (secrets_dir / "api-token").unlink()
+
+    wait_until(lambda: daemon.metric("paid_desired_state_valid") == 0, 15)
+    errors = daemon.status()["desiredState"]["errors"]
+    assert any("api-token" in e and "secretEnv" in e for e in errors), errors
+    assert before == podman.inspect("api")["Id"]
+    assert podman.inspect("api")["State"]["Running"]
