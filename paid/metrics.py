@@ -41,6 +41,12 @@ RUNTIME_OPERATIONS: Final = (
     "exec",
     "logs",
     "info",
+    "list_secrets",
+    "create_secret",
+    "remove_secret",
+    "pause",
+    "kill",
+    "volume",
 )
 RUNTIME_RESULTS: Final = ("ok", "error", "unavailable", "rejected")
 BREAKER_STATES: Final = ("closed", "open", "half_open")
@@ -54,7 +60,7 @@ TRIGGERS: Final = (
     "probe",
 )
 PROBE_KINDS: Final = ("startup", "liveness", "readiness")
-PREFLIGHT_CHECKS: Final = ("podman", "disk", "image", "port", "host_path")
+PREFLIGHT_CHECKS: Final = ("podman", "disk", "image", "port", "host_path", "secret", "backup_dir")
 ROLLOUT_RESULTS: Final = ("succeeded", "failed", "rolled_back")
 
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -218,6 +224,48 @@ class Metrics:
             "paid_probe_failures_total",
             "Probes that crossed their failure threshold, by kind.",
             ["kind"],
+            registry=r,
+        )
+        self.backup_last_success = Gauge(
+            "paid_backup_last_success_timestamp_seconds",
+            "Unix time of the service's last successful backup.",
+            ["service"],
+            registry=r,
+        )
+        self.backup_duration = Gauge(
+            "paid_backup_duration_seconds",
+            "How long the service's last successful backup took.",
+            ["service"],
+            registry=r,
+        )
+        self.backup_failures = Counter(
+            "paid_backup_failures_total",
+            "Backups that failed, by service.",
+            ["service"],
+            registry=r,
+        )
+        self.backup_interval = Gauge(
+            "paid_backup_interval_seconds",
+            "Time between two scheduled backups of the service (from its cron schedule).",
+            ["service"],
+            registry=r,
+        )
+        self.slo_objective = Gauge(
+            "paid_slo_objective_ratio",
+            "The service's availability objective (0.999 for 99.9 %).",
+            ["service"],
+            registry=r,
+        )
+        self.slo_availability = Gauge(
+            "paid_slo_availability_ratio",
+            "Availability over the SLO window: ready time over known time.",
+            ["service"],
+            registry=r,
+        )
+        self.slo_budget_remaining = Gauge(
+            "paid_slo_error_budget_remaining_ratio",
+            "Share of the window's error budget not yet spent (negative: overspent).",
+            ["service"],
             registry=r,
         )
         self._initialise()

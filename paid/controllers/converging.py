@@ -23,7 +23,7 @@ from paid.controllers.services import ActionResult, Outcome, ServiceController
 from paid.runtime.base import Runtime, RuntimeFailure
 from paid.state.actual import ActualContainer
 from paid.state.checkout import Checkout
-from paid.state.desired import DesiredState
+from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import decide, diff
 from paid.state.plans import Action, ActionKind, Plan
 from paid.state.secrets import SecretSource
@@ -59,9 +59,12 @@ def converge(
     allow_mass_prune: bool = False,
     progress: Progress = lambda line: None,
     poll: float = 0.25,
+    backup: Callable[[DesiredService], str | None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> ConvergeReport:
-    converger = _Converger(runtime, store, checkout, progress, clock, secrets=secrets)
+    converger = _Converger(
+        runtime, store, checkout, progress, clock, secrets=secrets, backup=backup
+    )
     try:
         return converger.run(desired, allow_mass_prune=allow_mass_prune, poll=poll)
     finally:
@@ -78,6 +81,7 @@ class _Converger:
         clock: Callable[[], float],
         *,
         secrets: SecretSource | None,
+        backup: Callable[[DesiredService], str | None] | None,
     ) -> None:
         self.runtime, self.store, self.progress, self.clock = runtime, store, progress, clock
         self.secrets = secrets
@@ -100,6 +104,7 @@ class _Converger:
             health=self.health,
             clock=clock,
             on_finished=self._finished,
+            backup=backup,
         )
         self.phases: dict[str, str] = {}
         self.attempts: dict[str, int] = {}

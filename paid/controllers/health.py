@@ -37,7 +37,7 @@ import structlog
 from paid.runtime.base import Runtime, RuntimeFailure
 from paid.state import actual as states
 from paid.state.actual import ActualContainer
-from paid.state.desired import DesiredState
+from paid.state.desired import DesiredService, DesiredState
 from paid.state.specs import Probe, ServiceSpec
 
 log = structlog.get_logger("paid.health")
@@ -201,6 +201,7 @@ class HealthController:
             return {
                 "ready": health.ready,
                 "started": health.started,
+                "containerId": health.container_id,
                 "probes": {
                     str(k): {"passing": t.passing, "detail": t.detail}
                     for k, t in health.tracks.items()
@@ -305,3 +306,36 @@ class HealthController:
             except RuntimeFailure:
                 return None
         return health.address
+
+
+def wait_until_ready(
+    runtime: Runtime,
+    service: DesiredService,
+    container_id: str,
+    *,
+    timeout: float,
+    poll: float = 0.25,
+) -> bool:
+    """Probe one container as the daemon would until it is ready (True) or ``timeout``.
+
+    For the commands that restart a service outside the daemon (``paid
+    restore``); a container that stops running meanwhile is not ready.
+    """
+    health = HealthController(runtime, on_transition=lambda *args: None, workers=2)
+    deadline = time.monotonic() + timeout
+    try:
+        health.watch(service.name, container_id=container_id, name=service.name, spec=service.spec)
+        while time.monotonic() < deadline:
+            running = any(
+                c.id == container_id and c.state == states.RUNNING
+                for c in runtime.list_containers()
+            )
+            if not running:
+                return False
+            health.tick()
+            if health.ready(service.name):
+                return True
+            time.sleep(poll)
+        return False
+    finally:
+        health.close()

@@ -4,7 +4,8 @@ Each check says OK, WARN or FAIL with the reason, before anything is
 changed: Podman reachable (and its version), free disk on Podman's storage
 and on the state directory, every image present or pullable, every host
 port free or held by the service's own container, every host path there,
-every secret file readable (and not readable by others).
+every secret file readable (and not readable by others), the backup
+directory writable with free space.
 ``paid preflight`` prints them; ``paid apply`` runs them first; the daemon
 runs them at start and exports the results.
 """
@@ -44,7 +45,7 @@ class Check:
         return {**asdict(self), "status": str(self.status)}
 
 
-CHECKS = ("podman", "disk", "image", "port", "host_path", "secret")
+CHECKS = ("podman", "disk", "image", "port", "host_path", "secret", "backup_dir")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ def preflight(
     state_dir: str,
     disk: DiskThresholds = DiskThresholds(),
     secrets: SecretSource | None = None,
+    backup_dir: str | None = None,
 ) -> list[Check]:
     checks: list[Check] = []
     try:
@@ -88,7 +90,23 @@ def preflight(
                 )
     if secrets is not None:
         checks.extend(_secret_files(desired, secrets))
+    if backup_dir is not None and any(svc.spec.backup is not None for svc in desired):
+        checks.append(_disk("backup directory", backup_dir, disk))
+        checks.append(_writable(backup_dir))
     return checks
+
+
+def _writable(path: str) -> Check:
+    """The backup directory can be created and written by this process."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        probe = os.path.join(path, f".paid-preflight-{os.getpid()}")
+        with open(probe, "wb") as handle:
+            handle.write(b"ok")
+        os.unlink(probe)
+    except OSError as err:
+        return Check("backup_dir", path, Status.FAIL, f"cannot write: {err.strerror}")
+    return Check("backup_dir", path, Status.OK, "writable")
 
 
 def _secret_files(desired: DesiredState, secrets: SecretSource) -> Iterable[Check]:

@@ -127,6 +127,7 @@ class RolloutController:
         flags: Callable[[], Flags] = Flags,
         clock: Callable[[], float] = time.monotonic,
         on_finished: Callable[[str, str, str], None] = lambda service, result, why: None,
+        backup: Callable[[DesiredService], str | None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -136,6 +137,8 @@ class RolloutController:
         self._flags = flags
         self._clock = clock
         self._on_finished = on_finished
+        self._backup = backup  # takes a backup, returns its ID (None: it failed)
+        self._backups_before: dict[str, str] = {}  # service -> backup taken before the rollout
         self.active: dict[str, ActiveRollout] = {}
         self._first_failures: dict[tuple[str, str], tuple[int, float]] = {}
 
@@ -204,6 +207,20 @@ class RolloutController:
             if previous_revision is None:
                 self._count_first_failure(service)
             return
+        if current is not None and current.managed and self._wants_backup(service):
+            assert self._backup is not None  # noqa: S101 -- checked by _wants_backup
+            backup_id = self._backup(service)
+            if backup_id is None:
+                # Nothing touched yet: the old container keeps serving.
+                self._finish(
+                    name,
+                    revision,
+                    previous_revision,
+                    failed="backup before rollout failed",
+                    restore=None,
+                )
+                return
+            self._backups_before[name] = backup_id
         canary = service.spec.rollout.strategy is RolloutStrategy.CANARY and self._flags().canary
         if canary and current is not None and current.managed and self._health is not None:
             self._begin_canary(service, revision, previous_revision)
@@ -395,6 +412,7 @@ class RolloutController:
             "rollout_succeeded", f"{name}: revision {revision} {active.gate.reason}", service=name
         )
         log.info("rollout_succeeded", service=name, revision=revision)
+        self._backups_before.pop(name, None)
         self._on_finished(name, "succeeded", active.gate.reason)
 
     def _fail(self, service: DesiredService, reason: str) -> None:
@@ -434,6 +452,15 @@ class RolloutController:
         count, _ = self._first_failures.get(key, (0, 0.0))
         self._first_failures[key] = (count + 1, self._clock())
 
+    def _wants_backup(self, service: DesiredService) -> bool:
+        backup = service.spec.backup
+        return (
+            self._backup is not None
+            and backup is not None
+            and backup.before_rollout
+            and self._flags().backups
+        )
+
     def _finish(
         self,
         name: str,
@@ -454,6 +481,12 @@ class RolloutController:
         message = f"{name}: revision {revision} failed: {failed}"
         if rolled_back:
             message += f"; back on revision {previous_revision}"
+        backup_id = self._backups_before.pop(name, None)
+        if rolled_back and backup_id is not None:
+            message += (
+                f"; the data from before the rollout is backup {backup_id} "
+                f"(paid restore {name} --backup {backup_id})"
+            )
         self.store.record(
             "rollout_rolled_back" if rolled_back else "rollout_failed",
             message,

@@ -37,6 +37,7 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from paid import __version__
+from paid.controllers.backups import BackupController
 from paid.controllers.health import HealthController, ProbeKind
 from paid.controllers.preflight import Status, preflight
 from paid.controllers.rollouts import (
@@ -46,6 +47,7 @@ from paid.controllers.rollouts import (
     effective_state,
 )
 from paid.controllers.services import ActionResult, Outcome, ServiceController
+from paid.daemon.backups import BackupSchedule
 from paid.daemon.http import Endpoints, HttpServer, Probe
 from paid.daemon.queue import FULL, PRUNE, ShutDown, WorkQueue
 from paid.daemon.sources import DirectoryWatcher, EventPump, EventSource
@@ -64,10 +66,13 @@ from paid.state.loading import LoadError, digest, from_documents, load_directory
 from paid.state.plans import Action, ActionKind
 from paid.state.secrets import DEFAULT_DIRECTORY as DEFAULT_SECRETS_DIRECTORY
 from paid.state.secrets import SecretSource
+from paid.state.slo import measure
 from paid.state.statuses import service_statuses
 from paid.state.store import Store
 
 log = structlog.get_logger("paid.daemon")
+
+HEARTBEAT_SECONDS = 10.0  # a killed daemon's watch ends at most this long before it died
 
 CRASH_BACKOFF_BASE = 10.0
 CRASH_BACKOFF_MAX = 300.0
@@ -85,6 +90,9 @@ class Settings:
     flags_path: Path | None = None
     allowed_host_paths: tuple[str, ...] = ()
     secrets_dir: Path = Path(DEFAULT_SECRETS_DIRECTORY)
+    backup_dir: Path | None = None  # default: <state dir>/backups
+    backup_upload_command: str | None = None
+    slo_default: float | None = None  # percent, for services without an slo section
     allow_mass_prune: bool = False
     stall_limit: float = 600.0  # a reconcile running longer than this is hung
     first_pass_timeout: float = 60.0  # READY by then at the latest (systemd waits 90 s)
@@ -150,7 +158,24 @@ class Manager:
             flags=lambda: self.flags,
             clock=clock,
             on_finished=self._on_rollout_finished,
+            backup=lambda svc: self.backup_schedule.backup(svc, reason="before rollout"),
         )
+        self.backups = BackupController(
+            runtime=runtime,
+            store=store,
+            services=self.controller,
+            directory=settings.backup_dir or store.path.parent / "backups",
+            upload_command=settings.backup_upload_command,
+        )
+        self._scheduler = BackgroundScheduler(daemon=True)
+        self.backup_schedule = BackupSchedule(
+            self._scheduler,
+            self.backups,
+            metrics=metrics,
+            desired=lambda: self.state.desired,
+            enabled=lambda: self.flags.backups,
+        )
+        self.backups.on_finished = self.backup_schedule.observe
         self._store_version = store.data_version()
         self.flags = Flags()
         self._flags_mtime: int | None = None
@@ -162,6 +187,8 @@ class Manager:
         self._awaiting_first = threading.Event()
         self._load_lock = threading.Lock()
         self._published: set[str] = set()
+        self._readiness: dict[str, bool | str | None] = {}
+        self._watch_id = 0
         self._restarts: dict[str, tuple[int, float]] = {}
         self._heartbeat = clock()
         self._inflight: dict[str, float] = {}
@@ -170,7 +197,6 @@ class Manager:
         self._pump = EventPump(
             events, on_event=self._on_event, on_reconnect=self._on_reconnect, on_lost=self._on_lost
         )
-        self._scheduler = BackgroundScheduler(daemon=True)
         self._workers = [
             threading.Thread(target=self._work, name=f"paid-worker-{i}", daemon=True)
             for i in range(max(1, settings.workers))
@@ -202,10 +228,13 @@ class Manager:
             worker.start()
         if self.settings.watch_events:
             self._pump.start()
+        self._watch_id = self.store.begin_watch()
         self._trigger(FULL, "startup")
         self._every(self.settings.resync_interval, lambda: self._trigger(FULL, "resync"), "resync")
         self._every(self.settings.watch_interval, self._watch, "watch")
         self._every(0.25, self.health.tick, "probes")
+        self._every(HEARTBEAT_SECONDS, self._beat, "heartbeat")
+        self._every(self.settings.resync_interval, self._publish_slos, "slo")
         self._scheduler.start()
         ready_sent = False
         started = self._clock()
@@ -271,6 +300,7 @@ class Manager:
             self._pump.stop()
         self.health.close()
         self.http.stop()
+        self.store.heartbeat(self._watch_id)
         self.store.record("daemon_stopped", "paid stopped", pid=os.getpid())
         log.info("daemon_stopped")
         return 0
@@ -314,6 +344,7 @@ class Manager:
             runtime=self.runtime,
             state_dir=str(self.store.path.parent),
             secrets=self.secrets,
+            backup_dir=str(self.backups.directory),
         )
         counts: dict[tuple[str, str], int] = {}
         for check in checks:
@@ -376,6 +407,7 @@ class Manager:
                 self.state.load_errors = ()
                 if changed:
                     self.state.desired_since = now
+            self.backup_schedule.sync(result.desired)
             self.metrics.desired_valid.set(1)
             self.metrics.desired_errors.set(0)
             self.metrics.desired_last_load.set(now)
@@ -417,6 +449,7 @@ class Manager:
         with self._lock:
             self.state.desired = restored.desired
             self.state.desired_since = snapshot.at
+        self.backup_schedule.sync(restored.desired)
         self.metrics.services_desired.set(len(restored.desired))
         log.warning(
             "last_known_good_restored", services=len(restored.desired), saved_at=snapshot.at
@@ -588,6 +621,8 @@ class Manager:
         self, desired: DesiredState, name: str, actual: list[ActualContainer]
     ) -> bool:
         """Reconcile one service of the *enforced* state (pins and quarantines applied)."""
+        if self._held(name):
+            return True
         by_name = {c.name: c for c in actual}
         service = desired.services.get(name)  # type: ignore[call-overload]
         current = by_name.get(name)
@@ -648,6 +683,15 @@ class Manager:
             self.queue.add(name)
             return True
         return False
+
+    def _held(self, name: str) -> bool:
+        """A backup or restore has the service stopped on purpose: leave it, look again soon."""
+        hold = self.store.holds().get(name)
+        if hold is None:
+            return False
+        log.info("service_held", service=name, reason=hold.reason, pid=hold.pid)
+        self.queue.add_after(name, 1.0)
+        return True
 
     def _gated(self, action: Action, service: DesiredService) -> bool:
         """Spec changes, and first deploys of a revision, go through the health gate."""
@@ -735,8 +779,11 @@ class Manager:
             running += is_running
             converged += is_converged
             self.metrics.service_up.labels(svc.name).set(1 if is_converged else 0)
-            self.metrics.service_ready.labels(svc.name).set(1 if self.health.ready(svc.name) else 0)
+            ready = self.health.ready(svc.name)
+            self.metrics.service_ready.labels(svc.name).set(1 if ready else 0)
+            self._mark(svc.name, ready if svc.spec.enabled else None)
         for gone in self._published - set(desired.services):
+            self._mark(gone, None)
             self.metrics.service_up.remove(gone)
             self.metrics.service_ready.remove(gone)
             self.metrics.crash_loop.remove(gone)
@@ -744,6 +791,30 @@ class Manager:
         self.metrics.services_desired.set(len(desired))
         self.metrics.services_running.set(running)
         self.metrics.services_converged.set(converged)
+
+    def _mark(self, service: str, ready: bool | None) -> None:
+        """Add to the readiness record when the service's readiness changed."""
+        if self._readiness.get(service, "unset") == ready:
+            return
+        self._readiness[service] = ready
+        self.store.mark_readiness(service, ready)
+
+    def _beat(self) -> None:
+        self.store.heartbeat(self._watch_id)
+
+    def _publish_slos(self) -> None:
+        desired = self.state.desired
+        if desired is None:
+            return
+        now = time.time()
+        self.store.heartbeat(self._watch_id, at=now)  # this watch lasts until now
+        default = self.settings.slo_default
+        for found in measure(self.store, desired, default_percent=default, now=now):
+            service, target = found.objective.service, found.objective.target
+            self.metrics.slo_objective.labels(service).set(target)
+            if found.tally.availability is not None:
+                self.metrics.slo_availability.labels(service).set(found.tally.availability)
+            self.metrics.slo_budget_remaining.labels(service).set(found.budget_remaining_ratio)
 
     def _scrape(self) -> bytes:
         self.metrics.queue_depth.set(self.queue.depth())

@@ -33,6 +33,9 @@ MUTATING_CALLS = frozenset(
         "rename",
         "create_secret",
         "remove_secret",
+        "pause",
+        "kill",
+        "create_volume",
     }
 )
 
@@ -49,6 +52,7 @@ class FakeRuntime:
     exec_codes: dict[str, int] = field(default_factory=dict)
     logs: dict[str, list[str]] = field(default_factory=dict)
     secrets: dict[str, tuple[bytes, float]] = field(default_factory=dict)  # value, created
+    volumes: dict[str, str] = field(default_factory=dict)  # name -> a directory
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
@@ -148,6 +152,25 @@ class FakeRuntime:
         self._call("logs", name)
         self._get(name)
         return self.logs.get(name, [])[-lines:]
+
+    def kill_container(self, name: str, *, signal: str = "SIGKILL") -> None:
+        self._call("kill", name)
+        self._set(name, state="exited", exit_code=137)
+
+    def pause_container(self, name: str) -> None:
+        self._call("pause", name)
+        self._set(name, state="paused")
+
+    def volume_mountpoint(self, name: str) -> str:
+        self._call("volume", name)
+        try:
+            return self.volumes[name]
+        except KeyError:
+            raise ContainerMissing(f"no volume named {name}") from None
+
+    def create_volume(self, name: str) -> None:
+        self._call("create_volume", name)
+        self.volumes.setdefault(name, f"/fake/volumes/{name}/_data")
 
     def list_secrets(self) -> dict[str, float]:
         self._call("list_secrets")

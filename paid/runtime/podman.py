@@ -203,6 +203,22 @@ class PodmanRuntime:
             inspected.raise_for_status()
             return int(inspected.json().get("ExitCode") or 0)
 
+    def kill_container(self, name: str, *, signal: str = "SIGKILL") -> None:
+        self._post(name, "kill", params={"signal": signal})
+
+    def pause_container(self, name: str) -> None:
+        self._post(name, "pause")
+
+    def volume_mountpoint(self, name: str) -> str:
+        with _translated(f"inspect volume {name}"):
+            response = self._client.api.get(f"/volumes/{name}/json")
+            response.raise_for_status(not_found=podman_errors.NotFound)
+            return str(response.json()["Mountpoint"])
+
+    def create_volume(self, name: str) -> None:
+        with _translated(f"create volume {name}"):
+            self._client.volumes.create(name)
+
     def list_secrets(self) -> dict[str, float]:
         with _translated("list secrets"):
             response = self._client.api.get("/secrets/json")

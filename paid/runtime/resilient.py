@@ -187,14 +187,26 @@ class ResilientRuntime:
             "exec", lambda: self.inner.exec_in(name, command, timeout=timeout), retry=False
         )
 
+    def kill_container(self, name: str, *, signal: str = "SIGKILL") -> None:
+        self._call("kill", lambda: self.inner.kill_container(name, signal=signal), retry=False)
+
+    def pause_container(self, name: str) -> None:
+        self._call("pause", lambda: self.inner.pause_container(name))
+
+    def volume_mountpoint(self, name: str) -> str:
+        return self._call("volume", lambda: self.inner.volume_mountpoint(name))
+
+    def create_volume(self, name: str) -> None:
+        self._call("volume", lambda: self.inner.create_volume(name), retry=False)
+
     def list_secrets(self) -> dict[str, float]:
-        return self._call("list secrets", self.inner.list_secrets)
+        return self._call("list_secrets", self.inner.list_secrets)
 
     def create_secret(self, name: str, value: bytes) -> None:
-        self._call("create secret", lambda: self.inner.create_secret(name, value))
+        self._call("create_secret", lambda: self.inner.create_secret(name, value))
 
     def remove_secret(self, name: str) -> None:
-        self._call("remove secret", lambda: self.inner.remove_secret(name))
+        self._call("remove_secret", lambda: self.inner.remove_secret(name))
 
     def logs_tail(self, name: str, *, lines: int) -> list[str]:
         return self._call("logs", lambda: self.inner.logs_tail(name, lines=lines))

@@ -25,7 +25,7 @@ class Flags(BaseModel):
     auto_rollback: bool = True  # roll a failed rollout back (else leave the failed revision)
     prune: bool = True  # remove managed containers no longer desired
     event_watch: bool = True  # react to Podman events (else: resync only)
-    backups: bool = True  # scheduled backups (reserved: not built yet)
+    backups: bool = True  # scheduled backups, and backups before rollouts
     canary: bool = True  # honour strategy: Canary (else roll out as Recreate)
     chaos: bool = True  # allow `paid chaos` (reserved: not built yet)
 

@@ -26,6 +26,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, NewType, Self
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -311,6 +312,91 @@ class Rollout(_Model):
         return self
 
 
+# -- backups (acted on by the backup controller) ------------------------------
+
+
+class BackupConsistency(StrEnum):
+    STOP = "stop"  # stop the container for the copy: consistent, costs downtime
+    PAUSE = "pause"  # freeze its processes: consistent on disk, no restart
+    LIVE = "live"  # copy while it runs: for data that tolerates it
+
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def cron_fields(value: str) -> dict[str, str]:
+    """A cron expression as APScheduler ``CronTrigger`` keywords, checked.
+
+    Five fields (minute hour day month weekday) as in crontab(5), or six
+    with seconds first. Weekday numbers are cron's (0 and 7 are Sunday),
+    translated to names because APScheduler counts from Monday.
+    """
+    fields = value.split()
+    if len(fields) not in (5, 6):
+        raise ValueError(
+            f"schedule {value!r} is not a cron expression (minute hour day month weekday)"
+        )
+    if len(fields) == 5:
+        fields.insert(0, "0")
+    second, minute, hour, day, month, weekday = fields
+    keywords = {
+        "second": second,
+        "minute": minute,
+        "hour": hour,
+        "day": day,
+        "month": month,
+        "day_of_week": _weekday_names(weekday, value),
+    }
+    try:
+        CronTrigger(**keywords)
+    except ValueError as err:
+        raise ValueError(f"schedule {value!r}: {err}") from None
+    return keywords
+
+
+def _weekday_names(field: str, whole: str) -> str:
+    if not any(ch.isdigit() for ch in field.replace("*/", "")):
+        return field.lower()
+    days: set[int] = set()
+    for item in field.split(","):
+        span, _, step_text = item.partition("/")
+        step = int(step_text) if step_text.isdigit() else 1
+        if span == "*":
+            low, high = 0, 6
+        else:
+            first, _, last = span.partition("-")
+            if not first.isdigit() or (last and not last.isdigit()):
+                raise ValueError(f"schedule {whole!r}: weekday {item!r} mixes names and numbers")
+            low, high = int(first), int(last or first)
+            if not (0 <= low <= high <= 7):
+                raise ValueError(f"schedule {whole!r}: weekdays run from 0 to 7")
+            if not last and step_text:
+                high = 6
+        days.update(range(low, high + 1, step))
+    return ",".join(dict.fromkeys(_WEEKDAYS[d] for d in sorted(days)))
+
+
+class Backup(_Model):
+    schedule: str | None = None  # cron; none: only on demand and before rollouts
+    keep: int = Field(default=7, ge=1, le=1000)
+    before_rollout: bool = False
+    consistency: BackupConsistency = BackupConsistency.STOP
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            cron_fields(value)
+        return value
+
+
+class Slo(_Model):
+    """An availability objective, measured from the readiness record."""
+
+    availability: float = Field(gt=0, lt=100)  # percent: 99.9
+    window_days: int = Field(default=30, ge=1, le=365)
+
+
 # -- the service ------------------------------------------------------------
 
 
@@ -380,6 +466,8 @@ class ServiceSpec(_Model):
     startup_probe: Probe | None = None
     rollout: Rollout = Field(default_factory=Rollout)
     revision_history_limit: int = Field(default=10, ge=1)
+    backup: Backup | None = None
+    slo: Slo | None = None
     enabled: bool = True  # false: stop the service, keep its container and data
 
     @field_validator("image")
@@ -402,6 +490,16 @@ class ServiceSpec(_Model):
             if not _ENV_NAME.match(key):
                 raise ValueError(f"secret name {key!r} is not a valid environment variable name")
         return value
+
+    @model_validator(mode="after")
+    def _backup_needs_a_volume(self) -> Self:
+        if self.backup is not None and not self.named_volumes():
+            raise ValueError("backup: the service has no named volume to back up")
+        return self
+
+    def named_volumes(self) -> list[str]:
+        """The Podman volumes (not host paths) the service mounts, in order."""
+        return [v.source for v in self.volumes if not v.is_host_path]
 
     @model_validator(mode="after")
     def _secrets_apart_from_env(self) -> Self:
@@ -440,6 +538,8 @@ class ServiceSpec(_Model):
             "startup_probe",
             "rollout",
             "revision_history_limit",
+            "backup",
+            "slo",
             "enabled",
         }
     )

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paid.state.slo import Mark, Watch
+
 FILENAME = "paid.db"
 
 _MIGRATIONS: tuple[str, ...] = (
@@ -79,6 +81,32 @@ _MIGRATIONS: tuple[str, ...] = (
         at            REAL    NOT NULL
     );
     """,
+    # 4: holds: a service a backup or restore is working on; the daemon
+    # leaves it alone until the hold is released or its owner is gone
+    """
+    CREATE TABLE holds (
+        service  TEXT    PRIMARY KEY,
+        reason   TEXT    NOT NULL,
+        pid      INTEGER NOT NULL,
+        at       REAL    NOT NULL
+    );
+    """,
+    # 5: the readiness record (SLOs, postmortems): each service's ready /
+    # not-ready transitions, and when a daemon was watching at all
+    """
+    CREATE TABLE readiness (
+        service  TEXT    NOT NULL,
+        at       REAL    NOT NULL,
+        ready    INTEGER  -- 1 ready, 0 not, NULL not counted (disabled)
+    );
+    CREATE INDEX readiness_by_service ON readiness (service, at);
+    CREATE TABLE watches (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        pid      INTEGER NOT NULL,
+        start    REAL    NOT NULL,
+        seen     REAL    NOT NULL
+    );
+    """,
 )
 
 OUTCOMES = ("pending", "progressing", "succeeded", "failed", "rolled_back", "superseded")
@@ -114,6 +142,27 @@ class Pin:
     desired_hash: str  # the desired spec when pinned; a new one ends the pin
     reason: str
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    service: str
+    reason: str
+    pid: int  # the process that holds it; a hold whose process died is void
+    at: float
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # exists, owned by someone else
+        return True
+
+
+class HoldTaken(Exception):
+    """Another live process holds the service."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +389,71 @@ class Store:
     def pins(self) -> dict[str, Pin]:
         rows = self._query("SELECT service, revision, desired_hash, reason, at FROM pins")
         return {r[0]: Pin(*r) for r in rows}
+
+    # -- holds --------------------------------------------------------------
+
+    def hold(self, service: str, *, reason: str, pid: int | None = None) -> None:
+        """Take the service for a backup or restore; ``HoldTaken`` if a live process has it."""
+        pid = os.getpid() if pid is None else pid
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT service, reason, pid, at FROM holds WHERE service = ?", (service,)
+            ).fetchone()
+            if row is not None and Hold(*row).alive() and row[2] != pid:
+                raise HoldTaken(f"{service} is held by pid {row[2]} ({row[1]})")
+            db.execute(
+                "INSERT OR REPLACE INTO holds (service, reason, pid, at) VALUES (?, ?, ?, ?)",
+                (service, reason, pid, time.time()),
+            )
+
+    def release(self, service: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM holds WHERE service = ?", (service,))
+
+    def holds(self) -> dict[str, Hold]:
+        """Holds whose process is alive (a dead one's hold is void)."""
+        rows = self._query("SELECT service, reason, pid, at FROM holds")
+        return {h.service: h for h in (Hold(*r) for r in rows) if h.alive()}
+
+    # -- the readiness record -------------------------------------------------
+
+    def begin_watch(self, *, at: float | None = None) -> int:
+        """A daemon starts watching; ``heartbeat`` extends it, its last one ends it."""
+        at = time.time() if at is None else at
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO watches (pid, start, seen) VALUES (?, ?, ?)", (os.getpid(), at, at)
+            )
+            return int(cursor.lastrowid or 0)
+
+    def heartbeat(self, watch: int, *, at: float | None = None) -> None:
+        at = time.time() if at is None else at
+        with self._transaction() as db:
+            db.execute("UPDATE watches SET seen = ? WHERE id = ?", (at, watch))
+
+    def mark_readiness(self, service: str, ready: bool | None, *, at: float | None = None) -> None:
+        at = time.time() if at is None else at
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO readiness (service, at, ready) VALUES (?, ?, ?)",
+                (service, at, None if ready is None else int(ready)),
+            )
+
+    def readiness(self, service: str, *, since: float = 0.0) -> list[Mark]:
+        """The service's marks from ``since`` on, plus the last one before it."""
+        rows = self._query(
+            "SELECT at, ready FROM readiness WHERE service = ? AND at >= ("
+            " SELECT COALESCE(MAX(at), 0) FROM readiness WHERE service = ? AND at <= ?"
+            ") ORDER BY at",
+            (service, service, since),
+        )
+        return [Mark(at, None if ready is None else bool(ready)) for at, ready in rows]
+
+    def watches(self, *, since: float = 0.0) -> list[Watch]:
+        rows = self._query(
+            "SELECT start, seen FROM watches WHERE seen >= ? ORDER BY start", (since,)
+        )
+        return [Watch(start, seen) for start, seen in rows]
 
     def data_version(self) -> int:
         """Changes when another connection (the CLI) committed: a cheap "look again"."""

@@ -11,13 +11,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
 from paid import __version__, logs, settings
+from paid.cli import backups, chaos, reports
+from paid.cli.common import (
+    DEFAULT_DIR,
+    DEFAULT_LISTEN,
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    daemon_status,
+    env,
+    load,
+    named_service,
+    out,
+    print_errors,
+    secret_source,
+    stderr,
+    table,
+)
 from paid.controllers.converging import ConvergeReport, converge
 from paid.controllers.preflight import Check, DiskThresholds, failed, preflight
 from paid.controllers.rollouts import effective_state
@@ -26,19 +41,12 @@ from paid.runtime.base import RuntimeFailure
 from paid.runtime.podman import PodmanRuntime
 from paid.state import secrets as secret_files
 from paid.state.checkout import describe
-from paid.state.desired import DesiredService, DesiredState
+from paid.state.desired import DesiredState
 from paid.state.diffing import diff
-from paid.state.loading import LoadResult, load_directory
 from paid.state.plans import ActionKind, Plan
-from paid.state.secrets import SecretSource, SecretUnavailable
+from paid.state.secrets import SecretUnavailable
 from paid.state.statuses import service_statuses
 from paid.state.store import Store, StoreError
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CHANGES = 2
-DEFAULT_DIR = "desired-state"
-DEFAULT_LISTEN = "127.0.0.1:9707"
 
 _SYMBOLS = {
     ActionKind.CREATE: "+",
@@ -51,40 +59,36 @@ _SYMBOLS = {
 }
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"PAID_{name}", default)
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--podman-url",
-        default=_env("PODMAN_URL") or settings.default_podman_url(),
+        default=env("PODMAN_URL") or settings.default_podman_url(),
         help="Podman API URL (env PAID_PODMAN_URL; default CONTAINER_HOST, else the usual socket)",
     )
     common.add_argument(
         "--state-dir",
-        default=_env("STATE_DIR") or settings.default_state_dir(),
+        default=env("STATE_DIR") or settings.default_state_dir(),
         help="directory of the SQLite store (env PAID_STATE_DIR)",
     )
     common.add_argument(
         "--log-format",
         choices=("auto", "console", "json"),
-        default=_env("LOG_FORMAT", "auto"),
+        default=env("LOG_FORMAT", "auto"),
         help="log lines on stderr: console on a tty, JSON otherwise (env PAID_LOG_FORMAT)",
     )
     host_paths = argparse.ArgumentParser(add_help=False)
     host_paths.add_argument(
         "--allow-host-path",
         action="append",
-        default=[p for p in (_env("ALLOW_HOST_PATHS") or "").split(":") if p],
+        default=[p for p in (env("ALLOW_HOST_PATHS") or "").split(":") if p],
         metavar="PREFIX",
         help="host paths under PREFIX may be mounted "
         "(repeatable; env PAID_ALLOW_HOST_PATHS, ':'-separated)",
     )
     host_paths.add_argument(
         "--secrets-dir",
-        default=_env("SECRETS_DIR", secret_files.DEFAULT_DIRECTORY),
+        default=env("SECRETS_DIR", secret_files.DEFAULT_DIRECTORY),
         metavar="DIR",
         help="where secretEnv files are read (env PAID_SECRETS_DIR; default /etc/paid/secrets)",
     )
@@ -117,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     apply = sub.add_parser(
         "apply",
-        parents=[common, loading, guard],
+        parents=[common, loading, guard, backups.options()],
         help="converge once and exit (0 converged, 1 not)",
     )
     apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
@@ -126,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     preflight_parser = sub.add_parser(
         "preflight",
-        parents=[common, loading, output],
+        parents=[common, loading, output, backups.options()],
         help="check that this host can run the desired state (1 on any FAIL)",
     )
     preflight_parser.add_argument(
@@ -148,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument(
         "--listen",
-        default=_env("LISTEN", DEFAULT_LISTEN),
+        default=env("LISTEN", DEFAULT_LISTEN),
         help="ask the daemon there first (env PAID_LISTEN); without one, look for yourself",
     )
     history = sub.add_parser(
@@ -173,30 +177,32 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("service")
     retry.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")
     run = sub.add_parser(
-        "run", parents=[common, loading, guard], help="the daemon: keep the host converged"
+        "run",
+        parents=[common, loading, guard, backups.options()],
+        help="the daemon: keep the host converged",
     )
     run.add_argument(
         "--listen",
-        default=_env("LISTEN", DEFAULT_LISTEN),
+        default=env("LISTEN", DEFAULT_LISTEN),
         help="HTTP address for /metrics, /healthz, /readyz, /status (env PAID_LISTEN)",
     )
     run.add_argument(
         "--resync-interval",
         type=float,
-        default=float(_env("RESYNC_INTERVAL", "30") or 30),
+        default=float(env("RESYNC_INTERVAL", "30") or 30),
         metavar="SECONDS",
         help="full resync period (env PAID_RESYNC_INTERVAL; default 30)",
     )
     run.add_argument(
         "--watch-interval",
         type=float,
-        default=float(_env("WATCH_INTERVAL", "1") or 1),
+        default=float(env("WATCH_INTERVAL", "1") or 1),
         metavar="SECONDS",
         help="how often to look for desired-state changes (default 1)",
     )
     run.add_argument(
         "--flags",
-        default=_env("FLAGS"),
+        default=env("FLAGS"),
         metavar="FILE",
         help="feature flags file, re-read when it changes (env PAID_FLAGS)",
     )
@@ -207,11 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not follow Podman's event stream: heal on the periodic resync only",
     )
     run.add_argument(
+        "--slo-default",
+        type=float,
+        default=float(env("SLO_DEFAULT") or 0) or None,
+        metavar="PERCENT",
+        help="availability objective for services without an slo section (env PAID_SLO_DEFAULT)",
+    )
+    run.add_argument(
         "--workers",
         type=int,
-        default=int(_env("WORKERS", "4") or 4),
+        default=int(env("WORKERS", "4") or 4),
         help="services reconciled in parallel (default 4)",
     )
+    backups.register(sub, common=common, host_paths=host_paths, output=output)
+    reports.register(sub, common=common, loading=loading, output=output)
+    chaos.register(sub, common=common, loading=loading)
     return parser
 
 
@@ -228,45 +244,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rollback": _rollback,
         "rollout": _rollout_retry,
         "preflight": _preflight,
+        "backup": backups.run,
+        "restore": backups.run,
+        "slo": reports.run,
+        "postmortem": reports.run,
+        "chaos": chaos.run,
     }
     command = commands[args.command]
     try:
         return command(args)
     except RuntimeFailure as err:
-        _err(f"paid: cannot reach Podman at {args.podman_url}: {err}")
+        stderr(f"paid: cannot reach Podman at {args.podman_url}: {err}")
         return EXIT_ERROR
     except (StoreError, SecretUnavailable) as err:
-        _err(f"paid: {err}")
+        stderr(f"paid: {err}")
         return EXIT_ERROR
-
-
-def _load(args: argparse.Namespace) -> LoadResult:
-    return load_directory(args.dir, allowed_host_paths=args.allow_host_path, secrets=_secrets(args))
-
-
-def _secrets(args: argparse.Namespace) -> SecretSource:
-    """Secret files under the host key; without a state dir (validate), only checked."""
-    state_dir = getattr(args, "state_dir", None)
-    if state_dir is None:
-        return SecretSource.checking_only(args.secrets_dir)
-    return SecretSource.open(args.secrets_dir, state_dir=state_dir)
-
-
-def _print_errors(result: LoadResult) -> None:
-    for error in result.errors:
-        _err(str(error))
-    _err(f"paid: {args_dir_summary(result)}")
-
-
-def args_dir_summary(result: LoadResult) -> str:
-    count = len(result.errors)
-    return f"{count} error{'s' if count != 1 else ''}; nothing was changed"
 
 
 def _validate(args: argparse.Namespace) -> int:
-    result = _load(args)
+    result = load(args)
     if args.output == "json":
-        _out(
+        out(
             json.dumps(
                 {
                     "valid": result.ok,
@@ -281,20 +279,20 @@ def _validate(args: argparse.Namespace) -> int:
         )
         return EXIT_OK if result.ok else EXIT_ERROR
     if result.desired is None:
-        _print_errors(result)
+        print_errors(result)
         return EXIT_ERROR
-    _out(f"{args.dir}: {len(result.desired)} services in {len(result.files)} files, valid")
+    out(f"{args.dir}: {len(result.desired)} services in {len(result.files)} files, valid")
     return EXIT_OK
 
 
 def _plan(args: argparse.Namespace) -> int:
-    result = _load(args)
+    result = load(args)
     if result.desired is None:
-        _print_errors(result)
+        print_errors(result)
         return EXIT_ERROR
     plan = _compute_plan(args, result.desired)
     if args.output == "json":
-        _out(json.dumps(plan.to_json(), indent=2))
+        out(json.dumps(plan.to_json(), indent=2))
     else:
         _print_plan(plan)
     return EXIT_OK if plan.empty else EXIT_CHANGES
@@ -310,20 +308,20 @@ def _compute_plan(args: argparse.Namespace, desired: DesiredState) -> Plan:
 
 def _print_plan(plan: Plan) -> None:
     if plan.empty:
-        _out("No changes: the host matches the desired state.")
+        out("No changes: the host matches the desired state.")
         return
     for action in plan.actions:
-        _out(f"{_SYMBOLS[action.kind]} {action.kind:<8} {action.service}: {action.reason}")
+        out(f"{_SYMBOLS[action.kind]} {action.kind:<8} {action.service}: {action.reason}")
     for action in plan.withheld:
-        _out(f"  (withheld) {action.kind} {action.service}: {action.reason}")
+        out(f"  (withheld) {action.kind} {action.service}: {action.reason}")
     for note in plan.notes:
-        _out(f"note: {note}")
+        out(f"note: {note}")
 
 
 def _apply(args: argparse.Namespace) -> int:
-    result = _load(args)
+    result = load(args)
     if result.desired is None:
-        _print_errors(result)
+        print_errors(result)
         return EXIT_ERROR
     if args.dry_run:
         plan = _compute_plan(args, result.desired)
@@ -332,11 +330,17 @@ def _apply(args: argparse.Namespace) -> int:
     runtime = PodmanRuntime(args.podman_url)
     if not args.skip_preflight:
         checks = preflight(
-            result.desired, runtime=runtime, state_dir=args.state_dir, secrets=_secrets(args)
+            result.desired,
+            runtime=runtime,
+            state_dir=args.state_dir,
+            secrets=secret_source(args),
+            backup_dir=str(backups.backup_dir(args)),
         )
         if failed(checks):
             _print_checks(checks)
-            _err("paid: pre-flight checks failed; nothing was changed (--skip-preflight to force)")
+            stderr(
+                "paid: pre-flight checks failed; nothing was changed (--skip-preflight to force)"
+            )
             runtime.close()
             return EXIT_ERROR
     try:
@@ -346,9 +350,10 @@ def _apply(args: argparse.Namespace) -> int:
                 runtime=runtime,
                 store=store,
                 checkout=describe(args.dir),
-                secrets=_secrets(args),
+                secrets=secret_source(args),
                 allow_mass_prune=args.allow_mass_prune,
-                progress=_out,
+                progress=out,
+                backup=backups.before_rollout(args, runtime, store),
             )
     finally:
         runtime.close()
@@ -358,35 +363,35 @@ def _apply(args: argparse.Namespace) -> int:
 
 def _print_report(report: ConvergeReport) -> None:
     if not report.results and not report.rollouts and not report.unfinished:
-        _out("No changes: the host matches the desired state.")
+        out("No changes: the host matches the desired state.")
         return
     for r in report.results:
         mark = "ok" if r.outcome is Outcome.DONE else str(r.outcome).upper()
         detail = f" ({r.detail})" if r.detail else ""
-        _out(f"{mark:<9} {r.action.kind:<8} {r.action.service}: {r.action.reason}{detail}")
+        out(f"{mark:<9} {r.action.kind:<8} {r.action.service}: {r.action.reason}{detail}")
     for name, outcome in sorted(report.rollouts.items()):
         mark = "ok" if outcome == "succeeded" else outcome.upper()
         why = report.reasons.get(name, "")
-        _out(
+        out(
             f"{mark:<9} rollout  {name}: {outcome.replace('_', ' ')}" + (f" ({why})" if why else "")
         )
     for name, why in sorted(report.unfinished.items()):
-        _out(f"{'PENDING':<9} {name}: {why}")
+        out(f"{'PENDING':<9} {name}: {why}")
     if report.converged:
-        _out("converged")
+        out("converged")
     else:
         failed = [r for r in report.results if r.outcome is not Outcome.DONE]
         bad = [n for n, o in report.rollouts.items() if o != "succeeded"]
-        _out(
+        out(
             f"not converged: {len(failed)} actions not applied, {len(bad)} rollouts failed, "
             f"{len(report.unfinished)} services unfinished"
         )
 
 
 def _preflight(args: argparse.Namespace) -> int:
-    result = _load(args)
+    result = load(args)
     if result.desired is None:
-        _print_errors(result)
+        print_errors(result)
         return EXIT_ERROR
     runtime = PodmanRuntime(args.podman_url)
     try:
@@ -395,12 +400,13 @@ def _preflight(args: argparse.Namespace) -> int:
             runtime=runtime,
             state_dir=args.state_dir,
             disk=DiskThresholds(warn_percent=args.disk_warn, fail_percent=args.disk_fail),
-            secrets=_secrets(args),
+            secrets=secret_source(args),
+            backup_dir=str(backups.backup_dir(args)),
         )
     finally:
         runtime.close()
     if args.output == "json":
-        _out(
+        out(
             json.dumps(
                 {"checks": [c.to_json() for c in checks], "ok": not failed(checks)}, indent=2
             )
@@ -411,31 +417,17 @@ def _preflight(args: argparse.Namespace) -> int:
 
 
 def _print_checks(checks: Sequence[Check]) -> None:
-    _table(
+    table(
         ("STATUS", "CHECK", "SUBJECT", "REASON"),
         [(str(c.status), c.check, c.subject, c.reason) for c in checks],
     )
 
 
-def _daemon_status(listen: str) -> dict[str, Any] | None:
-    """The running daemon's /status, if one answers on ``listen``."""
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    if host in ("0.0.0.0", "::"):  # noqa: S104 -- a wildcard listener answers on loopback
-        host = "127.0.0.1"
-    try:
-        with urllib.request.urlopen(f"http://{host}:{port}/status", timeout=2) as response:
-            doc = json.loads(response.read())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
 def _status(args: argparse.Namespace) -> int:
-    doc = _daemon_status(args.listen)
+    doc = daemon_status(args.listen)
     if doc is not None:
         if args.output == "json":
-            _out(json.dumps({**doc, "source": f"daemon at {args.listen}"}, indent=2))
+            out(json.dumps({**doc, "source": f"daemon at {args.listen}"}, indent=2))
             return EXIT_OK
         rows = []
         for svc in doc.get("services", []):
@@ -457,13 +449,13 @@ def _status(args: argparse.Namespace) -> int:
                     svc.get("note") or "",
                 )
             )
-        _out(
+        out(
             f"from the daemon at {args.listen}: "
             + ("ready" if doc.get("ready") else str(doc.get("reason")))
         )
-        _table(("SERVICE", "PHASE", "READY", "REVISION", "IMAGE", "NOTE"), rows)
+        table(("SERVICE", "PHASE", "READY", "REVISION", "IMAGE", "NOTE"), rows)
         return EXIT_OK
-    result = _load(args)
+    result = load(args)
     desired = result.desired
     runtime = PodmanRuntime(args.podman_url)
     try:
@@ -479,7 +471,7 @@ def _status(args: argparse.Namespace) -> int:
                 if number is not None:
                     revisions[service.name] = number
             # A pin or a quarantine is drift from the desired state, shown as such.
-            notes = effective_state(desired, store, _secrets(args)).notes
+            notes = effective_state(desired, store, secret_source(args)).notes
     statuses = service_statuses(desired, actual, revisions=revisions)
     if args.output == "json":
         report: dict[str, Any] = {
@@ -490,10 +482,10 @@ def _status(args: argparse.Namespace) -> int:
             },
             "services": [{**s.to_json(), "note": notes.get(s.name)} for s in statuses],
         }
-        _out(json.dumps(report, indent=2))
+        out(json.dumps(report, indent=2))
         return EXIT_OK
     if not result.ok:
-        _err(f"paid: {args.dir} does not validate ({len(result.errors)} errors); phases unknown")
+        stderr(f"paid: {args.dir} does not validate ({len(result.errors)} errors); phases unknown")
     header = ("SERVICE", "PHASE", "STATE", "REVISION", "IMAGE", "NOTE")
     rows = [
         (
@@ -506,7 +498,7 @@ def _status(args: argparse.Namespace) -> int:
         )
         for s in statuses
     ]
-    _table(header, rows)
+    table(header, rows)
     return EXIT_OK
 
 
@@ -529,6 +521,9 @@ def _run(args: argparse.Namespace) -> int:
         flags_path=Path(args.flags) if args.flags else None,
         allowed_host_paths=tuple(args.allow_host_path),
         secrets_dir=Path(args.secrets_dir),
+        backup_dir=backups.backup_dir(args),
+        backup_upload_command=args.backup_upload_command,
+        slo_default=args.slo_default,
         allow_mass_prune=args.allow_mass_prune,
     )
     with Store.open(args.state_dir) as store:
@@ -541,7 +536,7 @@ def _run(args: argparse.Namespace) -> int:
                 metrics=metrics,
             )
         except OSError as err:
-            _err(f"paid: cannot listen on {args.listen}: {err.strerror}")
+            stderr(f"paid: cannot listen on {args.listen}: {err.strerror}")
             return EXIT_ERROR
         return manager.run()
 
@@ -551,10 +546,10 @@ def _history(args: argparse.Namespace) -> int:
         revisions = store.revisions(args.service)
         pin = store.pins().get(args.service)
     if not revisions:
-        _err(f"paid: no revisions of {args.service!r} in {args.state_dir}")
+        stderr(f"paid: no revisions of {args.service!r} in {args.state_dir}")
         return EXIT_ERROR
     if args.output == "json":
-        _out(
+        out(
             json.dumps(
                 {
                     "service": args.service,
@@ -592,24 +587,12 @@ def _history(args: argparse.Namespace) -> int:
         )
         for r in revisions
     ]
-    _table(header, rows)
+    table(header, rows)
     return EXIT_OK
 
 
-def _named_service(args: argparse.Namespace) -> DesiredService | None:
-    """The desired service ``args.service`` names, or None after saying why."""
-    result = _load(args)
-    if result.desired is None:
-        _print_errors(result)
-        return None
-    service = result.desired.services.get(args.service)
-    if service is None:
-        _err(f"paid: {args.service!r} is not in {args.dir}")
-    return service
-
-
 def _rollback(args: argparse.Namespace) -> int:
-    service = _named_service(args)
+    service = named_service(args)
     if service is None:
         return EXIT_ERROR
     with Store.open(args.state_dir) as store:
@@ -623,7 +606,7 @@ def _rollback(args: argparse.Namespace) -> int:
             what = (
                 f"revision {args.to_revision}" if args.to_revision else "an earlier good revision"
             )
-            _err(f"paid: {args.service} has no {what} to roll back to (see paid history)")
+            stderr(f"paid: {args.service} has no {what} to roll back to (see paid history)")
             return EXIT_ERROR
         store.pin(
             service.name,
@@ -637,7 +620,7 @@ def _rollback(args: argparse.Namespace) -> int:
             service=service.name,
             revision=target.number,
         )
-    _out(
+    out(
         f"{service.name} pinned to revision {target.number}: the daemon rolls it out through "
         "the health gate; the pin holds until the desired spec of the service changes."
     )
@@ -645,14 +628,14 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _rollout_retry(args: argparse.Namespace) -> int:
-    service = _named_service(args)
+    service = named_service(args)
     if service is None:
         return EXIT_ERROR
     with Store.open(args.state_dir) as store:
         number = store.find_revision(service=service.name, spec_hash=service.spec_hash)
         revision = store.revision(service.name, number) if number is not None else None
         if revision is None or not revision.quarantined:
-            _out(f"{service.name}: the desired revision is not quarantined; nothing to retry")
+            out(f"{service.name}: the desired revision is not quarantined; nothing to retry")
             return EXIT_OK
         store.set_outcome(
             service.name, revision.number, "pending", "retry requested", quarantine=False
@@ -662,26 +645,12 @@ def _rollout_retry(args: argparse.Namespace) -> int:
             f"{service.name}: revision {revision.number} may roll out again",
             service=service.name,
         )
-    _out(
+    out(
         f"{service.name}: revision {revision.number} released from quarantine; "
         "the daemon rolls it out"
     )
     return EXIT_OK
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        _out("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
 def _rev(number: int | None) -> str:
     return "-" if number is None else str(number)
-
-
-def _out(text: str) -> None:
-    print(text, file=sys.stdout, flush=True)
-
-
-def _err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)

@@ -1,0 +1,106 @@
+"""What every command shares: exit codes, output, loading the desired state."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from paid.state.desired import DesiredService
+from paid.state.loading import LoadResult, load_directory
+from paid.state.secrets import SecretSource
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+DEFAULT_DIR = "desired-state"
+DEFAULT_LISTEN = "127.0.0.1:9707"
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"PAID_{name}", default)
+
+
+def load(args: argparse.Namespace) -> LoadResult:
+    return load_directory(
+        args.dir, allowed_host_paths=args.allow_host_path, secrets=secret_source(args)
+    )
+
+
+def secret_source(args: argparse.Namespace) -> SecretSource:
+    """Secret files under the host key; without a state dir (validate), only checked."""
+    state_dir = getattr(args, "state_dir", None)
+    if state_dir is None:
+        return SecretSource.checking_only(args.secrets_dir)
+    return SecretSource.open(args.secrets_dir, state_dir=state_dir)
+
+
+def print_errors(result: LoadResult) -> None:
+    for error in result.errors:
+        stderr(str(error))
+    stderr(f"paid: {args_dir_summary(result)}")
+
+
+def args_dir_summary(result: LoadResult) -> str:
+    count = len(result.errors)
+    return f"{count} error{'s' if count != 1 else ''}; nothing was changed"
+
+
+def named_service(args: argparse.Namespace) -> DesiredService | None:
+    """The desired service ``args.service`` names, or None after saying why."""
+    result = load(args)
+    if result.desired is None:
+        print_errors(result)
+        return None
+    service = result.desired.services.get(args.service)
+    if service is None:
+        stderr(f"paid: {args.service!r} is not in {args.dir}")
+    return service
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        out("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def out(text: str) -> None:
+    print(text, file=sys.stdout, flush=True)
+
+
+def stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def daemon_get(listen: str, path: str, *, timeout: float = 2.0) -> tuple[int, str] | None:
+    """GET ``path`` from the daemon listening on ``listen``: (status, body), or None."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):  # noqa: S104 -- a wildcard listener answers on loopback
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as err:
+        return int(err.code), err.read().decode()
+    except OSError:
+        return None
+
+
+def daemon_status(listen: str) -> dict[str, Any] | None:
+    """The running daemon's /status, if one answers on ``listen``."""
+    answer = daemon_get(listen, "/status")
+    if answer is None or answer[0] != 200:
+        return None
+    try:
+        doc = json.loads(answer[1])
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None

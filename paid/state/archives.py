@@ -1,0 +1,355 @@
+"""Backup archives on disk: one directory per backup, a manifest, checked twice.
+
+Layout under the backup directory::
+
+    <service>/<id>/manifest.json       what was copied, with sha256 per archive
+    <service>/<id>/<volume>.tar.gz     the volume's files, paths relative to its root
+
+A backup is written into ``<service>/.<id>.partial`` and renamed into place
+only when complete and fsynced, so a kill at any moment leaves either a whole
+backup or a partial directory that listing ignores and the next run removes.
+Directories are 0700 and files 0600: backups hold the service's data.
+
+Before anything is extracted, the archive's sha256 must match the manifest,
+and every member must stay inside the volume: no absolute names, no ``..``,
+no symbolic or hard link pointing out of the volume, no member written
+through a link, no device files. Python 3.11.2 (Debian 12) predates
+tarfile's extraction filters, so the checks are made here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import tarfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+PARTIAL_SUFFIX = ".partial"
+_CHUNK = 1 << 20
+
+
+class ArchiveError(Exception):
+    """A backup is missing, damaged, or would write outside its volume."""
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeArchive:
+    volume: str
+    file: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class BackupRecord:
+    id: str
+    service: str
+    created_at: float
+    revision: int | None
+    consistency: str
+    reason: str
+    volumes: tuple[VolumeArchive, ...]
+    path: Path
+
+    @property
+    def size(self) -> int:
+        return sum(v.size for v in self.volumes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "service": self.service,
+            "createdAt": self.created_at,
+            "revision": self.revision,
+            "consistency": self.consistency,
+            "reason": self.reason,
+            "size": self.size,
+            "volumes": [
+                {"volume": v.volume, "file": v.file, "sha256": v.sha256, "size": v.size}
+                for v in self.volumes
+            ],
+        }
+
+
+def new_id(now: float) -> str:
+    """Sortable and readable: UTC time to the millisecond."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return f"{stamp}.{int(now * 1000) % 1000:03d}Z"
+
+
+def write_backup(
+    root: Path,
+    *,
+    service: str,
+    volumes: Mapping[str, Path],
+    revision: int | None,
+    consistency: str,
+    reason: str,
+    now: float,
+) -> BackupRecord:
+    """Copy each volume's directory into a new backup of ``service``."""
+    backup_id = new_id(now)
+    parent = root / service
+    _private_dir(root)
+    _private_dir(parent)
+    partial = parent / f".{backup_id}{PARTIAL_SUFFIX}"
+    final = parent / backup_id
+    if final.exists():
+        raise ArchiveError(f"backup {service}/{backup_id} exists already")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(mode=0o700)
+    archives = []
+    for volume, source in volumes.items():
+        file = f"{volume}.tar.gz"
+        digest, size = _write_tar(source, partial / file)
+        archives.append(VolumeArchive(volume, file, digest, size))
+    record = BackupRecord(
+        backup_id, service, now, revision, consistency, reason, tuple(archives), final
+    )
+    manifest = {"format": FORMAT, **record.to_json()}
+    _write_private(partial / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+    _fsync_dir(partial)
+    os.rename(partial, final)
+    _fsync_dir(parent)
+    return record
+
+
+def list_backups(root: Path, service: str | None = None) -> list[BackupRecord]:
+    """Complete backups, oldest first; partial ones and strangers are skipped."""
+    if not root.is_dir():
+        return []
+    services = [service] if service is not None else sorted(p.name for p in root.iterdir())
+    found = []
+    for name in services:
+        parent = root / name
+        if not parent.is_dir():
+            continue
+        for entry in sorted(parent.iterdir()):
+            if entry.name.startswith(".") or not (entry / MANIFEST).is_file():
+                continue
+            with contextlib.suppress(ArchiveError):
+                found.append(read_manifest(entry))
+    return sorted(found, key=lambda b: (b.service, b.created_at, b.id))
+
+
+def read_manifest(path: Path) -> BackupRecord:
+    try:
+        raw = json.loads((path / MANIFEST).read_text())
+        if raw.get("format") != FORMAT:
+            raise ArchiveError(f"{path}: unknown manifest format {raw.get('format')!r}")
+        volumes = tuple(
+            VolumeArchive(str(v["volume"]), str(v["file"]), str(v["sha256"]), int(v["size"]))
+            for v in raw["volumes"]
+        )
+        return BackupRecord(
+            id=str(raw["id"]),
+            service=str(raw["service"]),
+            created_at=float(raw["createdAt"]),
+            revision=None if raw.get("revision") is None else int(raw["revision"]),
+            consistency=str(raw["consistency"]),
+            reason=str(raw.get("reason", "")),
+            volumes=volumes,
+            path=path,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ArchiveError(f"{path}: unreadable manifest ({err})") from None
+
+
+def find_backup(root: Path, service: str, backup_id: str | None) -> BackupRecord:
+    """``backup_id`` of ``service``, or its newest backup."""
+    backups = list_backups(root, service)
+    if not backups:
+        raise ArchiveError(f"no backups of {service} in {root}")
+    if backup_id is None:
+        return backups[-1]
+    for backup in backups:
+        if backup.id == backup_id:
+            return backup
+    raise ArchiveError(f"no backup {backup_id!r} of {service} in {root}")
+
+
+def verify(backup: BackupRecord) -> list[str]:
+    """Every problem found: checksums first, then each member's path."""
+    problems = []
+    for volume in backup.volumes:
+        path = backup.path / volume.file
+        if posixpath.basename(volume.file) != volume.file:
+            problems.append(f"{volume.volume}: archive name {volume.file!r} is not a plain name")
+            continue
+        try:
+            digest = _sha256(path)
+        except OSError as err:
+            problems.append(f"{volume.volume}: {path}: {err.strerror}")
+            continue
+        if digest != volume.sha256:
+            problems.append(
+                f"{volume.volume}: checksum mismatch (manifest {volume.sha256[:12]}…, "
+                f"archive {digest[:12]}…): the archive was changed or damaged"
+            )
+            continue
+        problems.extend(f"{volume.volume}: {p}" for p in unsafe_members(path))
+    return problems
+
+
+def unsafe_members(path: Path) -> list[str]:
+    """Members that would land outside the volume, or are not plain data."""
+    problems = []
+    links: set[str] = set()
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                problem = _member_problem(member, links)
+                if problem:
+                    problems.append(f"{member.name!r}: {problem}")
+                if member.issym() or member.islnk():
+                    links.add(_normal(member.name))
+    except (OSError, tarfile.TarError, EOFError) as err:
+        problems.append(f"unreadable archive: {err}")
+    return problems
+
+
+def extract(backup: BackupRecord, volume: str, target: Path) -> None:
+    """Unpack a verified volume archive into the empty directory ``target``."""
+    problems = verify(backup)
+    if problems:
+        raise ArchiveError("; ".join(problems))
+    (entry,) = [v for v in backup.volumes if v.volume == volume]
+    with tarfile.open(backup.path / entry.file, "r:gz") as tar:
+        # Safe: every member was checked by verify() just above.
+        tar.extractall(target, numeric_owner=True)  # noqa: S202
+    _fsync_tree(target)
+
+
+def prune(root: Path, service: str, *, keep: int) -> list[str]:
+    """Remove all but the newest ``keep`` backups of ``service``, and stale partials."""
+    parent = root / service
+    if parent.is_dir():
+        for entry in parent.iterdir():
+            if entry.name.startswith(".") and entry.name.endswith(PARTIAL_SUFFIX):
+                shutil.rmtree(entry, ignore_errors=True)
+    backups = list_backups(root, service)
+    doomed = backups[: max(0, len(backups) - keep)]
+    for backup in doomed:
+        shutil.rmtree(backup.path)
+    return [b.id for b in doomed]
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def _normal(name: str) -> str:
+    """``./a/b`` -> ``a/b``; the volume's root itself -> ``""``."""
+    normal = posixpath.normpath(name or ".")
+    return "" if normal == "." else normal
+
+
+def _member_problem(member: tarfile.TarInfo, links: set[str]) -> str | None:
+    name = member.name
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "absolute path"
+    parts = name.split("/")
+    if ".." in parts:
+        return "path climbs out with '..'"
+    normal = _normal(name)
+    parent = posixpath.dirname(normal)
+    while parent:
+        if parent in links:
+            return f"written through the link {parent!r}"
+        parent = posixpath.dirname(parent)
+    if member.isdev():
+        return "device file"
+    if member.issym():
+        target = member.linkname
+        if target.startswith("/"):
+            return f"symbolic link to the absolute path {target!r}, outside the volume"
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(normal), target))
+        if resolved == ".." or resolved.startswith("../"):
+            return f"symbolic link to {target!r}, outside the volume"
+    if member.islnk():
+        target = member.linkname
+        if target.startswith("/") or ".." in target.split("/"):
+            return f"hard link to {target!r}, outside the volume"
+    return None
+
+
+def _write_tar(source: Path, destination: Path) -> tuple[str, int]:
+    if not source.is_dir():
+        raise ArchiveError(f"{source} is not a directory")
+    fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as raw:
+        hashing = _HashingWriter(raw)
+        with tarfile.open(fileobj=hashing, mode="w:gz", compresslevel=6) as tar:  # type: ignore[call-overload]
+            tar.add(source, arcname=".", recursive=True)
+        raw.flush()
+        os.fsync(raw.fileno())
+        return hashing.digest.hexdigest(), hashing.size
+
+
+class _HashingWriter:
+    """A write-only file that hashes what passes through it."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner = inner
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.inner.write(data)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                continue
+            with contextlib.suppress(OSError):
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        _fsync_dir(Path(dirpath))
