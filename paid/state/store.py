@@ -144,6 +144,16 @@ class Pin:
     at: float
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Hold:
     service: str
@@ -152,13 +162,7 @@ class Hold:
     at: float
 
     def alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # exists, owned by someone else
-        return True
+        return _alive(self.pid)
 
 
 class HoldTaken(Exception):
@@ -417,12 +421,13 @@ class Store:
 
     # -- the readiness record -------------------------------------------------
 
-    def begin_watch(self, *, at: float | None = None) -> int:
+    def begin_watch(self, *, at: float | None = None, pid: int | None = None) -> int:
         """A daemon starts watching; ``heartbeat`` extends it, its last one ends it."""
         at = time.time() if at is None else at
+        pid = os.getpid() if pid is None else pid
         with self._transaction() as db:
             cursor = db.execute(
-                "INSERT INTO watches (pid, start, seen) VALUES (?, ?, ?)", (os.getpid(), at, at)
+                "INSERT INTO watches (pid, start, seen) VALUES (?, ?, ?)", (pid, at, at)
             )
             return int(cursor.lastrowid or 0)
 
@@ -449,11 +454,21 @@ class Store:
         )
         return [Mark(at, None if ready is None else bool(ready)) for at, ready in rows]
 
-    def watches(self, *, since: float = 0.0) -> list[Watch]:
+    def watches(self, *, since: float = 0.0, now: float | None = None) -> list[Watch]:
+        """Daemon runs reaching past ``since``; the newest, if its daemon lives, lasts until now."""
+        now = time.time() if now is None else now
+        rows = self._query("SELECT id, pid, start, seen FROM watches ORDER BY id DESC LIMIT 1")
+        newest: int | None = None
+        live: list[Watch] = []
+        if rows and _alive(rows[0][1]):
+            newest, _, start, seen = rows[0]
+            live = [Watch(start, max(seen, now))]
         rows = self._query(
-            "SELECT start, seen FROM watches WHERE seen >= ? ORDER BY start", (since,)
+            "SELECT start, seen FROM watches WHERE seen >= ? AND id IS NOT ? ORDER BY start",
+            (since, newest),
         )
-        return [Watch(start, seen) for start, seen in rows]
+        found = [Watch(start, seen) for start, seen in rows] + live
+        return sorted((w for w in found if w.end >= since), key=lambda w: w.start)
 
     def data_version(self) -> int:
         """Changes when another connection (the CLI) committed: a cheap "look again"."""

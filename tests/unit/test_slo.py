@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -69,8 +70,10 @@ def test_no_known_time_has_no_availability_and_no_burn_rate() -> None:
 
 def test_the_store_keeps_the_record_and_the_mark_before_the_window(tmp_path: Path) -> None:
     """readiness(since=T) includes the last mark before T: the state T starts in."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
     with Store.open(tmp_path) as store:
-        watch = store.begin_watch(at=0)
+        watch = store.begin_watch(at=0, pid=dead.pid)
         for mark in MARKS[:5]:
             store.mark_readiness("web", mark.ready, at=mark.at)
         store.heartbeat(watch, at=600)
@@ -78,3 +81,5 @@ def test_the_store_keeps_the_record_and_the_mark_before_the_window(tmp_path: Pat
         assert [Mark(500, False), Mark(530, True)] == store.readiness("web", since=520)
         assert [Watch(0, 600)] == store.watches(since=100)
         assert [] == store.watches(since=601)
+        store.begin_watch(at=700)  # this process: a live daemon, watching until now
+        assert [Watch(0, 600), Watch(700, 5000)] == store.watches(since=100, now=5000)
