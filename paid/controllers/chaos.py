@@ -158,6 +158,9 @@ class Chaos:
         self, number: int, service: str, kind: Breakage, deadline: float, grace: int
     ) -> Round:
         before = self._ready_id(service)
+        self.store.record(
+            "chaos_break", f"{service}: {kind} (round {number})", service=service, action=str(kind)
+        )
         started = self.clock()
         try:
             if kind is Breakage.KILL:

@@ -73,6 +73,7 @@ from paid.state.store import Store
 log = structlog.get_logger("paid.daemon")
 
 HEARTBEAT_SECONDS = 10.0  # a killed daemon's watch ends at most this long before it died
+SLO_SECONDS = 15.0  # how often the SLO gauges are worked out
 
 CRASH_BACKOFF_BASE = 10.0
 CRASH_BACKOFF_MAX = 300.0
@@ -234,7 +235,7 @@ class Manager:
         self._every(self.settings.watch_interval, self._watch, "watch")
         self._every(0.25, self.health.tick, "probes")
         self._every(HEARTBEAT_SECONDS, self._beat, "heartbeat")
-        self._every(self.settings.resync_interval, self._publish_slos, "slo")
+        self._every(SLO_SECONDS, self._publish_slos, "slo")
         self._scheduler.start()
         ready_sent = False
         started = self._clock()

@@ -42,7 +42,8 @@ TIMELINE_KINDS: Mapping[str, str] = {
     "restore_succeeded": "restored",
     "restore_failed": "restore failed",
     "restore_not_ready": "restored, not ready",
-    "chaos_round": "chaos",
+    "chaos_break": "chaos break",
+    "chaos_round": "chaos result",
     "flags_changed": "flags changed",
     "git_pull_failed": "git pull failed",
 }

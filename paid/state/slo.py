@@ -114,9 +114,10 @@ def objective_of(
 ) -> Objective | None:
     """The service's objective, or the default one, or None (no SLO)."""
     if spec.slo is not None:
-        return Objective(service, spec.slo.availability / 100, spec.slo.window_days * 86400.0)
+        target = round(spec.slo.availability / 100, 9)  # 99.9 % is 0.999, not 0.99900...01
+        return Objective(service, target, spec.slo.window_days * 86400.0)
     if default_percent is not None:
-        return Objective(service, default_percent / 100, 30 * 86400.0)
+        return Objective(service, round(default_percent / 100, 9), 30 * 86400.0)
     return None
 
 
