@@ -268,6 +268,17 @@ class Metrics:
             ["service"],
             registry=r,
         )
+        self.git_pulls = Counter(
+            "paid_git_pulls_total",
+            "Pulls of the desired-state checkout, by result (updated, unchanged, failed).",
+            ["result"],
+            registry=r,
+        )
+        self.git_last_pull = Gauge(
+            "paid_git_last_successful_pull_timestamp_seconds",
+            "Unix time of the last pull that reached the remote (and fast-forwarded, if needed).",
+            registry=r,
+        )
         self._initialise()
 
     def _initialise(self) -> None:
@@ -293,6 +304,8 @@ class Metrics:
             self.probe_failures.labels(kind)
         for result in ROLLOUT_RESULTS:
             self.rollouts.labels(result)
+        for result in ("updated", "unchanged", "failed"):
+            self.git_pulls.labels(result)
         self.set_breaker("closed")
         self.desired_valid.set(0)
         self.podman_up.set(0)

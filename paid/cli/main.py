@@ -213,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not follow Podman's event stream: heal on the periodic resync only",
     )
     run.add_argument(
+        "--git-pull-interval",
+        type=float,
+        default=float(env("GIT_PULL_INTERVAL", "0") or 0),
+        metavar="SECONDS",
+        help="fetch and fast-forward the checkout this often (env PAID_GIT_PULL_INTERVAL; 0: off)",
+    )
+    run.add_argument(
         "--slo-default",
         type=float,
         default=float(env("SLO_DEFAULT") or 0) or None,
@@ -524,6 +531,7 @@ def _run(args: argparse.Namespace) -> int:
         backup_dir=backups.backup_dir(args),
         backup_upload_command=args.backup_upload_command,
         slo_default=args.slo_default,
+        git_pull_interval=args.git_pull_interval,
         allow_mass_prune=args.allow_mass_prune,
     )
     with Store.open(args.state_dir) as store:

@@ -58,7 +58,7 @@ from paid.runtime.resilient import ResilientRuntime
 from paid.state import actual as states
 from paid.state import labels
 from paid.state.actual import ActualContainer
-from paid.state.checkout import describe
+from paid.state.checkout import describe, pull
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import decide, diff
 from paid.state.flags import FLAG_NAMES, Flags, FlagsError, load_flags
@@ -94,6 +94,7 @@ class Settings:
     backup_dir: Path | None = None  # default: <state dir>/backups
     backup_upload_command: str | None = None
     slo_default: float | None = None  # percent, for services without an slo section
+    git_pull_interval: float = 0.0  # seconds between pulls of the checkout; 0: never
     allow_mass_prune: bool = False
     stall_limit: float = 600.0  # a reconcile running longer than this is hung
     first_pass_timeout: float = 60.0  # READY by then at the latest (systemd waits 90 s)
@@ -190,6 +191,7 @@ class Manager:
         self._published: set[str] = set()
         self._readiness: dict[str, bool | str | None] = {}
         self._watch_id = 0
+        self._last_pull_error: str | None = None
         self._restarts: dict[str, tuple[int, float]] = {}
         self._heartbeat = clock()
         self._inflight: dict[str, float] = {}
@@ -236,6 +238,8 @@ class Manager:
         self._every(0.25, self.health.tick, "probes")
         self._every(HEARTBEAT_SECONDS, self._beat, "heartbeat")
         self._every(SLO_SECONDS, self._publish_slos, "slo")
+        if self.settings.git_pull_interval > 0:
+            self._every(self.settings.git_pull_interval, self._pull, "git-pull")
         self._scheduler.start()
         ready_sent = False
         started = self._clock()
@@ -380,6 +384,26 @@ class Manager:
         if version != self._store_version:  # `paid rollback` / `paid rollout retry` wrote
             self._store_version = version
             self._trigger(FULL, "signal")
+
+    def _pull(self) -> None:
+        """Fast-forward the checkout from its remote; a refused or failed pull changes nothing."""
+        result = pull(self.settings.directory)
+        if not result.ok:
+            self.metrics.git_pulls.labels("failed").inc()
+            log.error("git_pull_failed", reason=result.message)
+            if result.message != self._last_pull_error:  # once per new reason, not every pull
+                self.store.record("git_pull_failed", result.message)
+            self._last_pull_error = result.message
+            return
+        self._last_pull_error = None
+        self.metrics.git_last_pull.set_to_current_time()
+        if not result.changed:
+            self.metrics.git_pulls.labels("unchanged").inc()
+            return
+        self.metrics.git_pulls.labels("updated").inc()
+        log.info("git_pulled", before=result.before, after=result.after)
+        self.store.record("git_pulled", result.message, before=result.before, after=result.after)
+        self._watch()  # pick the new files up now, not on the next poll
 
     def _load(self, *, initial: bool = False) -> None:
         with self._load_lock:

@@ -46,6 +46,7 @@ TIMELINE_KINDS: Mapping[str, str] = {
     "chaos_round": "chaos result",
     "flags_changed": "flags changed",
     "git_pull_failed": "git pull failed",
+    "git_pulled": "git pulled",
 }
 LOST_AFTER = 30.0  # a watch ending this long before the next start, unannounced: lost
 
