@@ -95,14 +95,15 @@ class PodmanService:
         service.resume()
         return service
 
-    def _global(self) -> list[str]:
+    def global_args(self) -> list[str]:
+        """The podman CLI options that point at this service's storage."""
         return ["--root", str(self.base / "root"), "--runroot", str(self.base / "runroot")]
 
     def resume(self) -> None:
         """(Re)start the API service on the same storage and socket."""
         log = (self.base / "service.log").open("ab")
         self.process = subprocess.Popen(
-            ["podman", *self._global(), "system", "service", "--time=0", self.url],
+            ["podman", *self.global_args(), "system", "service", "--time=0", self.url],
             env=self._env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -145,7 +146,7 @@ class PodmanService:
     def podman(self, *args: str, check: bool = True, input: bytes | None = None) -> str:
         """Run the podman CLI directly on this service's storage."""
         result = subprocess.run(
-            ["podman", *self._global(), *args],
+            ["podman", *self.global_args(), *args],
             env=self._env,
             capture_output=True,
             check=False,

@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")
     run = sub.add_parser(
         "run",
-        parents=[common, loading, guard, backups.options()],
+        parents=[common, loading, guard, backups.options(), reports.slo_options()],
         help="the daemon: keep the host converged",
     )
     run.add_argument(
@@ -218,13 +218,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=float(env("GIT_PULL_INTERVAL", "0") or 0),
         metavar="SECONDS",
         help="fetch and fast-forward the checkout this often (env PAID_GIT_PULL_INTERVAL; 0: off)",
-    )
-    run.add_argument(
-        "--slo-default",
-        type=float,
-        default=float(env("SLO_DEFAULT") or 0) or None,
-        metavar="PERCENT",
-        help="availability objective for services without an slo section (env PAID_SLO_DEFAULT)",
     )
     run.add_argument(
         "--workers",

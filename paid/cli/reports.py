@@ -13,6 +13,19 @@ from paid.state.slo import measure
 from paid.state.store import Store
 
 
+def slo_options() -> argparse.ArgumentParser:
+    """``--slo-default``, for ``paid slo`` and ``paid run``."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--slo-default",
+        type=float,
+        default=float(env("SLO_DEFAULT") or 0) or None,
+        metavar="PERCENT",
+        help="availability objective for services without an slo section (env PAID_SLO_DEFAULT)",
+    )
+    return options
+
+
 def register(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
     *,
@@ -22,15 +35,8 @@ def register(
 ) -> None:
     slo = sub.add_parser(
         "slo",
-        parents=[common, loading, output],
+        parents=[common, loading, output, slo_options()],
         help="availability, error budget and burn rates per service",
-    )
-    slo.add_argument(
-        "--default-availability",
-        type=float,
-        default=float(env("SLO_DEFAULT") or 0) or None,
-        metavar="PERCENT",
-        help="objective for services without an slo section (env PAID_SLO_DEFAULT)",
     )
     slo.set_defaults(handler=_slo)
     pm = sub.add_parser(
@@ -56,11 +62,9 @@ def _slo(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     now = time.time()
     with Store.open(args.state_dir) as store:
-        reports = list(
-            measure(store, result.desired, default_percent=args.default_availability, now=now)
-        )
+        reports = list(measure(store, result.desired, default_percent=args.slo_default, now=now))
     if not reports:
-        stderr("paid: no service has an slo section (or give --default-availability)")
+        stderr("paid: no service has an slo section (or give --slo-default)")
         return EXIT_ERROR
     if args.output == "json":
         out(json.dumps({"at": now, "services": [r.to_json() for r in reports]}, indent=2))

@@ -38,6 +38,17 @@ def _secret_service(desired_dir: Path) -> None:
     )
 
 
+def _start_with_secret(daemon: Daemon, tmp_path: Path, value: str) -> Path:
+    """A daemon running ``api`` with the secret file ``api-token`` holding ``value``."""
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir(mode=0o700)
+    (secrets_dir / "api-token").write_text(value)
+    _secret_service(daemon.directory)
+    daemon.env["PAID_SECRETS_DIR"] = str(secrets_dir)
+    daemon.start()
+    return secrets_dir
+
+
 def _everything_readable(root: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
 
@@ -89,12 +100,7 @@ def test_changed_secret_file_rolls_the_service_out(
     podman: PodmanService, daemon: Daemon, desired_dir: Path, tmp_path: Path
 ) -> None:
     """A new value is a new revision with a new container; the old one is gone."""
-    secrets_dir = tmp_path / "secrets"
-    secrets_dir.mkdir()
-    (secrets_dir / "api-token").write_text("first")
-    _secret_service(desired_dir)
-    daemon.env["PAID_SECRETS_DIR"] = str(secrets_dir)
-    daemon.start()
+    secrets_dir = _start_with_secret(daemon, tmp_path, "first")
     before = podman.inspect("api")
 
     (secrets_dir / "api-token").write_text("second")
@@ -112,12 +118,7 @@ def test_missing_secret_file_is_a_load_error_and_costs_nothing(
     podman: PodmanService, daemon: Daemon, desired_dir: Path, tmp_path: Path
 ) -> None:
     """Deleting the file leaves the running container alone and says which file."""
-    secrets_dir = tmp_path / "secrets"
-    secrets_dir.mkdir()
-    (secrets_dir / "api-token").write_text("first")
-    _secret_service(desired_dir)
-    daemon.env["PAID_SECRETS_DIR"] = str(secrets_dir)
-    daemon.start()
+    secrets_dir = _start_with_secret(daemon, tmp_path, "first")
     before = podman.inspect("api")["Id"]
 
     (secrets_dir / "api-token").unlink()
