@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from bench.report import write_section
@@ -175,12 +177,19 @@ def main() -> None:
 
 
 def _stopped_seconds(podman: PodmanService) -> float:
-    """From the last stop of db to its next start, on Podman's clock (events)."""
-    stops = [e for e in podman.events() if e.get("Name") == "db" and e.get("Status") == "died"]
-    starts = [e for e in podman.events() if e.get("Name") == "db" and e.get("Status") == "start"]
-    died = int(stops[-1]["timeNano"]) if stops else 0
-    started = min((int(e["timeNano"]) for e in starts if int(e["timeNano"]) > died), default=died)
-    return (started - died) / 1e9
+    """From db's last stop to its restart, from its inspect (FinishedAt, StartedAt)."""
+    state = podman.inspect("db")["State"]
+    return _epoch(state["StartedAt"]) - _epoch(state["FinishedAt"])
+
+
+def _epoch(stamp: str) -> float:
+    """Podman's time with nanoseconds (and a zone name suffix) as epoch seconds."""
+    match = re.match(r"(.*?T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)", stamp)
+    if match is None:
+        raise ValueError(f"cannot read the time {stamp!r}")
+    fraction = (match[2] or ".0")[:7]
+    zone = "+00:00" if match[3] == "Z" else match[3]
+    return datetime.fromisoformat(match[1] + fraction + zone).timestamp()
 
 
 if __name__ == "__main__":

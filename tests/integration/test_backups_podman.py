@@ -10,6 +10,7 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -290,3 +291,31 @@ def test_daemon_leaves_a_held_service_alone_until_released(
         store.hold("db", reason="restore", pid=dead.pid)
         podman.podman("stop", "--time", "1", "db")
         wait_until(lambda: podman.inspect("db")["State"]["Running"], 20)
+
+
+def test_a_backup_killed_mid_copy_leaves_no_backup_and_the_daemon_heals(
+    podman: PodmanService,
+    daemon: Daemon,
+    desired_dir: Path,
+    state_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """kill -9 while the service is stopped for the copy: its hold dies with it, the
+    daemon starts the service again, and the half-written backup is never listed."""
+    write_services(desired_dir, db_doc())
+    daemon.start()
+    podman.podman("exec", "db", "sh", "-c", "head -c 150000000 /dev/urandom > /data/big")
+    env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state_dir)}
+    backup = subprocess.Popen(
+        [sys.executable, "-m", "paid", "backup", "run", "db", str(desired_dir)], env=env
+    )
+    wait_until(lambda: not podman.inspect("db")["State"]["Running"], 30)
+    wait_until(lambda: list((state_dir / "backups" / "db").glob(".*.partial/*.tar.gz")), 10)
+    backup.kill()
+    backup.wait()
+
+    wait_until(lambda: podman.inspect("db")["State"]["Running"], 30)
+    assert [] == paid_json(podman, state_dir, capsys, "backup", "list")["backups"]
+    assert 0 == paid(podman, state_dir, "backup", "run", "db", str(desired_dir))
+    (entry,) = paid_json(podman, state_dir, capsys, "backup", "list")["backups"]
+    assert [entry["id"]] == [p.name for p in (state_dir / "backups" / "db").iterdir()]
