@@ -8,6 +8,7 @@ Removals and conflicts are settled first, as in the plan.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from paid.controllers.rollouts import (
 )
 from paid.controllers.services import ActionResult, Outcome, ServiceController
 from paid.runtime.base import Runtime, RuntimeFailure
+from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.checkout import Checkout
 from paid.state.desired import DesiredService, DesiredState
@@ -150,7 +152,16 @@ class _Converger:
             self.report.unfinished[action.service] = "not converged before the deadline"
         for name in self.rollouts.active:
             self.report.unfinished[name] = "rollout still in progress at the deadline"
+        if self.report.converged and self._uses_secrets(state, actual):
+            with contextlib.suppress(RuntimeFailure):
+                self.services.collect_secrets(state, actual, now=time.time())
         return self.report
+
+    @staticmethod
+    def _uses_secrets(state: DesiredState, actual: list[ActualContainer]) -> bool:
+        return any(s.spec.secret_env for s in state) or any(
+            labels.SECRETS in c.labels for c in actual
+        )
 
     def _resume_interrupted(
         self, state: DesiredState, actual: list[ActualContainer], pending: list[Action]

@@ -882,6 +882,8 @@ class Manager:
         with self._lock:
             desired, observed, waiting = s.desired, list(s.observed), dict(s.waiting)
             backing_off, notes = dict(s.backing_off), dict(s.notes)
+        for name, hold in self.store.holds().items():
+            notes[name] = f"held by pid {hold.pid} for a {hold.reason}: paid leaves it alone"
         revisions: dict[str, int] = {}
         for svc in desired or ():
             number = self.store.find_revision(service=svc.name, spec_hash=svc.spec_hash)

@@ -282,6 +282,7 @@ def test_daemon_leaves_a_held_service_alone_until_released(
         time.sleep(3)
         assert not podman.inspect("db")["State"]["Running"]
         assert any(e.get("event") == "service_held" for e in daemon.logs())
+        assert "held by pid" in daemon.service("db")["note"]
 
         store.release("db")
         wait_until(lambda: podman.inspect("db")["State"]["Running"], 20)
