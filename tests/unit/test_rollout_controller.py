@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import pytest
 from paid.controllers.rollouts import RolloutController, aside_name, effective_state
 from paid.controllers.services import ServiceController, container_request
 from paid.runtime.fake import FakeRuntime
+from paid.state.desired import DesiredService
 from paid.state.flags import Flags
 from paid.state.store import Store
 from tests.unit.builders import desired, desired_service
@@ -43,6 +44,7 @@ def make(
     *,
     runtime: FakeRuntime | None = None,
     flags: Flags | None = None,
+    backup: Callable[[DesiredService], str | None] | None = None,
 ) -> tuple[FakeRuntime, RolloutController, Clock]:
     runtime = runtime or FakeRuntime(images={"localhost/app:1", "localhost/app:2"})
     clock = Clock()
@@ -53,6 +55,7 @@ def make(
         ready=lambda name: name in ready,
         flags=lambda: flags or Flags(),
         clock=clock,
+        backup=backup,
     )
     return runtime, controller, clock
 
@@ -173,3 +176,58 @@ def test_auto_rollback_flag_off_leaves_the_failed_revision(store: Store) -> None
     assert "localhost/app:2" == runtime.containers["web"].image
     (bad,) = [r for r in store.revisions("web") if r.number == 2]
     assert ("failed", False) == (bad.outcome, bad.quarantined)
+
+
+def _with_backup(image: str) -> DesiredService:
+    return desired_service(
+        "web",
+        image=image,
+        volumes=["data:/data"],
+        backup={"beforeRollout": True},
+        rollout={"minReadySeconds": 10, "progressDeadlineSeconds": 60},
+    )
+
+
+def test_before_rollout_backup_is_taken_first_and_named_by_the_rollback(store: Store) -> None:
+    """The backup is taken before the old container stops; a rollback says how to restore it."""
+    taken: list[str] = []
+    ready = {"web"}
+    runtime, controller, clock = make(
+        store, ready, backup=lambda svc: taken.append(svc.name) or "B1"
+    )
+    w1, w2 = _with_backup("localhost/app:1"), _with_backup("localhost/app:2")
+    controller.begin(w1, None)  # nothing to back up yet
+    roll(runtime, controller, clock, w1, seconds=15)
+    assert [] == taken
+    ready.clear()
+
+    runtime.calls.clear()
+    controller.begin(w2, runtime.containers["web"])
+    roll(runtime, controller, clock, w2, seconds=70)
+
+    assert ["web"] == taken
+    (event,) = [e for e in store.events() if e.kind == "rollout_rolled_back"]
+    assert "backup B1 (paid restore web --backup B1)" in event.message
+
+
+def test_a_failed_backup_stops_the_rollout_before_anything_is_touched(store: Store) -> None:
+    """No backup, no rollout: the old container keeps serving; the flag turns backups off."""
+    runtime, controller, clock = make(store, {"web"}, backup=lambda svc: None)
+    w1 = _with_backup("localhost/app:1")
+    controller.begin(w1, None)
+    roll(runtime, controller, clock, w1, seconds=15)
+    runtime.calls.clear()
+
+    controller.begin(_with_backup("localhost/app:2"), runtime.containers["web"])
+
+    assert [] == runtime.mutating_calls
+    assert "web" not in controller.active
+    (failed,) = [r for r in store.revisions("web") if r.number == 2]
+    assert "backup before rollout failed" == failed.reason
+
+    off = Flags(backups=False)
+    runtime, controller, clock = make(
+        store, {"web"}, runtime=runtime, flags=off, backup=lambda s: None
+    )
+    controller.begin(_with_backup("localhost/app:2"), runtime.containers["web"])
+    assert "web" in controller.active  # backups off: the rollout goes ahead without one
