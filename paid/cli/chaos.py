@@ -20,7 +20,7 @@ from paid.cli.common import (
 )
 from paid.controllers.chaos import Breakage, Chaos, Round
 from paid.runtime.podman import PodmanRuntime
-from paid.state.specs import ServiceSpec
+from paid.state.specs import RestartPolicy, ServiceSpec
 from paid.state.store import Store
 
 
@@ -89,15 +89,23 @@ def _chaos(args: argparse.Namespace) -> int:
     if result.desired is None:
         print_errors(result)
         return EXIT_ERROR
-    names = [s.name for s in result.desired if s.spec.enabled]
+    # Only what the daemon is meant to bring back: enabled, restartPolicy Always.
+    names = [
+        s.name
+        for s in result.desired
+        if s.spec.enabled and s.spec.restart_policy is RestartPolicy.ALWAYS
+    ]
     if args.service:
         unknown = sorted(set(args.service) - set(names))
         if unknown:
-            stderr(f"paid: not enabled services of {args.dir}: {', '.join(unknown)}")
+            stderr(
+                f"paid: not services of {args.dir} that paid keeps running "
+                f"(enabled, restartPolicy Always): {', '.join(unknown)}"
+            )
             return EXIT_ERROR
         names = list(args.service)
     if not names:
-        stderr("paid: no enabled service to break")
+        stderr("paid: no enabled service with restartPolicy Always to break")
         return EXIT_ERROR
     specs: dict[str, ServiceSpec] = {s.name: s.spec for s in result.desired}
     runtime = PodmanRuntime(args.podman_url)
