@@ -87,11 +87,6 @@ def register(
     restore.set_defaults(handler=_restore)
 
 
-def run(args: argparse.Namespace) -> int:
-    handler = args.handler
-    return int(handler(args))
-
-
 def backup_dir(args: argparse.Namespace) -> Path:
     return Path(args.backup_dir) if args.backup_dir else Path(args.state_dir) / "backups"
 

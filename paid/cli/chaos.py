@@ -73,10 +73,6 @@ class _Daemon:
         return None
 
 
-def run(args: argparse.Namespace) -> int:
-    return int(args.handler(args))
-
-
 def _chaos(args: argparse.Namespace) -> int:
     if args.rounds < 1:
         stderr("paid: --rounds must be at least 1")

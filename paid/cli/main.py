@@ -244,13 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rollback": _rollback,
         "rollout": _rollout_retry,
         "preflight": _preflight,
-        "backup": backups.run,
-        "restore": backups.run,
-        "slo": reports.run,
-        "postmortem": reports.run,
-        "chaos": chaos.run,
     }
-    command = commands[args.command]
+    # Commands registered by their own modules name their handler.
+    command = getattr(args, "handler", None) or commands[args.command]
     try:
         return command(args)
     except RuntimeFailure as err:

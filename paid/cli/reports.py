@@ -51,10 +51,6 @@ def register(
     pm.set_defaults(handler=_postmortem)
 
 
-def run(args: argparse.Namespace) -> int:
-    return int(args.handler(args))
-
-
 def _slo(args: argparse.Namespace) -> int:
     result = load(args)
     if result.desired is None:
