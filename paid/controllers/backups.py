@@ -312,7 +312,11 @@ def _replace_content(data: Path, record: BackupRecord, volume: str) -> None:
     staging = data.with_name(data.name + RESTORE_SUFFIX)
     old = data.with_name(data.name + OLD_SUFFIX)
     staging.mkdir(mode=0o700)
-    extract(record, volume, staging)
+    try:
+        extract(record, volume, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # the volume itself was not touched
+        raise
     os.rename(data, old)
     os.rename(staging, data)
     fd = os.open(data.parent, os.O_RDONLY | os.O_DIRECTORY)

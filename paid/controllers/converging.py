@@ -20,9 +20,8 @@ from paid.controllers.rollouts import (
     canary_name,
     effective_state,
 )
-from paid.controllers.services import ActionResult, Outcome, ServiceController
+from paid.controllers.services import ActionResult, Outcome, ServiceController, uses_secrets
 from paid.runtime.base import Runtime, RuntimeFailure
-from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.checkout import Checkout
 from paid.state.desired import DesiredService, DesiredState
@@ -152,16 +151,10 @@ class _Converger:
             self.report.unfinished[action.service] = "not converged before the deadline"
         for name in self.rollouts.active:
             self.report.unfinished[name] = "rollout still in progress at the deadline"
-        if self.report.converged and self._uses_secrets(state, actual):
+        if self.report.converged and uses_secrets(state, actual):
             with contextlib.suppress(RuntimeFailure):
                 self.services.collect_secrets(state, actual, now=time.time())
         return self.report
-
-    @staticmethod
-    def _uses_secrets(state: DesiredState, actual: list[ActualContainer]) -> bool:
-        return any(s.spec.secret_env for s in state) or any(
-            labels.SECRETS in c.labels for c in actual
-        )
 
     def _resume_interrupted(
         self, state: DesiredState, actual: list[ActualContainer], pending: list[Action]

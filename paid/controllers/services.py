@@ -233,9 +233,7 @@ class ServiceController:
         used = {
             name for c in containers for name in c.labels.get(labels.SECRETS, "").split(",") if name
         }
-        used.update(
-            m.podman_name for svc in desired for m in container_request(svc, revision=0).secrets
-        )
+        used.update(m.podman_name for svc in desired for m in secret_mounts(svc))
         removed: list[str] = []
         kept = 0
         for name, created in self.runtime.list_secrets().items():
@@ -285,6 +283,26 @@ class ServiceController:
         return result
 
 
+def secret_mounts(service: DesiredService) -> tuple[SecretMount, ...]:
+    """The Podman secrets a container of ``service`` mounts, by name and fingerprint."""
+    return tuple(
+        SecretMount(
+            env=key,
+            file=entry.file,
+            fingerprint=service.secret_fingerprints[key],
+            podman_name=podman_secret_name(service.name, key, service.secret_fingerprints[key]),
+        )
+        for key, entry in sorted(service.spec.secret_env.items())
+    )
+
+
+def uses_secrets(desired: DesiredState, containers: list[ActualContainer]) -> bool:
+    """Whether any desired service or running container has secrets (else: no list call)."""
+    return any(s.spec.secret_env for s in desired) or any(
+        labels.SECRETS in c.labels for c in containers
+    )
+
+
 def container_request(
     service: DesiredService, *, revision: int, canary: bool = False
 ) -> ContainerRequest:
@@ -302,15 +320,7 @@ def container_request(
         labels.REVISION: str(revision),
         labels.SPEC: canonical_json(service.shape).decode(),
     }
-    secrets = tuple(
-        SecretMount(
-            env=key,
-            file=entry.file,
-            fingerprint=service.secret_fingerprints[key],
-            podman_name=podman_secret_name(service.name, key, service.secret_fingerprints[key]),
-        )
-        for key, entry in sorted(spec.secret_env.items())
-    )
+    secrets = secret_mounts(service)
     if secrets:
         owned[labels.SECRETS] = ",".join(s.podman_name for s in secrets)
     name: str = service.name

@@ -46,7 +46,7 @@ from paid.controllers.rollouts import (
     canary_name,
     effective_state,
 )
-from paid.controllers.services import ActionResult, Outcome, ServiceController
+from paid.controllers.services import ActionResult, Outcome, ServiceController, uses_secrets
 from paid.daemon.backups import BackupSchedule
 from paid.daemon.http import Endpoints, HttpServer, Probe
 from paid.daemon.queue import FULL, PRUNE, ShutDown, WorkQueue
@@ -56,7 +56,6 @@ from paid.metrics import Metrics
 from paid.runtime.base import RuntimeEvent, RuntimeFailure, RuntimeUnavailable
 from paid.runtime.resilient import ResilientRuntime
 from paid.state import actual as states
-from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.checkout import describe, pull
 from paid.state.desired import DesiredService, DesiredState
@@ -189,7 +188,7 @@ class Manager:
         self._awaiting_first = threading.Event()
         self._load_lock = threading.Lock()
         self._published: set[str] = set()
-        self._readiness: dict[str, bool | str | None] = {}
+        self._readiness: dict[str, bool | None] = {}  # the last mark made, per service
         self._watch_id = 0
         self._last_pull_error: str | None = None
         self._restarts: dict[str, tuple[int, float]] = {}
@@ -819,7 +818,7 @@ class Manager:
 
     def _mark(self, service: str, ready: bool | None) -> None:
         """Add to the readiness record when the service's readiness changed."""
-        if self._readiness.get(service, "unset") == ready:
+        if service in self._readiness and self._readiness[service] == ready:
             return
         self._readiness[service] = ready
         self.store.mark_readiness(service, ready)
@@ -831,8 +830,7 @@ class Manager:
         desired = self.state.desired
         if desired is None:
             return
-        now = time.time()
-        self.store.heartbeat(self._watch_id, at=now)  # this watch lasts until now
+        now = time.time()  # the store counts a live daemon's watch until now
         default = self.settings.slo_default
         for found in measure(self.store, desired, default_percent=default, now=now):
             service, target = found.objective.service, found.objective.target
@@ -919,9 +917,7 @@ class Manager:
         }
 
     def _collect_secrets(self, desired: DesiredState, actual: list[ActualContainer]) -> None:
-        in_use = any(labels.SECRETS in c.labels for c in actual) or any(
-            s.spec.secret_env for s in desired
-        )
+        in_use = uses_secrets(desired, actual)
         if not (in_use or self._secrets_maybe_stale):
             return  # no secrets anywhere: spare Podman the list call
         try:

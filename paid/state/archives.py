@@ -14,7 +14,8 @@ Before anything is extracted, the archive's sha256 must match the manifest,
 and every member must stay inside the volume: no absolute names, no ``..``,
 no symbolic or hard link pointing out of the volume, no member written
 through a link, no device files. Python 3.11.2 (Debian 12) predates
-tarfile's extraction filters, so the checks are made here.
+tarfile's extraction filters, and their ``data`` filter would change modes
+that a restore must keep, so the checks are made here.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import posixpath
 import shutil
 import tarfile
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,55 +181,88 @@ def find_backup(root: Path, service: str, backup_id: str | None) -> BackupRecord
 
 
 def verify(backup: BackupRecord) -> list[str]:
-    """Every problem found: checksums first, then each member's path."""
+    """Every problem found: a checksum mismatch, else each unsafe member."""
     problems = []
     for volume in backup.volumes:
-        path = backup.path / volume.file
         if posixpath.basename(volume.file) != volume.file:
             problems.append(f"{volume.volume}: archive name {volume.file!r} is not a plain name")
             continue
-        try:
-            digest = _sha256(path)
-        except OSError as err:
-            problems.append(f"{volume.volume}: {path}: {err.strerror}")
-            continue
-        if digest != volume.sha256:
-            problems.append(
-                f"{volume.volume}: checksum mismatch (manifest {volume.sha256[:12]}…, "
-                f"archive {digest[:12]}…): the archive was changed or damaged"
-            )
-            continue
-        problems.extend(f"{volume.volume}: {p}" for p in unsafe_members(path))
-    return problems
-
-
-def unsafe_members(path: Path) -> list[str]:
-    """Members that would land outside the volume, or are not plain data."""
-    problems = []
-    links: set[str] = set()
-    try:
-        with tarfile.open(path, "r:gz") as tar:
-            for member in tar:
-                problem = _member_problem(member, links)
-                if problem:
-                    problems.append(f"{member.name!r}: {problem}")
-                if member.issym() or member.islnk():
-                    links.add(_normal(member.name))
-    except (OSError, tarfile.TarError, EOFError) as err:
-        problems.append(f"unreadable archive: {err}")
+        found = _scan(backup.path / volume.file, volume.sha256)
+        problems.extend(f"{volume.volume}: {p}" for p in found)
     return problems
 
 
 def extract(backup: BackupRecord, volume: str, target: Path) -> None:
-    """Unpack a verified volume archive into the empty directory ``target``."""
-    problems = verify(backup)
-    if problems:
-        raise ArchiveError("; ".join(problems))
+    """Unpack one volume's archive into the empty directory ``target``.
+
+    The checksum and every member are checked in the same pass that writes,
+    so an archive changed after ``verify`` is refused too, at no extra read;
+    on ``ArchiveError`` the caller throws ``target`` away.
+    """
     (entry,) = [v for v in backup.volumes if v.volume == volume]
-    with tarfile.open(backup.path / entry.file, "r:gz") as tar:
-        # Safe: every member was checked by verify() just above.
-        tar.extractall(target, numeric_owner=True)  # noqa: S202
+    problems = _scan(backup.path / entry.file, entry.sha256, into=target)
+    if problems:
+        raise ArchiveError(f"{volume}: " + "; ".join(problems))
     _fsync_tree(target)
+
+
+def _scan(path: Path, sha256: str, *, into: Path | None = None) -> list[str]:
+    """One read of the archive: its sha256, each member's safety, and (``into``) its files."""
+    try:
+        raw = path.open("rb")
+    except OSError as err:
+        return [f"{path}: {err.strerror}"]
+    problems: list[str] = []
+    unreadable = None
+    with raw:
+        reader = _HashingReader(raw)
+        try:
+            with tarfile.open(fileobj=reader, mode="r|gz") as tar:  # type: ignore[call-overload]
+                _walk(tar, problems, into)
+        except (OSError, EOFError, tarfile.TarError, zlib.error) as err:
+            unreadable = f"unreadable archive: {err}"
+        reader.drain()  # what tarfile left unread still counts for the checksum
+    digest = reader.digest.hexdigest()
+    if digest != sha256:
+        return [
+            f"checksum mismatch (manifest {sha256[:12]}…, archive {digest[:12]}…): "
+            "the archive was changed or damaged"
+        ]
+    return [*problems, unreadable] if unreadable else problems
+
+
+def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, into: Path) -> None:
+    attrs = not member.isdir()
+    if hasattr(tarfile, "fully_trusted_filter"):
+        # 3.11.4+: our own checks ran; keep modes and owners exactly (the
+        # "data" filter, Python 3.14's default, would change them).
+        tar.extract(member, into, set_attrs=attrs, numeric_owner=True, filter="fully_trusted")
+    else:
+        tar.extract(member, into, set_attrs=attrs, numeric_owner=True)
+
+
+def _walk(tar: tarfile.TarFile, problems: list[str], into: Path | None) -> None:
+    links: set[str] = set()
+    directories: list[tarfile.TarInfo] = []
+    for member in tar:
+        problem = _member_problem(member, links)
+        if problem:
+            problems.append(f"{member.name!r}: {problem}")
+        elif into is not None and not problems:
+            # Checked just above; directories get their mode and times last,
+            # after their content, as extractall does.
+            if member.isdir():
+                directories.append(member)
+            _extract(tar, member, into)
+        if member.issym() or member.islnk():
+            links.add(_normal(member.name))
+    if into is None or problems:
+        return
+    for member in reversed(directories):
+        path = os.path.join(into, member.name)
+        tar.chown(member, path, numeric_owner=True)
+        tar.utime(member, path)
+        tar.chmod(member, path)
 
 
 def prune(root: Path, service: str, *, keep: int) -> list[str]:
@@ -312,12 +347,21 @@ class _HashingWriter:
         self.inner.flush()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+class _HashingReader:
+    """A read-only file that hashes what passes through it."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner = inner
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size)
+        self.digest.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(_CHUNK):
+            pass
 
 
 def _private_dir(path: Path) -> None:

@@ -320,3 +320,41 @@ def test_a_backup_killed_mid_copy_leaves_no_backup_and_the_daemon_heals(
     assert 0 == paid(podman, state_dir, "backup", "run", "db", str(desired_dir))
     (entry,) = paid_json(podman, state_dir, capsys, "backup", "list")["backups"]
     assert [entry["id"]] == [p.name for p in (state_dir / "backups" / "db").iterdir()]
+
+
+def test_the_upload_command_gets_each_new_backup_and_its_failure_is_journalled(
+    db: PodmanService, desired_dir: Path, state_dir: Path, tmp_path: Path
+) -> None:
+    """PAID_BACKUP_DIR/_ID/_SERVICE name the new backup; a failing upload keeps it."""
+    offsite = tmp_path / "offsite"
+    offsite.mkdir()
+    copy = f'cp -r "$PAID_BACKUP_DIR" "{offsite}/$PAID_BACKUP_SERVICE-$PAID_BACKUP_ID"'
+
+    assert 0 == paid(
+        db, state_dir, "backup", "run", "db", str(desired_dir), "--backup-upload-command", copy
+    )
+    assert 0 == paid(
+        db,
+        state_dir,
+        "backup",
+        "run",
+        "db",
+        str(desired_dir),
+        "--backup-upload-command",
+        "echo no route to host >&2; exit 3",
+    )
+
+    (uploaded,) = offsite.iterdir()
+    assert (uploaded / "manifest.json").is_file()
+    assert uploaded.name.startswith("db-")
+    with Store.open(state_dir) as store:
+        kinds = [e.kind for e in store.events(service="db") if e.kind.startswith("backup_")]
+        (failure,) = [e for e in store.events() if e.kind == "backup_upload_failed"]
+    assert [
+        "backup_succeeded",
+        "backup_uploaded",
+        "backup_succeeded",
+        "backup_upload_failed",
+    ] == kinds
+    assert "no route to host" in failure.message
+    assert 2 == len(list((state_dir / "backups" / "db").iterdir()))

@@ -174,3 +174,31 @@ def test_secret_files_are_checked_for_who_can_read_them(
     assert "WARN" == found[("secret", "app:OPEN")][0]
     assert "chmod 600" in found[("secret", "app:OPEN")][1]
     assert "OK" == found[("secret", "app:CLOSED")][0]
+
+
+def test_an_unwritable_backup_directory_fails(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only when a service has backups: the directory must be creatable and writable."""
+    blocker = podman.base / "not-a-dir"
+    blocker.write_text("a file where the backup directory should go")
+    write_services(desired_dir, service_doc("db", volumes=["d:/d"], backup={"keep": 1}))
+    capsys.readouterr()
+
+    code = run(
+        podman,
+        state_dir,
+        "preflight",
+        str(desired_dir),
+        "--output",
+        "json",
+        "--backup-dir",
+        str(blocker / "backups"),
+    )
+
+    found = checks(capsys)
+    assert 1 == code
+    status, reason = found[("backup_dir", str(blocker / "backups"))]
+    assert "FAIL" == status
+    assert "cannot write" in reason
+    assert "OK" == found[("disk", "backup directory")][0]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from paid.controllers.backups import OLD_SUFFIX, RESTORE_SUFFIX, recover
-from paid.state.archives import extract, list_backups, prune, verify, write_backup
+from paid.state.archives import ArchiveError, extract, list_backups, prune, verify, write_backup
 from paid.state.store import HoldTaken, Store
 
 
@@ -102,3 +102,25 @@ def test_a_hold_by_a_live_process_excludes_others_and_a_dead_ones_is_void(
         assert {"db"} == set(store.holds())
         store.hold("web", reason="restore")  # the dead holder's claim is void
         assert {"db", "web"} == set(store.holds())
+
+
+def test_extract_refuses_an_archive_changed_after_it_was_verified(tmp_path: Path) -> None:
+    """The checksum is checked again in the extracting pass itself."""
+    data = _volume(tmp_path)
+    record = write_backup(
+        tmp_path / "b",
+        service="s",
+        volumes={"v": data},
+        revision=None,
+        consistency="live",
+        reason="",
+        now=1_700_000_000.0,
+    )
+    assert [] == verify(record)
+    archive = record.path / "v.tar.gz"
+    archive.write_bytes(archive.read_bytes() + b"appended later")
+    target = tmp_path / "out"
+    target.mkdir()
+
+    with pytest.raises(ArchiveError, match="checksum mismatch"):
+        extract(record, "v", target)
