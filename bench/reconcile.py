@@ -1,19 +1,27 @@
-"""Benchmark: what a no-op converge costs, paid against the anchors.
+"""Benchmark: what converging costs, paid against podman-compose (and Ansible).
 
 Run by hand (``.venv/bin/python -m bench.reconcile``); needs root and
 Podman, and a tools venv (``--tools-venv``, default ``.venv-bench``) made
 with ``python3 -m venv .venv-bench && .venv-bench/bin/pip install '.[bench]'``:
 paid as users install it, podman-compose and ansible.
 
-Two parts, on one private Podman (the test harness's), same images:
+Everything runs on one private Podman (the test harness's), the same
+image, and each tool's containers are present while the others run. Runs
+are interleaved (paid, compose, paid, compose, ...) so drift in the
+machine's load hits all alike. What is measured is what a user types:
 
-1. Whole process, no-op: with N services already converged, the wall time
-   of ``paid apply``, ``podman-compose up -d`` and an Ansible playbook of
-   ``containers.podman.podman_container`` tasks, each on its own containers.
-2. In process: one no-op reconcile pass (list + diff) against one bare
-   list call (HTTP GET + JSON decode), with the API calls a pass makes.
+1. **No-op**, whole process: ``paid apply`` (its default pre-flight
+   included), ``podman-compose up -d``, optionally an Ansible playbook,
+   each with its N services already converged.
+2. **Cold**, whole process: from none of the tool's containers to all N
+   running: ``paid apply`` (4 workers, the default) and ``podman-compose
+   up -d``. paid's gates use ``minReadySeconds: 0`` here (compose has no
+   gate at all).
+3. **In process**: what ``paid apply`` runs after loading — the reconciler
+   under its workers (``converge``) — on a converged host, against one bare
+   list call (HTTP GET + JSON decode), with the API calls it makes.
 
-Prints a table and writes its section of ``docs/benchmarks.md``.
+Prints tables and writes its section of ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -26,12 +34,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from bench.report import write_section
-from paid.controllers.services import ServiceController
+from paid.controllers.converging import converge
 from paid.runtime.podman import PodmanRuntime
 from paid.state.loading import load_directory
 from paid.state.store import Store
@@ -40,13 +49,10 @@ from tests.harness import IMAGE, PodmanService, service_doc, write_services
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _time(fn: Callable[[], object], reps: int) -> list[float]:
-    out = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def _run(argv: list[str], env: dict[str, str]) -> None:
@@ -70,35 +76,48 @@ def _storage_env(podman: PodmanService) -> dict[str, str]:
     return env
 
 
-def _names(n: int) -> list[str]:
-    return [f"svc{i:03d}" for i in range(n)]
+def _names(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i:03d}" for i in range(n)]
 
 
-def bench_paid(podman: PodmanService, work: Path, n: int, reps: int, tools: Path) -> list[float]:
+@dataclass
+class Tool:
+    """One tool's N services: how to converge them, and how to remove them all."""
+
+    label: str
+    converge: list[str]
+    env: dict[str, str]
+    names: list[str]
+
+    def run(self) -> float:
+        return _timed(lambda: _run(self.converge, self.env))
+
+
+def _paid(podman: PodmanService, work: Path, n: int, tools: Path) -> Tool:
     """``paid`` as users install it (``pip install .`` into the tools venv, no test extras)."""
+    names = _names("p", n)
     desired = work / f"paid-{n}"
-    write_services(desired, *(service_doc(name) for name in _names(n)))
+    write_services(desired, *(service_doc(name) for name in names))
     env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(work / "state")}
     argv = [str(tools / "paid"), "apply", str(desired), "--log-format", "json"]
-    _run(argv, env)
-    return _time(lambda: _run(argv, env), reps)
+    return Tool("paid apply", argv, env, names)
 
 
-def bench_compose(podman: PodmanService, work: Path, n: int, reps: int, tools: Path) -> list[float]:
+def _compose(podman: PodmanService, work: Path, n: int, tools: Path) -> Tool:
+    names = _names("c", n)
     compose = work / f"compose-{n}.yml"
     services = {
         name: {"image": IMAGE, "command": ["sleep", "3600"], "container_name": name}
-        for name in _names(n)
+        for name in names
     }
     compose.write_text(yaml.safe_dump({"services": services}))
-    env = _storage_env(podman)
     argv = [str(tools / "podman-compose"), "-f", str(compose), "-p", f"bench{n}", "up", "-d"]
-    _run(argv, env)
-    return _time(lambda: _run(argv, env), reps)
+    return Tool("podman-compose up -d", argv, _storage_env(podman), names)
 
 
-def bench_ansible(podman: PodmanService, work: Path, n: int, reps: int, tools: Path) -> list[float]:
+def _ansible(podman: PodmanService, work: Path, n: int, tools: Path) -> Tool:
     env = _storage_env(podman)
+    names = _names("a", n)
     playbook = work / f"ansible-{n}.yml"
     play = {
         "hosts": "localhost",
@@ -117,7 +136,7 @@ def bench_ansible(podman: PodmanService, work: Path, n: int, reps: int, tools: P
                     "command": ["sleep", "3600"],
                     "state": "started",
                 },
-                "loop": _names(n),
+                "loop": names,
             }
         ],
     }
@@ -126,13 +145,27 @@ def bench_ansible(podman: PodmanService, work: Path, n: int, reps: int, tools: P
     env["ANSIBLE_LOCALHOST_WARNING"] = "false"
     env["ANSIBLE_INVENTORY_UNPARSED_WARNING"] = "false"
     argv = [str(tools / "ansible-playbook"), "-i", "localhost,", str(playbook)]
-    _run(argv, env)
-    return _time(lambda: _run(argv, env), reps)
+    return Tool("ansible podman_container", argv, env, names)
+
+
+def _remove(podman: PodmanService, names: list[str]) -> None:
+    for start in range(0, len(names), 100):
+        podman.podman("rm", "--force", "--time", "0", *names[start : start + 100])
+
+
+def interleaved(tools: list[Tool], reps: int, before: Callable[[Tool], None]) -> dict[str, float]:
+    """Median wall time per tool, its runs interleaved with the others'."""
+    times: dict[str, list[float]] = {t.label: [] for t in tools}
+    for _ in range(reps):
+        for tool in tools:
+            before(tool)
+            times[tool.label].append(tool.run())
+    return {label: statistics.median(ts) for label, ts in times.items()}
 
 
 def bench_in_process(podman: PodmanService, work: Path, n: int, reps: int) -> dict[str, float]:
     desired_dir = work / f"inproc-{n}"
-    write_services(desired_dir, *(service_doc(name) for name in _names(n)))
+    write_services(desired_dir, *(service_doc(name) for name in _names("i", n)))
     env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(work / "state")}
     _run([str(ROOT / ".venv" / "bin" / "paid"), "apply", str(desired_dir)], env)
     desired = load_directory(desired_dir).desired
@@ -145,16 +178,14 @@ def bench_in_process(podman: PodmanService, work: Path, n: int, reps: int) -> di
         return response.json()
 
     with Store.open(work / "state") as store:
-        controller = ServiceController(runtime=runtime, journal=store)
-        # interleave the two so drift in machine load hits both alike
         list_times: list[float] = []
         pass_times: list[float] = []
         for _ in range(reps):
-            list_times += _time(bare_list, 1)
-            pass_times += _time(lambda: controller.reconcile(desired), 1)
+            list_times.append(_timed(bare_list))
+            pass_times.append(_timed(lambda: converge(desired, runtime=runtime, store=store)))
         runtime.requests.clear()
-        report = controller.reconcile(desired)
-        assert report.results == (), report.results
+        report = converge(desired, runtime=runtime, store=store)
+        assert ([], {}) == (report.results, report.rollouts), report
     calls = sum(runtime.requests.values())
     mutating = runtime.mutating_requests
     runtime.close()
@@ -166,40 +197,110 @@ def bench_in_process(podman: PodmanService, work: Path, n: int, reps: int) -> di
     }
 
 
-def main() -> None:
+def _bare_list_seconds(podman: PodmanService, reps: int = 5) -> float:
+    runtime = PodmanRuntime(podman.url)
+    api = runtime._client.api
+    try:
+        return statistics.median(
+            _timed(lambda: api.get("/containers/json", params={"all": "true"}).json())
+            for _ in range(reps)
+        )
+    finally:
+        runtime.close()
+
+
+def _section(
+    reps: int, pass_reps: int, rows_noop: list[str], rows_cold: list[str], rows_pass: list[str]
+) -> str:
+    return "\n".join(
+        [
+            "Each tool's containers are present while the others run; runs interleaved. "
+            "`paid apply` is the default command: pre-flight included.",
+            "",
+            f"### No-op, whole process (median of {reps}, after a converging run)",
+            "",
+            "| N | tool | wall time | relative | one bare list call (all containers) |",
+            "|---|---|---|---|---|",
+            *rows_noop,
+            "",
+            "### Cold, whole process: none of the tool's containers to all running",
+            "",
+            "| N | tool | wall time | relative | runs (median) |",
+            "|---|---|---|---|---|",
+            *rows_cold,
+            "",
+            f"### The reconciler in process on a converged host (median of {pass_reps}, "
+            "interleaved with the bare call)",
+            "",
+            "| N | bare list call | `converge` (what `paid apply` runs) | ratio "
+            "| API calls | mutating |",
+            "|---|---|---|---|---|---|",
+            *rows_pass,
+        ]
+    )
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tools-venv", type=Path, default=ROOT / ".venv-bench")
     parser.add_argument("--reps", type=int, default=3, help="whole-process repetitions")
     parser.add_argument("--pass-reps", type=int, default=30, help="in-process repetitions")
-    parser.add_argument("--sizes", default="20,50")
+    parser.add_argument("--sizes", default="20,50", help="no-op sizes")
+    parser.add_argument("--cold-sizes", default="50", help="cold sizes, paid and compose")
+    parser.add_argument("--cold-paid-only", default="500", help="cold sizes, paid alone")
     parser.add_argument("--pass-sizes", default="20,100,500")
+    parser.add_argument("--with-ansible", action="store_true", help="add Ansible to the no-op")
     parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
-    tools = args.tools_venv / "bin"
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _arguments()
+    bins = args.tools_venv / "bin"
+    sizes = [int(x) for x in args.sizes.split(",") if x]
+    cold = [int(x) for x in args.cold_sizes.split(",") if x]
+    cold_alone = [int(x) for x in args.cold_paid_only.split(",") if x]
+    pass_sizes = [int(x) for x in args.pass_sizes.split(",") if x]
 
     base = Path(tempfile.mkdtemp(prefix="paid-bench-"))
     podman = PodmanService.start(base)
-    rows_tools: list[str] = []
+    rows_noop: list[str] = []
+    rows_cold: list[str] = []
     rows_pass: list[str] = []
     try:
         podman.build_images()
         work = base / "work"
         work.mkdir()
-        for n in [int(x) for x in args.sizes.split(",")]:
-            results = {}
-            for label, fn in (
-                ("paid apply", bench_paid),
-                ("podman-compose up -d", bench_compose),
-                ("ansible podman_container", bench_ansible),
-            ):
-                podman.clean()
-                print(f"N={n}: {label} ...", file=sys.stderr, flush=True)
-                results[label] = statistics.median(fn(podman, work, n, args.reps, tools))
-            paid_s = results["paid apply"]
-            for label, seconds in results.items():
+        for n in sizes:
+            podman.clean()
+            makers = [_paid, _compose] + ([_ansible] if args.with_ansible else [])
+            tools = [make(podman, work, n, bins) for make in makers]
+            for tool in tools:  # converge each once: every tool's containers are present
+                tool.run()
+            print(f"N={n}: no-op ...", file=sys.stderr, flush=True)
+            medians = interleaved(tools, args.reps, before=lambda tool: None)
+            listing = _bare_list_seconds(podman)
+            paid_s = medians["paid apply"]
+            for label, seconds in medians.items():
                 ratio = "1.0×" if label == "paid apply" else f"{seconds / paid_s:.1f}× paid"
-                rows_tools.append(f"| {n} | {label} | {seconds:.2f} s | {ratio} |")
-        for n in [int(x) for x in args.pass_sizes.split(",")]:
+                rows_noop.append(
+                    f"| {n} | {label} | {seconds:.2f} s | {ratio} | {listing * 1000:.0f} ms |"
+                )
+        for n, alone in [(n, False) for n in cold] + [(n, True) for n in cold_alone]:
+            podman.clean()
+            makers = [_paid] if alone else [_paid, _compose]
+            tools = [make(podman, work, n, bins) for make in makers]
+            for tool in tools:
+                tool.run()
+            print(f"N={n}: cold ...", file=sys.stderr, flush=True)
+            reps = 1 if alone else args.reps
+            medians = interleaved(tools, reps, before=lambda tool: _remove(podman, tool.names))
+            paid_s = medians["paid apply"]
+            for label, seconds in medians.items():
+                ratio = "1.0×" if label == "paid apply" else f"{seconds / paid_s:.1f}× paid"
+                runs = f"{reps} run" + ("s" if reps > 1 else "")
+                rows_cold.append(f"| {n} | {label} | {seconds:.1f} s | {ratio} | {runs} |")
+        for n in pass_sizes:
             podman.clean()
             print(f"N={n}: in-process pass ...", file=sys.stderr, flush=True)
             r = bench_in_process(podman, work, n, args.pass_reps)
@@ -210,26 +311,10 @@ def main() -> None:
     finally:
         podman.stop()
 
-    section = "\n".join(
-        [
-            "### No-op converge, whole process (median of "
-            f"{args.reps} runs after a converging run)",
-            "",
-            "| N | tool | wall time | relative |",
-            "|---|---|---|---|",
-            *rows_tools,
-            "",
-            f"### One no-op reconcile pass in process (median of {args.pass_reps}, interleaved)",
-            "",
-            "| N | bare list call | paid pass (list + diff) | pass / list "
-            "| API calls per pass | mutating |",
-            "|---|---|---|---|---|---|",
-            *rows_pass,
-        ]
-    )
+    section = _section(args.reps, args.pass_reps, rows_noop, rows_cold, rows_pass)
     print(section)
     if not args.no_write:
-        write_section("reconcile", "No-op converge (`bench/reconcile.py`)", section)
+        write_section("reconcile", "Converging (`bench/reconcile.py`)", section)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from paid.cli.common import (
     DEFAULT_DIR,
     EXIT_ERROR,
     EXIT_OK,
-    env,
     load,
     named_service,
     out,
@@ -21,42 +20,24 @@ from paid.cli.common import (
     stderr,
     table,
 )
+from paid.cli.options import Parents, Subparsers
 from paid.controllers.backups import BackupController, BackupFailed
 from paid.controllers.health import wait_until_ready
 from paid.controllers.services import ServiceController
+from paid.runtime.base import Runtime
 from paid.runtime.podman import PodmanRuntime
 from paid.state.archives import ArchiveError, BackupRecord, list_backups, verify
 from paid.state.desired import DesiredService
 from paid.state.store import Store
 
 
-def options() -> argparse.ArgumentParser:
-    """``--backup-dir`` and ``--backup-upload-command``, for these commands and ``paid run``."""
-    where = argparse.ArgumentParser(add_help=False)
-    where.add_argument(
-        "--backup-dir",
-        default=env("BACKUP_DIR"),
-        metavar="DIR",
-        help="where backups are kept (env PAID_BACKUP_DIR; default <state dir>/backups)",
+def register(sub: Subparsers, parents: Parents) -> None:
+    common, host_paths, output, where = (
+        parents.common,
+        parents.host_paths,
+        parents.output,
+        parents.backups,
     )
-    where.add_argument(
-        "--backup-upload-command",
-        default=env("BACKUP_UPLOAD_COMMAND"),
-        metavar="COMMAND",
-        help="run after each backup, with PAID_BACKUP_DIR, _ID and _SERVICE set "
-        "(env PAID_BACKUP_UPLOAD_COMMAND)",
-    )
-    return where
-
-
-def register(
-    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    *,
-    common: argparse.ArgumentParser,
-    host_paths: argparse.ArgumentParser,
-    output: argparse.ArgumentParser,
-) -> None:
-    where = options()
     backup = sub.add_parser("backup", help="back up services' named volumes")
     verbs = backup.add_subparsers(dest="backup_command", required=True, metavar="COMMAND")
     run = verbs.add_parser(
@@ -91,7 +72,7 @@ def backup_dir(args: argparse.Namespace) -> Path:
     return Path(args.backup_dir) if args.backup_dir else Path(args.state_dir) / "backups"
 
 
-def _controller(args: argparse.Namespace, runtime: PodmanRuntime, store: Store) -> BackupController:
+def _controller(args: argparse.Namespace, runtime: Runtime, store: Store) -> BackupController:
     def ready(service: DesiredService, container_id: str) -> bool:
         timeout = float(service.spec.rollout.progress_deadline_seconds)
         return wait_until_ready(runtime, service, container_id, timeout=timeout)
@@ -107,7 +88,7 @@ def _controller(args: argparse.Namespace, runtime: PodmanRuntime, store: Store) 
 
 
 def before_rollout(
-    args: argparse.Namespace, runtime: PodmanRuntime, store: Store
+    args: argparse.Namespace, runtime: Runtime, store: Store
 ) -> Callable[[DesiredService], str | None]:
     """For `paid apply`: a backup before each rollout that asks for one (None: failed)."""
     controller = _controller(args, runtime, store)
@@ -143,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     if not services:
         stderr("paid: no service has a backup section")
         return EXIT_ERROR
-    runtime = PodmanRuntime(args.podman_url)
+    runtime = PodmanRuntime(args.podman_url, instance=args.instance)
     failures = 0
     try:
         with Store.open(args.state_dir) as store:
@@ -217,7 +198,7 @@ def _restore(args: argparse.Namespace) -> int:
     service = named_service(args)
     if service is None:
         return EXIT_ERROR
-    runtime = PodmanRuntime(args.podman_url)
+    runtime = PodmanRuntime(args.podman_url, instance=args.instance)
     try:
         with Store.open(args.state_dir) as store:
             record = _controller(args, runtime, store).restore(service, args.backup)

@@ -18,18 +18,15 @@ from paid.cli.common import (
     stderr,
     table,
 )
+from paid.cli.options import Parents, Subparsers
 from paid.controllers.chaos import Breakage, Chaos, Round
 from paid.runtime.podman import PodmanRuntime
 from paid.state.specs import RestartPolicy, ServiceSpec
 from paid.state.store import Store
 
 
-def register(
-    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    *,
-    common: argparse.ArgumentParser,
-    loading: argparse.ArgumentParser,
-) -> None:
+def register(sub: Subparsers, parents: Parents) -> None:
+    common, loading = parents.common, parents.loading
     chaos = sub.add_parser(
         "chaos",
         parents=[common, loading],
@@ -104,7 +101,7 @@ def _chaos(args: argparse.Namespace) -> int:
         stderr("paid: no enabled service with restartPolicy Always to break")
         return EXIT_ERROR
     specs: dict[str, ServiceSpec] = {s.name: s.spec for s in result.desired}
-    runtime = PodmanRuntime(args.podman_url)
+    runtime = PodmanRuntime(args.podman_url, instance=args.instance)
 
     def show(r: Round) -> None:
         took = f"{r.seconds:.2f} s" if r.seconds is not None else f"MISSED ({r.detail})"

@@ -7,35 +7,18 @@ import json
 import time
 from pathlib import Path
 
-from paid.cli.common import EXIT_ERROR, EXIT_OK, env, load, out, print_errors, stderr, table
+from paid.cli.common import EXIT_ERROR, EXIT_OK, load, out, print_errors, stderr, table
+from paid.cli.options import Parents, Subparsers
 from paid.state.incidents import parse_time, postmortem
 from paid.state.slo import measure
 from paid.state.store import Store
 
 
-def slo_options() -> argparse.ArgumentParser:
-    """``--slo-default``, for ``paid slo`` and ``paid run``."""
-    options = argparse.ArgumentParser(add_help=False)
-    options.add_argument(
-        "--slo-default",
-        type=float,
-        default=float(env("SLO_DEFAULT") or 0) or None,
-        metavar="PERCENT",
-        help="availability objective for services without an slo section (env PAID_SLO_DEFAULT)",
-    )
-    return options
-
-
-def register(
-    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    *,
-    common: argparse.ArgumentParser,
-    loading: argparse.ArgumentParser,
-    output: argparse.ArgumentParser,
-) -> None:
+def register(sub: Subparsers, parents: Parents) -> None:
+    common, loading, output = parents.common, parents.loading, parents.output
     slo = sub.add_parser(
         "slo",
-        parents=[common, loading, output, slo_options()],
+        parents=[common, loading, output, parents.slo],
         help="availability, error budget and burn rates per service",
     )
     slo.set_defaults(handler=_slo)

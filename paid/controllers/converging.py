@@ -1,36 +1,41 @@
-"""``paid apply``: converge once, through the same health gate as the daemon.
+"""``paid apply``: the reconciler, driven until the host is converged or a deadline.
 
-One synchronous loop: observe (one list call), run the probes that are
-due, start what may start (dependencies ready), step the rollouts under
-way, and report progress — until nothing is left or the deadline passes.
-Removals and conflicts are settled first, as in the plan.
+The same ``Reconciler`` and worker loop as the daemon, with bounded
+concurrency (``workers``): services independent in the ``dependsOn``
+graph are created, started and health-gated at the same time, and a
+service waiting for a dependency is woken when that dependency becomes
+ready or finishes its rollout. Probes tick on a thread of their own.
+
+The drive ends when every key the work queue still holds has *settled*:
+done, held, backing off (a failed first deploy or a crash loop: the
+daemon would retry later, ``apply`` reports it), in conflict, failing
+past ``ERROR_ATTEMPTS``, or waiting on a dependency that settled without
+converging. What did not converge is in the report, and ``apply`` exits 1.
 """
 
 from __future__ import annotations
 
-import contextlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from paid.controllers.health import HealthController
-from paid.controllers.rollouts import (
-    RolloutController,
-    aside_name,
-    canary_name,
-    effective_state,
-)
-from paid.controllers.services import ActionResult, Outcome, ServiceController, uses_secrets
-from paid.runtime.base import Runtime, RuntimeFailure
-from paid.state.actual import ActualContainer
+from paid.controllers.queue import WorkQueue
+from paid.controllers.reconciling import FULL, PRUNE, Hooks, Reconciler, Result, StepKind, World
+from paid.controllers.services import ActionResult, Outcome
+from paid.controllers.timings import Timings
+from paid.controllers.working import Workers
+from paid.runtime.base import Runtime
 from paid.state.checkout import Checkout
 from paid.state.desired import DesiredService, DesiredState
-from paid.state.diffing import decide, diff
-from paid.state.plans import Action, ActionKind, Plan
+from paid.state.plans import ActionKind, Plan
 from paid.state.secrets import SecretSource
 from paid.state.store import Store
 
 Progress = Callable[[str], None]
+
+ERROR_ATTEMPTS = 3  # a key that failed this many times in a row is reported, not retried
+DEFAULT_WORKERS = 4
 
 
 @dataclass
@@ -40,11 +45,13 @@ class ConvergeReport:
     rollouts: dict[str, str] = field(default_factory=dict)  # service -> result
     unfinished: dict[str, str] = field(default_factory=dict)  # service -> why not
     reasons: dict[str, str] = field(default_factory=dict)  # service -> why its rollout ended so
+    refused: bool = False  # the gate (pre-flight) said no: nothing was touched
 
     @property
     def converged(self) -> bool:
         return (
-            all(r.outcome is Outcome.DONE for r in self.results)
+            not self.refused
+            and all(r.outcome is Outcome.DONE for r in self.results)
             and all(result == "succeeded" for result in self.rollouts.values())
             and not self.unfinished
         )
@@ -59,195 +66,210 @@ def converge(
     secrets: SecretSource | None = None,
     allow_mass_prune: bool = False,
     progress: Progress = lambda line: None,
-    poll: float = 0.25,
     backup: Callable[[DesiredService], str | None] | None = None,
+    workers: int = DEFAULT_WORKERS,
+    timings: Timings | None = None,
     clock: Callable[[], float] = time.monotonic,
+    gate: Callable[[World], bool] | None = None,
+    allowed_host_paths: tuple[str, ...] = (),
 ) -> ConvergeReport:
-    converger = _Converger(
-        runtime, store, checkout, progress, clock, secrets=secrets, backup=backup
+    """Drive ``desired`` to convergence once; the report says what happened.
+
+    ``gate`` (the pre-flight checks) sees the first observation before
+    anything is done; when it says no, nothing is touched.
+    """
+    drive = _Drive(progress)
+    reconciler = Reconciler(
+        runtime=runtime,
+        store=store,
+        desired=lambda: desired,
+        secrets=secrets,
+        checkout=lambda: checkout,
+        allow_mass_prune=allow_mass_prune,
+        allowed_host_paths=allowed_host_paths,
+        backup=backup,
+        timings=timings,
+        clock=clock,
+        probe_workers=8,
+        hooks=Hooks(action=drive.on_action, rollout_finished=drive.on_rollout_finished),
+        on_probe_transition=drive.on_probe_transition,
     )
     try:
-        return converger.run(desired, allow_mass_prune=allow_mass_prune, poll=poll)
+        return drive.run(reconciler, desired, workers=workers, clock=clock, gate=gate)
     finally:
-        converger.health.close()
+        reconciler.close()
 
 
-class _Converger:
-    def __init__(
-        self,
-        runtime: Runtime,
-        store: Store,
-        checkout: Checkout | None,
-        progress: Progress,
-        clock: Callable[[], float],
-        *,
-        secrets: SecretSource | None,
-        backup: Callable[[DesiredService], str | None] | None,
-    ) -> None:
-        self.runtime, self.store, self.progress, self.clock = runtime, store, progress, clock
-        self.secrets = secrets
+class _Drive:
+    """What one ``paid apply`` saw: results, rollouts, and what each key last asked."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
         self.report = ConvergeReport(plan=Plan())
-        self.services = ServiceController(
-            runtime=runtime,
-            journal=store,
-            checkout=checkout,
-            secrets=secrets,
-            on_result=self.report.results.append,
-        )
-        self.health = HealthController(
-            runtime, on_transition=lambda *a: None, clock=clock, workers=8
-        )
-        self.rollouts = RolloutController(
-            runtime=runtime,
-            store=store,
-            services=self.services,
-            ready=self.health.ready,
-            health=self.health,
-            clock=clock,
-            on_finished=self._finished,
-            backup=backup,
-        )
+        self.last: dict[str, Result] = {}
         self.phases: dict[str, str] = {}
-        self.attempts: dict[str, int] = {}
+        self.changed = threading.Condition()
+        self.queue: WorkQueue | None = None
+        self.desired = DesiredState()
 
-    def run(self, desired: DesiredState, *, allow_mass_prune: bool, poll: float) -> ConvergeReport:
-        effective = effective_state(desired, self.store, self.secrets)
-        state = effective.state
-        actual = self.runtime.list_containers()
-        plan = diff(state, actual, allow_mass_prune=allow_mass_prune)
-        self.report.plan = plan
-        for note in effective.notes.values():
-            self.progress(f"note: {note}")
-        for action in plan.actions:
-            if action.kind in (ActionKind.REMOVE, ActionKind.CONFLICT):
-                self.services.execute(action, None)
-        for action in plan.withheld:
-            self.report.results.append(
-                ActionResult(action, Outcome.WITHHELD, "; ".join(plan.notes))
-            )
-        pending = [
-            a for a in plan.actions if a.kind not in (ActionKind.REMOVE, ActionKind.CONFLICT)
-        ]
-        horizon = max(
-            (
-                s.spec.rollout.progress_deadline_seconds + s.spec.rollout.min_ready_seconds
-                for s in state
-            ),
-            default=0,
-        )
-        deadline = self.clock() + horizon * max(1, len(pending)) + 30
-        while (pending or self.rollouts.active) and self.clock() < deadline:
-            actual = self.runtime.list_containers()
-            self.health.sync(state, actual)
-            self.health.tick()
-            # Asides can appear late (Podman finishing a killed paid's last
-            # request). Each service is acted on once per listing: what was
-            # resumed, stepped or begun is looked at again on the next one.
-            touched = self._resume_interrupted(state, actual, pending)
-            touched |= self._step_rollouts(state, actual, skip=touched)
-            self._start_what_may_start(state, actual, pending, skip=touched)
-            time.sleep(poll)
-        for action in pending:
-            self.report.unfinished[action.service] = "not converged before the deadline"
-        for name in self.rollouts.active:
-            self.report.unfinished[name] = "rollout still in progress at the deadline"
-        if self.report.converged and uses_secrets(state, actual):
-            with contextlib.suppress(RuntimeFailure):
-                self.services.collect_secrets(state, actual, now=time.time())
-        return self.report
+    # -- hooks (called from worker and probe threads) ---------------------------
 
-    def _resume_interrupted(
-        self, state: DesiredState, actual: list[ActualContainer], pending: list[Action]
-    ) -> set[str]:
-        """Services with a container kept aside were interrupted mid-rollout."""
-        by_name = {c.name: c for c in actual}
-        touched: set[str] = set()
-        for svc in state:
-            aside = by_name.get(aside_name(svc.name))
-            if aside is None or not aside.managed or svc.name in self.rollouts.active:
-                continue
-            touched.add(svc.name)
-            self.progress(f"{svc.name}: finishing an interrupted rollout")
-            self.rollouts.resume_or_restore(svc, by_name.get(svc.name), aside)
-            pending[:] = [a for a in pending if a.service != svc.name]
-            if svc.name not in self.rollouts.active:  # undone: roll out afresh
-                pending.append(Action(ActionKind.RECREATE, svc.name, "interrupted rollout"))
-        return touched
+    def on_action(self, result: ActionResult) -> None:
+        self.report.results.append(result)
 
-    def _start_what_may_start(
-        self,
-        state: DesiredState,
-        actual: list[ActualContainer],
-        pending: list[Action],
-        *,
-        skip: set[str],
-    ) -> None:
-        by_name = {c.name: c for c in actual}
-        for action in list(pending):
-            name = action.service
-            if name in skip:
-                continue
-            decision = decide(state, name, actual, ready=self.health.ready)
-            failed = [
-                d
-                for d in decision.waiting_on
-                if self.report.rollouts.get(d) in ("failed", "rolled_back")
-            ]
-            if failed:
-                pending.remove(action)
-                self.report.unfinished[name] = f"dependency {failed[0]} failed its rollout"
-                continue
-            if decision.waiting_on:
-                self._say(
-                    name, "waiting", f"waiting for {', '.join(decision.waiting_on)} to be ready"
-                )
-                continue
-            pending.remove(action)
-            if decision.action is None:
-                continue
-            svc = state.services[name]  # type: ignore[index]
-            gated = decision.action.kind is ActionKind.RECREATE or (
-                decision.action.kind is ActionKind.CREATE and self.rollouts.needs_gate(svc)
-            )
-            try:
-                if gated:
-                    self.progress(f"{name}: rolling out ({decision.action.reason})")
-                    self.rollouts.begin(svc, by_name.get(name))
-                else:
-                    self.services.execute(decision.action, svc)
-            except RuntimeFailure as err:
-                # The state moved under us (a late rename, a vanished container):
-                # decide again on the next, fresh listing, a few times at most.
-                self.attempts[name] = self.attempts.get(name, 0) + 1
-                if self.attempts[name] < 3:
-                    pending.append(action)
-                else:
-                    self.report.unfinished[name] = str(err)
-
-    def _step_rollouts(
-        self, state: DesiredState, actual: list[ActualContainer], *, skip: set[str]
-    ) -> set[str]:
-        by_name = {c.name: c for c in actual}
-        stepped: set[str] = set()
-        for name in list(self.rollouts.active):
-            if name in skip:
-                continue
-            stepped.add(name)
-            self.rollouts.step(
-                state.services[name],  # type: ignore[index]
-                by_name.get(name),
-                by_name.get(canary_name(name)),
-            )
-            active = self.rollouts.active.get(name)
-            phase = str(active.gate.phase) if active else self.report.rollouts.get(name, "")
-            self._say(name, phase, phase.replace("_", " "))
-        return stepped
-
-    def _finished(self, name: str, result: str, reason: str) -> None:
+    def on_rollout_finished(self, name: str, result: str, reason: str) -> None:
         self.report.rollouts[name] = result
         self.report.reasons[name] = reason
+        self._wake_dependents(name)
 
-    def _say(self, name: str, phase: str, line: str) -> None:
-        if self.phases.get(name) != phase:
-            self.phases[name] = phase
+    def on_probe_transition(self, name: str, kind: object, passing: bool, detail: str) -> None:
+        if passing and str(kind) == "readiness" and self.queue is not None:
+            self.queue.add(name)
+            self._wake_dependents(name)
+
+    def _wake_dependents(self, name: str) -> None:
+        if self.queue is not None:
+            for other in self.desired.dependents(name):  # type: ignore[arg-type]
+                self.queue.add(other)
+
+    def on_result(self, key: str, result: Result, seconds: float) -> None:
+        step = result.step
+        if step is not None:
+            self._say(key, step.kind, result)
+        with self.changed:
+            self.last[key] = result
+            self.changed.notify_all()
+
+    # -- the drive ---------------------------------------------------------------
+
+    def run(
+        self,
+        reconciler: Reconciler,
+        desired: DesiredState,
+        *,
+        workers: int,
+        clock: Callable[[], float],
+        gate: Callable[[World], bool] | None,
+    ) -> ConvergeReport:
+        self.desired = desired
+        world = reconciler.observe()
+        assert world is not None  # noqa: S101 -- desired is given
+        if gate is not None and not gate(world):
+            self.report.refused = True
+            return self.report
+        self.report.plan = reconciler.plan(world)
+        for note in world.notes.values():
+            self.progress(f"note: {note}")
+        for action in self.report.plan.withheld:
+            if action.kind is ActionKind.REMOVE:
+                self.report.results.append(
+                    ActionResult(action, Outcome.WITHHELD, "; ".join(self.report.plan.notes))
+                )
+        self.queue = WorkQueue(clock=clock)
+        pool = Workers(
+            reconciler,
+            self.queue,
+            count=workers,
+            timings=reconciler.timings,
+            on_result=self.on_result,
+            clock=clock,
+        )
+        stop = threading.Event()
+        ticker = threading.Thread(
+            target=_tick, args=(reconciler, stop), name="paid-probes", daemon=True
+        )
+        deadline = clock() + _horizon(world)
+        pool.process(FULL, world)  # the plan's own observation: a no-op apply lists once
+        pool.start()
+        ticker.start()
+        try:
+            with self.changed:
+                while not self._settled(pool) and clock() < deadline:
+                    self.changed.wait(0.1)
+        finally:
+            stop.set()
+            pool.stop()
+            ticker.join(timeout=5)
+        self._report_unfinished(pool)
+        if self.report.converged and (self.report.results or self.report.rollouts):
+            final = reconciler.observe()
+            if final is not None:
+                reconciler.collect_secrets(final)
+        return self.report
+
+    def _settled(self, pool: Workers) -> bool:
+        queue = self.queue
+        assert queue is not None  # noqa: S101 -- set by run()
+        if not queue.idle() or FULL not in self.last:
+            return False
+        return all(self._why_settled(key, pool) is not None for key in queue.pending())
+
+    def _why_settled(self, key: str, pool: Workers) -> str | None:
+        """Why ``key`` will not converge without outside help, or None while it may."""
+        result = self.last.get(key)
+        if result is None:
+            return None
+        step = result.step
+        if result.error is not None:
+            if step is not None and step.action and step.action.kind is ActionKind.CONFLICT:
+                return step.action.reason
+            return result.error if pool.errors.attempts(key) >= ERROR_ATTEMPTS else None
+        if step is None:
+            return "done" if result.requeue_after is None else None
+        if step.kind in (StepKind.HELD, StepKind.QUARANTINED):
+            return step.reason
+        if step.kind is StepKind.BACK_OFF:
+            return f"backing off ({step.reason}); the daemon retries in {step.wait:.0f} s"
+        if step.kind is StepKind.WAIT:
+            for dependency in step.waiting_on:
+                if self.report.rollouts.get(dependency) in ("failed", "rolled_back"):
+                    return f"dependency {dependency} failed its rollout"
+                if self._why_settled(dependency, pool) not in (None, "done"):
+                    return f"dependency {dependency} did not converge"
+            return None
+        return "done" if result.requeue_after is None else None
+
+    def _report_unfinished(self, pool: Workers) -> None:
+        assert self.queue is not None  # noqa: S101 -- set by run()
+        reported = {r.action.service for r in self.report.results if r.outcome is not Outcome.DONE}
+        for key in sorted(self.queue.pending() | set(self.last)):
+            if key in (FULL, PRUNE) or key in reported:
+                continue
+            why = self._why_settled(key, pool)
+            step = self.last[key].step if key in self.last else None
+            if why is None:
+                if key in self.queue.pending() or (step and step.kind is StepKind.ROLLOUT):
+                    self.report.unfinished[key] = "not converged before the deadline"
+            elif why != "done" and key not in self.report.rollouts:
+                self.report.unfinished[key] = why
+
+    def _say(self, name: str, kind: StepKind, result: Result) -> None:
+        step = result.step
+        assert step is not None  # noqa: S101 -- only called with a step
+        line = {
+            StepKind.ROLL_OUT: f"rolling out ({step.reason})",
+            StepKind.WAIT: step.reason,
+            StepKind.HELD: step.reason,
+            StepKind.BACK_OFF: f"backing off: {step.reason}",
+            StepKind.RESUME: "finishing an interrupted rollout",
+            StepKind.CANARY_CLEANUP: "removing a canary nobody judges",
+        }.get(kind)
+        if kind is StepKind.ROLLOUT:
+            line = None if step.reason == "finished" else step.reason.replace("_", " ")
+        if line is not None and self.phases.get(name) != line:
+            self.phases[name] = line
             self.progress(f"{name}: {line}")
+
+
+def _tick(reconciler: Reconciler, stop: threading.Event) -> None:
+    while not stop.wait(reconciler.timings.probe_tick):
+        reconciler.health.tick()
+
+
+def _horizon(world: World) -> float:
+    """How long ``apply`` may take: every gate's worst case, one after another, and slack."""
+    gates = [
+        s.spec.rollout.progress_deadline_seconds + s.spec.rollout.min_ready_seconds
+        for s in world.desired
+    ]
+    return float(sum(gates) + 30) if gates else 30.0

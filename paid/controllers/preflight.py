@@ -13,10 +13,12 @@ runs them at start and exports the results.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import socket
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -62,19 +64,26 @@ def preflight(
     disk: DiskThresholds = DiskThresholds(),
     secrets: SecretSource | None = None,
     backup_dir: str | None = None,
+    actual: Sequence[ActualContainer] | None = None,
 ) -> list[Check]:
+    """Every check; ``actual`` is a listing already made (``paid apply``'s first look)."""
     checks: list[Check] = []
     try:
         version = runtime.version()
-        actual = runtime.list_containers()
-        storage = runtime.storage_path()
+        listed = list(actual) if actual is not None else runtime.list_containers()
+        storage = _storage_path(runtime, state_dir)
     except RuntimeFailure as err:
         return [Check("podman", "api", Status.FAIL, f"Podman unreachable: {err}")]
     checks.append(Check("podman", "api", Status.OK, f"Podman {version}"))
     for label, path in (("podman storage", storage), ("state directory", state_dir)):
         checks.append(_disk(label, path, disk))
+    in_use = {c.image for c in listed}
     for image in sorted({svc.spec.image for svc in desired}):
-        checks.append(_image(runtime, image))
+        if image in in_use:  # a container has it: present, no need to ask
+            checks.append(Check("image", image, Status.OK, "present (in use)"))
+        else:
+            checks.append(_image(runtime, image))
+    actual = listed
     checks.extend(_ports(desired, actual))
     for svc in desired:
         for volume in svc.spec.volumes:
@@ -94,6 +103,38 @@ def preflight(
         checks.append(_disk("backup directory", backup_dir, disk))
         checks.append(_writable(backup_dir))
     return checks
+
+
+STORAGE_CACHE = "podman-storage.json"
+STORAGE_CACHE_SECONDS = 3600.0
+
+
+def _storage_path(runtime: Runtime, state_dir: str) -> str:
+    """Podman's storage directory, remembered for an hour in the state directory.
+
+    Podman answers it only from /info, which costs ~0.1 s (it gathers
+    everything about the host); the path changes when someone reconfigures
+    Podman's storage, which the hour and a vanished path both catch.
+    """
+    cache = os.path.join(state_dir, STORAGE_CACHE)
+    try:
+        with open(cache, encoding="utf-8") as handle:
+            remembered = json.load(handle)
+        path, at = str(remembered["graphRoot"]), float(remembered["at"])
+        if time.time() - at < STORAGE_CACHE_SECONDS and os.path.isdir(path):
+            return path
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    path = runtime.storage_path()
+    try:
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        partial = f"{cache}.{os.getpid()}"
+        with open(partial, "w", encoding="utf-8") as handle:
+            json.dump({"graphRoot": path, "at": time.time()}, handle)
+        os.replace(partial, cache)
+    except OSError:
+        pass  # no cache: ask again next time
+    return path
 
 
 def _writable(path: str) -> Check:

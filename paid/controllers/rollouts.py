@@ -36,6 +36,7 @@ import structlog
 
 from paid.controllers.health import HealthController
 from paid.controllers.services import ServiceController, container_request
+from paid.controllers.timings import Backoff, Timings
 from paid.runtime.base import ContainerMissing, NameInUse, Runtime, RuntimeFailure
 from paid.state import actual as states
 from paid.state import labels
@@ -51,7 +52,6 @@ from paid.state.store import Store
 log = structlog.get_logger("paid.rollouts")
 
 ASIDE_SUFFIX = labels.ASIDE_SUFFIX
-FIRST_DEPLOY_BACKOFF = (10.0, 300.0)  # base, max
 
 
 def aside_name(service: str) -> str:
@@ -76,20 +76,28 @@ class Effective:
 
     state: DesiredState
     notes: dict[str, str]  # service -> why it does not run its desired spec
+    expired_pins: tuple[str, ...] = ()  # pins whose desired spec moved on: a writer ends them
+    frozen: frozenset[str] = frozenset()  # quarantined with nothing good to go back to
 
 
 def effective_state(
     desired: DesiredState, store: Store, secrets: SecretSource | None = None
 ) -> Effective:
-    """Apply `paid rollback` pins and failed-revision quarantines to ``desired``."""
+    """Apply `paid rollback` pins and failed-revision quarantines to ``desired``.
+
+    A pure read: a pin whose desired spec has moved on no longer applies and
+    is returned in ``expired_pins``; only a reconcile removes it.
+    """
     pins = store.pins()
     services = dict(desired.services)
     notes: dict[str, str] = {}
+    expired: list[str] = []
+    frozen: set[str] = set()
     for name, svc in desired.services.items():
         target = None
         pin = pins.get(name)
         if pin is not None and pin.desired_hash != svc.spec_hash:
-            store.unpin(name)  # the desired spec moved on: the pin ends
+            expired.append(name)  # the desired spec moved on: the pin ends
             pin = None
         if pin is not None:
             target = store.revision(name, pin.revision)
@@ -106,13 +114,20 @@ def effective_state(
                         f"running revision {target.number}; "
                         f"`paid rollout retry {name}` to try again"
                     )
+                else:
+                    frozen.add(name)
+                    notes[name] = (
+                        f"revision {number} is quarantined ({revision.reason}) and no earlier "
+                        "revision is known good: what runs is left as it is; "
+                        f"`paid rollout retry {name}` to try again"
+                    )
         if target is not None and target.document is not None:
             rebuilt = from_documents(
                 [target.document], origin=f"revision {target.number}", secrets=secrets
             )
             if rebuilt.desired is not None:
                 services[name] = rebuilt.desired.services[name]
-    return Effective(DesiredState.of(services), notes)
+    return Effective(DesiredState.of(services), notes, tuple(expired), frozenset(frozen))
 
 
 class RolloutController:
@@ -128,6 +143,7 @@ class RolloutController:
         clock: Callable[[], float] = time.monotonic,
         on_finished: Callable[[str, str, str], None] = lambda service, result, why: None,
         backup: Callable[[DesiredService], str | None] | None = None,
+        timings: Timings | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -140,7 +156,10 @@ class RolloutController:
         self._backup = backup  # takes a backup, returns its ID (None: it failed)
         self._backups_before: dict[str, str] = {}  # service -> backup taken before the rollout
         self.active: dict[str, ActiveRollout] = {}
-        self._first_failures: dict[tuple[str, str], tuple[int, float]] = {}
+        # A failed first deploy has nothing to roll back to: its spec backs off.
+        self.first_deploy: Backoff[tuple[str, str]] = Backoff(
+            (timings or Timings()).first_deploy, clock
+        )
 
     def needs_gate(self, service: DesiredService) -> bool:
         """A revision that never succeeded is rolled out through the gate."""
@@ -150,12 +169,7 @@ class RolloutController:
 
     def backoff(self, service: DesiredService) -> float:
         """Seconds before a failed first deploy of this spec may be tried again."""
-        count, at = self._first_failures.get((service.name, service.spec_hash), (0, 0.0))
-        if count == 0:
-            return 0.0
-        base, most = FIRST_DEPLOY_BACKOFF
-        delay: float = min(base * 2 ** (count - 1), most)
-        return max(0.0, at + delay - self._clock())
+        return self.first_deploy.remaining((service.name, service.spec_hash))
 
     def _gate(
         self, service: DesiredService, revision: int, *, bake: float | None = None
@@ -260,10 +274,8 @@ class RolloutController:
         if self._health is not None:
             self._health.unwatch(canary_name(name))
         with contextlib.suppress(RuntimeFailure):
-            self.services.stop(
-                canary_name(name), timeout=service.spec.termination_grace_period_seconds
-            )
-            self.runtime.remove_container(canary_name(name))
+            grace = service.spec.termination_grace_period_seconds
+            self.services.retire(canary_name(name), service=name, timeout=grace)
         if failed is not None:
             # The old container was never touched.
             self._finish(
@@ -284,8 +296,8 @@ class RolloutController:
     def clean_canary(self, service: DesiredService, canary: ActualContainer) -> None:
         """A canary nobody is judging (paid restarted): abort it; the old is untouched."""
         log.warning("canary_abandoned", service=service.name)
-        self.services.stop(canary.name, timeout=service.spec.termination_grace_period_seconds)
-        self.runtime.remove_container(canary.name)
+        grace = service.spec.termination_grace_period_seconds
+        self.services.retire(canary.id, service=service.name, timeout=grace)
 
     def _replace(
         self,
@@ -297,8 +309,21 @@ class RolloutController:
         name = service.name
         previous = None
         if current is not None and current.managed:
-            self.services.stop(name, timeout=service.spec.termination_grace_period_seconds)
-            self.runtime.rename_container(name, aside_name(name))
+            blocker = self.runtime.inspect_container(aside_name(name))
+            if blocker is not None:
+                # Not ours (ours would have been resumed first): touch nothing.
+                why = (
+                    f"{aside_name(name)} is held by container {blocker.id[:12]}, which is "
+                    "not paid's: nothing was stopped"
+                )
+                self._finish(
+                    name, revision, previous_revision, failed=why, restore=None, blocked=True
+                )
+                self._count_first_failure(service)
+                return
+            # By ID: the container observed, not whatever holds the name now.
+            self.services.stop(current.id, timeout=service.spec.termination_grace_period_seconds)
+            self.runtime.rename_container(current.id, aside_name(name))
             previous = aside_name(name)
         gate = self._gate(service, revision)
         self.active[name] = ActiveRollout(gate, previous, previous_revision)
@@ -341,15 +366,26 @@ class RolloutController:
             return
         log.warning("rollout_interrupted", service=name, restoring=aside.revision)
         if current is not None and current.managed:
-            self.services.stop(name, timeout=service.spec.termination_grace_period_seconds)
-            self.runtime.remove_container(name)
-        self.runtime.rename_container(aside.name, name)
+            grace = service.spec.termination_grace_period_seconds
+            self.services.retire(current.id, service=name, timeout=grace)
+        self.runtime.rename_container(aside.id, name)
         self.runtime.start_container(name)
         self.store.record(
             "rollout_interrupted",
             f"{name}: an interrupted rollout was undone; revision {aside.revision} restored",
             service=name,
         )
+
+    def adopt(self, service: DesiredService, current: ActualContainer) -> None:
+        """A revision a killed paid began and never judged, running now: judge it."""
+        revision = current.revision or self._revision(service)
+        log.warning("rollout_resumed", service=service.name, revision=revision)
+        self.store.record(
+            "rollout_resumed",
+            f"{service.name}: revision {revision} was never judged; the gate judges it now",
+            service=service.name,
+        )
+        self.active[service.name] = ActiveRollout(self._gate(service, revision), None, None)
 
     def step(
         self,
@@ -396,15 +432,16 @@ class RolloutController:
         name, revision = service.name, active.gate.revision
         del self.active[name]
         # Also a container set aside by a paid that was killed while Podman
-        # still carried out its last request: the new revision has won.
+        # still carried out its last request: the new revision has won. Only
+        # paid's own container for this service, checked by ID, ever goes.
         with contextlib.suppress(ContainerMissing):
-            self.runtime.remove_container(active.previous or aside_name(name))
+            self.services.retire(aside_name(name), service=name, timeout=None)
         if active.previous_revision is not None and active.previous_revision != revision:
             self.store.set_outcome(
                 name, active.previous_revision, "superseded", f"by revision {revision}"
             )
         self.store.set_outcome(name, revision, "succeeded", active.gate.reason)
-        self._first_failures.pop((name, service.spec_hash), None)
+        self.first_deploy.reset((name, service.spec_hash))
         self.store.prune_revisions(
             name, keep=service.spec.revision_history_limit, protect={revision}
         )
@@ -424,17 +461,15 @@ class RolloutController:
             tail = self.runtime.logs_tail(name, lines=20)
         auto = service.spec.rollout.auto_rollback and self._flags().auto_rollback
         restore = active.previous if auto else None
+        grace = service.spec.termination_grace_period_seconds
         if restore is not None or active.previous is None:
-            try:
-                self.services.stop(name, timeout=service.spec.termination_grace_period_seconds)
-                self.runtime.remove_container(name)
-            except ContainerMissing:
-                pass
+            with contextlib.suppress(ContainerMissing):
+                self.services.retire(name, service=name, timeout=grace)
         elif active.previous is not None:
             # No rollback wanted: the failed revision stays; the old one goes
             # (its spec stays in the store for `paid rollback`).
             with contextlib.suppress(ContainerMissing):
-                self.runtime.remove_container(active.previous)
+                self.services.retire(active.previous, service=name, timeout=grace)
         self._finish(
             name,
             revision,
@@ -448,9 +483,7 @@ class RolloutController:
             self._count_first_failure(service)
 
     def _count_first_failure(self, service: DesiredService) -> None:
-        key = (service.name, service.spec_hash)
-        count, _ = self._first_failures.get(key, (0, 0.0))
-        self._first_failures[key] = (count + 1, self._clock())
+        self.first_deploy.attempt((service.name, service.spec_hash))
 
     def _wants_backup(self, service: DesiredService) -> bool:
         backup = service.spec.backup
@@ -471,11 +504,16 @@ class RolloutController:
         restore: str | None,
         logs: list[str] | None = None,
         kept_failed: bool = False,
+        blocked: bool = False,
     ) -> None:
+        """Record a failed rollout; ``blocked``: the world, not the revision, is at fault.
+
+        A blocked revision is not quarantined: it backs off and is tried again.
+        """
         if restore is not None:
             self.runtime.rename_container(restore, name)
             self.runtime.start_container(name)
-        rolled_back = previous_revision is not None and not kept_failed
+        rolled_back = previous_revision is not None and not kept_failed and not blocked
         outcome = "rolled_back" if rolled_back else "failed"
         self.store.set_outcome(name, revision, outcome, failed, quarantine=rolled_back)
         message = f"{name}: revision {revision} failed: {failed}"

@@ -1,22 +1,17 @@
-"""The service controller: observe, diff, apply.
+"""The service executor: carry out one action on one service.
 
-``reconcile`` is one level-based pass: it lists what Podman runs (one
-call), diffs it against the desired state and applies the plan. Applying
-is idempotent by construction: an action is only planned where the actual
-state differs, so a second pass over a converged host plans nothing and
-makes no mutating call.
-
-The executor applies actions in plan order (removals, then dependency
-order), one at a time, and keeps going past a failure: a service whose
-image is missing does not stop the others, only the services that depend
-on it. A recreate is stop-first (replace, never patch), and its image is
-made present *before* the old container is touched, so a missing image
-never costs a running service.
+The reconciler (``paid.controllers.reconciling``) decides; ``execute``
+does, and reports and journals what happened. A recreate is stop-first
+(replace, never patch), and its image and secrets are made present
+*before* the old container is touched, so a missing image never costs a
+running service. ``container_request`` is the one place a service
+becomes a Podman container.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,6 +22,7 @@ import structlog
 from paid.runtime.base import (
     ContainerMissing,
     ContainerRequest,
+    RequestRejected,
     Runtime,
     RuntimeFailure,
     RuntimeUnavailable,
@@ -35,9 +31,9 @@ from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.checkout import Checkout
 from paid.state.desired import DesiredService, DesiredState
-from paid.state.diffing import diff
 from paid.state.loading import to_documents
-from paid.state.plans import Action, ActionKind, Plan
+from paid.state.paths import within
+from paid.state.plans import Action, ActionKind
 from paid.state.secrets import (
     SecretMount,
     SecretSource,
@@ -45,7 +41,7 @@ from paid.state.secrets import (
     is_managed_secret,
     podman_secret_name,
 )
-from paid.state.specs import canonical_json
+from paid.state.specs import VolumeMount, canonical_json
 
 log = structlog.get_logger("paid.services")
 
@@ -66,20 +62,6 @@ class ActionResult:
     outcome: Outcome
     detail: str = ""
     unreachable: bool = False  # failed because Podman could not be reached
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyReport:
-    plan: Plan
-    results: tuple[ActionResult, ...] = ()
-
-    @property
-    def converged(self) -> bool:
-        """True when every planned action was done and nothing was held back."""
-        return all(r.outcome is Outcome.DONE for r in self.results)
-
-    def failures(self) -> tuple[ActionResult, ...]:
-        return tuple(r for r in self.results if r.outcome is not Outcome.DONE)
 
 
 class Journal(Protocol):
@@ -109,41 +91,7 @@ class ServiceController:
     on_result: Callable[[ActionResult], None] = field(default=lambda result: None)
     checkout: Checkout | None = None  # the git commit the desired state came from
     secrets: SecretSource | None = None  # where secretEnv files are read
-
-    def observe(self) -> list[ActualContainer]:
-        return self.runtime.list_containers()
-
-    def plan(self, desired: DesiredState, *, allow_mass_prune: bool = False) -> Plan:
-        return diff(desired, self.observe(), allow_mass_prune=allow_mass_prune)
-
-    def reconcile(self, desired: DesiredState, *, allow_mass_prune: bool = False) -> ApplyReport:
-        return self.apply(desired, self.plan(desired, allow_mass_prune=allow_mass_prune))
-
-    def apply(self, desired: DesiredState, plan: Plan) -> ApplyReport:
-        """Apply ``plan`` in order, carrying on past failures where that is safe."""
-        results: list[ActionResult] = []
-        blocked: set[str] = set()  # services whose dependents must wait
-        unreachable: str | None = None
-        for action in plan.actions:
-            service = desired.services.get(action.service)  # type: ignore[call-overload]
-            waiting = [d for d in (service.spec.depends_on if service else []) if d in blocked]
-            if unreachable is not None:
-                result = self._report(ActionResult(action, Outcome.SKIPPED, unreachable))
-            elif waiting:
-                detail = f"dependency {waiting[0]} not converged"
-                result = self._report(ActionResult(action, Outcome.SKIPPED, detail))
-            else:
-                result = self.execute(action, service)
-                if result.outcome is Outcome.FAILED and result.unreachable:
-                    unreachable = f"Podman unreachable: {result.detail}"
-            if result.outcome is not Outcome.DONE:
-                blocked.add(action.service)
-            results.append(result)
-        for action in plan.withheld:
-            results.append(
-                self._report(ActionResult(action, Outcome.WITHHELD, "; ".join(plan.notes)))
-            )
-        return ApplyReport(plan=plan, results=tuple(results))
+    allowed_host_paths: tuple[str, ...] = ()  # --allow-host-path, checked again at create
 
     def execute(self, action: Action, service: DesiredService | None) -> ActionResult:
         """Carry out one action; report and journal its result."""
@@ -161,8 +109,8 @@ class ServiceController:
         name = action.service
         match action.kind:
             case ActionKind.REMOVE:
-                self.stop(name, timeout=None)
-                self.runtime.remove_container(name)
+                # Any of paid's own containers may be an orphan: checked on the object.
+                self.retire(name, service=None, timeout=None, required=True)
             case ActionKind.STOP:
                 grace = service.spec.termination_grace_period_seconds if service else None
                 self.stop(name, timeout=grace)
@@ -177,12 +125,51 @@ class ServiceController:
                 if action.kind is ActionKind.RESTART:
                     self._keep_last_logs(name, action.reason)
                 if action.kind is not ActionKind.CREATE:
-                    self.stop(name, timeout=service.spec.termination_grace_period_seconds)
-                    self.runtime.remove_container(name)
+                    grace = service.spec.termination_grace_period_seconds
+                    self.retire(name, service=name, timeout=grace, required=True)
                 self.runtime.create_container(request)
                 self.runtime.start_container(name)
             case _:
                 raise AssertionError(f"cannot perform {action.kind}")
+
+    def owned(self, name: str, *, service: str | None) -> ActualContainer | None:
+        """The container ``name`` now holds, if it is paid's (and ``service``'s); else None.
+
+        Looked up by name, judged on its own labels: whatever acts on it
+        next uses its ID, so a container that took the name meanwhile is
+        never touched. One that is not paid's is journalled and left alone.
+        """
+        found = self.runtime.inspect_container(name)
+        if found is None:
+            return None
+        if found.managed and (service is None or found.labels.get(labels.SERVICE) == service):
+            return found
+        log.warning("not_owned_left_alone", container=name, id=found.id[:12], service=service)
+        self.journal.record(
+            "not_owned_left_alone",
+            f"{name} ({found.id[:12]}) is not paid's own container for "
+            f"{service or 'any service'}: left alone",
+            service=service,
+        )
+        return None
+
+    def retire(
+        self, name: str, *, service: str | None, timeout: int | None, required: bool = False
+    ) -> bool:
+        """Stop and remove paid's container ``name`` by its ID, once checked; False if none.
+
+        ``required``: a container that holds the name but is not paid's is an
+        error (the caller was about to reuse the name), not a quiet skip.
+        """
+        container = self.owned(name, service=service)
+        if container is None:
+            if required and self.runtime.inspect_container(name) is not None:
+                raise RequestRejected(f"{name} is held by a container that is not paid's")
+            return False
+        self.stop(container.id, timeout=timeout)
+        with contextlib.suppress(ContainerMissing):
+            self.runtime.remove_container(container.id)
+        return True
 
     def stop(self, name: str, *, timeout: int | None) -> None:
         with contextlib.suppress(ContainerMissing):  # gone already: the goal of a stop
@@ -203,11 +190,19 @@ class ServiceController:
         )
 
     def prepare(self, request: ContainerRequest) -> None:
-        """Make the image and the secrets present: nothing else is touched yet.
+        """Check the host paths, make the image and the secrets present: nothing else yet.
 
         Raises ``RuntimeFailure`` or ``SecretUnavailable``; either leaves a
         running old container as it was.
         """
+        for volume in request.volumes:
+            if volume.is_host_path and not within(volume.source, self.allowed_host_paths):
+                # Resolved now, right before the create: a symlink planted
+                # since validation (/srv/etc-link -> /etc) is caught here.
+                raise RequestRejected(
+                    f"host path {volume.source} is not under an allowed prefix "
+                    f"({', '.join(self.allowed_host_paths) or 'none configured'})"
+                )
         if not self.runtime.image_present(request.image):
             self.runtime.pull_image(request.image)
         if not request.secrets:
@@ -283,6 +278,13 @@ class ServiceController:
         return result
 
 
+def _resolved(volume: VolumeMount) -> VolumeMount:
+    """A host path as it resolves now (symlinks followed): what is checked is what is mounted."""
+    if not volume.is_host_path:
+        return volume
+    return volume.model_copy(update={"source": os.path.realpath(volume.source)})
+
+
 def secret_mounts(service: DesiredService) -> tuple[SecretMount, ...]:
     """The Podman secrets a container of ``service`` mounts, by name and fingerprint."""
     return tuple(
@@ -338,7 +340,7 @@ def container_request(
         command=args,
         env={**spec.env, **{f"{s.env}_FILE": s.target for s in secrets}},
         ports=ports,
-        volumes=tuple(spec.volumes),
+        volumes=tuple(_resolved(v) for v in spec.volumes),
         memory_bytes=spec.resources.memory,
         cpus=spec.resources.cpus,
         stop_signal=spec.stop_signal,

@@ -1,24 +1,36 @@
 """The daemon's HTTP endpoints: /metrics, /healthz, /readyz, /status.
 
-A ``ThreadingHTTPServer`` in its own thread: answering never waits for a
-reconcile. Handlers read state the manager publishes; they never call
-Podman. Anything but GET/HEAD on a known path is 404 or 405, never a
-traceback.
+An HTTP server in its own thread: answering never waits for a reconcile.
+Handlers read state the manager publishes; they never call Podman.
+Anything but GET/HEAD on a known path is 404 or 405, never a traceback.
+
+Connections are served by a bounded pool (``WORKERS`` threads, at most
+``BACKLOG`` waiting; more are closed at once), each with a socket timeout,
+so a flood of half-open connections cannot pile up threads, and no
+thread is a daemon thread left running while the interpreter shuts down
+(which crashed it). A client that goes away mid-answer is one debug line.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import structlog
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 log = structlog.get_logger("paid.http")
+
+WORKERS = 8
+BACKLOG = 64  # connections waiting for a worker; more are closed unanswered
+TIMEOUT = 5.0  # seconds a connection may take to send its request
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +49,7 @@ class Endpoints:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "paid"
+    timeout = TIMEOUT
     endpoints: Endpoints  # set on the subclass made per server
 
     def do_GET(self) -> None:
@@ -83,13 +96,52 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # access logs would drown the journal; metrics count scrapes
 
 
+class _PooledServer(HTTPServer):
+    """``HTTPServer`` with a bounded worker pool instead of a thread per connection."""
+
+    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
+        super().__init__(address, handler)
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="paid-http")
+        self._waiting = threading.Semaphore(WORKERS + BACKLOG)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._waiting.acquire(blocking=False):
+            log.debug("http_busy_dropped", client=str(client_address))
+            self.shutdown_request(request)
+            return
+        try:
+            self._pool.submit(self._serve_one, request, client_address)
+        except RuntimeError:  # shutting down
+            self._waiting.release()
+            self.shutdown_request(request)
+
+    def _serve_one(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self._waiting.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        err = sys.exc_info()[1]
+        if isinstance(err, ConnectionError | TimeoutError | socket.timeout):
+            log.debug("http_client_gone", client=str(client_address), error=str(err))
+            return
+        log.exception("http_connection_failed", client=str(client_address))
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 class HttpServer:
     def __init__(self, listen: str, endpoints: Endpoints) -> None:
         host, _, port = listen.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
         handler = type("Handler", (_Handler,), {"endpoints": endpoints})
-        self._server = ThreadingHTTPServer((host, int(port)), handler)
-        self._server.daemon_threads = True
+        self._server = _PooledServer((host, int(port)), handler)
         self.address = f"{host}:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -102,5 +154,7 @@ class HttpServer:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop accepting, then let the connections in hand finish (each within its timeout)."""
         self._server.shutdown()
         self._server.server_close()
+        self._thread.join(timeout=TIMEOUT + 1)

@@ -8,7 +8,11 @@ systems alike, for a ``stat`` per file per second.
 
 ``EventPump`` reads Podman's event stream in a thread and hands each
 relevant container event on; when the stream breaks it reconnects with
-backoff and asks for a full resync, since events may have been missed.
+the events back-off and asks for a full resync, since events may have
+been missed.
+
+``FlagsFile`` re-reads the feature flags file when it changes; a file
+that does not validate is logged and ignored.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from typing import Protocol
 
 import structlog
 
+from paid.controllers.timings import Backoff, BackoffPolicy, Timings
 from paid.runtime.base import EventStream, RuntimeEvent, RuntimeFailure
+from paid.state.flags import Flags, FlagsError, load_flags
 from paid.state.loading import SUFFIXES
+from paid.state.store import Store
 
 log = structlog.get_logger("paid.sources")
 
@@ -85,13 +92,13 @@ class EventPump:
         on_event: Callable[[RuntimeEvent], None],
         on_reconnect: Callable[[], None],
         on_lost: Callable[[str], None],
-        max_backoff: float = 10.0,
+        backoff: BackoffPolicy | None = None,
     ) -> None:
         self._source = source
         self._on_event = on_event
         self._on_reconnect = on_reconnect
         self._on_lost = on_lost
-        self._max_backoff = max_backoff
+        self._backoff: Backoff[str] = Backoff(backoff or Timings().events)
         self._stop = threading.Event()
         self._stream: EventStream | None = None
         self._thread = threading.Thread(target=self._run, name="paid-events", daemon=True)
@@ -108,7 +115,6 @@ class EventPump:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        backoff = 0.25
         first = True
         while not self._stop.is_set():
             try:
@@ -118,7 +124,7 @@ class EventPump:
                     log.info("podman_events_reconnected")
                     self._on_reconnect()
                 first = False
-                backoff = 0.25
+                self._backoff.reset("stream")
                 for event in self._stream:
                     if self._stop.is_set():
                         break
@@ -128,8 +134,46 @@ class EventPump:
                 if self._stop.is_set():
                     break
                 self.connected.clear()
-                log.warning("podman_events_lost", error=str(err), retry_in=backoff)
+                wait = self._backoff.attempt("stream")
+                log.warning("podman_events_lost", error=str(err), retry_in=wait)
                 self._on_lost(str(err))
                 first = False
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, self._max_backoff)
+                self._stop.wait(wait)
+                continue
+            self._stop.wait(self._backoff.attempt("stream"))
+
+
+class FlagsFile:
+    """The feature flags file, re-read when its mtime changes."""
+
+    def __init__(
+        self, path: Path | None, *, store: Store, on_change: Callable[[Flags], None]
+    ) -> None:
+        self.path = path
+        self.flags = Flags()
+        self._store = store
+        self._on_change = on_change
+        self._mtime: int | None = None
+
+    def reload(self) -> None:
+        """Re-read the file when it changed; a bad file changes nothing."""
+        if self.path is None:
+            return
+        try:
+            mtime: int | None = self.path.stat().st_mtime_ns
+        except OSError:
+            mtime = None
+        if mtime == self._mtime:
+            return
+        self._mtime = mtime
+        try:
+            flags = load_flags(self.path)
+        except FlagsError as err:
+            log.error("flags_invalid", error=str(err), keeping=self.flags.model_dump())
+            self._store.record("flags_invalid", str(err))
+            return
+        if flags != self.flags:
+            log.info("flags_changed", **flags.model_dump())
+            self._store.record("flags_changed", "feature flags changed", **flags.model_dump())
+            self.flags = flags
+            self._on_change(flags)

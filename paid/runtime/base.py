@@ -93,7 +93,11 @@ class EventStream(Protocol):
 
 
 class Runtime(Protocol):
-    """The operations a reconcile needs. Each may raise ``RuntimeFailure``."""
+    """The operations a reconcile needs. Each may raise ``RuntimeFailure``.
+
+    Every ``name`` may also be a container ID; paid acts on IDs once it has
+    checked whose a container is.
+    """
 
     def list_containers(self) -> list[ActualContainer]:
         """Every container, running or not: one call."""
@@ -113,6 +117,13 @@ class Runtime(Protocol):
 
     def create_container(self, request: ContainerRequest) -> str:
         """Create (not start) a container; return its ID."""
+        ...
+
+    def inspect_container(self, name: str) -> ActualContainer | None:
+        """The container ``name`` (or ID) refers to now, labels and ID included; None if none.
+
+        For checking ownership on the object itself before changing it.
+        """
         ...
 
     def start_container(self, name: str) -> None: ...

@@ -2,15 +2,27 @@
 
 It keeps containers as ``ActualContainer`` values and records every call,
 so a test can count the mutating ones. It is a model of Podman's
-behaviour as paid relies on it (names are unique, a missing image fails
-create), not a mock: tests drive it through the same ``Runtime`` protocol.
+behaviour as paid relies on it, not a mock: tests drive it through the
+same ``Runtime`` protocol, and ``tests/integration/test_runtime_contract.py``
+runs one suite against it and against real Podman. Modelled:
+
+- names are unique (``NameInUse``); a missing image fails create;
+- a container runs its image's ID; host ports are published on start and
+  one taken by a running container refuses the start;
+- Podman's refusals: exec in, kill or pause a container that is not
+  running, unpause one that is not paused;
+- the event stream (``events()``): died, remove, stop, kill, pause,
+  rename, as Podman emits them, including for the test helpers that
+  break containers behind paid's back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import queue
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from paid.runtime.base import (
@@ -18,9 +30,13 @@ from paid.runtime.base import (
     ContainerRequest,
     ImageUnavailable,
     NameInUse,
+    RequestRejected,
+    RuntimeEvent,
+    RuntimeFailure,
     RuntimeUnavailable,
 )
 from paid.state.actual import ActualContainer
+from paid.state.labels import DEFAULT_INSTANCE, INSTANCE
 
 MUTATING_CALLS = frozenset(
     {
@@ -40,6 +56,31 @@ MUTATING_CALLS = frozenset(
 )
 
 
+class FakeEventStream:
+    """Events as the fake emits them, until ``close()``."""
+
+    def __init__(self) -> None:
+        self._events: queue.Queue[RuntimeEvent | None] = queue.Queue()
+
+    def put(self, event: RuntimeEvent) -> None:
+        self._events.put(event)
+
+    def __iter__(self) -> Iterator[RuntimeEvent]:
+        while True:
+            event = self._events.get()
+            if event is None:
+                return
+            yield event
+
+    def close(self) -> None:
+        self._events.put(None)
+
+
+def image_id(image: str) -> str:
+    """The fake's image ID for a reference: stable, like a digest."""
+    return hashlib.sha256(image.encode()).hexdigest()
+
+
 @dataclass
 class FakeRuntime:
     images: set[str] = field(default_factory=set)
@@ -53,6 +94,8 @@ class FakeRuntime:
     logs: dict[str, list[str]] = field(default_factory=dict)
     secrets: dict[str, tuple[bytes, float]] = field(default_factory=dict)  # value, created
     volumes: dict[str, str] = field(default_factory=dict)  # name -> a directory
+    streams: list[FakeEventStream] = field(default_factory=list)
+    instance: str = DEFAULT_INSTANCE
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
@@ -64,6 +107,27 @@ class FakeRuntime:
             raise RuntimeUnavailable("fake runtime is down")
         self.calls.append((op, subject))
 
+    def events(self) -> FakeEventStream:
+        self._call("events")
+        stream = FakeEventStream()
+        self.streams.append(stream)
+        return stream
+
+    def _emit(self, action: str, container: ActualContainer) -> None:
+        for stream in self.streams:
+            stream.put(RuntimeEvent(action, container.name, dict(container.labels)))
+
+    def _name(self, ref: str) -> str:
+        """Podman takes a container's ID wherever it takes its name."""
+        if ref in self.containers:
+            return ref
+        return next((c.name for c in self.containers.values() if c.id == ref), ref)
+
+    def inspect_container(self, name: str) -> ActualContainer | None:
+        self._call("inspect", name)
+        found = self.containers.get(self._name(name))
+        return None if found is None else found.seen_by(self.instance)
+
     def _get(self, name: str) -> ActualContainer:
         try:
             return self.containers[name]
@@ -72,7 +136,8 @@ class FakeRuntime:
 
     def list_containers(self) -> list[ActualContainer]:
         self._call("list")
-        return sorted(self.containers.values(), key=lambda c: c.name)
+        listed = sorted(self.containers.values(), key=lambda c: c.name)
+        return [c.seen_by(self.instance) for c in listed]
 
     def version(self) -> str:
         self._call("version")
@@ -104,62 +169,100 @@ class FakeRuntime:
             name=request.name,
             image=request.image,
             state="created",
-            labels=dict(request.labels),
+            labels={**request.labels, INSTANCE: self.instance},
+            image_id=image_id(request.image),
         )
         self.requests[request.name] = request
         return container_id
 
     def start_container(self, name: str) -> None:
         self._call("start", name)
-        self._set(name, state="running", exit_code=0)
+        name = self._name(name)
+        container = self._get(name)
+        if container.state == "running":
+            return
+        ports = tuple(self.requests[name].ports) if name in self.requests else ()
+        for other in self.containers.values():
+            if other.name != name and other.state == "running":
+                for port in ports:
+                    if any(p.overlaps(port) for p in other.published):
+                        raise RequestRejected(
+                            f"start {name}: cannot listen on the TCP port: listen tcp4 "
+                            f"{port.host_ip}:{port.host_port}: bind: address already in use"
+                        )
+        self._set(name, state="running", exit_code=0, published=ports)
 
     def unpause_container(self, name: str) -> None:
         self._call("unpause", name)
+        name = self._name(name)
+        if self._get(name).state != "paused":
+            raise RequestRejected(f"unpause {name}: container is not paused")
         self._set(name, state="running")
 
     def stop_container(self, name: str, *, timeout: int) -> None:
         self._call("stop", name)
+        name = self._name(name)
         container = self._get(name)
-        if container.state == "running":
-            self._set(name, state="exited", exit_code=143)
+        if container.state in ("running", "paused"):
+            self._set(name, state="exited", exit_code=143, published=())
+            self._emit("died", container)
+            self._emit("stop", container)
 
     def remove_container(self, name: str) -> None:
         self._call("remove", name)
-        self._get(name)
+        name = self._name(name)
+        container = self._get(name)
         del self.containers[name]
         self.requests.pop(name, None)
+        self._emit("remove", container)
 
     def rename_container(self, name: str, new_name: str) -> None:
         self._call("rename", name)
+        name = self._name(name)
         if new_name in self.containers:
             raise NameInUse(f"the container name {new_name!r} is already in use")
         container = self.containers.pop(self._get(name).name)
         self.containers[new_name] = replace(container, name=new_name)
         if name in self.requests:
             self.requests[new_name] = self.requests.pop(name)
+        self._emit("rename", self.containers[new_name])
 
     def container_address(self, name: str) -> str | None:
         self._call("inspect", name)
+        name = self._name(name)
         self._get(name)
         return self.addresses.get(name)
 
     def exec_in(self, name: str, command: Sequence[str], *, timeout: float) -> int:
         self._call("exec", name)
-        self._get(name)
+        name = self._name(name)
+        if self._get(name).state != "running":
+            raise RuntimeFailure(f"exec in {name}: container is not running")
         return self.exec_codes.get(name, 0)
 
     def logs_tail(self, name: str, *, lines: int) -> list[str]:
         self._call("logs", name)
+        name = self._name(name)
         self._get(name)
         return self.logs.get(name, [])[-lines:]
 
     def kill_container(self, name: str, *, signal: str = "SIGKILL") -> None:
         self._call("kill", name)
-        self._set(name, state="exited", exit_code=137)
+        name = self._name(name)
+        container = self._get(name)
+        if container.state != "running":
+            raise RequestRejected(f"kill {name}: can only kill running containers")
+        self._set(name, state="exited", exit_code=137, published=())
+        self._emit("kill", container)
+        self._emit("died", container)
 
     def pause_container(self, name: str) -> None:
         self._call("pause", name)
+        name = self._name(name)
+        if self._get(name).state != "running":
+            raise RequestRejected(f"pause {name}: container is not running")
         self._set(name, state="paused")
+        self._emit("pause", self._get(name))
 
     def volume_mountpoint(self, name: str) -> str:
         self._call("volume", name)
@@ -191,7 +294,14 @@ class FakeRuntime:
         self.containers[container.name] = container
 
     def crash(self, name: str, exit_code: int = 1) -> None:
-        self._set(name, state="exited", exit_code=exit_code)
+        self._set(name, state="exited", exit_code=exit_code, published=())
+        self._emit("died", self._get(name))
+
+    def vanish(self, name: str) -> None:
+        """``podman rm -f`` behind paid's back."""
+        container = self._get(name)
+        del self.containers[name]
+        self._emit("remove", container)
 
     def _set(self, name: str, **changes: object) -> None:
         self.containers[name] = replace(self._get(name), **changes)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
+import re
 import socket
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -33,7 +33,8 @@ from paid.runtime.base import (
     RuntimeUnavailable,
 )
 from paid.state.actual import ActualContainer
-from paid.state.specs import PortMapping
+from paid.state.labels import DEFAULT_INSTANCE, INSTANCE
+from paid.state.specs import PortMapping, signal_number
 
 DEFAULT_TIMEOUT = 60.0  # seconds per HTTP request; a pull streams within it
 
@@ -41,8 +42,11 @@ DEFAULT_TIMEOUT = 60.0  # seconds per HTTP request; a pull streams within it
 class PodmanRuntime:
     """``Runtime`` on a Podman REST API socket (``unix://`` or ``tcp://``)."""
 
-    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = DEFAULT_TIMEOUT, instance: str = DEFAULT_INSTANCE
+    ) -> None:
         self.url = url
+        self.instance = instance  # stamped on what it creates; others' containers are foreign
         self.requests: Counter[tuple[str, str]] = Counter()
         try:
             self._client = PodmanClient(base_url=url, timeout=timeout)
@@ -65,8 +69,13 @@ class PodmanRuntime:
     # -- Runtime -------------------------------------------------------
 
     def version(self) -> str:
+        # /_ping's headers, not /version: Podman 4.3 runs conmon, runc and
+        # friends for /version (~0.2 s); the ping answers in a millisecond.
         with _translated("version"):
-            return str(self._client.version()["Version"])
+            response = self._client.api.get("/_ping")
+            response.raise_for_status()
+            headers = response.headers
+            return str(headers.get("Libpod-API-Version") or headers.get("API-Version") or "?")
 
     def storage_path(self) -> str:
         with _translated("info"):
@@ -77,7 +86,26 @@ class PodmanRuntime:
     def list_containers(self) -> list[ActualContainer]:
         with _translated("list containers"):
             listed = self._client.containers.list(all=True, sparse=True)
-        return [_actual(c.attrs) for c in listed]
+        return [_actual(c.attrs).seen_by(self.instance) for c in listed]
+
+    def inspect_container(self, name: str) -> ActualContainer | None:
+        with _translated(f"inspect {name}"):
+            response = self._client.api.get(f"/containers/{name}/json")
+            if response.status_code == 404:
+                return None
+            response.raise_for_status()
+            attrs = response.json()
+        state = attrs.get("State") or {}
+        config = attrs.get("Config") or {}
+        return ActualContainer(
+            id=str(attrs.get("Id", "")),
+            name=str(attrs.get("Name", "")).lstrip("/"),
+            image=str(attrs.get("ImageName") or config.get("Image") or ""),
+            state=str(state.get("Status", "unknown")).lower(),
+            exit_code=int(state.get("ExitCode") or 0),
+            labels=dict(config.get("Labels") or {}),
+            image_id=str(attrs.get("Image") or ""),
+        ).seen_by(self.instance)
 
     def image_present(self, image: str) -> bool:
         with _translated(f"look up image {image}"):
@@ -102,7 +130,7 @@ class PodmanRuntime:
     def create_container(self, request: ContainerRequest) -> str:
         kwargs: dict[str, Any] = {
             "name": request.name,
-            "labels": dict(request.labels),
+            "labels": {**request.labels, INSTANCE: self.instance},
             "environment": dict(request.env),
             "stop_timeout": request.stop_timeout,
             "init": request.init,
@@ -362,10 +390,10 @@ def _published(ports: list[dict[str, Any]]) -> Iterator[PortMapping]:
 
 
 def _signal_number(name: str) -> int:
-    if name.isdigit():
-        return int(name)
-    upper = name.upper()
-    return int(signal.Signals[upper if upper.startswith("SIG") else f"SIG{upper}"])
+    number = signal_number(name)
+    if number is None:  # validation refuses these; a request built by hand may not
+        raise RequestRejected(f"{name!r} is not a signal of this system")
+    return number
 
 
 def _operation(path: str) -> str:
@@ -382,6 +410,11 @@ def _operation(path: str) -> str:
     if len(parts) == 2 and parts[1] not in ("json", "create", "pull"):
         return f"{parts[0]}/item"
     return "/".join(parts)
+
+
+# "the container name "x" is already in use by ..." (create), "name x already in use" (rename);
+# never "address already in use", which is a host port.
+_NAME_IN_USE = re.compile(r'name "?[^"\s]*"? (is )?already in use')
 
 
 @contextlib.contextmanager
@@ -401,8 +434,12 @@ def _translated(what: str, *, image: str | None = None) -> Iterator[None]:
             raise RuntimeUnavailable(f"{what}: Podman is unreachable ({detail})") from err
         if image is not None and "image not known" in detail:
             raise ImageUnavailable(image, detail) from err
-        if "already in use" in detail:  # Podman 4.3 answers 500, not 409, for this
+        if _NAME_IN_USE.search(detail):  # Podman 4.3 answers 500, not 409, for this
             raise NameInUse(f"{what}: {detail}") from err
+        if "address already in use" in detail:  # a host port: an answer, not an outage
+            raise RequestRejected(f"{what}: a host port is taken: {detail}") from err
+        if "container state improper" in detail:  # 500 for "not running": an answer too
+            raise RequestRejected(f"{what}: {detail}") from err
         if status == 404:
             raise ContainerMissing(f"{what}: {detail}") from err
         if status in (400, 409, 422):

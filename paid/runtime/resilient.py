@@ -163,6 +163,9 @@ class ResilientRuntime:
     def create_container(self, request: ContainerRequest) -> str:
         return self._call("create", lambda: self.inner.create_container(request), retry=False)
 
+    def inspect_container(self, name: str) -> ActualContainer | None:
+        return self._call("inspect", lambda: self.inner.inspect_container(name))
+
     def start_container(self, name: str) -> None:
         self._call("start", lambda: self.inner.start_container(name))
 

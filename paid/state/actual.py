@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from paid.state import labels
@@ -33,10 +33,21 @@ class ActualContainer:
     labels: Mapping[str, str] = field(default_factory=dict)
     image_id: str = ""
     published: tuple[PortMapping, ...] = ()  # host ports, as the list call reports them
+    foreign: bool = False  # paid's, but another instance's: as good as unmanaged here
 
     @property
     def managed(self) -> bool:
-        return self.labels.get(labels.MANAGED) == "true"
+        """Paid's and this instance's: the only containers paid may change."""
+        return self.labels.get(labels.MANAGED) == "true" and not self.foreign
+
+    @property
+    def instance(self) -> str:
+        return self.labels.get(labels.INSTANCE) or labels.DEFAULT_INSTANCE
+
+    def seen_by(self, instance: str) -> ActualContainer:
+        """This container as the paid of ``instance`` sees it (foreign if another's)."""
+        mine = self.labels.get(labels.MANAGED) != "true" or self.instance == instance
+        return self if mine == (not self.foreign) else replace(self, foreign=not mine)
 
     @property
     def spec_hash(self) -> str | None:

@@ -36,7 +36,7 @@ def diff(
 ) -> Plan:
     """Compute the plan that converges ``actual`` to ``desired``.
 
-    A plan that would remove more than half of the managed services (an
+    A plan that would remove half of the managed services or more (an
     emptied or broken checkout) keeps those removals in ``withheld`` and
     says why, unless ``allow_mass_prune`` is set.
     """
@@ -62,7 +62,7 @@ def diff(
     )
     notes: list[str] = []
     withheld: tuple[Action, ...] = ()
-    if removals and not allow_mass_prune and len(removals) * 2 > len(managed):
+    if removals and not allow_mass_prune and len(removals) * 2 >= len(managed):
         withheld, removals = removals, ()
         notes.append(
             f"mass-prune guard: {len(withheld)} of {len(managed)} managed services would be "
@@ -83,7 +83,7 @@ _STARTS = frozenset({ActionKind.CREATE, ActionKind.RECREATE, ActionKind.START, A
 def decide(
     desired: DesiredState,
     name: str,
-    actual: Iterable[ActualContainer],
+    actual: Iterable[ActualContainer] | Mapping[str, ActualContainer],
     *,
     ready: Callable[[str], bool] | None = None,
     unhealthy: Mapping[str, str] | None = None,
@@ -95,9 +95,9 @@ def decide(
     running container in ``unhealthy`` (its liveness or startup probe
     failed) is restarted. Anything that would start the service waits
     until the services it depends on are ready (per ``ready``; running,
-    without it).
+    without it). ``actual`` may be the listing or a mapping of it by name.
     """
-    by_name = {c.name: c for c in actual}
+    by_name = actual if isinstance(actual, Mapping) else {c.name: c for c in actual}
     service = desired.services.get(name)  # type: ignore[call-overload]
     if service is None:
         container = by_name.get(name)
@@ -127,10 +127,13 @@ def _diff_service(service: DesiredService, container: ActualContainer | None) ->
             return None
         return Action(ActionKind.CREATE, name, "no container")
     if not container.managed:
+        whose = (
+            f"belongs to paid instance {container.instance!r}"
+            if container.foreign
+            else "is not managed by paid"
+        )
         return Action(
-            ActionKind.CONFLICT,
-            name,
-            f"container {container.id[:12]} holds the name and is not managed by paid",
+            ActionKind.CONFLICT, name, f"container {container.id[:12]} holds the name and {whose}"
         )
     if not service.spec.enabled:
         if container.state in (states.RUNNING, states.PAUSED):

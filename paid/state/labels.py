@@ -25,3 +25,9 @@ CANARY_SUFFIX: Final = "-canary"
 # A container renamed aside during a rollout: "<service>.paid-prev". A dot
 # cannot occur in a service name, so this never collides with one.
 ASIDE_SUFFIX: Final = ".paid-prev"
+
+# Which desired state a container belongs to (``--instance``): a paid only
+# changes, removes or prunes its own instance's containers. Containers made
+# before instances existed carry none and belong to the default one.
+INSTANCE: Final = "paid.instance"
+DEFAULT_INSTANCE: Final = "default"

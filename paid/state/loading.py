@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ import yaml
 from pydantic import ValidationError
 
 from paid.state.desired import DesiredService, DesiredState
+from paid.state.paths import within
 from paid.state.secrets import SecretSource, SecretUnavailable
 from paid.state.specs import ServiceDocument, ServiceName, canonical_json
 
@@ -94,15 +96,23 @@ class _TooLarge(Exception):
 
 
 class _BadTag(Exception):
-    def __init__(self, tag: str, line: int) -> None:
+    def __init__(self, tag: str, line: int, field: str) -> None:
         super().__init__(tag)
-        self.tag, self.line = tag, line
+        self.tag, self.line, self.field = tag, line, field
+
+
+class _BadScalar(Exception):
+    """A scalar its tag cannot make a value of (``!!int abc``, a 5,000-digit number)."""
+
+    def __init__(self, message: str, line: int, field: str) -> None:
+        super().__init__(message)
+        self.message, self.line, self.field = message, line, field
 
 
 class _DuplicateKey(Exception):
-    def __init__(self, key: str, line: int) -> None:
+    def __init__(self, key: str, line: int, message: str = "duplicate key") -> None:
         super().__init__(key)
-        self.key, self.line = key, line
+        self.key, self.line, self.message = key, line, message
 
 
 def load_directory(
@@ -249,14 +259,18 @@ def _yaml_files(root: Path) -> Iterator[Path]:
 
 def _read_file(path: Path, *, display: str) -> tuple[list[_Document], list[LoadError]]:
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return [], [LoadError(display, 0, "", f"file is {size} bytes; limit {MAX_FILE_BYTES}")]
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        return [], [LoadError(display, 0, "", f"not UTF-8 text ({err.reason} at byte {err.start})")]
+        data = read_regular_file(path, limit=MAX_FILE_BYTES)
+    except _NotRegular as err:
+        return [], [LoadError(display, 0, "", str(err))]
     except OSError as err:
-        return [], [LoadError(display, 0, "", f"cannot read: {err.strerror}")]
+        return [], [LoadError(display, 0, "", f"cannot read: {err.strerror or err}")]
+    if len(data) > MAX_FILE_BYTES:
+        return [], [LoadError(display, 0, "", f"file is over the limit of {MAX_FILE_BYTES} bytes")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        return [], [LoadError(display, line, "", f"not UTF-8 text ({err.reason})")]
 
     documents: list[_Document] = []
     errors: list[LoadError] = []
@@ -281,22 +295,74 @@ def _read_file(path: Path, *, display: str) -> tuple[list[_Document], list[LoadE
                 continue
             except _BadTag as bad:
                 errors.append(
-                    LoadError(display, bad.line, "", f"YAML tag {bad.tag} is not allowed here")
+                    LoadError(
+                        display, bad.line, bad.field, f"YAML tag {bad.tag} is not allowed here"
+                    )
                 )
                 continue
+            except _BadScalar as bad:
+                errors.append(LoadError(display, bad.line, bad.field, bad.message))
+                continue
             except _DuplicateKey as dup:
-                errors.append(LoadError(display, dup.line, dup.key, "duplicate key"))
+                errors.append(LoadError(display, dup.line, dup.key, dup.message))
                 continue
             if doc.value is not None:
                 documents.append(doc)
     except RecursionError:
         errors.append(LoadError(display, 0, "", f"nested deeper than {MAX_DEPTH} levels"))
+    except yaml.reader.ReaderError as err:  # NUL and other characters YAML forbids
+        line = text[: err.position].count("\n") + 1 if err.position is not None else 0
+        character = chr(err.character) if isinstance(err.character, int) else err.character
+        message = f"invalid YAML: character {character!r} is not allowed"
+        errors.append(LoadError(display, line, "", message))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         line = mark.line + 1 if mark is not None else 0
         problem = getattr(err, "problem", None) or str(err)
         errors.append(LoadError(display, line, "", f"invalid YAML: {problem}"))
     return documents, errors
+
+
+class _NotRegular(OSError):
+    pass
+
+
+def read_regular_file(path: str | os.PathLike[str], *, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of a regular file; anything else is refused unread.
+
+    Opened non-blocking, so a FIFO never hangs the open, and checked with
+    fstat on the open descriptor (not the path, which may change meanwhile):
+    FIFOs, devices (``/dev/zero``), sockets and directories are refused.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _NotRegular(f"not a regular file ({_kind(st.st_mode)}); refused unread")
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return name
+    return "not a file"
 
 
 _scalars = yaml.constructor.SafeConstructor()
@@ -306,9 +372,10 @@ def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int], counter: l
     counter[0] += 1
     if counter[0] > MAX_NODES_PER_DOCUMENT or len(path) > MAX_DEPTH:
         raise _TooLarge
-    lines.setdefault(path, node.start_mark.line + 1)
-    if node.tag not in _PLAIN_TAGS:
-        raise _BadTag(node.tag, node.start_mark.line + 1)
+    line = node.start_mark.line + 1
+    lines.setdefault(path, line)
+    if node.tag not in _PLAIN_TAGS and not _implicit_timestamp(node):
+        raise _BadTag(node.tag, line, _dotted(path))
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         explicit: set[Any] = set()
@@ -317,9 +384,13 @@ def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int], counter: l
                 for key, value in _merged(value_node, path, lines, counter).items():
                     result.setdefault(key, value)
                 continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _DuplicateKey(
+                    _dotted(path) or "<root>",
+                    key_node.start_mark.line + 1,
+                    "a key must be a plain value, not a mapping or a list",
+                )
             key = _to_python(key_node, (*path, "<key>"), {}, counter)
-            if not isinstance(key, str | int | bool | float) and key is not None:
-                raise _DuplicateKey(_dotted(path) or "<root>", key_node.start_mark.line + 1)
             if key in explicit:
                 raise _DuplicateKey(_dotted((*path, str(key))), key_node.start_mark.line + 1)
             explicit.add(key)
@@ -329,7 +400,31 @@ def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int], counter: l
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(item, (*path, i), lines, counter) for i, item in enumerate(node.value)]
-    return _scalars.construct_object(node, deep=True)
+    try:
+        return _scalars.construct_object(node, deep=True)
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        OverflowError,
+        yaml.YAMLError,
+    ) as err:
+        # `!!int abc`, `!!bool maybe`, an integer past Python's digit limit, ...
+        shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+        reason = (
+            "too long a number" if "digit" in str(err) else f"not a {node.tag.rsplit(':', 1)[-1]}"
+        )
+        raise _BadScalar(f"{shown!r}: {reason}", line, _dotted(path)) from None
+
+
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+def _implicit_timestamp(node: yaml.Node) -> bool:
+    """An unquoted date (``2024-01-01``): a value, which validation then judges by field."""
+    return node.tag == _TIMESTAMP_TAG and isinstance(node, yaml.ScalarNode) and not node.style
 
 
 def _merged(
@@ -429,13 +524,14 @@ def _cross_checks(
         for i, port in enumerate(spec.ports):
             for other_name, other in claimed:
                 if port.overlaps(other):
+                    by = "this service" if other_name == name else f"service {other_name!r}"
                     errors.append(
                         LoadError(
                             doc.file,
                             doc.line_of(("spec", "ports", i)),
                             f"spec.ports[{i}]",
                             f"host port {port.host_port}/{port.protocol} is already claimed "
-                            f"by service {other_name!r}",
+                            f"by {by}",
                         )
                     )
             claimed.append((name, port))
@@ -468,7 +564,7 @@ def _cross_checks(
                     LoadError(doc.file, doc.line_of(loc), _dotted(loc), f"no service named {dep!r}")
                 )
         for i, volume in enumerate(spec.volumes):
-            if volume.is_host_path and not _allowed(volume.source, allowed_host_paths):
+            if volume.is_host_path and not within(volume.source, allowed_host_paths):
                 loc = ("spec", "volumes", i)
                 allowed = ", ".join(allowed_host_paths) or "none configured"
                 errors.append(
@@ -476,7 +572,7 @@ def _cross_checks(
                         doc.file,
                         doc.line_of(loc),
                         _dotted(loc),
-                        f"host path {volume.source} is not under an allowed prefix "
+                        f"host path {_shown(volume.source)} is not under an allowed prefix "
                         f"({allowed}; see --allow-host-path)",
                     )
                 )
@@ -495,13 +591,10 @@ def _cross_checks(
     return errors
 
 
-def _allowed(path: str, prefixes: tuple[str, ...]) -> bool:
-    path = posixpath.normpath(path)
-    for allowed in prefixes:
-        prefix = posixpath.normpath(allowed)
-        if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
-            return True
-    return False
+def _shown(path: str) -> str:
+    """The path, and where it leads when a symlink takes it elsewhere."""
+    real = os.path.realpath(path)
+    return path if real == posixpath.normpath(path) else f"{path} (a link to {real})"
 
 
 def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:

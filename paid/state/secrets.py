@@ -17,6 +17,7 @@ offline from the label.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -118,23 +119,52 @@ class SecretSource:
         return value
 
 
+KEY_BYTES = 32
+
+
 def _host_key(path: Path) -> bytes:
+    """The host key in ``path``, made once, atomically: whole or not at all.
+
+    A new key is written to a private temporary file, synced, and *linked*
+    into place: ``link`` fails when the key exists, so two processes that
+    start at once agree on the first one, and nobody ever reads a key that
+    is empty or half written. A key of the wrong length is refused, never
+    used: a short key makes the fingerprints guessable.
+    """
     try:
-        return bytes.fromhex(path.read_text().strip())
+        return _read_key(path)
     except FileNotFoundError:
         pass
-    except ValueError:
-        raise SecretUnavailable(f"{path} is not a paid secrets key") from None
-    key = secrets.token_bytes(32)
-    try:  # O_EXCL: two processes creating the key at once agree on one
+    key = secrets.token_bytes(KEY_BYTES)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return bytes.fromhex(path.read_text().strip())
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key.hex() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            return _read_key(path)  # another process won: use its key
     except OSError as err:
         raise SecretUnavailable(f"cannot create the secrets key {path}: {err.strerror}") from None
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key.hex() + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+    return key
+
+
+def _read_key(path: Path) -> bytes:
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise SecretUnavailable(f"{path} is not a paid secrets key (not hex)") from None
+    if len(key) != KEY_BYTES:
+        raise SecretUnavailable(
+            f"{path} holds a {len(key)}-byte key, not {KEY_BYTES}: refusing a guessable key "
+            "(move it away to have paid make a new one; secrets then roll out once)"
+        )
     return key

@@ -23,6 +23,7 @@ import ipaddress
 import json
 import posixpath
 import re
+import signal
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, NewType, Self
 
@@ -44,7 +45,6 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,251}[A-Za-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SIGNAL = re.compile(r"^(SIG)?[A-Z0-9+-]+$|^[0-9]{1,2}$")
 # Reference grammar after distribution/reference, simplified: an optional
 # registry host[:port], path components, then ``:tag`` and/or ``@sha256:...``.
 _IMAGE = re.compile(
@@ -108,6 +108,15 @@ class PortMapping(_Model):
     def __str__(self) -> str:
         ip = f"[{self.host_ip}]" if ":" in self.host_ip else self.host_ip
         return f"{ip}:{self.host_port}:{self.container_port}/{self.protocol}"
+
+    @field_validator("host_ip")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+        return value
 
     def overlaps(self, other: PortMapping) -> bool:
         """Whether both would bind the same host socket."""
@@ -176,6 +185,12 @@ class VolumeMount(_Model):
     def __str__(self) -> str:
         return f"{self.source}:{self.destination}:{'ro' if self.read_only else 'rw'}"
 
+    @model_validator(mode="after")
+    def _checked(self) -> Self:
+        """The mapping form gets the checks of the string form: one set of rules."""
+        _check_volume(self.source, self.destination, f"{self.source}:{self.destination}")
+        return self
+
 
 def _parse_volume(value: Any) -> Any:
     if not isinstance(value, str):
@@ -187,19 +202,26 @@ def _parse_volume(value: Any) -> Any:
     mode = parts[2] if len(parts) == 3 else "rw"
     if mode not in ("ro", "rw"):
         raise ValueError(f"volume {value!r}: mode must be ro or rw, not {mode!r}")
-    if not destination.startswith("/"):
-        raise ValueError(f"volume {value!r}: the destination must be an absolute path")
+    _check_volume(source, destination, value)
     if source.startswith("/"):
-        if ".." in source.split("/"):
-            raise ValueError(f"volume {value!r}: host paths may not contain '..'")
         source = posixpath.normpath(source)
-    elif not _VOLUME_NAME.match(source):
-        raise ValueError(f"volume {value!r}: {source!r} is neither a volume name nor a host path")
     return {
         "source": source,
         "destination": posixpath.normpath(destination),
         "read_only": mode == "ro",
     }
+
+
+def _check_volume(source: str, destination: str, value: str) -> None:
+    if not destination.startswith("/"):
+        raise ValueError(f"volume {value!r}: the destination must be an absolute path")
+    if "\x00" in source or "\x00" in destination:
+        raise ValueError(f"volume {value!r}: contains a NUL byte")
+    if source.startswith("/"):
+        if ".." in source.split("/"):
+            raise ValueError(f"volume {value!r}: host paths may not contain '..'")
+    elif not _VOLUME_NAME.fullmatch(source):
+        raise ValueError(f"volume {value!r}: {source!r} is neither a volume name nor a host path")
 
 
 Volume = Annotated[VolumeMount, BeforeValidator(_parse_volume), PlainSerializer(str)]
@@ -213,7 +235,7 @@ def parse_memory(value: Any) -> Any:
         return value
     if not isinstance(value, str):
         return value
-    match = _MEMORY.match(value.strip())
+    match = _MEMORY.fullmatch(value.strip())
     if not match:
         raise ValueError(f"memory {value!r} is not a size such as 256Mi, 512M or 1G")
     return int(float(match["value"]) * _MEMORY_UNITS[match["unit"]])
@@ -400,8 +422,26 @@ class Slo(_Model):
 # -- the service ------------------------------------------------------------
 
 
+def signal_number(name: str) -> int | None:
+    """The number of a signal named ``SIGTERM``, ``term`` or ``15``; None if there is none."""
+    if name.isascii() and name.isdigit():
+        number = int(name)
+        return number if 1 <= number <= signal.SIGRTMAX else None
+    upper = name.upper()
+    try:
+        return int(signal.Signals[upper if upper.startswith("SIG") else f"SIG{upper}"])
+    except KeyError:
+        return None
+
+
+def _no_nul(value: str, what: str) -> str:
+    if "\x00" in value:
+        raise ValueError(f"{what} contains a NUL byte")
+    return value
+
+
 def _check_image(value: str) -> str:
-    match = _IMAGE.match(value)
+    match = _IMAGE.fullmatch(value)
     if not match:
         raise ValueError(f"{value!r} is not an image reference")
     if match["digest"] is None and match["tag"] is None:
@@ -427,7 +467,7 @@ class SecretFile(_Model):
                 f"{value!r}: secret files are named relative to the secrets directory "
                 "(--secrets-dir), not by absolute path"
             )
-        if not _SECRET_FILE.match(value) or ".." in value.split("/"):
+        if not _SECRET_FILE.fullmatch(value) or ".." in value.split("/"):
             raise ValueError(f"{value!r} is not a file name inside the secrets directory")
         return value
 
@@ -440,10 +480,12 @@ class Metadata(_Model):
     @classmethod
     def _label_keys(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not _LABEL_KEY.match(key):
+            if not _LABEL_KEY.fullmatch(key):
                 raise ValueError(f"label key {key!r} is not valid")
             if key.startswith("paid."):
                 raise ValueError(f"label key {key!r}: the paid. prefix is reserved")
+        for key, item in value.items():
+            _no_nul(item, f"label {key}")
         return value
 
 
@@ -478,16 +520,24 @@ class ServiceSpec(_Model):
     @field_validator("env")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not _ENV_NAME.match(key):
+        for key, item in value.items():
+            if not _ENV_NAME.fullmatch(key):
                 raise ValueError(f"environment variable name {key!r} is not valid")
+            _no_nul(item, f"the value of {key}")
+        return value
+
+    @field_validator("command", "args")
+    @classmethod
+    def _no_nul_in_argv(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or ():
+            _no_nul(item, "an argument")
         return value
 
     @field_validator("secret_env")
     @classmethod
     def _secret_names(cls, value: dict[str, SecretFile]) -> dict[str, SecretFile]:
         for key in value:
-            if not _ENV_NAME.match(key):
+            if not _ENV_NAME.fullmatch(key):
                 raise ValueError(f"secret name {key!r} is not a valid environment variable name")
         return value
 
@@ -512,19 +562,16 @@ class ServiceSpec(_Model):
     @field_validator("stop_signal")
     @classmethod
     def _signal(cls, value: str | None) -> str | None:
-        if value is not None and not _SIGNAL.match(value):
-            raise ValueError(f"{value!r} is not a signal name such as SIGTERM")
+        if value is not None and signal_number(value) is None:
+            raise ValueError(f"{value!r} is not a signal of this system (such as SIGTERM or 15)")
         return value
 
     @model_validator(mode="after")
-    def _unique_mounts_and_ports(self) -> Self:
+    def _unique_mounts(self) -> Self:
+        # Ports published twice are the loader's: it can point at spec.ports[i].
         destinations = [v.destination for v in self.volumes]
         if len(destinations) != len(set(destinations)):
             raise ValueError("two volumes mount on the same destination")
-        for i, port in enumerate(self.ports):
-            for other in self.ports[:i]:
-                if port.overlaps(other):
-                    raise ValueError(f"port {port} is published twice")
         return self
 
     # Fields that steer paid, not the container: changing them never

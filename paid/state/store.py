@@ -474,6 +474,14 @@ class Store:
         """Changes when another connection (the CLI) committed: a cheap "look again"."""
         return int(self._query("PRAGMA data_version")[0][0])
 
+    def progressing(self) -> list[tuple[str, int]]:
+        """Every (service, revision) whose rollout began and has no outcome yet."""
+        rows = self._query(
+            "SELECT service, number FROM revisions WHERE outcome = 'progressing'"
+            " ORDER BY service, number"
+        )
+        return [(str(r[0]), int(r[1])) for r in rows]
+
     def find_revision(self, *, service: str, spec_hash: str) -> int | None:
         rows = self._query(
             "SELECT number FROM revisions WHERE service = ? AND spec_hash = ?",

@@ -20,7 +20,7 @@ import pytest
 from testcontainers.core.container import DockerContainer
 
 from paid.cli import main
-from paid.controllers.services import ServiceController
+from paid.controllers.converging import converge
 from paid.runtime.base import ContainerRequest, NameInUse
 from paid.runtime.podman import PodmanRuntime
 from paid.state.loading import load_directory
@@ -91,9 +91,9 @@ def test_second_apply_makes_zero_mutating_calls(
     assert desired is not None
 
     with Store.open(state_dir) as store:
-        report = ServiceController(runtime=runtime, journal=store).reconcile(desired)
+        report = converge(desired, runtime=runtime, store=store)  # what `paid apply` runs
 
-    assert report.results == ()
+    assert ([], {}) == (report.results, report.rollouts)
     assert {("GET", "containers/json"): 1} == dict(runtime.requests)
     assert [] == [e for e in podman.container_events_since(mark) if e[0] in MUTATING_EVENTS]
     assert 0 == paid(podman, state_dir, "apply", str(desired_dir))

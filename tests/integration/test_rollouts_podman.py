@@ -6,12 +6,14 @@ Podman's network, exec runs inside the container.
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,19 @@ def _revision(podman: PodmanService, name: str = "web") -> str | None:
 
 def _creates(podman: PodmanService, mark: int, name: str = "web") -> int:
     return sum(1 for s, n in podman.container_events_since(mark) if s == "create" and n == name)
+
+
+def _create_times(podman: PodmanService, mark: int, name: str) -> list[float]:
+    """When Podman created each container of ``name`` since ``mark`` (Podman's clock)."""
+    return [
+        datetime.fromisoformat(e["Time"]).timestamp()
+        for e in podman.events()[mark:]
+        if e.get("Type") == "container" and e.get("Status") == "create" and e.get("Name") == name
+    ]
+
+
+def _full_passes(daemon: Daemon) -> float:
+    return daemon.metric("paid_reconcile_passes_total", 'result="success",scope="full"') or 0.0
 
 
 def _history(store_dir: Path, service: str = "web") -> list[tuple[int, str]]:
@@ -141,8 +156,10 @@ def test_failed_rollout_rolls_back_and_is_not_retried(
     assert failed.quarantined
     assert "rollout_rolled_back" in events
     mark = podman.event_mark()
+    passes = _full_passes(daemon)
     daemon.signal(signal.SIGHUP)  # even a reload does not retry it
-    time.sleep(8)
+    wait_until(lambda: _full_passes(daemon) > passes, 30)  # the reload's pass ran...
+    wait_until(lambda: daemon.status()["reconciling"] == [], 30)  # ...and what it queued
     assert 0 == _creates(podman, mark)
     web_status = daemon.service("web")
     assert "quarantined" in (web_status["note"] or "")
@@ -235,26 +252,27 @@ def store_events(state_dir: Path, service: str) -> list[Any]:
 def test_first_deploy_that_fails_backs_off(
     daemon: Daemon, podman: PodmanService, desired_dir: Path
 ) -> None:
-    """Nothing to roll back to: attempts at 0 s, ~10 s, ~30 s — not a tight loop."""
+    """Nothing to roll back to: attempts back off (1 s, then 2 s here) — not a tight loop."""
     write_services(desired_dir, web(command=["sh", "-c", "exit 1"]))
     mark = podman.event_mark()
+    daemon.env["PAID_TIMINGS"] = "first_deploy=1"
     daemon.start(wait_ready=False)
 
-    wait_until(
-        lambda: daemon.service("web")["crashLoopBackOff"],
-        20,
-    )
+    wait_until(lambda: daemon.service("web")["crashLoopBackOff"], 20)
     shown = subprocess.run(
         [sys.executable, "-m", "paid", "status", "--listen", f"127.0.0.1:{daemon.port}"],
         capture_output=True,
         text=True,
         check=True,
     )
-    time.sleep(20)
+    wait_until(lambda: len(_create_times(podman, mark, "web")) >= 3, 60)
 
     assert "CrashLoopBackOff" in shown.stdout
-    assert 1 <= _creates(podman, mark) <= 3
-    assert (1, "failed") in _history(daemon.state_dir)
+    first, second, third = _create_times(podman, mark, "web")[:3]
+    assert second - first >= 1.0  # each attempt fails its gate, then waits out the back-off
+    assert third - second >= 2.0
+    failures = [e for e in store_events(daemon.state_dir, "web") if e.kind == "rollout_failed"]
+    assert len(failures) >= 2  # each attempt before the third was judged and failed
 
 
 def test_history_and_rollback_cli(daemon: Daemon, podman: PodmanService, desired_dir: Path) -> None:
@@ -508,19 +526,21 @@ def test_a_crashed_revision_leaves_its_last_words_in_the_journal(
 def test_a_crashing_service_backs_off(
     daemon: Daemon, podman: PodmanService, desired_dir: Path
 ) -> None:
-    """Deployed fine, then crashing every 2 s: restarts at once, then after 10 s and 20 s."""
+    """Deployed fine, then crashing every 2 s: restarted at once, then 3 s, then 6 s later."""
     write_services(desired_dir, service_doc("flaky", command=["sh", "-c", "sleep 2; exit 1"]))
     mark = podman.event_mark()
+    daemon.env["PAID_TIMINGS"] = "crash=3"
     daemon.start(wait_ready=False)
 
-    wait_until(
-        lambda: daemon.service("flaky")["crashLoopBackOff"],
-        20,
-    )
+    wait_until(lambda: daemon.service("flaky")["crashLoopBackOff"], 30)
     assert 1.0 == daemon.metric("paid_service_crash_loop_backoff", 'service="flaky"')
-    time.sleep(20)
+    wait_until(lambda: len(_create_times(podman, mark, "flaky")) >= 4, 60)
 
-    creates = _creates(podman, mark, "flaky")
-    assert 2 <= creates <= 4
+    created = _create_times(podman, mark, "flaky")[:4]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(created)]
+    # Each container runs 2 s before it crashes; the back-off counts from the last restart.
+    assert gaps[0] >= 2.0  # first restart: at once after the crash
+    assert gaps[1] >= 3.0  # then the back-off's base
+    assert gaps[2] >= 6.0  # then twice that
     restarts = daemon.metric("paid_service_restarts_total", 'reason="crash",service="flaky"') or 0
-    assert 1 <= restarts <= 3
+    assert restarts >= 3

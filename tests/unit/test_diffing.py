@@ -124,14 +124,15 @@ def test_recreate_without_readable_spec_label_still_recreates() -> None:
 @pytest.mark.parametrize(
     ("managed", "kept", "withheld"),
     [
-        pytest.param(4, 2, 0, id="half-is-allowed"),
+        pytest.param(4, 3, 0, id="a-quarter-is-allowed"),
+        pytest.param(4, 2, 2, id="half-is-withheld"),
         pytest.param(4, 1, 3, id="three-of-four-withheld"),
         pytest.param(3, 0, 3, id="emptied-directory-withheld"),
         pytest.param(1, 0, 1, id="last-service-withheld"),
     ],
 )
 def test_mass_prune_guard(managed: int, kept: int, withheld: int) -> None:
-    """Removing more than half the managed services needs the explicit override."""
+    """Removing half the managed services or more needs the explicit override."""
     services = [desired_service(f"s{i}") for i in range(managed)]
     actual = [running(s) for s in services]
 

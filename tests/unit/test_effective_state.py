@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from paid.cli import main
+from paid.controllers.reconciling import FULL, Reconciler
 from paid.controllers.rollouts import effective_state
+from paid.runtime.fake import FakeRuntime
 from paid.state.loading import load_directory, to_documents
 from paid.state.store import Store
 from tests.harness import service_doc, write_services
@@ -59,11 +61,48 @@ def test_pin_holds_until_the_desired_spec_changes(tmp_path: Path) -> None:
 
         pinned = effective_state(desired(V2), store)
         moved_on = effective_state(desired(V3), store)
-        pins_after = store.pins()
+        pins_after_reads = store.pins()
+        reconciler = Reconciler(
+            runtime=FakeRuntime(), store=store, desired=lambda: desired(V3), probe_workers=1
+        )
+        world = reconciler.observe()
+        assert world is not None
+        reconciler.reconcile(FULL, world)
+        pins_after_reconcile = store.pins()
+        reconciler.close()
 
     assert V1.spec_hash == pinned.state.services["web"].spec_hash  # type: ignore[index]
     assert V3.spec_hash == moved_on.state.services["web"].spec_hash  # type: ignore[index]
-    assert {} == pins_after
+    assert ("web",) == moved_on.expired_pins
+    assert ["web"] == list(pins_after_reads)  # reading is pure: the pin is still there
+    assert {} == pins_after_reconcile  # a reconcile ends it
+
+
+def test_status_never_writes_the_store(tmp_path: Path) -> None:
+    """`paid status` is a read: an expired pin it sees stays in the store."""
+    directory = tmp_path / "desired"
+    write_services(directory, service_doc("web", image="localhost/app:3", command=None, init=False))
+    with Store.open(tmp_path / "state") as store:
+        _record(store, V1, "superseded")
+        store.pin("web", revision=1, desired_hash=V2.spec_hash, reason="test")
+        version = store.data_version()
+
+    main(
+        [
+            "status",
+            str(directory),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--podman-url",
+            "unix:///nonexistent.sock",
+            "--listen",
+            "127.0.0.1:9",
+        ]
+    )
+
+    with Store.open(tmp_path / "state") as store:
+        assert ["web"] == list(store.pins())
+        assert version == store.data_version()
 
 
 def test_rollout_retry_releases_the_quarantine(tmp_path: Path, capsys: object) -> None:

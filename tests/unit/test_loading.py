@@ -96,12 +96,14 @@ def test_oversized_file_is_refused_unread(tmp_path: Path) -> None:
 
 
 def test_non_utf8_file_is_an_error(tmp_path: Path) -> None:
-    """Binary junk gets a clear message with the byte offset."""
+    """Binary junk gets a clear message with the line it is on."""
     (tmp_path / "bin.yaml").write_bytes(b"apiVersion: \xff\xfe\n")
 
     result = load_directory(tmp_path)
 
-    assert ["not UTF-8 text (invalid start byte at byte 12)"] == [e.message for e in result.errors]
+    assert [(1, "not UTF-8 text (invalid start byte)")] == [
+        (e.line, e.message) for e in result.errors
+    ]
 
 
 def test_python_tags_are_refused(tmp_path: Path) -> None:

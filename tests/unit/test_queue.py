@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from paid.daemon.queue import ShutDown, WorkQueue
+from paid.controllers.queue import ShutDown, WorkQueue
 
 
 def test_a_burst_of_the_same_key_coalesces() -> None:

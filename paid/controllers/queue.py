@@ -1,6 +1,6 @@
 """A work queue of reconcile requests, in the manner of client-go's.
 
-A request is only a key (a service name, or ``FULL`` for a full resync);
+A request is only a key (a service name, or a pass over everything);
 the reconcile reads the actual state afresh, so requests carry no payload
 and duplicates can be merged:
 
@@ -19,9 +19,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-
-FULL = "*"  # the full-resync key
-PRUNE = "*prune"  # orphan removal, judged over all managed containers
 
 
 class ShutDown(Exception):
@@ -96,6 +93,16 @@ class WorkQueue:
                 self._dirty.discard(key)
                 self._add_locked(key)
             self._cond.notify_all()
+
+    def pending(self) -> set[str]:
+        """Every key waiting, being processed or delayed."""
+        with self._cond:
+            return (
+                set(self._waiting)
+                | set(self._processing)
+                | self._dirty
+                | {key for _, key in self._delayed}
+            )
 
     def depth(self) -> int:
         with self._cond:

@@ -1,0 +1,335 @@
+"""``paid validate``, ``plan``, ``apply`` and ``preflight``: the desired state against this host.
+
+``plan`` and ``apply --dry-run`` ask the reconciler what it would do
+(``Reconciler.plan``, the same steps ``apply`` takes), so a plan says
+exactly what ``apply`` does; both exit 2 when that changes anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+from collections.abc import Sequence
+
+from paid.cli.backups import backup_dir, before_rollout
+from paid.cli.common import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    load,
+    out,
+    print_errors,
+    secret_source,
+    stderr,
+    table,
+)
+from paid.cli.options import Parents, Subparsers, timings
+from paid.controllers.converging import ConvergeReport, converge
+from paid.controllers.preflight import Check, DiskThresholds, failed, preflight
+from paid.controllers.reconciling import Reconciler, World
+from paid.controllers.services import Outcome
+from paid.runtime.podman import PodmanRuntime
+from paid.runtime.resilient import ResilientRuntime
+from paid.state.checkout import describe
+from paid.state.desired import DesiredState
+from paid.state.lock import LockHeld, WriterLock
+from paid.state.plans import ActionKind, Plan
+from paid.state.store import Store
+
+_SYMBOLS = {
+    ActionKind.CREATE: "+",
+    ActionKind.RECREATE: "~",
+    ActionKind.START: ">",
+    ActionKind.RESTART: "↻",
+    ActionKind.REMOVE: "-",
+    ActionKind.CONFLICT: "!",
+    ActionKind.STOP: "■",
+}
+
+
+def register(sub: Subparsers, parents: Parents) -> None:
+    p = parents
+    sub.add_parser(
+        "validate",
+        parents=[p.loading, p.output],
+        help="check a desired-state directory (0 valid, 1 not)",
+    ).set_defaults(handler=_validate)
+    sub.add_parser(
+        "plan",
+        parents=[p.common, p.loading, p.guard, p.output],
+        help="show what apply would do (0 nothing, 2 changes, 1 error)",
+    ).set_defaults(handler=_plan)
+    apply = sub.add_parser(
+        "apply",
+        parents=[p.common, p.loading, p.guard, p.backups, p.workers],
+        help="converge once and exit (0 converged, 1 not)",
+    )
+    apply.add_argument(
+        "--dry-run", action="store_true", help="print the plan, change nothing (exit as plan)"
+    )
+    apply.add_argument(
+        "--skip-preflight", action="store_true", help="do not run the pre-flight checks first"
+    )
+    apply.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another paid holds the state (a daemon, another apply), wait for it "
+        "instead of handing over to the daemon or stopping",
+    )
+    apply.set_defaults(handler=_apply)
+    checks = sub.add_parser(
+        "preflight",
+        parents=[p.common, p.loading, p.output, p.backups],
+        help="check that this host can run the desired state (1 on any FAIL)",
+    )
+    checks.add_argument(
+        "--disk-warn",
+        type=float,
+        default=DiskThresholds().warn_percent,
+        metavar="PERCENT",
+        help="WARN below this much free disk (default 10)",
+    )
+    checks.add_argument(
+        "--disk-fail",
+        type=float,
+        default=DiskThresholds().fail_percent,
+        metavar="PERCENT",
+        help="FAIL below this much free disk (default 2)",
+    )
+    checks.set_defaults(handler=_preflight)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    result = load(args)
+    if args.output == "json":
+        out(
+            json.dumps(
+                {
+                    "valid": result.ok,
+                    "services": sorted(result.desired.services) if result.desired else [],
+                    "errors": [
+                        {"file": e.file, "line": e.line, "field": e.field, "message": e.message}
+                        for e in result.errors
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK if result.ok else EXIT_ERROR
+    if result.desired is None:
+        print_errors(result)
+        return EXIT_ERROR
+    out(f"{args.dir}: {len(result.desired)} services in {len(result.files)} files, valid")
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    result = load(args)
+    if result.desired is None:
+        print_errors(result)
+        return EXIT_ERROR
+    plan = _compute_plan(args, result.desired)
+    if args.output == "json":
+        out(json.dumps(plan.to_json(), indent=2))
+    else:
+        _print_plan(plan)
+    return EXIT_CHANGES if plan.mutating else EXIT_OK
+
+
+def _compute_plan(args: argparse.Namespace, desired: DesiredState) -> Plan:
+    """What ``paid apply`` would do: the reconciler's own steps, taken by nobody."""
+    runtime = PodmanRuntime(args.podman_url, instance=args.instance)
+    try:
+        with Store.open(args.state_dir) as store:
+            reconciler = Reconciler(
+                runtime=runtime,
+                store=store,
+                desired=lambda: desired,
+                secrets=secret_source(args),
+                allow_mass_prune=args.allow_mass_prune,
+                probe_workers=1,
+            )
+            try:
+                world = reconciler.observe()
+                assert world is not None  # noqa: S101 -- desired is given
+                return reconciler.plan(world)
+            finally:
+                reconciler.close()
+    finally:
+        runtime.close()
+
+
+def _print_plan(plan: Plan) -> None:
+    if not plan.actions and not plan.withheld:
+        out("No changes: the host matches the desired state.")
+        return
+    for action in plan.actions:
+        out(f"{_SYMBOLS[action.kind]} {action.kind:<8} {action.service}: {action.reason}")
+    for action in plan.withheld:
+        out(f"  (withheld) {action.kind} {action.service}: {action.reason}")
+    for note in plan.notes:
+        out(f"note: {note}")
+
+
+def _apply(args: argparse.Namespace) -> int:
+    result = load(args)
+    if result.desired is None:
+        print_errors(result)
+        return EXIT_ERROR
+    if args.dry_run:
+        plan = _compute_plan(args, result.desired)
+        _print_plan(plan)
+        return EXIT_CHANGES if plan.mutating else EXIT_OK
+    lock = WriterLock(args.state_dir)
+    try:
+        lock.acquire(role="apply", directory=args.dir)
+    except LockHeld as held:
+        handed = _hand_over(args, held)
+        if handed is not None:
+            return handed
+        lock.acquire(role="apply", directory=args.dir, wait=True)
+    with lock:
+        return _converge(args, result.desired)
+
+
+def _hand_over(args: argparse.Namespace, held: LockHeld) -> int | None:
+    """Another writer holds the state: hand the work to the daemon, wait, or stop.
+
+    Returns the exit code, or None when the caller is to wait for the lock.
+    """
+    holder = held.holder
+    same_directory = holder is not None and holder.directory == os.path.realpath(args.dir)
+    if args.wait:
+        out(f"waiting for {holder or 'another paid'} to release {held.path} ...")
+        return None
+    if holder is not None and holder.role == "daemon" and same_directory:
+        try:
+            os.kill(holder.pid, signal.SIGHUP)
+        except OSError as err:
+            stderr(f"paid: {held}; cannot ask it to reload: {err.strerror}")
+            return EXIT_ERROR
+        out(
+            f"handed to the running daemon (pid {holder.pid}): it reloads {args.dir} now and "
+            "converges it through the same health gate; `paid status` shows its progress"
+        )
+        return EXIT_OK
+    if holder is not None and holder.role == "daemon":
+        stderr(
+            f"paid: {held}, which enforces {holder.directory}, not {args.dir}: "
+            "stop it, or apply its directory"
+        )
+        return EXIT_ERROR
+    stderr(f"paid: {held}: it is converging this host; --wait runs this apply after it")
+    return EXIT_ERROR
+
+
+def _converge(args: argparse.Namespace, desired: DesiredState) -> int:
+    podman = PodmanRuntime(args.podman_url, instance=args.instance)
+    runtime = ResilientRuntime(podman)
+
+    def checked(world: World) -> bool:
+        """Pre-flight on apply's own first look: one list call for both."""
+        if args.skip_preflight:
+            return True
+        checks = preflight(
+            world.requested,
+            runtime=runtime,
+            state_dir=args.state_dir,
+            secrets=secret_source(args),
+            backup_dir=str(backup_dir(args)),
+            actual=world.actual,
+        )
+        if failed(checks):
+            _print_checks(checks)
+            stderr(
+                "paid: pre-flight checks failed; nothing was changed (--skip-preflight to force)"
+            )
+            return False
+        return True
+
+    try:
+        with Store.open(args.state_dir) as store:
+            report = converge(
+                desired,
+                runtime=runtime,
+                store=store,
+                checkout=describe(args.dir),
+                secrets=secret_source(args),
+                allow_mass_prune=args.allow_mass_prune,
+                progress=out,
+                backup=before_rollout(args, runtime, store),
+                workers=args.workers,
+                timings=timings(),
+                gate=checked,
+                allowed_host_paths=tuple(args.allow_host_path),
+            )
+    finally:
+        podman.close()
+    if report.refused:
+        return EXIT_ERROR
+    _print_report(report)
+    return EXIT_OK if report.converged else EXIT_ERROR
+
+
+def _print_report(report: ConvergeReport) -> None:
+    if not report.results and not report.rollouts and not report.unfinished:
+        out("No changes: the host matches the desired state.")
+        return
+    for r in report.results:
+        mark = "ok" if r.outcome is Outcome.DONE else str(r.outcome).upper()
+        detail = f" ({r.detail})" if r.detail else ""
+        out(f"{mark:<9} {r.action.kind:<8} {r.action.service}: {r.action.reason}{detail}")
+    for name, outcome in sorted(report.rollouts.items()):
+        mark = "ok" if outcome == "succeeded" else outcome.upper()
+        why = report.reasons.get(name, "")
+        out(
+            f"{mark:<9} rollout  {name}: {outcome.replace('_', ' ')}" + (f" ({why})" if why else "")
+        )
+    for name, why in sorted(report.unfinished.items()):
+        out(f"{'PENDING':<9} {name}: {why}")
+    if report.converged:
+        out("converged")
+    else:
+        failed = [r for r in report.results if r.outcome is not Outcome.DONE]
+        bad = [n for n, o in report.rollouts.items() if o != "succeeded"]
+        out(
+            f"not converged: {len(failed)} actions not applied, {len(bad)} rollouts failed, "
+            f"{len(report.unfinished)} services unfinished"
+        )
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    result = load(args)
+    if result.desired is None:
+        print_errors(result)
+        return EXIT_ERROR
+    runtime = PodmanRuntime(args.podman_url, instance=args.instance)
+    try:
+        checks = preflight(
+            result.desired,
+            runtime=runtime,
+            state_dir=args.state_dir,
+            disk=DiskThresholds(warn_percent=args.disk_warn, fail_percent=args.disk_fail),
+            secrets=secret_source(args),
+            backup_dir=str(backup_dir(args)),
+        )
+    finally:
+        runtime.close()
+    if args.output == "json":
+        out(
+            json.dumps(
+                {"checks": [c.to_json() for c in checks], "ok": not failed(checks)}, indent=2
+            )
+        )
+    else:
+        _print_checks(checks)
+    return EXIT_ERROR if failed(checks) else EXIT_OK
+
+
+def _print_checks(checks: Sequence[Check]) -> None:
+    table(
+        ("STATUS", "CHECK", "SUBJECT", "REASON"),
+        [(str(c.status), c.check, c.subject, c.reason) for c in checks],
+    )

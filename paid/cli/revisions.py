@@ -1,0 +1,256 @@
+"""``paid status``, ``history``, ``rollback`` and ``rollout retry``: revisions and what runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Any
+
+from paid.cli.common import (
+    DEFAULT_DIR,
+    EXIT_ERROR,
+    EXIT_OK,
+    daemon_status,
+    load,
+    named_service,
+    out,
+    secret_source,
+    stderr,
+    table,
+)
+from paid.cli.options import Parents, Subparsers, listen_option
+from paid.controllers.rollouts import effective_state
+from paid.runtime.podman import PodmanRuntime
+from paid.state.statuses import service_statuses
+from paid.state.store import Store
+
+
+def register(sub: Subparsers, parents: Parents) -> None:
+    p = parents
+    status = sub.add_parser(
+        "status", parents=[p.common, p.loading, p.output], help="what runs, against what is desired"
+    )
+    listen_option(
+        status, "ask the daemon there first (env PAID_LISTEN); without one, look yourself"
+    )
+    status.set_defaults(handler=_status)
+    history = sub.add_parser(
+        "history", parents=[p.common, p.output], help="the revisions of a service, with outcomes"
+    )
+    history.add_argument("service")
+    history.set_defaults(handler=_history)
+    rollback = sub.add_parser(
+        "rollback",
+        parents=[p.common, p.host_paths],
+        help="go back to an earlier revision (through the health gate) and stay there",
+    )
+    rollback.add_argument("service")
+    rollback.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")
+    rollback.add_argument("--to-revision", type=int, metavar="N", help="default: the last good one")
+    rollback.set_defaults(handler=_rollback)
+    rollout = sub.add_parser("rollout", help="manage rollouts")
+    verbs = rollout.add_subparsers(dest="rollout_command", required=True, metavar="COMMAND")
+    retry = verbs.add_parser(
+        "retry",
+        parents=[p.common, p.host_paths],
+        help="let a quarantined revision be rolled out again",
+    )
+    retry.add_argument("service")
+    retry.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")
+    retry.set_defaults(handler=_rollout_retry)
+
+
+def _status(args: argparse.Namespace) -> int:
+    doc = daemon_status(args.listen)
+    if doc is not None:
+        if args.output == "json":
+            out(json.dumps({**doc, "source": f"daemon at {args.listen}"}, indent=2))
+            return EXIT_OK
+        rows = []
+        for svc in doc.get("services", []):
+            phase = svc.get("phase", "")
+            if svc.get("crashLoopBackOff"):
+                phase = "CrashLoopBackOff"
+            elif svc.get("rollout"):
+                phase = f"RollingOut({svc['rollout']['phase']})"
+            elif svc.get("waitingFor"):
+                phase = "Waiting(" + ",".join(svc["waitingFor"]) + ")"
+            ready = (svc.get("health") or {}).get("ready")
+            rows.append(
+                (
+                    svc.get("name", ""),
+                    phase,
+                    "yes" if ready else ("no" if ready is False else "-"),
+                    f"{_rev(svc.get('runningRevision'))}/{_rev(svc.get('desiredRevision'))}",
+                    svc.get("image") or svc.get("desiredImage") or "-",
+                    svc.get("note") or "",
+                )
+            )
+        out(
+            f"from the daemon at {args.listen}: "
+            + ("ready" if doc.get("ready") else str(doc.get("reason")))
+        )
+        table(("SERVICE", "PHASE", "READY", "REVISION", "IMAGE", "NOTE"), rows)
+        return EXIT_OK
+    result = load(args)
+    desired = result.desired
+    runtime = PodmanRuntime(args.podman_url, instance=args.instance)
+    try:
+        actual = runtime.list_containers()
+    finally:
+        runtime.close()
+    revisions: dict[str, int] = {}
+    notes: dict[str, str] = {}
+    if desired is not None and os.path.exists(os.path.join(args.state_dir, "paid.db")):
+        with Store.open(args.state_dir) as store:
+            for service in desired:
+                number = store.find_revision(service=service.name, spec_hash=service.spec_hash)
+                if number is not None:
+                    revisions[service.name] = number
+            # A pin or a quarantine is drift from the desired state, shown as such.
+            notes = effective_state(desired, store, secret_source(args)).notes
+    statuses = service_statuses(desired, actual, revisions=revisions)
+    if args.output == "json":
+        report: dict[str, Any] = {
+            "desiredState": {
+                "dir": args.dir,
+                "valid": result.ok,
+                "errors": [str(e) for e in result.errors],
+            },
+            "services": [{**s.to_json(), "note": notes.get(s.name)} for s in statuses],
+        }
+        out(json.dumps(report, indent=2))
+        return EXIT_OK
+    if not result.ok:
+        stderr(f"paid: {args.dir} does not validate ({len(result.errors)} errors); phases unknown")
+    header = ("SERVICE", "PHASE", "STATE", "REVISION", "IMAGE", "NOTE")
+    rows = [
+        (
+            s.name,
+            str(s.phase),
+            s.state or "-",
+            f"{_rev(s.running_revision)}/{_rev(s.desired_revision)}",
+            s.image or s.desired_image or "-",
+            notes.get(s.name, ""),
+        )
+        for s in statuses
+    ]
+    table(header, rows)
+    return EXIT_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    with Store.open(args.state_dir) as store:
+        revisions = store.revisions(args.service)
+        pin = store.pins().get(args.service)
+    if not revisions:
+        stderr(f"paid: no revisions of {args.service!r} in {args.state_dir}")
+        return EXIT_ERROR
+    if args.output == "json":
+        out(
+            json.dumps(
+                {
+                    "service": args.service,
+                    "pinnedRevision": pin.revision if pin else None,
+                    "revisions": [
+                        {
+                            "revision": r.number,
+                            "image": r.image,
+                            "specHash": r.spec_hash,
+                            "gitCommit": r.git_commit,
+                            "gitDirty": r.git_dirty,
+                            "createdAt": r.created_at,
+                            "updatedAt": r.updated_at,
+                            "outcome": r.outcome,
+                            "reason": r.reason,
+                            "quarantined": r.quarantined,
+                        }
+                        for r in revisions
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    header = ("REVISION", "IMAGE", "HASH", "GIT", "CREATED", "OUTCOME", "REASON")
+    rows = [
+        (
+            str(r.number) + (" (pinned)" if pin and pin.revision == r.number else ""),
+            r.image,
+            r.spec_hash[:12],
+            (r.git_commit or "-")[:12] + ("+dirty" if r.git_dirty else ""),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at)),
+            r.outcome + (" (quarantined)" if r.quarantined else ""),
+            r.reason or "-",
+        )
+        for r in revisions
+    ]
+    table(header, rows)
+    return EXIT_OK
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    service = named_service(args)
+    if service is None:
+        return EXIT_ERROR
+    with Store.open(args.state_dir) as store:
+        current = store.find_revision(service=service.name, spec_hash=service.spec_hash)
+        target = (
+            store.revision(service.name, args.to_revision)
+            if args.to_revision is not None
+            else store.last_good(service.name, excluding=current)
+        )
+        if target is None or target.document is None:
+            what = (
+                f"revision {args.to_revision}" if args.to_revision else "an earlier good revision"
+            )
+            stderr(f"paid: {args.service} has no {what} to roll back to (see paid history)")
+            return EXIT_ERROR
+        store.pin(
+            service.name,
+            revision=target.number,
+            desired_hash=service.spec_hash,
+            reason=f"rollback from revision {current}" if current else "rollback",
+        )
+        store.record(
+            "rollback_requested",
+            f"{service.name}: pinned to revision {target.number}",
+            service=service.name,
+            revision=target.number,
+        )
+    out(
+        f"{service.name} pinned to revision {target.number}: the daemon rolls it out through "
+        "the health gate; the pin holds until the desired spec of the service changes."
+    )
+    return EXIT_OK
+
+
+def _rollout_retry(args: argparse.Namespace) -> int:
+    service = named_service(args)
+    if service is None:
+        return EXIT_ERROR
+    with Store.open(args.state_dir) as store:
+        number = store.find_revision(service=service.name, spec_hash=service.spec_hash)
+        revision = store.revision(service.name, number) if number is not None else None
+        if revision is None or not revision.quarantined:
+            out(f"{service.name}: the desired revision is not quarantined; nothing to retry")
+            return EXIT_OK
+        store.set_outcome(
+            service.name, revision.number, "pending", "retry requested", quarantine=False
+        )
+        store.record(
+            "rollout_retry",
+            f"{service.name}: revision {revision.number} may roll out again",
+            service=service.name,
+        )
+    out(
+        f"{service.name}: revision {revision.number} released from quarantine; "
+        "the daemon rolls it out"
+    )
+    return EXIT_OK
+
+
+def _rev(number: int | None) -> str:
+    return "-" if number is None else str(number)

@@ -1,0 +1,549 @@
+"""The reconciler: every rule a service is subject to, in one place.
+
+``paid run``, ``paid apply`` and ``paid plan`` all go through
+``Reconciler``. Its contract, in the manner of controller-runtime's
+``Reconcile(ctx, Request) (Result, error)``:
+
+    reconcile(key, world) -> Result
+
+- A request is only a key: a service name, ``FULL`` (look at everything
+  and say which keys need work) or ``PRUNE`` (the guarded removal of
+  services no longer desired). Reconciliation is level-based: ``world``
+  is a fresh observation (``observe()``: one list call, the store's pins,
+  quarantines and holds), never the payload of an event.
+- ``Result.requeue_after`` asks to be looked at again after that many
+  seconds (0: at once, to confirm what was done); ``None`` means done
+  until something changes. ``Result.error`` says the reconcile failed
+  and is retried with the requeue back-off. ``Result.enqueue`` (``FULL``
+  only) names the keys that need work. Raising ``RuntimeFailure`` is an
+  error too. The reconciler never touches a queue: the driver's worker
+  loop (``paid.controllers.working``) alone turns results into requeues.
+- ``step(key, world)`` is what ``reconcile`` *would* do, computed by the
+  same code without doing it; ``plan(world)`` is that step for every
+  service, so ``paid plan`` shows exactly what ``paid apply`` does.
+
+A service's rules, in the order they are tried (``step``):
+
+1. **held** — a backup or restore has it stopped on purpose: look later;
+2. **rollout** — a rollout under way: advance its gate;
+3. **canary cleanup** — a canary nobody judges (paid restarted): remove it;
+4. **resume** — a container kept aside: finish or undo that rollout;
+5. the pure ``decide`` (diff of one service, failed liveness included):
+   nothing to do, or an action, which
+6. is **quarantined** when it would replace what runs by a revision that
+   failed and nothing earlier is known good (else the effective state
+   already runs that good revision),
+7. **waits** while its dependencies are not ready,
+8. **rolls out** through the health gate when it changes the spec or
+   first deploys a revision (a failed first deploy **backs off**),
+9. **backs off** when it restarts a crashing container too soon,
+10. else is **executed**.
+
+Removal of orphans is judged over all services at once (the mass-prune
+guard), so it is the ``PRUNE`` key's, and never from an invalid
+directory or with the ``prune`` flag off (``World.prune``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import structlog
+
+from paid.controllers.health import HealthController
+from paid.controllers.rollouts import (
+    RolloutController,
+    aside_name,
+    canary_name,
+    effective_state,
+)
+from paid.controllers.services import ActionResult, Outcome, ServiceController, uses_secrets
+from paid.controllers.timings import Backoff, Timings
+from paid.runtime.base import Runtime, RuntimeFailure
+from paid.state import labels
+from paid.state.actual import ActualContainer
+from paid.state.checkout import Checkout
+from paid.state.desired import DesiredService, DesiredState
+from paid.state.diffing import decide, diff
+from paid.state.flags import Flags
+from paid.state.plans import Action, ActionKind, Plan, ServiceDecision
+from paid.state.secrets import SecretSource
+from paid.state.store import Hold, Store
+
+log = structlog.get_logger("paid.reconciler")
+
+FULL = "*"  # the key of a full pass
+PRUNE = "*prune"  # the key of the guarded removal of orphans
+
+
+class StepKind(StrEnum):
+    HELD = "held"
+    ROLLOUT = "rollout"
+    CANARY_CLEANUP = "canary_cleanup"
+    RESUME = "resume"
+    WAIT = "wait"
+    BACK_OFF = "back_off"
+    QUARANTINED = "quarantined"
+    ROLL_OUT = "roll_out"
+    EXECUTE = "execute"
+    ORPHAN = "orphan"
+    IDLE = "idle"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What a reconcile of one service does now, and why."""
+
+    kind: StepKind
+    service: str
+    action: Action | None = None  # the change it makes (or will, once unblocked)
+    reason: str = ""
+    wait: float = 0.0  # BACK_OFF: seconds left
+    waiting_on: tuple[str, ...] = ()  # WAIT: the dependencies not ready yet
+
+    @property
+    def withheld(self) -> bool:
+        """A change is due but held back (by a hold or a back-off)."""
+        held_back = (StepKind.HELD, StepKind.BACK_OFF, StepKind.QUARANTINED)
+        return self.action is not None and self.kind in held_back
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a reconcile asks of its driver (see the module docstring)."""
+
+    requeue_after: float | None = None
+    error: str | None = None
+    step: Step | None = None  # service keys: the step taken
+    enqueue: tuple[str, ...] = ()  # FULL: keys that need work
+    notes: tuple[str, ...] = ()  # FULL: guards that held something back
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    """One observation, read fresh for every request."""
+
+    desired: DesiredState  # enforced: desired with pins and quarantines applied
+    requested: DesiredState  # as the directory says
+    actual: tuple[ActualContainer, ...]
+    holds: Mapping[str, Hold] = field(default_factory=dict)
+    notes: Mapping[str, str] = field(default_factory=dict)  # service -> pinned / quarantined
+    expired_pins: tuple[str, ...] = ()
+    frozen: frozenset[str] = frozenset()  # quarantined, nothing good to go back to: hands off
+    prune: bool = True  # removals allowed: the directory is valid and the flag on
+    by_name: Mapping[str, ActualContainer] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        desired: DesiredState,
+        actual: Sequence[ActualContainer],
+        *,
+        requested: DesiredState | None = None,
+        holds: Mapping[str, Hold] | None = None,
+        notes: Mapping[str, str] | None = None,
+        expired_pins: tuple[str, ...] = (),
+        frozen: frozenset[str] = frozenset(),
+        prune: bool = True,
+    ) -> World:
+        by_name: dict[str, ActualContainer] = {}
+        for container in actual:
+            by_name.setdefault(container.name, container)
+        return cls(
+            desired=desired,
+            requested=requested or desired,
+            actual=tuple(actual),
+            holds=dict(holds or {}),
+            notes=dict(notes or {}),
+            expired_pins=expired_pins,
+            frozen=frozen,
+            prune=prune,
+            by_name=by_name,
+        )
+
+
+@dataclass
+class Hooks:
+    """What the drivers hear about; every hook is optional."""
+
+    action: Callable[[ActionResult], None] = lambda result: None
+    rollout_finished: Callable[[str, str, str], None] = lambda service, result, why: None
+    restarted: Callable[[str, str], None] = lambda service, why: None  # why: crash | liveness
+    observed: Callable[[World], None] = lambda world: None
+
+
+class Reconciler:
+    """The one reconcile of paid; see the module docstring for its contract."""
+
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        store: Store,
+        desired: Callable[[], DesiredState | None],
+        secrets: SecretSource | None = None,
+        checkout: Callable[[], Checkout | None] = lambda: None,
+        flags: Callable[[], Flags] = Flags,
+        prune_allowed: Callable[[], bool] = lambda: True,
+        allow_mass_prune: bool = False,
+        backup: Callable[[DesiredService], str | None] | None = None,
+        timings: Timings | None = None,
+        hooks: Hooks | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        probe_workers: int = 16,
+        on_probe_transition: Callable[..., None] = lambda *args: None,
+        on_probe: Callable[[str, float], None] | None = None,
+        sweep_secrets: bool = False,
+        allowed_host_paths: tuple[str, ...] = (),
+    ) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.secrets = secrets
+        self.timings = timings or Timings()
+        self.hooks = hooks or Hooks()
+        self._desired = desired
+        self._checkout = checkout
+        self._flags = flags
+        self._prune_allowed = prune_allowed
+        self.allow_mass_prune = allow_mass_prune
+        self._clock = clock
+        self.services = ServiceController(
+            runtime=runtime,
+            journal=store,
+            secrets=secrets,
+            on_result=self._on_action,
+            allowed_host_paths=allowed_host_paths,
+        )
+        self.health = HealthController(
+            runtime,
+            on_transition=on_probe_transition,
+            on_probe=on_probe,
+            clock=clock,
+            workers=probe_workers,
+        )
+        self.rollouts = RolloutController(
+            runtime=runtime,
+            store=store,
+            services=self.services,
+            ready=self.health.ready,
+            health=self.health,
+            flags=flags,
+            clock=clock,
+            on_finished=lambda *args: self.hooks.rollout_finished(*args),  # noqa: PLW0108 -- hooks may be replaced
+            backup=backup,
+            timings=self.timings,
+        )
+        self.crashes: Backoff[str] = Backoff(self.timings.crash, clock)
+        # A long-lived driver sweeps unused Podman secrets at least once, even
+        # when nothing desired or running uses any (left by an earlier state).
+        self._secrets_maybe_stale = sweep_secrets
+        self._settled = False  # interrupted revisions are settled on the first full pass
+
+    def close(self) -> None:
+        self.health.close()
+
+    def _on_action(self, result: ActionResult) -> None:
+        self.hooks.action(result)
+
+    # -- observing -----------------------------------------------------------
+
+    def observe(self) -> World | None:
+        """The world as it is now: one list call and the store's pins, quarantines and holds.
+
+        None while there is no valid desired state to enforce.
+        """
+        requested = self._desired()
+        if requested is None:
+            return None
+        self.services.checkout = self._checkout()
+        effective = effective_state(requested, self.store, self.secrets)
+        actual = self.runtime.list_containers()
+        world = World.of(
+            effective.state,
+            actual,
+            requested=requested,
+            holds=self.store.holds(),
+            notes=effective.notes,
+            expired_pins=effective.expired_pins,
+            frozen=effective.frozen,
+            prune=self._prune_allowed() and self._flags().prune,
+        )
+        self.health.sync(world.desired, actual)
+        self.hooks.observed(world)
+        return world
+
+    # -- the contract ----------------------------------------------------------
+
+    def reconcile(self, key: str, world: World) -> Result:
+        """One reconcile of ``key`` against ``world``; see the module docstring."""
+        for name in world.expired_pins:
+            if key in (FULL, name):
+                self.store.unpin(name)  # the desired spec moved on: the pin ends
+        if key == FULL:
+            return self._full(world)
+        if key == PRUNE:
+            return self._prune(world)
+        step = self.step(key, world)
+        return self._take(step, world)
+
+    def step(self, name: str, world: World) -> Step:
+        """What ``reconcile(name, world)`` would do now, without doing any of it."""
+        hold = world.holds.get(name)
+        service = world.desired.services.get(name)  # type: ignore[call-overload]
+        if hold is not None:
+            pending = self._decide(name, world).action
+            return Step(
+                StepKind.HELD,
+                name,
+                pending,
+                f"held by pid {hold.pid} for a {hold.reason}: paid leaves it alone",
+            )
+        if service is not None:
+            if name in self.rollouts.active:
+                phase = self.rollouts.active[name].gate.phase
+                return Step(StepKind.ROLLOUT, name, reason=str(phase))
+            canary = world.by_name.get(canary_name(name))
+            if (
+                canary is not None and canary.managed and _owned_by(canary, name)
+            ):  # see _left_behind
+                return Step(
+                    StepKind.CANARY_CLEANUP,
+                    name,
+                    Action(ActionKind.REMOVE, canary.name, "a canary nobody judges"),
+                    "a canary left by a paid that stopped",
+                )
+            aside = world.by_name.get(aside_name(name))
+            if aside is not None and aside.managed and _owned_by(aside, name):
+                return Step(
+                    StepKind.RESUME,
+                    name,
+                    Action(ActionKind.RECREATE, name, "finishing an interrupted rollout"),
+                    "a container kept aside by an interrupted rollout",
+                )
+        decision = self._decide(name, world)
+        if decision.orphan:
+            return Step(StepKind.ORPHAN, name, reason="no longer desired: the prune decides")
+        action = decision.action
+        if action is None:
+            return Step(StepKind.IDLE, name)
+        if action.kind is ActionKind.RECREATE and name in world.frozen:
+            return Step(StepKind.QUARANTINED, name, action, world.notes.get(name, "quarantined"))
+        if decision.waiting_on:
+            return Step(
+                StepKind.WAIT,
+                name,
+                action,
+                f"waiting for {', '.join(decision.waiting_on)} to be ready",
+                waiting_on=decision.waiting_on,
+            )
+        if service is not None and self._gated(action, service):
+            wait = self.rollouts.backoff(service)
+            if wait > 0:
+                return Step(StepKind.BACK_OFF, name, action, "first deploy failed", wait=wait)
+            return Step(StepKind.ROLL_OUT, name, action, action.reason)
+        if action.kind is ActionKind.RESTART:
+            wait = self.crashes.remaining(name)
+            if wait > 0:
+                return Step(StepKind.BACK_OFF, name, action, action.reason, wait=wait)
+        return Step(StepKind.EXECUTE, name, action, action.reason)
+
+    def plan(self, world: World) -> Plan:
+        """What ``paid apply`` would do from ``world``: every service's step, and the prune.
+
+        ``withheld`` holds what a guard keeps back: removals past the
+        mass-prune guard, and changes of services that are held, backing
+        off, or kept on another revision (quarantined, pinned).
+        """
+        full = diff(world.desired, world.actual, allow_mass_prune=self.allow_mass_prune)
+        removals = tuple(a for a in full.actions if a.kind is ActionKind.REMOVE)
+        actions: list[Action] = list(removals) if world.prune else []
+        withheld: list[Action] = list(full.withheld) if world.prune else []
+        notes = list(full.notes) if world.prune else []
+        if removals and not world.prune:
+            notes.append("removals are off (invalid desired state or the prune flag)")
+            withheld.extend(removals)
+        for service in world.desired:
+            step = self.step(service.name, world)
+            if step.action is None:
+                pass
+            elif step.withheld:
+                withheld.append(_because(step.action, step.reason))
+            else:
+                actions.append(step.action)
+            note = world.notes.get(service.name)
+            if note is not None:
+                wanted = decide(world.requested, service.name, world.by_name).action
+                if wanted is not None and wanted != step.action:
+                    withheld.append(_because(wanted, note))
+        return Plan(actions=tuple(actions), withheld=tuple(withheld), notes=tuple(notes))
+
+    # -- taking a step ---------------------------------------------------------
+
+    def _take(self, step: Step, world: World) -> Result:
+        name = step.service
+        service = world.desired.services.get(name)  # type: ignore[call-overload]
+        current = world.by_name.get(name)
+        t = self.timings
+        match step.kind:
+            case StepKind.IDLE | StepKind.ORPHAN | StepKind.QUARANTINED:
+                return Result(step=step)
+            case StepKind.HELD:
+                log.info("service_held", service=name, reason=step.reason)
+                return Result(t.hold_poll, step=step)
+            case StepKind.WAIT:
+                log.info("service_waiting", service=name, waiting_on=list(step.waiting_on))
+                return Result(t.dependency_poll, step=step)
+            case StepKind.BACK_OFF:
+                log.info(
+                    "service_backoff", service=name, wait=round(step.wait, 1), reason=step.reason
+                )
+                return Result(step.wait, step=step)
+        assert service is not None  # noqa: S101 -- the remaining steps are of desired services
+        match step.kind:
+            case StepKind.ROLLOUT:
+                wait = self.rollouts.step(service, current, world.by_name.get(canary_name(name)))
+                active = self.rollouts.active.get(name)
+                phase = str(active.gate.phase) if active is not None else "finished"
+                after = Step(StepKind.ROLLOUT, name, reason=phase)
+                return Result(0.0 if wait is None else wait, step=after)
+            case StepKind.CANARY_CLEANUP:
+                self.rollouts.clean_canary(service, world.by_name[canary_name(name)])
+                return Result(0.0, step=step)
+            case StepKind.RESUME:
+                self.rollouts.resume_or_restore(service, current, world.by_name[aside_name(name)])
+                return Result(t.rollout_poll, step=step)
+            case StepKind.ROLL_OUT:
+                self.rollouts.begin(service, current)
+                return Result(t.rollout_poll, step=step)
+        action = step.action
+        assert action is not None  # noqa: S101 -- EXECUTE always carries its action
+        if action.kind is ActionKind.RESTART:
+            why = "liveness" if name in self.health.unhealthy() else "crash"
+            self.crashes.attempt(name)
+            self.hooks.restarted(name, why)
+            self.health.forget(name)
+        result = self.services.execute(action, service)
+        if result.outcome is Outcome.DONE:
+            return Result(0.0, step=step)  # level-based: look again to confirm
+        if result.outcome is Outcome.CONFLICT:
+            return Result(error=action.reason, step=step)
+        return Result(error=result.detail, step=step)
+
+    def _full(self, world: World) -> Result:
+        """Every service that needs work, and the prune if anything is to go."""
+        if not self._settled:
+            self._settle_interrupted(world)
+            self._settled = True
+        plan = diff(world.desired, world.actual, allow_mass_prune=self.allow_mass_prune)
+        keys: list[str] = [
+            name
+            for name in world.desired.services
+            if name in self.rollouts.active
+            or self.health.failed(name)
+            or self._left_behind(name, world)
+        ]
+        for note in plan.notes:
+            log.warning("prune_withheld", reason=note)
+        for action in plan.actions:
+            key = PRUNE if action.kind is ActionKind.REMOVE else action.service
+            if (key != PRUNE or world.prune) and key not in keys:
+                keys.append(key)
+        if not plan.actions:
+            self.collect_secrets(world)
+        return Result(enqueue=tuple(keys), notes=plan.notes)
+
+    def _left_behind(self, name: str, world: World) -> bool:
+        """A container kept aside or a canary of ``name``: an interrupted rollout to settle."""
+        for other in (aside_name(name), canary_name(name)):
+            container = world.by_name.get(other)
+            if container is not None and container.managed and _owned_by(container, name):
+                return True
+        return False
+
+    def _settle_interrupted(self, world: World) -> None:
+        """Revisions a killed paid left ``progressing``: judge them now, or end them.
+
+        One whose container runs (or was created and not started) goes back
+        through the gate; one with a container kept aside is the RESUME
+        step's; any other never got its container and has failed.
+        """
+        for name, number in self.store.progressing():
+            service = world.desired.services.get(name)  # type: ignore[call-overload]
+            current = world.by_name.get(name)
+            if name in self.rollouts.active or world.by_name.get(aside_name(name)) is not None:
+                continue
+            runs_it = (
+                service is not None
+                and current is not None
+                and current.managed
+                and current.revision == number
+                and current.spec_hash == service.spec_hash
+                and current.state in ("running", "created", "configured", "initialized")
+            )
+            if runs_it and service is not None and current is not None:
+                if current.state != "running":
+                    self.runtime.start_container(current.id)
+                self.rollouts.adopt(service, current)
+                continue
+            reason = "interrupted: paid stopped before the health gate judged it"
+            self.store.set_outcome(name, number, "failed", reason)
+            self.store.record("rollout_failed", f"{name}: revision {number} {reason}", service=name)
+
+    def _prune(self, world: World) -> Result:
+        if not world.prune:
+            return Result()  # never prune from an invalid directory (or with prune off)
+        plan = diff(world.desired, world.actual, allow_mass_prune=self.allow_mass_prune)
+        failed = [
+            result.detail
+            for action in plan.actions
+            if action.kind is ActionKind.REMOVE
+            for result in [self.services.execute(action, None)]
+            if result.outcome is not Outcome.DONE
+        ]
+        if failed:
+            return Result(error=failed[0])
+        return Result(notes=plan.notes)
+
+    def collect_secrets(self, world: World) -> None:
+        """Remove paid's Podman secrets nothing uses (no list call when none exist)."""
+        if not (uses_secrets(world.desired, list(world.actual)) or self._secrets_maybe_stale):
+            return
+        try:
+            removed, kept = self.services.collect_secrets(
+                world.desired, list(world.actual), now=time.time()
+            )
+        except RuntimeFailure as err:
+            log.warning("secret_collection_failed", error=str(err))
+            return
+        if removed:
+            log.info("secrets_removed", secrets=removed)
+        self._secrets_maybe_stale = kept > 0
+
+    # -- rules -----------------------------------------------------------------
+
+    def _decide(self, name: str, world: World) -> ServiceDecision:
+        return decide(
+            world.desired,
+            name,
+            world.by_name,
+            ready=self.health.ready,
+            unhealthy=self.health.unhealthy(),
+        )
+
+    def _gated(self, action: Action, service: DesiredService) -> bool:
+        """Spec changes, and first deploys of a revision, go through the health gate."""
+        if action.kind is ActionKind.RECREATE:
+            return True
+        return action.kind is ActionKind.CREATE and self.rollouts.needs_gate(service)
+
+
+def _owned_by(container: ActualContainer, service: str) -> bool:
+    """A container paid made for ``service`` (its labels say so, not its name)."""
+    return container.labels.get(labels.SERVICE) == service
+
+
+def _because(action: Action, reason: str) -> Action:
+    return Action(action.kind, action.service, reason, action.changed)

@@ -1,0 +1,154 @@
+"""One suite, two runtimes: the shipped fake behaves as real Podman does where paid relies on it.
+
+Every test runs against ``FakeRuntime`` and against ``PodmanRuntime`` on the
+suite's own Podman. A difference is a bug in the fake (or a Podman change
+the rest of paid must hear about).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from paid.runtime.base import (
+    ContainerMissing,
+    ContainerRequest,
+    ImageUnavailable,
+    NameInUse,
+    RequestRejected,
+    Runtime,
+    RuntimeEvent,
+    RuntimeFailure,
+)
+from paid.runtime.fake import FakeRuntime
+from paid.runtime.podman import PodmanRuntime
+from paid.state.specs import PortMapping
+from tests.harness import IMAGE, PodmanService, free_port
+
+LABELS = {"paid.managed": "true", "paid.service": "svc"}
+
+
+@pytest.fixture(params=["fake", "podman"])
+def runtime(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "fake":
+        yield FakeRuntime(images={IMAGE})
+        return
+    podman: PodmanService = request.getfixturevalue("podman")
+    real = PodmanRuntime(podman.url)
+    try:
+        yield real
+    finally:
+        real.close()
+
+
+def _request(name: str, **fields: Any) -> ContainerRequest:
+    fields.setdefault("command", ["sleep", "3600"])
+    return ContainerRequest(name=name, image=IMAGE, labels=LABELS, init=True, **fields)
+
+
+def _state(runtime: Runtime, name: str) -> str | None:
+    return next((c.state for c in runtime.list_containers() if c.name == name), None)
+
+
+def test_create_then_start_lists_a_running_labelled_container(runtime: Runtime) -> None:
+    """Created is not started; started is running, with its labels and its image's ID."""
+    runtime.create_container(_request("svc"))
+    assert _state(runtime, "svc") in ("created", "configured")
+
+    runtime.start_container("svc")
+
+    (listed,) = [c for c in runtime.list_containers() if c.name == "svc"]
+    assert ("running", True, "svc") == (listed.state, listed.managed, listed.labels["paid.service"])
+    assert listed.image_id
+
+
+def test_a_taken_name_is_name_in_use(runtime: Runtime) -> None:
+    """Creating under a name that exists is refused as NameInUse, and so is a rename onto it."""
+    runtime.create_container(_request("svc"))
+    runtime.create_container(_request("other"))
+
+    with pytest.raises(NameInUse):
+        runtime.create_container(_request("svc"))
+    with pytest.raises(NameInUse):
+        runtime.rename_container("other", "svc")
+
+
+def test_a_taken_host_port_is_rejected_and_is_not_name_in_use(runtime: Runtime) -> None:
+    """Two containers on one host port: the second start is a RequestRejected, never NameInUse."""
+    port = PortMapping(host_ip="127.0.0.1", host_port=free_port(), container_port=80)
+    runtime.create_container(_request("first", ports=(port,)))
+    runtime.start_container("first")
+    runtime.create_container(_request("second", ports=(port,)))
+
+    with pytest.raises(RequestRejected) as refused:
+        runtime.start_container("second")
+
+    assert not isinstance(refused.value, NameInUse)
+    assert "address already in use" in str(refused.value)
+    assert not refused.value.transient
+
+
+@pytest.mark.parametrize("operation", ["start", "stop", "remove", "rename", "logs"])
+def test_operations_on_a_missing_container_are_container_missing(
+    runtime: Runtime, operation: str
+) -> None:
+    """A container that is not there is ContainerMissing, whatever was asked of it."""
+    calls = {
+        "start": lambda: runtime.start_container("ghost"),
+        "stop": lambda: runtime.stop_container("ghost", timeout=1),
+        "remove": lambda: runtime.remove_container("ghost"),
+        "rename": lambda: runtime.rename_container("ghost", "phantom"),
+        "logs": lambda: runtime.logs_tail("ghost", lines=5),
+    }
+    with pytest.raises(ContainerMissing):
+        calls[operation]()
+
+
+def test_a_container_that_is_not_running_refuses_exec_kill_and_pause(runtime: Runtime) -> None:
+    """Podman's refusals: exec in, kill and pause need a running container."""
+    runtime.create_container(_request("svc"))
+
+    with pytest.raises(RuntimeFailure):
+        runtime.exec_in("svc", ["true"], timeout=5)
+    with pytest.raises(RequestRejected):
+        runtime.kill_container("svc")
+    with pytest.raises(RequestRejected):
+        runtime.pause_container("svc")
+
+
+def test_an_absent_image_that_cannot_be_pulled_is_image_unavailable(runtime: Runtime) -> None:
+    """No such image here, and no registry to pull it from."""
+    absent = "localhost/paid-test/absent:9.9"
+
+    assert not runtime.image_present(absent)
+    with pytest.raises(ImageUnavailable):
+        runtime.pull_image(absent)
+    with pytest.raises(ImageUnavailable):
+        runtime.create_container(ContainerRequest(name="svc", image=absent, labels=LABELS))
+
+
+def test_a_killed_container_is_reported_on_the_event_stream(runtime: Any) -> None:
+    """The stream names the container that died, with its labels."""
+    runtime.create_container(_request("svc"))
+    runtime.start_container("svc")
+    stream = runtime.events()
+    seen: list[RuntimeEvent] = []
+
+    def read() -> None:
+        for event in stream:
+            seen.append(event)
+            if event.action == "died":
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    runtime.kill_container("svc")
+    reader.join(timeout=20)
+    stream.close()
+
+    died = [e for e in seen if e.action == "died"]
+    assert ["svc"] == [e.name for e in died]
+    assert "svc" == died[0].service
