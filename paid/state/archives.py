@@ -26,6 +26,7 @@ import json
 import os
 import posixpath
 import shutil
+import stat
 import tarfile
 import time
 import zlib
@@ -242,10 +243,12 @@ def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, into: Path) -> None:
 
 
 def _walk(tar: tarfile.TarFile, problems: list[str], into: Path | None) -> None:
-    links: set[str] = set()
+    seen = _Extracted()
     directories: list[tarfile.TarInfo] = []
     for member in tar:
-        problem = _member_problem(member, links)
+        problem = _member_problem(member, seen)
+        if problem is None and into is not None and not problems:
+            problem = _on_disk_problem(member, into)
         if problem:
             problems.append(f"{member.name!r}: {problem}")
         elif into is not None and not problems:
@@ -254,8 +257,7 @@ def _walk(tar: tarfile.TarFile, problems: list[str], into: Path | None) -> None:
             if member.isdir():
                 directories.append(member)
             _extract(tar, member, into)
-        if member.issym() or member.islnk():
-            links.add(_normal(member.name))
+        seen.add(member)
     if into is None or problems:
         return
     for member in reversed(directories):
@@ -288,32 +290,100 @@ def _normal(name: str) -> str:
     return "" if normal == "." else normal
 
 
-def _member_problem(member: tarfile.TarInfo, links: set[str]) -> str | None:
+class _Extracted:
+    """What the members so far put where: the model each next member is resolved against."""
+
+    def __init__(self) -> None:
+        self.links: set[str] = set()  # symbolic and hard links, by normalized path
+        self.files: set[str] = set()  # regular files, which a hard link may name
+
+    def add(self, member: tarfile.TarInfo) -> None:
+        name = _normal(member.name)
+        self.files.discard(name)
+        self.links.discard(name)
+        if member.issym() or member.islnk():
+            self.links.add(name)
+        elif member.isfile():
+            self.files.add(name)
+
+
+def _member_problem(member: tarfile.TarInfo, seen: _Extracted) -> str | None:
+    """Why ``member`` may not be extracted, judged against what the members before it made.
+
+    A name may not be absolute, climb with ``..`` or pass through any link
+    made before it. A symbolic link's target is resolved step by step
+    against the links made so far: it may neither leave the volume nor pass
+    through another link (``l0 -> .``, ``l1 -> l0/..`` is a way out that
+    looks inside on paper). A hard link may only name a regular file the
+    archive itself made. Devices are refused.
+    """
     name = member.name
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         return "absolute path"
-    parts = name.split("/")
-    if ".." in parts:
+    if ".." in name.split("/"):
         return "path climbs out with '..'"
     normal = _normal(name)
-    parent = posixpath.dirname(normal)
-    while parent:
-        if parent in links:
-            return f"written through the link {parent!r}"
-        parent = posixpath.dirname(parent)
+    through = _first_link(posixpath.dirname(normal).split("/"), seen.links)
+    if through is not None:
+        return f"written through the link {through!r}"
     if member.isdev():
         return "device file"
     if member.issym():
         target = member.linkname
         if target.startswith("/"):
             return f"symbolic link to the absolute path {target!r}, outside the volume"
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(normal), target))
-        if resolved == ".." or resolved.startswith("../"):
-            return f"symbolic link to {target!r}, outside the volume"
+        return _link_problem(posixpath.dirname(normal), target, seen.links)
     if member.islnk():
-        target = member.linkname
-        if target.startswith("/") or ".." in target.split("/"):
-            return f"hard link to {target!r}, outside the volume"
+        target = _normal(member.linkname)
+        if member.linkname.startswith("/") or ".." in member.linkname.split("/"):
+            return f"hard link to {member.linkname!r}, outside the volume"
+        if target not in seen.files:
+            return f"hard link to {member.linkname!r}, which is not a file of this archive"
+    return None
+
+
+def _first_link(parts: list[str], links: set[str]) -> str | None:
+    """The first prefix of ``parts`` that is a link made by the archive, if any."""
+    path = ""
+    for part in parts:
+        if part in ("", "."):
+            continue
+        path = f"{path}/{part}" if path else part
+        if path in links:
+            return path
+    return None
+
+
+def _link_problem(directory: str, target: str, links: set[str]) -> str | None:
+    stack = [p for p in directory.split("/") if p not in ("", ".")]
+    for part in target.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not stack:
+                return f"symbolic link to {target!r}, outside the volume"
+            stack.pop()
+            continue
+        stack.append(part)
+        if "/".join(stack) in links:
+            return f"symbolic link to {target!r} passes through the link {'/'.join(stack)!r}"
+    return None
+
+
+def _on_disk_problem(member: tarfile.TarInfo, into: Path) -> str | None:
+    """The same rule asked of the disk: nothing on the way to the member is a link."""
+    root = os.path.realpath(into)
+    parent = os.path.dirname(os.path.join(root, _normal(member.name)))
+    if os.path.realpath(parent) != os.path.normpath(parent):
+        return "its directory resolves elsewhere on disk"
+    if member.islnk():
+        target = os.path.join(root, _normal(member.linkname))
+        try:
+            st = os.lstat(target)
+        except OSError:
+            return "hard link to a file that is not there"
+        if not stat.S_ISREG(st.st_mode) or os.path.realpath(target) != target:
+            return "hard link to something that is not a file of this volume"
     return None
 
 
