@@ -11,7 +11,10 @@ logs go to stderr.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from paid import __version__, logs
 from paid.cli import backups, chaos, daemon, desired, reports, revisions
@@ -23,10 +26,19 @@ from paid.state.secrets import SecretUnavailable
 from paid.state.store import StoreError
 
 COMMANDS = (desired, revisions, daemon, backups, reports, chaos)
+EXIT_USAGE = 64  # sysexits' EX_USAGE: never 2, which means "changes pending"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 64, not 2 (plan's "changes pending")."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="paid", description="Keep Podman converged to a declarative desired state."
     )
     parser.add_argument("--version", action="version", version=f"paid {__version__}")
@@ -42,8 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(getattr(args, "log_format", "auto"))
     try:
         code: int = args.handler(args)
+    except BrokenPipeError:
+        # `paid ... | head`: the reader is gone; end quietly, as a filter should.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
     except RuntimeUnavailable as err:
-        stderr(f"paid: cannot reach Podman at {args.podman_url}: {err}")
+        stderr(f"paid: cannot reach Podman at {args.podman_url}: {err}{_socket_hint(args)}")
         return EXIT_ERROR
     except RuntimeFailure as err:  # Podman answered, and said no
         stderr(f"paid: Podman at {args.podman_url} refused: {err}")
@@ -55,3 +72,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         stderr(f"paid: PAID_TIMINGS: {err}")
         return EXIT_ERROR
     return code
+
+
+def _socket_hint(args: argparse.Namespace) -> str:
+    """How to get a Podman API socket, when the one named is not there."""
+    url = str(getattr(args, "podman_url", ""))
+    if not url.startswith("unix://"):
+        return ""
+    path = url.removeprefix("unix://")
+    if os.path.exists(path):
+        return ""
+    user = "" if os.getuid() == 0 else " --user"
+    return (
+        f"\npaid: no Podman API socket at {path}: start one with "
+        f"`systemctl{user} enable --now podman.socket` (or `podman system service --time=0 "
+        f"unix://{path} &`), or point --podman-url / PAID_PODMAN_URL at yours"
+    )

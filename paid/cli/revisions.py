@@ -65,9 +65,11 @@ def register(sub: Subparsers, parents: Parents) -> None:
 def _status(args: argparse.Namespace) -> int:
     doc = daemon_status(args.listen)
     if doc is not None:
+        valid = (doc.get("desiredState") or {}).get("valid", True)
+        code = EXIT_OK if valid else EXIT_ERROR  # the daemon enforces an older, valid state
         if args.output == "json":
             out(json.dumps({**doc, "source": f"daemon at {args.listen}"}, indent=2))
-            return EXIT_OK
+            return code
         rows = []
         for svc in doc.get("services", []):
             phase = svc.get("phase", "")
@@ -93,7 +95,7 @@ def _status(args: argparse.Namespace) -> int:
             + ("ready" if doc.get("ready") else str(doc.get("reason")))
         )
         table(("SERVICE", "PHASE", "READY", "REVISION", "IMAGE", "NOTE"), rows)
-        return EXIT_OK
+        return code
     result = load(args)
     desired = result.desired
     runtime = PodmanRuntime(args.podman_url, instance=args.instance)
@@ -122,7 +124,7 @@ def _status(args: argparse.Namespace) -> int:
             "services": [{**s.to_json(), "note": notes.get(s.name)} for s in statuses],
         }
         out(json.dumps(report, indent=2))
-        return EXIT_OK
+        return EXIT_OK if result.ok else EXIT_ERROR
     if not result.ok:
         stderr(f"paid: {args.dir} does not validate ({len(result.errors)} errors); phases unknown")
     header = ("SERVICE", "PHASE", "STATE", "REVISION", "IMAGE", "NOTE")
@@ -138,7 +140,7 @@ def _status(args: argparse.Namespace) -> int:
         for s in statuses
     ]
     table(header, rows)
-    return EXIT_OK
+    return EXIT_OK if result.ok else EXIT_ERROR
 
 
 def _history(args: argparse.Namespace) -> int:

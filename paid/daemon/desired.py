@@ -137,8 +137,11 @@ class DesiredSource:
         """Fast-forward the checkout from its remote; True when it moved.
 
         A refused or failed pull changes nothing, and is journalled once per reason.
+        Loading waits while git rewrites the checkout: a load in the middle of
+        a merge would see the new files under the old commit.
         """
-        result = pull(self.directory)
+        with self._lock:
+            result = pull(self.directory)
         if not result.ok:
             self.metrics.git_pulls.labels("failed").inc()
             log.error("git_pull_failed", reason=result.message)

@@ -100,9 +100,10 @@ class _PooledServer(HTTPServer):
     """``HTTPServer`` with a bounded worker pool instead of a thread per connection."""
 
     def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
-        super().__init__(address, handler)
+        # Before binding: a failed bind calls server_close(), which shuts the pool.
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="paid-http")
         self._waiting = threading.Semaphore(WORKERS + BACKLOG)
+        super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._waiting.acquire(blocking=False):

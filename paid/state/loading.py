@@ -14,6 +14,7 @@ of every path for the pydantic errors to point at.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import posixpath
@@ -21,10 +22,10 @@ import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.paths import within
@@ -452,6 +453,17 @@ def _validate(doc: _Document, errors: list[LoadError]) -> ServiceDocument | None
             )
         )
         return None
+    if "apiVersion" not in doc.value and "services" in doc.value:
+        errors.append(
+            LoadError(
+                doc.file,
+                doc.line_of(("services",)),
+                "services",
+                "this looks like a Compose file, not paid's desired state (apiVersion: "
+                "paid/v1, kind: Service, metadata, spec); each service is a document of its own",
+            )
+        )
+        return None
     try:
         return ServiceDocument.model_validate(doc.value)
     except ValidationError as err:
@@ -468,6 +480,50 @@ def _validate(doc: _Document, errors: list[LoadError]) -> ServiceDocument | None
         return None
 
 
+def _fields_at(loc: Sequence[str | int]) -> list[str]:
+    """The field names (as written in YAML) of the model at ``loc`` in a Service document."""
+    model: type[BaseModel] | None = ServiceDocument
+    annotation: Any = None
+    for part in loc:
+        if model is None:
+            if get_origin(annotation) is dict:  # a key of a mapping: its value's model
+                annotation = get_args(annotation)[-1]
+                model = _model_in(annotation)
+                continue
+            return []
+        if isinstance(part, int):
+            continue
+        field = next(
+            (f for name, f in model.model_fields.items() if (f.alias or name) == part), None
+        )
+        if field is None:
+            return []
+        annotation = _unwrapped(field.annotation)
+        model = _model_in(annotation)
+    if model is None:
+        return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _unwrapped(annotation: Any) -> Any:
+    """``X | None``, ``list[X]``, ``Annotated[X, ...]`` -> X (a dict stays a dict)."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is dict or (origin is None and not get_args(annotation)):
+            return annotation
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if not args:
+            return annotation
+        annotation = args[0]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    annotation = _unwrapped(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
 def _dotted(loc: Sequence[str | int]) -> str:
     out = ""
     for part in loc:
@@ -477,7 +533,8 @@ def _dotted(loc: Sequence[str | int]) -> str:
 
 def _message(kind: str, msg: str, loc: tuple[str | int, ...] = ()) -> str:
     if kind == "extra_forbidden":
-        return "unknown field"
+        close = difflib.get_close_matches(str(loc[-1]), _fields_at(loc[:-1]), n=1, cutoff=0.6)
+        return f"unknown field; did you mean {close[0]!r}?" if close else "unknown field"
     if kind == "missing":
         return "required field is missing"
     if kind == "string_type" and len(loc) >= 2 and loc[-2] in ("env", "labels"):
