@@ -28,7 +28,10 @@ def env(name: str, default: str | None = None) -> str | None:
 
 def load(args: argparse.Namespace) -> LoadResult:
     return load_directory(
-        args.dir, allowed_host_paths=args.allow_host_path, secrets=secret_source(args)
+        args.dir,
+        allowed_host_paths=args.allow_host_path,
+        secrets=secret_source(args),
+        allowed_devices=getattr(args, "allow_device", ()),
     )
 
 

@@ -73,6 +73,7 @@ def _run(args: argparse.Namespace) -> int:
         watch_events=args.watch_events,
         flags_path=Path(args.flags) if args.flags else None,
         allowed_host_paths=tuple(args.allow_host_path),
+        allowed_devices=tuple(args.allow_device),
         secrets_dir=Path(args.secrets_dir),
         backup_dir=backup_dir(args),
         backup_upload_command=args.backup_upload_command,

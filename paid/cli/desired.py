@@ -11,7 +11,8 @@ import argparse
 import json
 import os
 import signal
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 
 from paid.cli.backups import backup_dir, before_rollout
 from paid.cli.common import (
@@ -46,6 +47,7 @@ _SYMBOLS = {
     ActionKind.REMOVE: "-",
     ActionKind.CONFLICT: "!",
     ActionKind.STOP: "■",
+    ActionKind.UPDATE: "~",
 }
 
 
@@ -165,12 +167,40 @@ def _print_plan(plan: Plan) -> None:
     if not plan.actions and not plan.withheld:
         out("No changes: the host matches the desired state.")
         return
+    paint = _painter()
     for action in plan.actions:
-        out(f"{_SYMBOLS[action.kind]} {action.kind:<8} {action.service}: {action.reason}")
+        symbol = paint(_SYMBOLS[action.kind], _COLOURS.get(action.kind, ""))
+        out(f"{symbol} {action.kind:<8} {action.service}: {action.reason}")
+        for change in action.changes:
+            out(f"    {change.path}: {_shown(change.old)} → {_shown(change.new)}")
     for action in plan.withheld:
         out(f"  (withheld) {action.kind} {action.service}: {action.reason}")
     for note in plan.notes:
         out(f"note: {note}")
+
+
+_COLOURS = {
+    ActionKind.CREATE: "32",  # green
+    ActionKind.REMOVE: "31",  # red
+    ActionKind.CONFLICT: "31",
+    ActionKind.RECREATE: "33",  # yellow
+    ActionKind.UPDATE: "33",
+}
+
+
+def _painter() -> Callable[[str, str], str]:
+    """ANSI colour on a terminal, unless NO_COLOR is set (no-color.org)."""
+    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        return lambda text, colour: text
+    return lambda text, colour: f"\033[{colour}m{text}\033[0m" if colour else text
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True)
 
 
 def _apply(args: argparse.Namespace) -> int:

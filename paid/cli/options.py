@@ -73,6 +73,14 @@ def parents() -> Parents:
         "(repeatable; env PAID_ALLOW_HOST_PATHS, ':'-separated)",
     )
     host_paths.add_argument(
+        "--allow-device",
+        action="append",
+        default=[p for p in (env("ALLOW_DEVICES") or "").split(":") if p],
+        metavar="PATH",
+        help="devices at or under PATH may be passed to containers "
+        "(repeatable; env PAID_ALLOW_DEVICES, ':'-separated)",
+    )
+    host_paths.add_argument(
         "--secrets-dir",
         default=env("SECRETS_DIR", secret_files.DEFAULT_DIRECTORY),
         metavar="DIR",

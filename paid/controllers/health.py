@@ -104,6 +104,15 @@ def _tracks(spec: ServiceSpec, now: float) -> dict[ProbeKind, _Track]:
     }
 
 
+def _probes(health: _Health) -> dict[ProbeKind, Probe]:
+    return {kind: track.probe for kind, track in health.tracks.items()}
+
+
+def _probes_of(spec: ServiceSpec) -> dict[ProbeKind, Probe]:
+    """The spec's probes: a changed one (a new path, say) starts its track afresh."""
+    return {kind: track.probe for kind, track in _tracks(spec, 0.0).items()}
+
+
 Transition = Callable[[str, ProbeKind, bool, str], None]
 ProbeTimer = Callable[[str, float], None]
 
@@ -148,8 +157,12 @@ class HealthController:
                 if not running or container is None:
                     self._health.pop(service.name, None)
                     continue
-                if current is not None and current.container_id == container.id:
-                    continue
+                if (
+                    current is not None
+                    and current.container_id == container.id
+                    and _probes(current) == _probes_of(service.spec)
+                ):
+                    continue  # the same container, probed as the spec says
                 self._health[service.name] = _Health(
                     service.name, container.id, container.name, _tracks(service.spec, now)
                 )

@@ -50,6 +50,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import structlog
 
@@ -67,10 +68,12 @@ from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.checkout import Checkout
 from paid.state.desired import DesiredService, DesiredState
-from paid.state.diffing import decide, diff
+from paid.state.diffing import decide, diff, field_changes
 from paid.state.flags import Flags
-from paid.state.plans import Action, ActionKind, Plan, ServiceDecision
+from paid.state.loading import to_documents
+from paid.state.plans import Action, ActionKind, Change, Plan, ServiceDecision
 from paid.state.secrets import SecretSource
+from paid.state.specs import ServiceSpec
 from paid.state.store import Hold, Store
 
 log = structlog.get_logger("paid.reconciler")
@@ -327,6 +330,8 @@ class Reconciler:
         if decision.orphan:
             return Step(StepKind.ORPHAN, name, reason="no longer desired: the prune decides")
         action = decision.action
+        if action is None and service is not None:
+            action = self._steering_update(service, world)
         if action is None:
             return Step(StepKind.IDLE, name)
         if action.kind is ActionKind.RECREATE and name in world.frozen:
@@ -440,10 +445,11 @@ class Reconciler:
         plan = diff(world.desired, world.actual, allow_mass_prune=self.allow_mass_prune)
         keys: list[str] = [
             name
-            for name in world.desired.services
+            for name, service in world.desired.services.items()
             if name in self.rollouts.active
             or self.health.failed(name)
             or self._left_behind(name, world)
+            or self._steering_update(service, world) is not None
         ]
         for note in plan.notes:
             log.warning("prune_withheld", reason=note)
@@ -533,11 +539,47 @@ class Reconciler:
             unhealthy=self.health.unhealthy(),
         )
 
+    def _steering_update(self, service: DesiredService, world: World) -> Action | None:
+        """Fields that steer paid (probes, rollout, dependsOn, ...) changed: record them.
+
+        They are outside the spec hash, so the container stays; the revision's
+        stored document is brought up to date, which is what ``apply`` changes.
+        """
+        container = world.by_name.get(service.name)
+        if container is None or not container.managed or container.revision is None:
+            return None
+        if container.spec_hash != service.spec_hash:
+            return None
+        recorded = self.store.revision(service.name, container.revision)
+        if recorded is None or recorded.document is None:
+            return None
+        changes = steering_changes(recorded.document.get("spec") or {}, service)
+        if not changes:
+            return None
+        return Action(
+            ActionKind.UPDATE,
+            service.name,
+            "fields that steer paid changed (no container replaced)",
+            tuple(sorted({c.path.split(".")[1] for c in changes})),
+            changes,
+        )
+
     def _gated(self, action: Action, service: DesiredService) -> bool:
         """Spec changes, and first deploys of a revision, go through the health gate."""
         if action.kind is ActionKind.RECREATE:
             return True
         return action.kind is ActionKind.CREATE and self.rollouts.needs_gate(service)
+
+
+def steering_changes(recorded: Mapping[str, Any], service: DesiredService) -> tuple[Change, ...]:
+    """The controller fields of ``service`` that differ from a revision's recorded spec."""
+    (document,) = to_documents(DesiredState.of({service.name: service}))
+    now = document["spec"]
+    fields = ServiceSpec.model_fields
+    names = [fields[n].alias or n for n in ServiceSpec.CONTROLLER_FIELDS]
+    before = {k: recorded.get(k) for k in names}
+    after = {k: now.get(k) for k in names}
+    return field_changes(before, after)
 
 
 def _owned_by(container: ActualContainer, service: str) -> bool:

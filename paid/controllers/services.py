@@ -21,6 +21,7 @@ import structlog
 
 from paid.runtime.base import (
     ContainerMissing,
+    ContainerOptions,
     ContainerRequest,
     RequestRejected,
     Runtime,
@@ -41,7 +42,7 @@ from paid.state.secrets import (
     is_managed_secret,
     podman_secret_name,
 )
-from paid.state.specs import VolumeMount, canonical_json
+from paid.state.specs import Logging, ServiceSpec, VolumeMount, canonical_json
 
 log = structlog.get_logger("paid.services")
 
@@ -114,6 +115,9 @@ class ServiceController:
             case ActionKind.STOP:
                 grace = service.spec.termination_grace_period_seconds if service else None
                 self.stop(name, timeout=grace)
+            case ActionKind.UPDATE:
+                assert service is not None  # noqa: S101 -- planned for desired services only
+                self._record(service)
             case ActionKind.START if action.reason == "paused":
                 self.runtime.unpause_container(name)
             case ActionKind.START:
@@ -243,8 +247,12 @@ class ServiceController:
         return removed, kept
 
     def _request(self, service: DesiredService) -> ContainerRequest:
+        return container_request(service, revision=self._record(service))
+
+    def _record(self, service: DesiredService) -> int:
+        """The revision of ``service``'s spec, its document (controller fields too) kept."""
         (document,) = to_documents(DesiredState.of({service.name: service}))
-        revision = self.journal.revision_for(
+        return self.journal.revision_for(
             service=service.name,
             spec_hash=service.spec_hash,
             spec=service.shape,
@@ -253,7 +261,6 @@ class ServiceController:
             git_commit=self.checkout.commit if self.checkout else None,
             git_dirty=self.checkout.dirty if self.checkout else None,
         )
-        return container_request(service, revision=revision)
 
     def _report(self, result: ActionResult) -> ActionResult:
         action = result.action
@@ -347,4 +354,37 @@ def container_request(
         stop_timeout=spec.termination_grace_period_seconds,
         init=spec.init,
         secrets=secrets,
+        options=container_options(spec),
+    )
+
+
+def container_options(spec: ServiceSpec) -> ContainerOptions:
+    """The spec's container fields as the runtime takes them; logs bounded by default."""
+    logging = spec.logging or Logging()
+    return ContainerOptions(
+        user=spec.user,
+        group_add=tuple(spec.group_add),
+        working_dir=spec.working_dir,
+        hostname=spec.hostname,
+        read_only=spec.read_only_root_filesystem,
+        tmpfs=tuple((t.path, t.size) for t in spec.tmpfs),
+        cap_add=tuple(spec.capabilities.add) if spec.capabilities else (),
+        cap_drop=tuple(spec.capabilities.drop) if spec.capabilities else (),
+        privileged=spec.privileged,
+        no_new_privileges=spec.no_new_privileges,
+        security_opt=tuple(spec.security_opt),
+        devices=tuple(spec.devices),
+        ulimits={name: (u.soft, u.hard) for name, u in spec.ulimits.items()},
+        sysctls=dict(spec.sysctls),
+        shm_size=spec.shm_size,
+        pids_limit=spec.pids_limit,
+        log_driver=str(logging.driver),
+        log_max_size=logging.max_size if logging.driver == "k8s-file" else None,
+        extra_hosts=tuple(spec.extra_hosts),
+        dns_servers=tuple(spec.dns.servers) if spec.dns else (),
+        dns_search=tuple(spec.dns.search) if spec.dns else (),
+        dns_options=tuple(spec.dns.options) if spec.dns else (),
+        userns=spec.userns,
+        timezone=spec.timezone,
+        annotations=dict(spec.annotations),
     )

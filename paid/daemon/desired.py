@@ -38,6 +38,7 @@ class DesiredSource:
         metrics: Metrics,
         secrets: SecretSource,
         allowed_host_paths: tuple[str, ...],
+        allowed_devices: tuple[str, ...] = (),
         on_loaded: Callable[[DesiredState], None] = lambda desired: None,
     ) -> None:
         self.directory = directory
@@ -46,6 +47,7 @@ class DesiredSource:
         self.metrics = metrics
         self.secrets = secrets
         self.allowed_host_paths = allowed_host_paths
+        self.allowed_devices = allowed_devices
         self._on_loaded = on_loaded
         self._lock = threading.Lock()
         self._last_pull_error: str | None = None
@@ -63,6 +65,7 @@ class DesiredSource:
                 result = load_directory(
                     self.directory,
                     allowed_host_paths=self.allowed_host_paths,
+                    allowed_devices=self.allowed_devices,
                     secrets=self.secrets,
                 )
             except Exception as err:  # a loader bug must not pass for a valid state

@@ -75,6 +75,7 @@ class Settings:
     watch_events: bool = True
     flags_path: Path | None = None
     allowed_host_paths: tuple[str, ...] = ()
+    allowed_devices: tuple[str, ...] = ()
     secrets_dir: Path = Path(DEFAULT_SECRETS_DIRECTORY)
     backup_dir: Path | None = None  # default: <state dir>/backups
     backup_upload_command: str | None = None
@@ -118,6 +119,7 @@ class Manager:
             metrics=metrics,
             secrets=self.secrets,
             allowed_host_paths=settings.allowed_host_paths,
+            allowed_devices=settings.allowed_devices,
             on_loaded=lambda desired: self.backup_schedule.sync(desired),  # noqa: PLW0108 -- made below
         )
         self.reconciler = Reconciler(

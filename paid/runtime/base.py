@@ -48,6 +48,37 @@ class NameInUse(RequestRejected):
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerOptions:
+    """The container fields beyond the basics; defaults are Podman's own, logs excepted."""
+
+    user: str | None = None
+    group_add: Sequence[str] = ()
+    working_dir: str | None = None
+    hostname: str | None = None
+    read_only: bool = False
+    tmpfs: Sequence[tuple[str, int | None]] = ()  # path, size in bytes
+    cap_add: Sequence[str] = ()
+    cap_drop: Sequence[str] = ()
+    privileged: bool = False
+    no_new_privileges: bool = False
+    security_opt: Sequence[str] = ()
+    devices: Sequence[str] = ()
+    ulimits: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # soft, hard
+    sysctls: Mapping[str, str] = field(default_factory=dict)
+    shm_size: int | None = None
+    pids_limit: int | None = None
+    log_driver: str = "k8s-file"
+    log_max_size: int | None = None
+    extra_hosts: Sequence[str] = ()  # name:ip
+    dns_servers: Sequence[str] = ()
+    dns_search: Sequence[str] = ()
+    dns_options: Sequence[str] = ()
+    userns: str | None = None
+    timezone: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerRequest:
     """Everything needed to create one container."""
 
@@ -65,6 +96,7 @@ class ContainerRequest:
     stop_timeout: int = 10
     init: bool = False
     secrets: Sequence[SecretMount] = ()
+    options: ContainerOptions = field(default_factory=ContainerOptions)
 
 
 @dataclass(frozen=True, slots=True)

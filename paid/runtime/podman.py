@@ -24,6 +24,7 @@ from podman import errors as podman_errors
 
 from paid.runtime.base import (
     ContainerMissing,
+    ContainerOptions,
     ContainerRequest,
     ImageUnavailable,
     NameInUse,
@@ -155,6 +156,7 @@ class PodmanRuntime:
             kwargs["cpu_quota"] = int(request.cpus * 100_000)
         if request.stop_signal is not None:
             kwargs["stop_signal"] = _signal_number(request.stop_signal)
+        kwargs.update(_options(request.options))
         if request.secrets:  # mounted files only: type=env would show in inspect
             kwargs["secrets"] = [
                 {"source": s.podman_name, "target": s.env} for s in request.secrets
@@ -387,6 +389,70 @@ def _published(ports: list[dict[str, Any]]) -> Iterator[PortMapping]:
                     container_port=int(port["container_port"]) + offset,
                     protocol=str(port.get("protocol") or "tcp"),
                 )
+
+
+def _options(o: ContainerOptions) -> dict[str, Any]:
+    """podman-py's keywords for the optional container fields; unset ones are left out."""
+    kwargs: dict[str, Any] = {
+        "log_config": {
+            "Type": o.log_driver,
+            "Config": {"size": o.log_max_size} if o.log_max_size else {},
+        }
+    }
+    simple = {
+        "user": o.user,
+        "working_dir": o.working_dir,
+        "hostname": o.hostname,
+        "shm_size": o.shm_size,
+        "pids_limit": o.pids_limit,
+        "userns_mode": o.userns,
+        "timezone": o.timezone,
+    }
+    kwargs.update({k: v for k, v in simple.items() if v is not None})
+    flags = {
+        "read_only": o.read_only,
+        "privileged": o.privileged,
+        "no_new_privileges": o.no_new_privileges,
+    }
+    kwargs.update({k: True for k, v in flags.items() if v})
+    lists = {
+        "group_add": list(o.group_add),
+        "cap_add": list(o.cap_add),
+        "cap_drop": list(o.cap_drop),
+        "devices": list(o.devices),
+        "dns": list(o.dns_servers),
+        "dns_search": list(o.dns_search),
+        "dns_opt": list(o.dns_options),
+    }
+    kwargs.update({k: v for k, v in lists.items() if v})
+    if o.tmpfs:
+        kwargs["mounts"] = [
+            {"type": "tmpfs", "target": path, "source": "tmpfs", **({"size": size} if size else {})}
+            for path, size in o.tmpfs
+        ]
+    if o.ulimits:
+        kwargs["ulimits"] = [
+            {"Name": name, "Soft": soft, "Hard": hard} for name, (soft, hard) in o.ulimits.items()
+        ]
+    if o.sysctls:
+        kwargs["sysctls"] = dict(o.sysctls)
+    if o.extra_hosts:
+        kwargs["extra_hosts"] = dict(h.split(":", 1) for h in o.extra_hosts)
+    if o.annotations:
+        kwargs["annotations"] = dict(o.annotations)
+    for option in o.security_opt:
+        key, _, value = option.partition("=")
+        if key == "label":
+            kwargs.setdefault("security_opt", []).append(value)
+        elif key == "apparmor":
+            kwargs["apparmor_profile"] = value
+        elif key == "seccomp":
+            kwargs["seccomp_profile_path"] = value
+        elif key == "mask":
+            kwargs.setdefault("masked_paths", []).extend(value.split(":"))
+        elif key == "unmask":
+            kwargs.setdefault("unmasked_paths", []).extend(value.split(":"))
+    return kwargs
 
 
 def _signal_number(name: str) -> int:

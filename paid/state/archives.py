@@ -220,7 +220,8 @@ def _scan(path: Path, sha256: str, *, into: Path | None = None) -> list[str]:
         try:
             with tarfile.open(fileobj=reader, mode="r|gz") as tar:  # type: ignore[call-overload]
                 _walk(tar, problems, into)
-        except (OSError, EOFError, tarfile.TarError, zlib.error) as err:
+        except (OSError, EOFError, tarfile.TarError, zlib.error, RecursionError) as err:
+            # RecursionError: tarfile chasing a link that names itself.
             unreadable = f"unreadable archive: {err}"
         reader.drain()  # what tarfile left unread still counts for the checksum
     digest = reader.digest.hexdigest()
@@ -332,7 +333,7 @@ def _member_problem(member: tarfile.TarInfo, seen: _Extracted) -> str | None:
         target = member.linkname
         if target.startswith("/"):
             return f"symbolic link to the absolute path {target!r}, outside the volume"
-        return _link_problem(posixpath.dirname(normal), target, seen.links)
+        return _link_problem(posixpath.dirname(normal), target, seen.links | {normal})
     if member.islnk():
         target = _normal(member.linkname)
         if member.linkname.startswith("/") or ".." in member.linkname.split("/"):
@@ -373,9 +374,12 @@ def _link_problem(directory: str, target: str, links: set[str]) -> str | None:
 def _on_disk_problem(member: tarfile.TarInfo, into: Path) -> str | None:
     """The same rule asked of the disk: nothing on the way to the member is a link."""
     root = os.path.realpath(into)
-    parent = os.path.dirname(os.path.join(root, _normal(member.name)))
+    path = os.path.join(root, _normal(member.name))
+    parent = os.path.dirname(path)
     if os.path.realpath(parent) != os.path.normpath(parent):
         return "its directory resolves elsewhere on disk"
+    if not member.isdir() and _normal(member.name) and os.path.isdir(path):
+        return "would replace a directory the archive made"
     if member.islnk():
         target = os.path.join(root, _normal(member.linkname))
         try:

@@ -22,7 +22,7 @@ from paid.state import actual as states
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService, DesiredState
-from paid.state.plans import Action, ActionKind, Plan, ServiceDecision
+from paid.state.plans import Action, ActionKind, Change, Plan, ServiceDecision
 from paid.state.specs import RestartPolicy
 
 MASS_PRUNE_OVERRIDE = "--allow-mass-prune"
@@ -141,7 +141,10 @@ def _diff_service(service: DesiredService, container: ActualContainer | None) ->
         return None
     if container.spec_hash != service.spec_hash:
         changed = changed_fields(container.shape, service.shape)
-        return Action(ActionKind.RECREATE, name, _drift_reason(changed, container), changed)
+        changes = field_changes(container.shape, service.shape)
+        return Action(
+            ActionKind.RECREATE, name, _drift_reason(changed, container), changed, changes
+        )
     return _diff_running_state(service, container)
 
 
@@ -172,6 +175,43 @@ def changed_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> tup
         return ()
     keys = set(old) | set(new)
     return tuple(sorted(k for k in keys if old.get(k) != new.get(k)))
+
+
+HIDDEN = "(changed)"  # what a plan shows of a secret
+
+
+def field_changes(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any], *, prefix: str = ""
+) -> tuple[Change, ...]:
+    """Every leaf that differs between two container shapes, as ``spec.env.LOG: a -> b``.
+
+    A secret's fingerprint is shown as ``(changed)``, never as a value.
+    """
+    if old is None:
+        return ()
+    out: list[Change] = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if before == after:
+            continue
+        path = _path(prefix, key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            out.extend(field_changes(before, after, prefix=path))
+        elif "secretEnv" in path:
+            out.append(Change(path, HIDDEN if before is not None else None, HIDDEN))
+        else:
+            out.append(Change(path, before, after))
+    return tuple(out)
+
+
+def _path(prefix: str, key: str) -> str:
+    if prefix:
+        return f"{prefix}.{key}"
+    if key == "name":
+        return "metadata.name"
+    if key == "labels":
+        return "metadata.labels"
+    return f"spec.{key}"
 
 
 def _drift_reason(changed: tuple[str, ...], container: ActualContainer) -> str:

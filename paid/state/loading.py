@@ -121,6 +121,7 @@ def load_directory(
     *,
     allowed_host_paths: Iterable[str] = (),
     secrets: SecretSource | None = None,
+    allowed_devices: Iterable[str] = (),
 ) -> LoadResult:
     """Load and validate every ``*.yaml``/``*.yml`` file under ``directory``.
 
@@ -174,7 +175,12 @@ def load_directory(
             )
 
     errors.extend(
-        _cross_checks(where, known=mentioned, allowed_host_paths=tuple(allowed_host_paths))
+        _cross_checks(
+            where,
+            known=mentioned,
+            allowed_host_paths=tuple(allowed_host_paths),
+            allowed_devices=tuple(allowed_devices),
+        )
     )
     shown = tuple(_display(p) for p in files)
     if errors:
@@ -551,6 +557,7 @@ def _cross_checks(
     *,
     known: set[str | None],
     allowed_host_paths: tuple[str, ...],
+    allowed_devices: tuple[str, ...] = (),
 ) -> list[LoadError]:
     errors: list[LoadError] = []
     names = set(where)
@@ -631,6 +638,19 @@ def _cross_checks(
                         _dotted(loc),
                         f"host path {_shown(volume.source)} is not under an allowed prefix "
                         f"({allowed}; see --allow-host-path)",
+                    )
+                )
+        for i, device in enumerate(spec.devices):
+            if not within(device, allowed_devices):
+                loc = ("spec", "devices", i)
+                allowed = ", ".join(allowed_devices) or "none configured"
+                errors.append(
+                    LoadError(
+                        doc.file,
+                        doc.line_of(loc),
+                        _dotted(loc),
+                        f"device {_shown(device)} is host access and not allowed "
+                        f"({allowed}; see --allow-device)",
                     )
                 )
     for cycle in _cycles(

@@ -19,6 +19,7 @@ class ActionKind(StrEnum):
     REMOVE = "remove"  # a managed container no longer desired
     STOP = "stop"  # the service is disabled (enabled: false): stopped, kept
     CONFLICT = "conflict"  # an unmanaged container holds a desired name: left alone
+    UPDATE = "update"  # only fields that steer paid changed: recorded, no container replaced
 
 
 MUTATING = frozenset(
@@ -29,8 +30,21 @@ MUTATING = frozenset(
         ActionKind.RESTART,
         ActionKind.REMOVE,
         ActionKind.STOP,
+        ActionKind.UPDATE,
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One field that differs: its dotted path, and its old and new values."""
+
+    path: str
+    old: Any
+    new: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "old": self.old, "new": self.new}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +53,15 @@ class Action:
     service: str
     reason: str
     changed: tuple[str, ...] = ()  # for recreate: the top-level fields that differ
+    changes: tuple[Change, ...] = ()  # field by field, old -> new (secrets never shown)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"action": str(self.kind), "service": self.service}
         out["reason"] = self.reason
         if self.changed:
             out["changed"] = list(self.changed)
+        if self.changes:
+            out["changes"] = [c.to_json() for c in self.changes]
         return out
 
 

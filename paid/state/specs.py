@@ -57,17 +57,19 @@ _MEMORY = re.compile(r"^(?P<value>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[KMGT]i?|[kmgt
 _MEMORY_UNITS = {
     None: 1,
     "B": 1,
-    "k": 1000,
+    # Lowercase is Docker's and Podman's: 512m is 512 MiB. Uppercase
+    # without i is Kubernetes' decimal: 512M is 512 MB.
+    "k": 1024,
     "K": 1000,
     "KB": 1000,
     "M": 1000**2,
-    "m": 1000**2,
+    "m": 1024**2,
     "MB": 1000**2,
     "G": 1000**3,
-    "g": 1000**3,
+    "g": 1024**3,
     "GB": 1000**3,
     "T": 1000**4,
-    "t": 1000**4,
+    "t": 1024**4,
     "TB": 1000**4,
     "Ki": 1024,
     "Mi": 1024**2,
@@ -256,6 +258,185 @@ def parse_cpus(value: Any) -> Any:
 class Resources(_Model):
     memory: Annotated[int, BeforeValidator(parse_memory), Field(ge=MIN_MEMORY_BYTES)] | None = None
     cpus: Annotated[float, BeforeValidator(parse_cpus), Field(gt=0, le=1024)] | None = None
+
+
+# -- the container fields real images need (each optional, each in the hash) ----
+
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?")
+_HOSTNAME = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+_SYSCTL = re.compile(r"[a-z0-9_]+(\.[a-z0-9_*-]+)+")
+CAPABILITIES = frozenset(
+    [
+        "AUDIT_CONTROL",
+        "AUDIT_READ",
+        "AUDIT_WRITE",
+        "BLOCK_SUSPEND",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "KILL",
+        "LEASE",
+        "LINUX_IMMUTABLE",
+        "MAC_ADMIN",
+        "MAC_OVERRIDE",
+        "MKNOD",
+        "NET_ADMIN",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_RAW",
+        "PERFMON",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYSLOG",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_CHROOT",
+        "SYS_MODULE",
+        "SYS_NICE",
+        "SYS_PACCT",
+        "SYS_PTRACE",
+        "SYS_RAWIO",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "WAKE_ALARM",
+        "ALL",
+    ]
+)
+ULIMITS = frozenset(
+    [
+        "as",
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+    ]
+)
+DEFAULT_LOG_MAX_SIZE = 10 * 1024 * 1024
+
+
+def _capability(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    name = value.upper().removeprefix("CAP_")
+    if name not in CAPABILITIES:
+        raise ValueError(f"{value!r} is not a Linux capability (such as NET_BIND_SERVICE)")
+    return name
+
+
+Capability = Annotated[str, BeforeValidator(_capability)]
+
+
+class Capabilities(_Model):
+    add: list[Capability] = Field(default_factory=list)
+    drop: list[Capability] = Field(default_factory=list)
+
+
+def _absolute(value: str, what: str) -> str:
+    if not value.startswith("/") or "\x00" in value or ".." in value.split("/"):
+        raise ValueError(f"{what} {value!r} must be an absolute path without '..'")
+    return posixpath.normpath(value)
+
+
+class TmpfsMount(_Model):
+    path: str
+    size: Annotated[int, BeforeValidator(parse_memory), Field(ge=4096)] | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return _absolute(value, "tmpfs path")
+
+
+def _parse_tmpfs(value: Any) -> Any:
+    return {"path": value} if isinstance(value, str) else value
+
+
+Tmpfs = Annotated[TmpfsMount, BeforeValidator(_parse_tmpfs)]
+
+
+class Ulimit(_Model):
+    soft: int = Field(ge=-1, le=2**63 - 1)
+    hard: int = Field(ge=-1, le=2**63 - 1)
+
+    @model_validator(mode="after")
+    def _soft_below_hard(self) -> Self:
+        if self.hard != -1 and (self.soft == -1 or self.soft > self.hard):
+            raise ValueError(f"soft limit {self.soft} is above the hard limit {self.hard}")
+        return self
+
+
+def _parse_ulimit(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"soft": value, "hard": value}
+    return value
+
+
+class LogDriver(StrEnum):
+    K8S_FILE = "k8s-file"
+    JOURNALD = "journald"
+    NONE = "none"
+
+
+class Logging(_Model):
+    """Container logs; the default is bounded (k8s-file, 10Mi) so no service fills the disk."""
+
+    driver: LogDriver = LogDriver.K8S_FILE
+    max_size: Annotated[int, BeforeValidator(parse_memory), Field(ge=4096)] = DEFAULT_LOG_MAX_SIZE
+
+
+class Dns(_Model):
+    servers: list[str] = Field(default_factory=list)
+    search: list[str] = Field(default_factory=list)
+    options: list[str] = Field(default_factory=list)
+
+    @field_validator("servers")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for server in value:
+            try:
+                ipaddress.ip_address(server)
+            except ValueError:
+                raise ValueError(f"DNS server {server!r} is not an IP address") from None
+        return value
+
+
+def _extra_host(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    name, sep, ip = value.partition(":")
+    try:
+        ipaddress.ip_address(ip)
+    except ValueError:
+        sep = ""
+    if not sep or not _HOSTNAME.fullmatch(name):
+        raise ValueError(f"extra host {value!r} is not 'name:ip'")
+    return value
+
+
+ExtraHost = Annotated[str, BeforeValidator(_extra_host)]
+SECURITY_OPTS = ("label=", "apparmor=", "seccomp=", "mask=", "unmask=")
 
 
 # -- probes and rollout (acted on by the health controller) ------------------
@@ -511,6 +692,92 @@ class ServiceSpec(_Model):
     backup: Backup | None = None
     slo: Slo | None = None
     enabled: bool = True  # false: stop the service, keep its container and data
+    # Identity, filesystem, security, limits, logging, name resolution:
+    user: str | None = None
+    group_add: list[str] = Field(default_factory=list)
+    working_dir: str | None = None
+    hostname: str | None = None
+    read_only_root_filesystem: bool = False
+    tmpfs: list[Tmpfs] = Field(default_factory=list)
+    capabilities: Capabilities | None = None
+    privileged: bool = False
+    no_new_privileges: bool = False
+    security_opt: list[str] = Field(default_factory=list)
+    devices: list[str] = Field(default_factory=list)
+    ulimits: dict[str, Annotated[Ulimit, BeforeValidator(_parse_ulimit)]] = Field(
+        default_factory=dict
+    )
+    sysctls: dict[str, str] = Field(default_factory=dict)
+    shm_size: Annotated[int, BeforeValidator(parse_memory), Field(ge=4096)] | None = None
+    pids_limit: int | None = Field(default=None, ge=1, le=4_194_304)
+    logging: Logging | None = None  # None: the bounded default
+    extra_hosts: list[ExtraHost] = Field(default_factory=list)
+    dns: Dns | None = None
+    userns: str | None = None
+    timezone: str | None = None
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        if value is not None and not _USER.fullmatch(value):
+            raise ValueError(f"user {value!r} is not 'name', 'uid' or 'uid:gid'")
+        return value
+
+    @field_validator("working_dir")
+    @classmethod
+    def _working_dir(cls, value: str | None) -> str | None:
+        return None if value is None else _absolute(value, "workingDir")
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 253 or not _HOSTNAME.fullmatch(value)):
+            raise ValueError(f"hostname {value!r} is not a host name")
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: list[str]) -> list[str]:
+        for device in value:
+            if not device.startswith("/dev/") or ".." in device.split("/"):
+                raise ValueError(f"device {device!r} is not a path under /dev")
+        return value
+
+    @field_validator("ulimits")
+    @classmethod
+    def _ulimit_names(cls, value: dict[str, Ulimit]) -> dict[str, Ulimit]:
+        for name in value:
+            if name not in ULIMITS:
+                raise ValueError(f"{name!r} is not a ulimit (one of {', '.join(sorted(ULIMITS))})")
+        return value
+
+    @field_validator("sysctls")
+    @classmethod
+    def _sysctl_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, setting in value.items():
+            if not _SYSCTL.fullmatch(name):
+                raise ValueError(f"{name!r} is not a sysctl name such as net.core.somaxconn")
+            _no_nul(setting, f"sysctl {name}")
+        return value
+
+    @field_validator("security_opt")
+    @classmethod
+    def _security_opts(cls, value: list[str]) -> list[str]:
+        for option in value:
+            if not option.startswith(SECURITY_OPTS):
+                raise ValueError(
+                    f"security option {option!r}: one of {', '.join(SECURITY_OPTS)}... "
+                    "(privileged and noNewPrivileges have fields of their own)"
+                )
+        return value
+
+    @field_validator("userns")
+    @classmethod
+    def _userns(cls, value: str | None) -> str | None:
+        if value is not None and value.split(":", 1)[0] not in ("auto", "host", "keep-id", "nomap"):
+            raise ValueError(f"userns {value!r}: one of auto, host, keep-id, nomap")
+        return value
 
     @field_validator("image")
     @classmethod
@@ -591,11 +858,24 @@ class ServiceSpec(_Model):
         }
     )
 
+    # Container fields added after the first release: left out of the shape
+    # while unset, so that a spec that does not use them keeps its hash (and
+    # its container) across an upgrade.
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "secretEnv", "user", "groupAdd", "workingDir", "hostname",
+            "readOnlyRootFilesystem", "tmpfs", "capabilities", "privileged",
+            "noNewPrivileges", "securityOpt", "devices", "ulimits", "sysctls", "shmSize",
+            "pidsLimit", "logging", "extraHosts", "dns", "userns", "timezone", "annotations",
+        }
+    )  # fmt: skip
+
     def container_shape(self) -> dict[str, Any]:
         """The normalized, JSON-ready fields that define the container."""
         shape = self.model_dump(mode="json", by_alias=True, exclude=set(self.CONTROLLER_FIELDS))
-        if not shape["secretEnv"]:  # added later: absent keeps older services' hashes
-            del shape["secretEnv"]
+        for name in self.ADDED_FIELDS:
+            if shape.get(name) in (None, False, [], {}):
+                shape.pop(name, None)
         return shape
 
 

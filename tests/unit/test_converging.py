@@ -22,6 +22,7 @@ from paid.runtime.fake import FakeRuntime
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import diff
+from paid.state.plans import ActionKind
 from paid.state.secrets import SecretSource
 from paid.state.specs import ServiceDocument
 from paid.state.store import Store
@@ -460,3 +461,58 @@ def test_an_unmanaged_container_named_like_a_canary_is_never_touched(store: Stor
         runtime.containers["bar-canary"].id,
     )
     assert "localhost/app:1" == runtime.containers["bar"].image
+
+
+def _plan(runtime: FakeRuntime, store: Store, state: DesiredState) -> Any:
+    reconciler = Reconciler(runtime=runtime, store=store, desired=lambda: state, probe_workers=1)
+    try:
+        world = reconciler.observe()
+        assert world is not None
+        return reconciler.plan(world)
+    finally:
+        reconciler.close()
+
+
+def test_a_plan_shows_each_changed_field_old_and_new(store: Store) -> None:
+    """`spec.image: 1 → 2` and `spec.env.LOG: info → debug`, not just "spec changed"."""
+    runtime = FakeRuntime(images=set(IMAGES))
+    apply(runtime, store, desired(desired_service("web", env={"LOG": "info"})))
+
+    plan = _plan(
+        runtime,
+        store,
+        desired(desired_service("web", image="localhost/app:2", env={"LOG": "debug"})),
+    )
+
+    (action,) = plan.actions
+    assert [
+        ("spec.env.LOG", "info", "debug"),
+        ("spec.image", "localhost/app:1", "localhost/app:2"),
+    ] == [(c.path, c.old, c.new) for c in action.changes]
+    assert {"path": "spec.image", "old": "localhost/app:1", "new": "localhost/app:2"} in (
+        action.to_json()["changes"]
+    )
+
+
+def test_a_probe_change_is_an_update_that_replaces_no_container(store: Store) -> None:
+    """livenessProbe path / → /health: plan says update; apply records it; then nothing."""
+    runtime = FakeRuntime(images=set(IMAGES))
+    probe = {"httpGet": {"port": 80, "path": "/"}, "periodSeconds": 60}
+    apply(runtime, store, desired(desired_service("web", livenessProbe=probe)))
+    changed = desired(
+        desired_service("web", livenessProbe={**probe, "httpGet": {"port": 80, "path": "/health"}})
+    )
+
+    before = _plan(runtime, store, changed)
+    runtime.calls.clear()
+    report = apply(runtime, store, changed)
+    after = _plan(runtime, store, changed)
+
+    (action,) = before.actions
+    assert ActionKind.UPDATE is action.kind
+    assert [("spec.livenessProbe.httpGet.path", "/", "/health")] == [
+        (c.path, c.old, c.new) for c in action.changes
+    ]
+    assert report.converged
+    assert [] == runtime.mutating_calls
+    assert () == after.actions

@@ -130,6 +130,11 @@ def test_no_generated_archive_touches_anything_outside(sandbox: Path, data: st.D
             id="chain-then-hard-link",
         ),
         pytest.param(
+            [("file", "l0/x", ""), ("sym", "l0", "l0")],
+            "passes through the link 'l0'",
+            id="self-link-over-a-directory",
+        ),
+        pytest.param(
             [("hard", "h", "HOST/victim")],
             "hard link",
             id="hard-link-to-host-file",
