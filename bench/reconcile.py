@@ -246,6 +246,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=3, help="whole-process repetitions")
     parser.add_argument("--pass-reps", type=int, default=30, help="in-process repetitions")
     parser.add_argument("--sizes", default="20,50", help="no-op sizes")
+    parser.add_argument("--noop-paid-only", default="500", help="no-op sizes, paid alone")
     parser.add_argument("--cold-sizes", default="50", help="cold sizes, paid and compose")
     parser.add_argument("--cold-paid-only", default="500", help="cold sizes, paid alone")
     parser.add_argument("--pass-sizes", default="20,100,500")
@@ -258,6 +259,7 @@ def main() -> None:
     args = _arguments()
     bins = args.tools_venv / "bin"
     sizes = [int(x) for x in args.sizes.split(",") if x]
+    noop_alone = [int(x) for x in args.noop_paid_only.split(",") if x]
     cold = [int(x) for x in args.cold_sizes.split(",") if x]
     cold_alone = [int(x) for x in args.cold_paid_only.split(",") if x]
     pass_sizes = [int(x) for x in args.pass_sizes.split(",") if x]
@@ -271,9 +273,10 @@ def main() -> None:
         podman.build_images()
         work = base / "work"
         work.mkdir()
-        for n in sizes:
+        for n, alone in [(n, False) for n in sizes] + [(n, True) for n in noop_alone]:
             podman.clean()
-            makers = [_paid, _compose] + ([_ansible] if args.with_ansible else [])
+            makers = [_paid] if alone else [_paid, _compose]
+            makers += [_ansible] if args.with_ansible and not alone else []
             tools = [make(podman, work, n, bins) for make in makers]
             for tool in tools:  # converge each once: every tool's containers are present
                 tool.run()

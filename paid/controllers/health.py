@@ -141,12 +141,23 @@ class HealthController:
 
     # -- what the reconciler tells us ---------------------------------------
 
-    def sync(self, desired: DesiredState, actual: list[ActualContainer]) -> None:
-        """Probe exactly the running managed containers of desired services."""
+    def sync(
+        self,
+        desired: DesiredState,
+        actual: list[ActualContainer],
+        *,
+        only: frozenset[str] | None = None,
+    ) -> None:
+        """Probe exactly the running managed containers of desired services.
+
+        ``only``: ``actual`` holds just these services' containers; leave the rest be.
+        """
         now = self._clock()
         by_name = {c.name: c for c in actual}
         with self._lock:
             for service in desired:
+                if only is not None and service.name not in only:
+                    continue
                 container = by_name.get(service.name)
                 running = (
                     container is not None
@@ -166,8 +177,9 @@ class HealthController:
                 self._health[service.name] = _Health(
                     service.name, container.id, container.name, _tracks(service.spec, now)
                 )
-            for gone in set(self._health) - set(desired.services) - self._extra:
-                del self._health[gone]
+            if only is None:
+                for gone in set(self._health) - set(desired.services) - self._extra:
+                    del self._health[gone]
 
     def watch(self, key: str, *, container_id: str, name: str, spec: ServiceSpec) -> None:
         """Probe one more container (a canary) under ``key``, with ``spec``'s probes."""

@@ -47,14 +47,13 @@ directory or with the ``prune`` flag off (``World.prune``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
+from collections.abc import Callable
 
 import structlog
 
+from paid.controllers import planning
 from paid.controllers.health import HealthController
+from paid.controllers.planning import steering_changes
 from paid.controllers.rollouts import (
     RolloutController,
     aside_name,
@@ -63,119 +62,21 @@ from paid.controllers.rollouts import (
 )
 from paid.controllers.services import ActionResult, Outcome, ServiceController, uses_secrets
 from paid.controllers.timings import Backoff, Timings
+from paid.controllers.worlds import FULL, PRUNE, Hooks, Result, Step, StepKind, World
 from paid.runtime.base import Runtime, RuntimeFailure
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.checkout import Checkout
 from paid.state.desired import DesiredService, DesiredState
-from paid.state.diffing import decide, diff, field_changes
+from paid.state.diffing import decide, diff
 from paid.state.flags import Flags
-from paid.state.loading import to_documents
-from paid.state.plans import Action, ActionKind, Change, Plan, ServiceDecision
+from paid.state.plans import Action, ActionKind, Plan, ServiceDecision
 from paid.state.secrets import SecretSource
-from paid.state.specs import ServiceSpec
-from paid.state.store import Hold, Store
+from paid.state.store import Store
 
 log = structlog.get_logger("paid.reconciler")
 
-FULL = "*"  # the key of a full pass
-PRUNE = "*prune"  # the key of the guarded removal of orphans
-
-
-class StepKind(StrEnum):
-    HELD = "held"
-    ROLLOUT = "rollout"
-    CANARY_CLEANUP = "canary_cleanup"
-    RESUME = "resume"
-    WAIT = "wait"
-    BACK_OFF = "back_off"
-    QUARANTINED = "quarantined"
-    ROLL_OUT = "roll_out"
-    EXECUTE = "execute"
-    ORPHAN = "orphan"
-    IDLE = "idle"
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """What a reconcile of one service does now, and why."""
-
-    kind: StepKind
-    service: str
-    action: Action | None = None  # the change it makes (or will, once unblocked)
-    reason: str = ""
-    wait: float = 0.0  # BACK_OFF: seconds left
-    waiting_on: tuple[str, ...] = ()  # WAIT: the dependencies not ready yet
-
-    @property
-    def withheld(self) -> bool:
-        """A change is due but held back (by a hold or a back-off)."""
-        held_back = (StepKind.HELD, StepKind.BACK_OFF, StepKind.QUARANTINED)
-        return self.action is not None and self.kind in held_back
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """What a reconcile asks of its driver (see the module docstring)."""
-
-    requeue_after: float | None = None
-    error: str | None = None
-    step: Step | None = None  # service keys: the step taken
-    enqueue: tuple[str, ...] = ()  # FULL: keys that need work
-    notes: tuple[str, ...] = ()  # FULL: guards that held something back
-
-
-@dataclass(frozen=True, slots=True)
-class World:
-    """One observation, read fresh for every request."""
-
-    desired: DesiredState  # enforced: desired with pins and quarantines applied
-    requested: DesiredState  # as the directory says
-    actual: tuple[ActualContainer, ...]
-    holds: Mapping[str, Hold] = field(default_factory=dict)
-    notes: Mapping[str, str] = field(default_factory=dict)  # service -> pinned / quarantined
-    expired_pins: tuple[str, ...] = ()
-    frozen: frozenset[str] = frozenset()  # quarantined, nothing good to go back to: hands off
-    prune: bool = True  # removals allowed: the directory is valid and the flag on
-    by_name: Mapping[str, ActualContainer] = field(default_factory=dict)
-
-    @classmethod
-    def of(
-        cls,
-        desired: DesiredState,
-        actual: Sequence[ActualContainer],
-        *,
-        requested: DesiredState | None = None,
-        holds: Mapping[str, Hold] | None = None,
-        notes: Mapping[str, str] | None = None,
-        expired_pins: tuple[str, ...] = (),
-        frozen: frozenset[str] = frozenset(),
-        prune: bool = True,
-    ) -> World:
-        by_name: dict[str, ActualContainer] = {}
-        for container in actual:
-            by_name.setdefault(container.name, container)
-        return cls(
-            desired=desired,
-            requested=requested or desired,
-            actual=tuple(actual),
-            holds=dict(holds or {}),
-            notes=dict(notes or {}),
-            expired_pins=expired_pins,
-            frozen=frozen,
-            prune=prune,
-            by_name=by_name,
-        )
-
-
-@dataclass
-class Hooks:
-    """What the drivers hear about; every hook is optional."""
-
-    action: Callable[[ActionResult], None] = lambda result: None
-    rollout_finished: Callable[[str, str, str], None] = lambda service, result, why: None
-    restarted: Callable[[str, str], None] = lambda service, why: None  # why: crash | liveness
-    observed: Callable[[World], None] = lambda world: None
+__all__ = ["FULL", "PRUNE", "Hooks", "Reconciler", "Result", "Step", "StepKind", "World"]
 
 
 class Reconciler:
@@ -253,8 +154,13 @@ class Reconciler:
 
     # -- observing -----------------------------------------------------------
 
-    def observe(self) -> World | None:
-        """The world as it is now: one list call and the store's pins, quarantines and holds.
+    def observe(self, key: str | None = None) -> World | None:
+        """The world as it is now, for ``key``: the store's pins, quarantines and holds, and
+
+        - for a service: its container, its aside, its canary and its
+          dependencies' containers, each looked up by name (an inspect each,
+          a few milliseconds: a list call costs ~0.6 ms per container);
+        - otherwise (``FULL``, ``PRUNE``, a plan): one list call of everything.
 
         None while there is no valid desired state to enforce.
         """
@@ -262,6 +168,9 @@ class Reconciler:
         if requested is None:
             return None
         self.services.checkout = self._checkout()
+        service = requested.services.get(key) if key else None  # type: ignore[call-overload]
+        if service is not None:
+            return self._observe_service(requested, service)
         effective = effective_state(requested, self.store, self.secrets)
         actual = self.runtime.list_containers()
         world = World.of(
@@ -275,6 +184,30 @@ class Reconciler:
             prune=self._prune_allowed() and self._flags().prune,
         )
         self.health.sync(world.desired, actual)
+        self.hooks.observed(world)
+        return world
+
+    def _observe_service(self, requested: DesiredState, service: DesiredService) -> World:
+        name = service.name
+        scope = frozenset({name, *service.spec.depends_on})
+        effective = effective_state(requested, self.store, self.secrets, only=scope)
+        looked_up = (name, aside_name(name), canary_name(name), *service.spec.depends_on)
+        # Podman also answers a name with a container whose ID starts with it: only
+        # a container that holds the name itself counts.
+        found = (self.runtime.inspect_container(n) for n in looked_up)
+        actual = [c for c, n in zip(found, looked_up, strict=True) if c and c.name == n]
+        world = World.of(
+            effective.state,
+            actual,
+            requested=requested,
+            holds=self.store.holds(),
+            notes={n: v for n, v in effective.notes.items() if n in scope},
+            expired_pins=effective.expired_pins,
+            frozen=effective.frozen,
+            prune=False,  # a view of a few containers never judges orphans
+            looked_up=frozenset(looked_up),
+        )
+        self.health.sync(world.desired, actual, only=scope)
         self.hooks.observed(world)
         return world
 
@@ -356,34 +289,8 @@ class Reconciler:
         return Step(StepKind.EXECUTE, name, action, action.reason)
 
     def plan(self, world: World) -> Plan:
-        """What ``paid apply`` would do from ``world``: every service's step, and the prune.
-
-        ``withheld`` holds what a guard keeps back: removals past the
-        mass-prune guard, and changes of services that are held, backing
-        off, or kept on another revision (quarantined, pinned).
-        """
-        full = diff(world.desired, world.actual, allow_mass_prune=self.allow_mass_prune)
-        removals = tuple(a for a in full.actions if a.kind is ActionKind.REMOVE)
-        actions: list[Action] = list(removals) if world.prune else []
-        withheld: list[Action] = list(full.withheld) if world.prune else []
-        notes = list(full.notes) if world.prune else []
-        if removals and not world.prune:
-            notes.append("removals are off (invalid desired state or the prune flag)")
-            withheld.extend(removals)
-        for service in world.desired:
-            step = self.step(service.name, world)
-            if step.action is None:
-                pass
-            elif step.withheld:
-                withheld.append(_because(step.action, step.reason))
-            else:
-                actions.append(step.action)
-            note = world.notes.get(service.name)
-            if note is not None:
-                wanted = decide(world.requested, service.name, world.by_name).action
-                if wanted is not None and wanted != step.action:
-                    withheld.append(_because(wanted, note))
-        return Plan(actions=tuple(actions), withheld=tuple(withheld), notes=tuple(notes))
+        """What ``paid apply`` would do from ``world`` (see ``paid.controllers.planning``)."""
+        return planning.plan(self, world)
 
     # -- taking a step ---------------------------------------------------------
 
@@ -571,21 +478,6 @@ class Reconciler:
         return action.kind is ActionKind.CREATE and self.rollouts.needs_gate(service)
 
 
-def steering_changes(recorded: Mapping[str, Any], service: DesiredService) -> tuple[Change, ...]:
-    """The controller fields of ``service`` that differ from a revision's recorded spec."""
-    (document,) = to_documents(DesiredState.of({service.name: service}))
-    now = document["spec"]
-    fields = ServiceSpec.model_fields
-    names = [fields[n].alias or n for n in ServiceSpec.CONTROLLER_FIELDS]
-    before = {k: recorded.get(k) for k in names}
-    after = {k: now.get(k) for k in names}
-    return field_changes(before, after)
-
-
 def _owned_by(container: ActualContainer, service: str) -> bool:
     """A container paid made for ``service`` (its labels say so, not its name)."""
     return container.labels.get(labels.SERVICE) == service
-
-
-def _because(action: Action, reason: str) -> Action:
-    return Action(action.kind, action.service, reason, action.changed)

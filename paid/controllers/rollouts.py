@@ -81,7 +81,11 @@ class Effective:
 
 
 def effective_state(
-    desired: DesiredState, store: Store, secrets: SecretSource | None = None
+    desired: DesiredState,
+    store: Store,
+    secrets: SecretSource | None = None,
+    *,
+    only: frozenset[str] | None = None,
 ) -> Effective:
     """Apply `paid rollback` pins and failed-revision quarantines to ``desired``.
 
@@ -94,6 +98,8 @@ def effective_state(
     expired: list[str] = []
     frozen: set[str] = set()
     for name, svc in desired.services.items():
+        if only is not None and name not in only:
+            continue  # a targeted reconcile judges these services, no others
         target = None
         pin = pins.get(name)
         if pin is not None and pin.desired_hash != svc.spec_hash:

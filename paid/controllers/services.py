@@ -31,6 +31,7 @@ from paid.runtime.base import (
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.checkout import Checkout
+from paid.state.container_fields import Logging
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.loading import to_documents
 from paid.state.paths import within
@@ -42,7 +43,7 @@ from paid.state.secrets import (
     is_managed_secret,
     podman_secret_name,
 )
-from paid.state.specs import Logging, ServiceSpec, VolumeMount, canonical_json
+from paid.state.specs import ServiceSpec, VolumeMount, canonical_json
 
 log = structlog.get_logger("paid.services")
 
@@ -144,8 +145,8 @@ class ServiceController:
         never touched. One that is not paid's is journalled and left alone.
         """
         found = self.runtime.inspect_container(name)
-        if found is None:
-            return None
+        if found is None or name not in (found.name, found.id):
+            return None  # nothing there (Podman may answer a name with an ID-prefix match)
         if found.managed and (service is None or found.labels.get(labels.SERVICE) == service):
             return found
         log.warning("not_owned_left_alone", container=name, id=found.id[:12], service=service)

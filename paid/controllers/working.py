@@ -94,7 +94,7 @@ class Workers:
 
     def _reconcile(self, key: str, world: World | None) -> Result:
         try:
-            world = world or self.reconciler.observe()
+            world = world or self.reconciler.observe(key)
             if world is None:
                 return Result()  # nothing valid to enforce; a load will ask again
             return self.reconciler.reconcile(key, world)

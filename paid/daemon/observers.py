@@ -47,6 +47,16 @@ class Observers:
     # -- what the reconciler saw and did ---------------------------------------
 
     def observed(self, world: World) -> None:
+        if world.looked_up is not None:  # a few containers: merge them into what is known
+            kept = [c for c in self.knowledge.observed if c.name not in world.looked_up]
+            actual = tuple(sorted([*kept, *world.actual], key=lambda c: c.name))
+            notes = {
+                **{n: v for n, v in self.knowledge.notes.items() if n not in world.looked_up},
+                **world.notes,
+            }
+            self.knowledge.update(observed=actual, podman_error=None, notes=notes)
+            self.publish(World.of(world.desired, actual, requested=world.requested))
+            return
         self.knowledge.update(
             observed=world.actual,
             observed_at=time.time(),

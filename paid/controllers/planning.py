@@ -1,0 +1,67 @@
+"""``paid plan``: the reconciler's own steps, taken by nobody.
+
+A plan is what ``paid apply`` would do from one observation: the guarded
+removals, and for every service the step ``Reconciler.step`` would take.
+What a guard holds back is listed apart, with its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from paid.controllers.worlds import World
+from paid.state.desired import DesiredService, DesiredState
+from paid.state.diffing import decide, diff, field_changes
+from paid.state.loading import to_documents
+from paid.state.plans import Action, ActionKind, Change, Plan
+from paid.state.specs import ServiceSpec
+
+if TYPE_CHECKING:
+    from paid.controllers.reconciling import Reconciler
+
+
+def plan(reconciler: Reconciler, world: World) -> Plan:
+    """What ``paid apply`` would do from ``world``: every service's step, and the prune.
+
+    ``withheld`` holds what a guard keeps back: removals past the
+    mass-prune guard, and changes of services that are held, backing
+    off, or kept on another revision (quarantined, pinned).
+    """
+    full = diff(world.desired, world.actual, allow_mass_prune=reconciler.allow_mass_prune)
+    removals = tuple(a for a in full.actions if a.kind is ActionKind.REMOVE)
+    actions: list[Action] = list(removals) if world.prune else []
+    withheld: list[Action] = list(full.withheld) if world.prune else []
+    notes = list(full.notes) if world.prune else []
+    if removals and not world.prune:
+        notes.append("removals are off (invalid desired state or the prune flag)")
+        withheld.extend(removals)
+    for service in world.desired:
+        step = reconciler.step(service.name, world)
+        if step.action is None:
+            pass
+        elif step.withheld:
+            withheld.append(_because(step.action, step.reason))
+        else:
+            actions.append(step.action)
+        note = world.notes.get(service.name)
+        if note is not None:
+            wanted = decide(world.requested, service.name, world.by_name).action
+            if wanted is not None and wanted != step.action:
+                withheld.append(_because(wanted, note))
+    return Plan(actions=tuple(actions), withheld=tuple(withheld), notes=tuple(notes))
+
+
+def steering_changes(recorded: Mapping[str, Any], service: DesiredService) -> tuple[Change, ...]:
+    """The controller fields of ``service`` that differ from a revision's recorded spec."""
+    (document,) = to_documents(DesiredState.of({service.name: service}))
+    now = document["spec"]
+    fields = ServiceSpec.model_fields
+    names = [fields[n].alias or n for n in ServiceSpec.CONTROLLER_FIELDS]
+    before = {k: recorded.get(k) for k in names}
+    after = {k: now.get(k) for k in names}
+    return field_changes(before, after)
+
+
+def _because(action: Action, reason: str) -> Action:
+    return Action(action.kind, action.service, reason, action.changed)

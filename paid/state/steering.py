@@ -1,0 +1,174 @@
+"""The fields that steer paid, not the container: probes, rollout, backups, SLOs.
+
+They are outside the spec hash: changing them never replaces a running
+container (``paid plan`` shows such a change as an ``update``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal, Self
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import Field, field_validator, model_validator
+
+from paid.state.basics import Model
+from paid.state.shorthands import Port
+
+
+class HttpGetAction(Model):
+    port: int = Field(ge=1, le=65535)
+    path: str = "/"
+    host: str | None = None
+    scheme: Literal["HTTP", "HTTPS"] = "HTTP"
+
+    @field_validator("path")
+    @classmethod
+    def absolute_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("path must start with '/'")
+        return value
+
+
+class TcpSocketAction(Model):
+    port: int = Field(ge=1, le=65535)
+    host: str | None = None
+
+
+class ExecAction(Model):
+    command: list[str] = Field(min_length=1)
+
+
+class Probe(Model):
+    """A Kubernetes-style probe: exactly one handler plus its timing."""
+
+    http_get: HttpGetAction | None = None
+    tcp_socket: TcpSocketAction | None = None
+    exec: ExecAction | None = None
+    initial_delay_seconds: int = Field(default=0, ge=0)
+    period_seconds: int = Field(default=10, ge=1)
+    timeout_seconds: int = Field(default=1, ge=1)
+    success_threshold: int = Field(default=1, ge=1)
+    failure_threshold: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _one_handler(self) -> Self:
+        handlers = [h for h in (self.http_get, self.tcp_socket, self.exec) if h is not None]
+        if len(handlers) != 1:
+            raise ValueError("a probe needs exactly one of httpGet, tcpSocket, exec")
+        return self
+
+
+class RestartPolicy(StrEnum):
+    ALWAYS = "Always"
+    ON_FAILURE = "OnFailure"
+    NEVER = "Never"
+
+
+class RolloutStrategy(StrEnum):
+    RECREATE = "Recreate"
+    CANARY = "Canary"
+
+
+class Canary(Model):
+    ports: list[Port] = Field(default_factory=list)
+    duration_seconds: int = Field(default=60, ge=1)
+
+
+class Rollout(Model):
+    strategy: RolloutStrategy = RolloutStrategy.RECREATE
+    min_ready_seconds: int = Field(default=10, ge=0)
+    progress_deadline_seconds: int = Field(default=600, ge=1)
+    auto_rollback: bool = True
+    canary: Canary | None = None
+
+    @model_validator(mode="after")
+    def _canary_settings(self) -> Self:
+        if self.canary is not None and self.strategy is not RolloutStrategy.CANARY:
+            raise ValueError("canary settings need strategy: Canary")
+        return self
+
+
+# -- backups (acted on by the backup controller) ------------------------------
+
+
+class BackupConsistency(StrEnum):
+    STOP = "stop"  # stop the container for the copy: consistent, costs downtime
+    PAUSE = "pause"  # freeze its processes: consistent on disk, no restart
+    LIVE = "live"  # copy while it runs: for data that tolerates it
+
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def cron_fields(value: str) -> dict[str, str]:
+    """A cron expression as APScheduler ``CronTrigger`` keywords, checked.
+
+    Five fields (minute hour day month weekday) as in crontab(5), or six
+    with seconds first. Weekday numbers are cron's (0 and 7 are Sunday),
+    translated to names because APScheduler counts from Monday.
+    """
+    fields = value.split()
+    if len(fields) not in (5, 6):
+        raise ValueError(
+            f"schedule {value!r} is not a cron expression (minute hour day month weekday)"
+        )
+    if len(fields) == 5:
+        fields.insert(0, "0")
+    second, minute, hour, day, month, weekday = fields
+    keywords = {
+        "second": second,
+        "minute": minute,
+        "hour": hour,
+        "day": day,
+        "month": month,
+        "day_of_week": _weekday_names(weekday, value),
+    }
+    try:
+        CronTrigger(**keywords)
+    except ValueError as err:
+        raise ValueError(f"schedule {value!r}: {err}") from None
+    return keywords
+
+
+def _weekday_names(field: str, whole: str) -> str:
+    if not any(ch.isdigit() for ch in field.replace("*/", "")):
+        return field.lower()
+    days: set[int] = set()
+    for item in field.split(","):
+        span, _, step_text = item.partition("/")
+        step = int(step_text) if step_text.isdigit() else 1
+        if span == "*":
+            low, high = 0, 6
+        else:
+            first, _, last = span.partition("-")
+            if not first.isdigit() or (last and not last.isdigit()):
+                raise ValueError(f"schedule {whole!r}: weekday {item!r} mixes names and numbers")
+            low, high = int(first), int(last or first)
+            if not (0 <= low <= high <= 7):
+                raise ValueError(f"schedule {whole!r}: weekdays run from 0 to 7")
+            if not last and step_text:
+                high = 6
+        days.update(range(low, high + 1, step))
+    return ",".join(dict.fromkeys(_WEEKDAYS[d] for d in sorted(days)))
+
+
+class Backup(Model):
+    schedule: str | None = None  # cron; none: only on demand and before rollouts
+    keep: int = Field(default=7, ge=1, le=1000)
+    before_rollout: bool = False
+    consistency: BackupConsistency = BackupConsistency.STOP
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            cron_fields(value)
+        return value
+
+
+class Slo(Model):
+    """An availability objective, measured from the readiness record."""
+
+    availability: float = Field(gt=0, lt=100)  # percent: 99.9
+    window_days: int = Field(default=30, ge=1, le=365)
