@@ -204,6 +204,67 @@ def test_a_path_traversal_archive_is_refused(
     assert data_before == tree(mountpoint(db, "db-data"))
 
 
+def _archive_of(directory: Path, members: list[tarfile.TarInfo]) -> None:
+    """Replace the backup's volume archive by ``members``, the manifest made to match."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for info in members:
+            data = b"attacker" if info.isfile() else b""
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    data = gzip.compress(buffer.getvalue())
+    (directory / "db-data.tar.gz").write_bytes(data)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["volumes"][0]["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest["volumes"][0]["size"] = len(data)
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _link(name: str, target: str, *, hard: bool = False) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = (tarfile.LNKTYPE if hard else tarfile.SYMTYPE), target
+    return info
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        pytest.param(
+            [_link("l0", "."), _link("l1", "l0/.."), tarfile.TarInfo("l1/planted")],
+            id="symlink-chain-then-a-file",
+        ),
+        pytest.param(
+            [_link("l0", "."), _link("l1", "l0/.."), _link("h", "l1/victim", hard=True)],
+            id="symlink-chain-then-a-hard-link",
+        ),
+    ],
+)
+def test_links_that_look_inside_on_paper_are_refused(
+    db: PodmanService,
+    desired_dir: Path,
+    state_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    chain: list[tarfile.TarInfo],
+) -> None:
+    """`l0 -> .`, `l1 -> l0/..` leads out of the volume: refused; nothing on the host changes."""
+    assert 0 == paid(db, state_dir, "backup", "run", "db", str(desired_dir))
+    (backup,) = paid_json(db, state_dir, capsys, "backup", "list")["backups"]
+    volume_dir = mountpoint(db, "db-data").parent  # .../volumes/db-data, above _data
+    victim = volume_dir / "victim"
+    victim.write_text("host file")
+    _archive_of(state_dir / "backups" / "db" / backup["id"], chain)
+    before = tree(mountpoint(db, "db-data"))
+
+    code = paid(db, state_dir, "restore", "db", str(desired_dir), "--backup", backup["id"])
+
+    assert 1 == code
+    assert "passes through the link 'l0'" in capsys.readouterr().err
+    assert not (volume_dir / "planted").exists()
+    assert (1, "host file") == (victim.stat().st_nlink, victim.read_text())
+    assert before == tree(mountpoint(db, "db-data"))
+    assert db.inspect("db")["State"]["Running"]
+
+
 def test_restore_on_a_new_host_creates_the_volume(
     db: PodmanService, desired_dir: Path, state_dir: Path
 ) -> None:
