@@ -431,6 +431,8 @@ def _options(o: ContainerOptions) -> dict[str, Any]:
             for path, size in o.tmpfs
         ]
     if o.ulimits:
+        # Given any ulimit, Podman 4.3 sets nofile and nproc to 1048576 unless they
+        # are given too; a host with lower hard limits refuses that start (EPERM).
         kwargs["ulimits"] = [
             {"Name": name, "Soft": soft, "Hard": hard} for name, (soft, hard) in o.ulimits.items()
         ]

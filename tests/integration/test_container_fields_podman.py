@@ -25,7 +25,8 @@ FIELDS: dict[str, Any] = {
     "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
     "noNewPrivileges": True,
     "devices": ["/dev/zero"],
-    "ulimits": {"nofile": {"soft": 512, "hard": 512}},
+    # Podman 4.3 puts nproc at 1048576 when it is not given, above this host's limit.
+    "ulimits": {"nofile": {"soft": 512, "hard": 512}, "nproc": 4096},
     "sysctls": {"net.core.somaxconn": "1024"},
     "shmSize": "16m",
     "pidsLimit": 100,
@@ -71,8 +72,9 @@ def test_identity_fields(podman: PodmanService, app: dict[str, Any]) -> None:
 
 def test_filesystem_fields(podman: PodmanService, app: dict[str, Any]) -> None:
     """The root is read-only, the tmpfs mounts are writable, /dev/shm has its size."""
-    refused = podman.podman("exec", "app", "sh", "-c", "touch /root-file", check=False)
-    assert "Read-only file system" in refused or "Permission denied" in refused
+    refused = _in(podman, "touch /root-file 2>&1; echo rc=$?")
+    assert "Read-only file system" in refused
+    assert refused.endswith("rc=1")
     assert "ok" == _in(podman, "touch /tmp/x /run/cache/y && echo ok")
     assert "tmpfs" in _in(podman, "grep ' /run/cache ' /proc/mounts")
     assert "size=8192k" in _in(podman, "grep ' /run/cache ' /proc/mounts")
@@ -102,7 +104,8 @@ def test_name_resolution_and_metadata_fields(podman: PodmanService, app: dict[st
 def test_logs_are_bounded_by_default(podman: PodmanService, app: dict[str, Any]) -> None:
     """No logging section: k8s-file capped at 10Mi, so a chatty service cannot fill the disk."""
     log = app["HostConfig"]["LogConfig"]
-    assert ("k8s-file", "10MiB") == (log["Type"], log["Size"]), log
+    assert "k8s-file" == log["Type"]
+    assert log["Size"] in ("10MiB", "10.49MB"), log  # 10 * 1024 * 1024 bytes, as Podman shows it
 
 
 def test_a_device_not_allowed_is_a_validation_error(
