@@ -32,6 +32,7 @@ def load(args: argparse.Namespace) -> LoadResult:
         allowed_host_paths=args.allow_host_path,
         secrets=secret_source(args),
         allowed_devices=getattr(args, "allow_device", ()),
+        offline=getattr(args, "offline", False),
     )
 
 

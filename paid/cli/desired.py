@@ -37,6 +37,7 @@ from paid.state.checkout import describe
 from paid.state.desired import DesiredState
 from paid.state.lock import LockHeld, WriterLock
 from paid.state.plans import ActionKind, Plan
+from paid.state.schema import json_schema
 from paid.state.store import Store
 
 _SYMBOLS = {
@@ -53,11 +54,18 @@ _SYMBOLS = {
 
 def register(sub: Subparsers, parents: Parents) -> None:
     p = parents
-    sub.add_parser(
+    validate = sub.add_parser(
         "validate",
         parents=[p.loading, p.output],
         help="check a desired-state directory (0 valid, 1 not)",
-    ).set_defaults(handler=_validate)
+    )
+    validate.add_argument(
+        "--offline",
+        action="store_true",
+        help="what the repository itself can tell: no secret files read, no host-path or "
+        "device allow-lists (this host's business); for CI and the pre-commit hook",
+    )
+    validate.set_defaults(handler=_validate)
     sub.add_parser(
         "plan",
         parents=[p.common, p.loading, p.guard, p.output],
@@ -101,6 +109,14 @@ def register(sub: Subparsers, parents: Parents) -> None:
         help="FAIL below this much free disk (default 2)",
     )
     checks.set_defaults(handler=_preflight)
+    sub.add_parser(
+        "schema", help="print the JSON Schema of desired-state files (for editors and CI)"
+    ).set_defaults(handler=_schema)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    out(json.dumps(json_schema(), indent=2, sort_keys=True))
+    return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:

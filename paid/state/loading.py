@@ -59,6 +59,7 @@ def load_directory(
     allowed_host_paths: Iterable[str] = (),
     secrets: SecretSource | None = None,
     allowed_devices: Iterable[str] = (),
+    offline: bool = False,
 ) -> LoadResult:
     """Load and validate every ``*.yaml``/``*.yml`` file under ``directory``.
 
@@ -105,7 +106,9 @@ def load_directory(
         where[name] = (doc, parsed)
         source = f"{doc.file}:{doc.line_of(())}"
         try:
-            services[name] = _desired_service(parsed, source=source, secrets=secrets)
+            services[name] = _desired_service(
+                parsed, source=source, secrets=None if offline else secrets, offline=offline
+            )
         except SecretUnavailable as err:
             errors.append(
                 LoadError(doc.file, doc.line_of(("spec", "secretEnv")), "spec.secretEnv", str(err))
@@ -117,6 +120,7 @@ def load_directory(
             known=mentioned,
             allowed_host_paths=tuple(allowed_host_paths),
             allowed_devices=tuple(allowed_devices),
+            offline=offline,
         )
     )
     shown = tuple(_display(p) for p in files)
@@ -126,10 +130,12 @@ def load_directory(
 
 
 def _desired_service(
-    parsed: ServiceDocument, *, source: str, secrets: SecretSource | None
+    parsed: ServiceDocument, *, source: str, secrets: SecretSource | None, offline: bool = False
 ) -> DesiredService:
     fingerprints: dict[str, str] = {}
     for key, entry in parsed.spec.secret_env.items():
+        if offline:
+            continue  # what the repository can tell: the name is checked, not the file
         if secrets is None:
             raise SecretUnavailable(f"{key}: no secrets directory is configured here")
         fingerprints[key] = secrets.read(entry.file)[1]
@@ -304,6 +310,7 @@ def _cross_checks(
     known: set[str | None],
     allowed_host_paths: tuple[str, ...],
     allowed_devices: tuple[str, ...] = (),
+    offline: bool = False,
 ) -> list[LoadError]:
     errors: list[LoadError] = []
     names = set(where)
@@ -374,7 +381,11 @@ def _cross_checks(
                     LoadError(doc.file, doc.line_of(loc), dotted(loc), f"no service named {dep!r}")
                 )
         for i, volume in enumerate(spec.volumes):
-            if volume.is_host_path and not within(volume.source, allowed_host_paths):
+            if (
+                volume.is_host_path
+                and not offline
+                and not within(volume.source, allowed_host_paths)
+            ):
                 loc = ("spec", "volumes", i)
                 allowed = ", ".join(allowed_host_paths) or "none configured"
                 errors.append(
@@ -387,7 +398,7 @@ def _cross_checks(
                     )
                 )
         for i, device in enumerate(spec.devices):
-            if not within(device, allowed_devices):
+            if not offline and not within(device, allowed_devices):
                 loc = ("spec", "devices", i)
                 allowed = ", ".join(allowed_devices) or "none configured"
                 errors.append(
