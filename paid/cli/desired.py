@@ -73,7 +73,7 @@ def register(sub: Subparsers, parents: Parents) -> None:
     ).set_defaults(handler=_plan)
     apply = sub.add_parser(
         "apply",
-        parents=[p.common, p.loading, p.guard, p.backups, p.workers],
+        parents=[p.common, p.loading, p.guard, p.backups, p.workers, p.output],
         help="converge once and exit (0 converged, 1 not)",
     )
     apply.add_argument(
@@ -304,7 +304,7 @@ def _converge(args: argparse.Namespace, desired: DesiredState) -> int:
                 checkout=describe(args.dir),
                 secrets=secret_source(args),
                 allow_mass_prune=args.allow_mass_prune,
-                progress=out,
+                progress=out if args.output == "text" else stderr,
                 backup=before_rollout(args, runtime, store),
                 workers=args.workers,
                 timings=timings(),
@@ -313,10 +313,29 @@ def _converge(args: argparse.Namespace, desired: DesiredState) -> int:
             )
     finally:
         podman.close()
-    if report.refused:
-        return EXIT_ERROR
-    _print_report(report)
+    if args.output == "json":
+        out(json.dumps(_report_json(report), indent=2))
+    elif not report.refused:
+        _print_report(report)
     return EXIT_OK if report.converged else EXIT_ERROR
+
+
+def _report_json(report: ConvergeReport) -> dict[str, object]:
+    """``paid apply --output json``: what was planned, done, rolled out and left."""
+    return {
+        "converged": report.converged,
+        "refused": report.refused,
+        "plan": report.plan.to_json(),
+        "results": [
+            {**r.action.to_json(), "outcome": str(r.outcome), "detail": r.detail or None}
+            for r in report.results
+        ],
+        "rollouts": {
+            name: {"result": result, "reason": report.reasons.get(name)}
+            for name, result in sorted(report.rollouts.items())
+        },
+        "unfinished": dict(sorted(report.unfinished.items())),
+    }
 
 
 def _print_report(report: ConvergeReport) -> None:

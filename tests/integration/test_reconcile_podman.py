@@ -398,3 +398,22 @@ def test_a_taken_name_is_reported_as_such(podman: PodmanService) -> None:
 
     with pytest.raises(NameInUse, match="already in use"):
         runtime.create_container(request)
+
+
+def test_apply_output_json_reports_what_it_did(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One JSON document on stdout (progress goes to stderr): converged, rollouts, the plan."""
+    three_services(desired_dir, free_port())
+    capsys.readouterr()
+
+    code = paid(podman, state_dir, "apply", str(desired_dir), "--output", "json")
+
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert 0 == code
+    assert (True, False) == (doc["converged"], doc["refused"])
+    assert {"db", "web", "worker"} == set(doc["rollouts"])
+    assert {"succeeded"} == {r["result"] for r in doc["rollouts"].values()}
+    assert ["create"] * 3 == [a["action"] for a in doc["plan"]["actions"]]
+    assert "rolling out" in captured.err
