@@ -7,6 +7,7 @@ stays alone on stdout.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Literal
 
@@ -15,11 +16,24 @@ import structlog
 LogFormat = Literal["auto", "console", "json"]
 
 
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "error": logging.ERROR}  # fmt: skip
+
+
+def level_of(*, name: str | None, quiet: int, verbose: int) -> int:
+    """``--log-level`` wins; else each ``-q`` raises and each ``-v`` lowers it from info."""
+    if name:
+        return LEVELS[name]
+    steps = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]
+    index = min(max(1 + quiet - verbose, 0), len(steps) - 1)
+    return steps[index]
+
+
 def configure(fmt: LogFormat = "auto", *, level: int = logging.INFO) -> None:
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty() and not os.environ.get("NO_COLOR"))
         if fmt == "console"
         else structlog.processors.JSONRenderer(sort_keys=True)
     )

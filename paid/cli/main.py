@@ -51,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logs.configure(getattr(args, "log_format", "auto"))
+    level = logs.level_of(
+        name=getattr(args, "log_level", None),
+        quiet=getattr(args, "quiet", 0),
+        verbose=getattr(args, "verbose", 0),
+    )
+    logs.configure(getattr(args, "log_format", "auto"), level=level)
     try:
         code: int = args.handler(args)
     except BrokenPipeError:

@@ -58,6 +58,18 @@ def parents() -> Parents:
         "containers (env PAID_INSTANCE; default: default)",
     )
     common.add_argument(
+        "-q", "--quiet", action="count", default=0, help="fewer log lines (repeatable)"
+    )
+    common.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log lines (repeatable)"
+    )
+    common.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=env("LOG_LEVEL"),
+        help="log level (env PAID_LOG_LEVEL; default info; overrides -q/-v)",
+    )
+    common.add_argument(
         "--log-format",
         choices=("auto", "console", "json"),
         default=env("LOG_FORMAT", "auto"),

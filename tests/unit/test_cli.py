@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from paid import logs
 from paid.cli import main
 from tests.harness import service_doc, write_services
 
@@ -78,3 +80,18 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
 
     assert "Traceback" not in result.stderr
     assert "BrokenPipeError" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "quiet", "verbose", "expected"),
+    [
+        pytest.param(None, 0, 0, logging.INFO, id="default"),
+        pytest.param(None, 1, 0, logging.WARNING, id="-q"),
+        pytest.param(None, 5, 0, logging.ERROR, id="-qqqqq"),
+        pytest.param(None, 0, 1, logging.DEBUG, id="-v"),
+        pytest.param("error", 0, 2, logging.ERROR, id="--log-level-wins"),
+    ],
+)
+def test_verbosity(name: str | None, quiet: int, verbose: int, expected: int) -> None:
+    """-q and -v step the level from info; --log-level sets it outright."""
+    assert expected == logs.level_of(name=name, quiet=quiet, verbose=verbose)
