@@ -95,3 +95,37 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
 def test_verbosity(name: str | None, quiet: int, verbose: int, expected: int) -> None:
     """-q and -v step the level from info; --log-level sets it outright."""
     assert expected == logs.level_of(name=name, quiet=quiet, verbose=verbose)
+
+
+def _complete(script: str, *words: str) -> list[str]:
+    """What bash's completion offers after ``paid <words>``, the last one being typed."""
+    line = " ".join(f'"{w}"' for w in ("paid", *words))
+    command = (
+        f"source {script}; COMP_WORDS=({line}); COMP_CWORD={len(words)}; _paid; "
+        'printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+def test_bash_completion_is_generated_from_the_parser(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Commands, sub-verbs and options complete in a real bash."""
+    assert 0 == main(["completion", "bash"])
+    script = tmp_path / "paid.bash"
+    script.write_text(capsys.readouterr().out)
+
+    assert ["plan", "postmortem", "preflight"] == _complete(str(script), "p")
+    assert ["retry"] == _complete(str(script), "rollout", "re")
+    assert ["--wait", "--workers"] == _complete(str(script), "apply", "--w")
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_other_shells_get_a_script(shell: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """zsh through bashcompinit, fish with its own `complete` lines naming every command."""
+    assert 0 == main(["completion", shell])
+    script = capsys.readouterr().out
+
+    assert "validate" in script
+    assert "allow-mass-prune" in script
