@@ -36,6 +36,7 @@ from paid.runtime.base import ContainerMissing, Runtime, RuntimeFailure
 from paid.state import actual as states
 from paid.state.actual import ActualContainer
 from paid.state.archives import (
+    SAFETY_PREFIX,
     ArchiveError,
     BackupRecord,
     extract,
@@ -223,7 +224,7 @@ class BackupController:
                     self.runtime.volume_mountpoint(volume.volume)
                 except ContainerMissing:
                     self.runtime.create_volume(volume.volume)
-            safety = self.backup(service, reason=f"before restoring {record.id}", keep=False)
+            safety = self.backup(service, reason=f"{SAFETY_PREFIX}{record.id}", keep=False)
             with self._held(service.name, "restore"):
                 container = self._container(service.name)
                 running = container is not None and container.state == states.RUNNING

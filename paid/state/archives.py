@@ -168,13 +168,22 @@ def read_manifest(path: Path) -> BackupRecord:
         raise ArchiveError(f"{path}: unreadable manifest ({err})") from None
 
 
+SAFETY_PREFIX = "before restoring "  # the reason of the backup a restore takes first
+
+
 def find_backup(root: Path, service: str, backup_id: str | None) -> BackupRecord:
-    """``backup_id`` of ``service``, or its newest backup."""
+    """``backup_id`` of ``service``, or its newest backup that a restore did not take.
+
+    A restore first backs up what is there; a restore that was interrupted
+    and is run again must not pick that safety copy as "the newest" and put
+    back the state it was asked to replace.
+    """
     backups = list_backups(root, service)
     if not backups:
         raise ArchiveError(f"no backups of {service} in {root}")
     if backup_id is None:
-        return backups[-1]
+        chosen = [b for b in backups if not b.reason.startswith(SAFETY_PREFIX)]
+        return (chosen or backups)[-1]
     for backup in backups:
         if backup.id == backup_id:
             return backup

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from paid.controllers.backups import OLD_SUFFIX, RESTORE_SUFFIX, recover
-from paid.state.archives import ArchiveError, extract, list_backups, prune, verify, write_backup
+from paid.state.archives import (
+    ArchiveError,
+    extract,
+    find_backup,
+    list_backups,
+    prune,
+    verify,
+    write_backup,
+)
 from paid.state.store import HoldTaken, Store
 
 
@@ -124,3 +132,21 @@ def test_extract_refuses_an_archive_changed_after_it_was_verified(tmp_path: Path
 
     with pytest.raises(ArchiveError, match="checksum mismatch"):
         extract(record, "v", target)
+
+
+def test_the_newest_backup_to_restore_is_never_a_restores_own_safety_copy(
+    tmp_path: Path,
+) -> None:
+    """A restore killed and run again restores what was asked, not its own safety backup."""
+    data = _volume(tmp_path)
+    root = tmp_path / "b"
+    wanted = write_backup(
+        root, service="s", volumes={"v": data}, revision=None, consistency="live",
+        reason="on demand", now=1_700_000_000.0,
+    )  # fmt: skip
+    write_backup(
+        root, service="s", volumes={"v": data}, revision=None, consistency="live",
+        reason=f"before restoring {wanted.id}", now=1_700_000_100.0,
+    )  # fmt: skip
+
+    assert wanted.id == find_backup(root, "s", None).id
