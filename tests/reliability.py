@@ -12,6 +12,7 @@ trials in CI (``PAID_RELIABILITY_TRIALS``, default 2);
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -86,9 +87,14 @@ def check_invariants(
     images = {podman.inspect(n)["ImageName"] for n in names if n in listed}
     if images and images != {image}:
         lost.append(f"{label}: images {images}, wanted {image}")
-    check = sqlite3.connect(state_dir / FILENAME).execute("PRAGMA integrity_check").fetchone()
+    try:
+        with contextlib.closing(sqlite3.connect(state_dir / FILENAME)) as db:
+            check = db.execute("PRAGMA integrity_check").fetchone()
+    except sqlite3.DatabaseError as err:
+        check = (str(err),)
     if check != ("ok",):
         lost.append(f"{label}: store integrity_check {check}")
+        return lost
     with Store.open(state_dir) as store:
         if store.progressing():
             lost.append(f"{label}: revisions left progressing: {store.progressing()}")

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,9 +204,11 @@ class Store:
         path = directory / FILENAME
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Create the file 0600 before SQLite does (it would honour umask).
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-            os.chmod(path, 0o600)
+            # Create the file 0600 before SQLite does (it would honour umask), and
+            # only when it is missing: closing a descriptor of a database this
+            # process has open drops SQLite's POSIX locks on it.
+            with suppress(FileExistsError):
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
             db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
