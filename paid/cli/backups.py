@@ -41,7 +41,7 @@ def register(sub: Subparsers, parents: Parents) -> None:
     backup = sub.add_parser("backup", help="back up services' named volumes")
     verbs = backup.add_subparsers(dest="backup_command", required=True, metavar="COMMAND")
     run = verbs.add_parser(
-        "run", parents=[common, host_paths, where], help="back up now (0 all done, 1 not)"
+        "run", parents=[common, host_paths, where, output], help="back up now (0 all done, 1 not)"
     )
     run.add_argument("service", nargs="?", help="the service (or --all)")
     run.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")
@@ -59,7 +59,7 @@ def register(sub: Subparsers, parents: Parents) -> None:
     check.set_defaults(handler=_verify)
     restore = sub.add_parser(
         "restore",
-        parents=[common, host_paths, where],
+        parents=[common, host_paths, where, output],
         help="put a backup back: verify, stop, replace the volumes, start, wait until ready",
     )
     restore.add_argument("service")
@@ -125,7 +125,8 @@ def _run(args: argparse.Namespace) -> int:
         stderr("paid: no service has a backup section")
         return EXIT_ERROR
     runtime = PodmanRuntime(args.podman_url, instance=args.instance)
-    failures = 0
+    made: list[BackupRecord] = []
+    failures: list[dict[str, str]] = []
     try:
         with Store.open(args.state_dir) as store:
             controller = _controller(args, runtime, store)
@@ -134,11 +135,17 @@ def _run(args: argparse.Namespace) -> int:
                     record = controller.backup(service, reason="on demand")
                 except BackupFailed as err:
                     stderr(f"paid: {err}")
-                    failures += 1
+                    failures.append({"service": service.name, "error": str(err)})
                     continue
-                out(f"{service.name}: backup {record.id} ({record.size} bytes) in {record.path}")
+                made.append(record)
+                if args.output == "text":
+                    out(
+                        f"{service.name}: backup {record.id} ({record.size} bytes) in {record.path}"
+                    )
     finally:
         runtime.close()
+    if args.output == "json":
+        out(json.dumps({"backups": [r.to_json() for r in made], "failures": failures}, indent=2))
     return EXIT_ERROR if failures else EXIT_OK
 
 
@@ -204,8 +211,13 @@ def _restore(args: argparse.Namespace) -> int:
             record = _controller(args, runtime, store).restore(service, args.backup)
     except (BackupFailed, ArchiveError) as err:
         stderr(f"paid: {err}")
+        if args.output == "json":
+            out(json.dumps({"service": service.name, "restored": None, "error": str(err)}))
         return EXIT_ERROR
     finally:
         runtime.close()
+    if args.output == "json":
+        out(json.dumps({"service": service.name, "restored": record.id, "ready": True}))
+        return EXIT_OK
     out(f"{service.name}: restored backup {record.id}; ready")
     return EXIT_OK

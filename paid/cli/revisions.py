@@ -43,7 +43,7 @@ def register(sub: Subparsers, parents: Parents) -> None:
     history.set_defaults(handler=_history)
     rollback = sub.add_parser(
         "rollback",
-        parents=[p.common, p.host_paths],
+        parents=[p.common, p.host_paths, p.output],
         help="go back to an earlier revision (through the health gate) and stay there",
     )
     rollback.add_argument("service")
@@ -54,7 +54,7 @@ def register(sub: Subparsers, parents: Parents) -> None:
     verbs = rollout.add_subparsers(dest="rollout_command", required=True, metavar="COMMAND")
     retry = verbs.add_parser(
         "retry",
-        parents=[p.common, p.host_paths],
+        parents=[p.common, p.host_paths, p.output],
         help="let a quarantined revision be rolled out again",
     )
     retry.add_argument("service")
@@ -222,6 +222,9 @@ def _rollback(args: argparse.Namespace) -> int:
             service=service.name,
             revision=target.number,
         )
+    if args.output == "json":
+        out(json.dumps({"service": service.name, "pinnedRevision": target.number, "from": current}))
+        return EXIT_OK
     out(
         f"{service.name} pinned to revision {target.number}: the daemon rolls it out through "
         "the health gate; the pin holds until the desired spec of the service changes."
@@ -237,6 +240,9 @@ def _rollout_retry(args: argparse.Namespace) -> int:
         number = store.find_revision(service=service.name, spec_hash=service.spec_hash)
         revision = store.revision(service.name, number) if number is not None else None
         if revision is None or not revision.quarantined:
+            if args.output == "json":
+                out(json.dumps({"service": service.name, "revision": number, "released": False}))
+                return EXIT_OK
             out(f"{service.name}: the desired revision is not quarantined; nothing to retry")
             return EXIT_OK
         store.set_outcome(
@@ -247,6 +253,9 @@ def _rollout_retry(args: argparse.Namespace) -> int:
             f"{service.name}: revision {revision.number} may roll out again",
             service=service.name,
         )
+    if args.output == "json":
+        out(json.dumps({"service": service.name, "revision": revision.number, "released": True}))
+        return EXIT_OK
     out(
         f"{service.name}: revision {revision.number} released from quarantine; "
         "the daemon rolls it out"

@@ -419,3 +419,16 @@ def test_the_upload_command_gets_each_new_backup_and_its_failure_is_journalled(
     ] == kinds
     assert "no route to host" in failure.message
     assert 2 == len(list((state_dir / "backups" / "db").iterdir()))
+
+
+def test_backup_run_and_restore_speak_json(
+    db: PodmanService, desired_dir: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--output json`: the backup made, then the backup restored, one document each."""
+    made = paid_json(db, state_dir, capsys, "backup", "run", "db", str(desired_dir))
+    (backup,) = made["backups"]
+
+    restored = paid_json(db, state_dir, capsys, "restore", "db", str(desired_dir))
+
+    assert ([], "db") == (made["failures"], backup["service"])
+    assert {"service": "db", "restored": backup["id"], "ready": True} == restored

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from paid.cli import main
 from paid.controllers.reconciling import FULL, Reconciler
@@ -129,3 +131,23 @@ def test_rollout_retry_releases_the_quarantine(tmp_path: Path, capsys: object) -
     assert revision is not None
     assert (False, "pending") == (revision.quarantined, revision.outcome)
     assert s.spec_hash == effective.state.services["web"].spec_hash  # type: ignore[index]
+
+
+def test_rollback_and_retry_speak_json(tmp_path: Path, capsys: Any) -> None:
+    """`--output json` on rollback and rollout retry: one document each, with the revision."""
+    directory = tmp_path / "desired"
+    write_services(directory, service_doc("web", image="localhost/app:2", command=None, init=False))
+    loaded = load_directory(directory).desired
+    assert loaded is not None
+    with Store.open(tmp_path / "state") as store:
+        _record(store, V1, "succeeded")
+    state = ["--state-dir", str(tmp_path / "state"), "--output", "json"]
+
+    capsys.readouterr()
+    assert 0 == main(["rollback", "web", str(directory), *state])
+    rolled = json.loads(capsys.readouterr().out)
+    assert 0 == main(["rollout", "retry", "web", str(directory), *state])
+    retried = json.loads(capsys.readouterr().out)
+
+    assert {"service": "web", "pinnedRevision": 1, "from": None} == rolled
+    assert (False, "web") == (retried["released"], retried["service"])
