@@ -290,9 +290,10 @@ def test_daemon_backs_up_on_schedule_and_before_a_rollout(
 ) -> None:
     """A cron schedule fires under the daemon (which leaves the stopped container to it);
     beforeRollout backs up before a new image replaces the container."""
-    write_services(desired_dir, db_doc(schedule="*/2 * * * * *", keep=2))
+    write_services(desired_dir, db_doc(keep=2))
     daemon.start()
-    fill(podman)
+    fill(podman)  # before the schedule: a backup stops db, and exec needs it running
+    write_services(desired_dir, db_doc(schedule="*/2 * * * * *", keep=2))
 
     wait_until(
         lambda: (
