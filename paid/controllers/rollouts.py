@@ -517,8 +517,11 @@ class RolloutController:
         A blocked revision is not quarantined: it backs off and is tried again.
         """
         if restore is not None:
-            self.runtime.rename_container(restore, name)
-            self.runtime.start_container(name)
+            # The container kept aside, checked on its labels and moved by its ID.
+            kept = self.services.owned(restore, service=name, required=True)
+            if kept is not None:
+                self.runtime.rename_container(kept.id, name)
+                self.runtime.start_container(kept.id)
         rolled_back = previous_revision is not None and not kept_failed and not blocked
         outcome = "rolled_back" if rolled_back else "failed"
         self.store.set_outcome(name, revision, outcome, failed, quarantine=rolled_back)

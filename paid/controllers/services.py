@@ -137,12 +137,15 @@ class ServiceController:
             case _:
                 raise AssertionError(f"cannot perform {action.kind}")
 
-    def owned(self, name: str, *, service: str | None) -> ActualContainer | None:
+    def owned(
+        self, name: str, *, service: str | None, required: bool = False
+    ) -> ActualContainer | None:
         """The container ``name`` now holds, if it is paid's (and ``service``'s); else None.
 
         Looked up by name, judged on its own labels: whatever acts on it
         next uses its ID, so a container that took the name meanwhile is
-        never touched. One that is not paid's is journalled and left alone.
+        never touched. One that is not paid's is journalled and left alone;
+        with ``required`` (the caller is about to reuse the name) it is an error.
         """
         found = self.runtime.inspect_container(name)
         if found is None or name not in (found.name, found.id):
@@ -156,6 +159,8 @@ class ServiceController:
             f"{service or 'any service'}: left alone",
             service=service,
         )
+        if required:
+            raise RequestRejected(f"{name} is held by a container that is not paid's")
         return None
 
     def retire(
@@ -166,10 +171,8 @@ class ServiceController:
         ``required``: a container that holds the name but is not paid's is an
         error (the caller was about to reuse the name), not a quiet skip.
         """
-        container = self.owned(name, service=service)
+        container = self.owned(name, service=service, required=required)
         if container is None:
-            if required and self.runtime.inspect_container(name) is not None:
-                raise RequestRejected(f"{name} is held by a container that is not paid's")
             return False
         self.stop(container.id, timeout=timeout)
         with contextlib.suppress(ContainerMissing):

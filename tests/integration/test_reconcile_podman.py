@@ -417,3 +417,35 @@ def test_apply_output_json_reports_what_it_did(
     assert {"succeeded"} == {r["result"] for r in doc["rollouts"].values()}
     assert ["create"] * 3 == [a["action"] for a in doc["plan"]["actions"]]
     assert "rolling out" in captured.err
+
+
+def test_a_probe_change_is_planned_as_an_update_and_keeps_the_container(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Field-level plan on real Podman: image old → new for a recreate; a probe path is an
+    update that apply records without replacing the container, after which plan is empty."""
+    probe = {"exec": {"command": ["true"]}, "periodSeconds": 30}
+    write_services(desired_dir, service_doc("web", livenessProbe=probe))
+    assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
+    before = running_ids(podman)["web"]
+    write_services(
+        desired_dir, service_doc("web", livenessProbe={**probe, "exec": {"command": ["id"]}})
+    )
+    capsys.readouterr()
+
+    assert 2 == paid(podman, state_dir, "plan", str(desired_dir), "--output", "json")
+    (action,) = json.loads(capsys.readouterr().out)["actions"]
+    assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
+    assert 0 == paid(podman, state_dir, "plan", str(desired_dir))
+    write_services(desired_dir, service_doc("web", image=IMAGE_V2, livenessProbe=probe))
+    capsys.readouterr()
+    assert 2 == paid(podman, state_dir, "plan", str(desired_dir), "--output", "json")
+    (recreate,) = json.loads(capsys.readouterr().out)["actions"]
+
+    assert "update" == action["action"]
+    assert [{"path": "spec.livenessProbe.exec.command", "old": ["true"], "new": ["id"]}] == action[
+        "changes"
+    ]
+    assert before == running_ids(podman)["web"]
+    assert "recreate" == recreate["action"]
+    assert {"path": "spec.image", "old": IMAGE, "new": IMAGE_V2} in recreate["changes"]
