@@ -54,6 +54,15 @@ events_logfile_path = "{events}"
 # Podman's default tmp_dir (/run/libpod: exit files, locks) is shared by
 # every Podman on the host; `system reset` would wipe the host's.
 tmp_dir = "{tmp}"
+# An exec through the API (paid's exec probes) leaves two conmon processes
+# that wait this long before exiting (Podman's default: 300 s).
+exit_command_delay = 5
+
+[network]
+# netavark with aardvark-dns: DNS by container name on user networks. Its
+# own config dir, so the host's networks are never seen or touched.
+network_backend = "netavark"
+network_config_dir = "{networks}"
 """
 
 
@@ -77,6 +86,11 @@ class PodmanService:
         return f"unix://{self.socket}"
 
     @property
+    def env(self) -> dict[str, str]:
+        """The environment the podman CLI runs with against this service (its containers.conf)."""
+        return dict(self._env)
+
+    @property
     def events_log(self) -> Path:
         return self.base / "events.log"
 
@@ -85,7 +99,9 @@ class PodmanService:
         base.mkdir(parents=True, exist_ok=True)
         nofile = _hard_limit(resource.RLIMIT_NOFILE, 4096)
         nproc = _hard_limit(resource.RLIMIT_NPROC, 8192)
-        conf = CONTAINERS_CONF.format(events=base / "events.log", tmp=base / "tmp")
+        conf = CONTAINERS_CONF.format(
+            events=base / "events.log", tmp=base / "tmp", networks=base / "networks"
+        )
         conf = conf.replace("nofile=4096:4096", f"nofile={nofile}:{nofile}")
         conf = conf.replace("nproc=8192:8192", f"nproc={nproc}:{nproc}")
         (base / "containers.conf").write_text(conf)
@@ -99,11 +115,22 @@ class PodmanService:
         """The podman CLI options that point at this service's storage."""
         return ["--root", str(self.base / "root"), "--runroot", str(self.base / "runroot")]
 
+    def command(self, *args: str) -> list[str]:
+        """``podman ARGS`` on this service's storage.
+
+        Not all of it is private: Podman 4.3 keeps netavark's run state
+        (aardvark-dns's per-network name tables, its IPAM database) in
+        /run/containers/networks for every rootful Podman on the host, keyed
+        by network name. Networks are named as the tests need; a host that
+        runs a network of the same name meanwhile shares those tables.
+        """
+        return ["podman", *self.global_args(), *args]
+
     def resume(self) -> None:
         """(Re)start the API service on the same storage and socket."""
         log = (self.base / "service.log").open("ab")
         self.process = subprocess.Popen(
-            ["podman", *self.global_args(), "system", "service", "--time=0", self.url],
+            self.command("system", "service", "--time=0", self.url),
             env=self._env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -146,7 +173,7 @@ class PodmanService:
     def podman(self, *args: str, check: bool = True, input: bytes | None = None) -> str:
         """Run the podman CLI directly on this service's storage."""
         result = subprocess.run(
-            ["podman", *self.global_args(), *args],
+            self.command(*args),
             env=self._env,
             capture_output=True,
             check=False,
@@ -185,10 +212,19 @@ class PodmanService:
             if e.get("Type") == "container"
         ]
 
+    def network_events_since(self, mark: int) -> list[tuple[str, str]]:
+        """(status, network name) of every network event after ``mark``."""
+        return [
+            (e.get("Status", ""), e.get("Network") or e.get("Name", ""))
+            for e in self.events()[mark:]
+            if e.get("Type") == "network"
+        ]
+
     def clean(self) -> None:
         self.podman("rm", "--all", "--force", "--time", "0", check=False)
         self.podman("volume", "prune", "--force", check=False)
         self.podman("secret", "rm", "--all", check=False)
+        self.podman("network", "prune", "--force", check=False)
 
     def build_images(self) -> None:
         """Import a busybox tree as IMAGE and tag it IMAGE_V2."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 
 from paid.cli.common import (
@@ -19,7 +20,7 @@ from paid.cli.common import (
     table,
 )
 from paid.cli.options import Parents, Subparsers
-from paid.controllers.chaos import Breakage, Chaos, Round
+from paid.controllers.chaos import Breakage, Chaos, ChaosReport, Round
 from paid.runtime.podman import PodmanRuntime
 from paid.state.specs import RestartPolicy, ServiceSpec
 from paid.state.store import Store
@@ -29,7 +30,7 @@ def register(sub: Subparsers, parents: Parents) -> None:
     common, loading = parents.common, parents.loading
     chaos = sub.add_parser(
         "chaos",
-        parents=[common, loading],
+        parents=[common, loading, parents.output],
         help="break managed services under the running daemon; time each recovery",
     )
     chaos.add_argument("--rounds", type=int, default=5, help="default 5")
@@ -104,6 +105,8 @@ def _chaos(args: argparse.Namespace) -> int:
     runtime = PodmanRuntime(args.podman_url, instance=args.instance)
 
     def show(r: Round) -> None:
+        if args.output == "json":
+            return
         took = f"{r.seconds:.2f} s" if r.seconds is not None else f"MISSED ({r.detail})"
         out(f"round {r.number}: {r.action} {r.service}: {took}")
 
@@ -121,6 +124,9 @@ def _chaos(args: argparse.Namespace) -> int:
             )
     finally:
         runtime.close()
+    if args.output == "json":
+        out(json.dumps(_report_json(report, args.deadline), indent=2))
+        return EXIT_ERROR if report.missed else EXIT_OK
     table(
         ("ROUND", "SERVICE", "ACTION", "RECOVERY", "RESULT"),
         [
@@ -141,6 +147,27 @@ def _chaos(args: argparse.Namespace) -> int:
             f"(deadline {args.deadline:g} s)"
         )
     return EXIT_ERROR if report.missed else EXIT_OK
+
+
+def _report_json(report: ChaosReport, deadline: float) -> dict[str, object]:
+    """``paid chaos --output json``: every round, and the summary."""
+    return {
+        "rounds": [
+            {
+                "round": r.number,
+                "service": r.service,
+                "action": r.action,
+                "recovered": r.recovered,
+                "seconds": r.seconds,
+                "detail": r.detail or None,
+            }
+            for r in report.rounds
+        ],
+        "recovered": len(report.recovered),
+        "medianSeconds": report.median,
+        "maxSeconds": report.maximum,
+        "deadlineSeconds": deadline,
+    }
 
 
 def _daemon_problem(listen: str) -> str | None:

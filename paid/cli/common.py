@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from paid.state.desired import DesiredService
+from paid.state.labels import DEFAULT_INSTANCE
 from paid.state.loading import LoadResult, load_directory
+from paid.state.networks import default_network_of
 from paid.state.secrets import SecretSource
 
 EXIT_OK = 0
@@ -33,7 +35,14 @@ def load(args: argparse.Namespace) -> LoadResult:
         secrets=secret_source(args),
         allowed_devices=getattr(args, "allow_device", ()),
         offline=getattr(args, "offline", False),
+        default_network=default_network(args),
     )
+
+
+def default_network(args: argparse.Namespace) -> str:
+    """--default-network, else the instance's own default network."""
+    given = getattr(args, "default_network", None)
+    return given or default_network_of(getattr(args, "instance", DEFAULT_INSTANCE))
 
 
 def secret_source(args: argparse.Namespace) -> SecretSource:

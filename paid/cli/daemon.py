@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from paid.cli.backups import backup_dir
-from paid.cli.common import EXIT_ERROR, env, stderr
+from paid.cli.common import EXIT_ERROR, default_network, env, stderr
 from paid.cli.options import Parents, Subparsers, listen_option, timings
 from paid.runtime.podman import PodmanRuntime
 from paid.state.lock import LockHeld, WriterLock
@@ -74,6 +74,7 @@ def _run(args: argparse.Namespace) -> int:
         flags_path=Path(args.flags) if args.flags else None,
         allowed_host_paths=tuple(args.allow_host_path),
         allowed_devices=tuple(args.allow_device),
+        default_network=default_network(args),
         secrets_dir=Path(args.secrets_dir),
         backup_dir=backup_dir(args),
         backup_upload_command=args.backup_upload_command,

@@ -180,10 +180,14 @@ def _compute_plan(args: argparse.Namespace, desired: DesiredState) -> Plan:
 
 
 def _print_plan(plan: Plan) -> None:
-    if not plan.actions and not plan.withheld:
+    if plan.empty:
         out("No changes: the host matches the desired state.")
         return
     paint = _painter()
+    for network in plan.networks:
+        kind = ActionKind(str(network.kind))  # the same words: create, recreate, remove, conflict
+        symbol = paint(_SYMBOLS[kind], _COLOURS.get(kind, ""))
+        out(f"{symbol} {network.kind:<8} network {network.network}: {network.reason}")
     for action in plan.actions:
         symbol = paint(_SYMBOLS[action.kind], _COLOURS.get(action.kind, ""))
         out(f"{symbol} {action.kind:<8} {action.service}: {action.reason}")

@@ -93,6 +93,13 @@ def parents() -> Parents:
         "(repeatable; env PAID_ALLOW_DEVICES, ':'-separated)",
     )
     host_paths.add_argument(
+        "--default-network",
+        default=env("DEFAULT_NETWORK"),
+        metavar="NAME",
+        help="the network (DNS on) of services that name none "
+        "(env PAID_DEFAULT_NETWORK; default paid, or paid-INSTANCE with --instance)",
+    )
+    host_paths.add_argument(
         "--secrets-dir",
         default=env("SECRETS_DIR", secret_files.DEFAULT_DIRECTORY),
         metavar="DIR",

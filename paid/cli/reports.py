@@ -9,7 +9,7 @@ from pathlib import Path
 
 from paid.cli.common import EXIT_ERROR, EXIT_OK, load, out, print_errors, stderr, table
 from paid.cli.options import Parents, Subparsers
-from paid.state.incidents import parse_time, postmortem
+from paid.state.incidents import incident, parse_time, postmortem
 from paid.state.slo import measure
 from paid.state.store import Store
 
@@ -30,7 +30,13 @@ def register(sub: Subparsers, parents: Parents) -> None:
     pm.add_argument("--since", default="24h", help="ISO time, or an age such as 2h (default 24h)")
     pm.add_argument("--until", default=None, help="ISO time, or an age (default: now)")
     pm.add_argument("--service", action="append", default=[], help="only these (repeatable)")
-    pm.add_argument("--output", metavar="FILE", help="write the report here, not to stdout")
+    pm.add_argument("--file", metavar="FILE", help="write the report here, not to stdout")
+    pm.add_argument(
+        "--output",
+        default="markdown",
+        metavar="markdown|json",
+        help="markdown (default) or json; a file name here is the old spelling of --file",
+    )
     pm.set_defaults(handler=_postmortem)
 
 
@@ -89,11 +95,19 @@ def _postmortem(args: argparse.Namespace) -> int:
     if until <= since:
         stderr("paid: --until must be after --since")
         return EXIT_ERROR
+    form, target = args.output, args.file
+    if form not in ("markdown", "json"):  # the spelling before --file: --output FILE
+        stderr("paid: --output FILE is deprecated and goes in the next release; use --file FILE")
+        form, target = "markdown", target or form
     with Store.open(args.state_dir) as store:
-        text = postmortem(store, since=since, until=until, services=args.service)
-    if args.output:
-        Path(args.output).write_text(text)
-        out(f"wrote {args.output}")
+        if form == "json":
+            facts = incident(store, since=since, until=until, services=args.service)
+            text = json.dumps(facts.to_json(), indent=2) + "\n"
+        else:
+            text = postmortem(store, since=since, until=until, services=args.service)
+    if target:
+        Path(target).write_text(text)
+        out(f"wrote {target}")
     else:
         out(text.rstrip())
     return EXIT_OK

@@ -232,6 +232,9 @@ class _Drive:
     def _report_unfinished(self, pool: Workers) -> None:
         assert self.queue is not None  # noqa: S101 -- set by run()
         reported = {r.action.service for r in self.report.results if r.outcome is not Outcome.DONE}
+        full = self.last.get(FULL)
+        if full is not None and full.error is not None:
+            self.report.unfinished["(full pass)"] = full.error  # a network paid could not make
         for key in sorted(self.queue.pending() | set(self.last)):
             if key in (FULL, PRUNE) or key in reported:
                 continue

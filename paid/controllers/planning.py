@@ -1,7 +1,8 @@
 """``paid plan``: the reconciler's own steps, taken by nobody.
 
-A plan is what ``paid apply`` would do from one observation: the guarded
-removals, and for every service the step ``Reconciler.step`` would take.
+A plan is what ``paid apply`` would do from one observation: the network
+changes, the guarded removals, and for every service the step
+``Reconciler.step`` would take.
 What a guard holds back is listed apart, with its reason.
 """
 
@@ -11,9 +12,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from paid.controllers.worlds import World
-from paid.state.desired import DesiredService, DesiredState
+from paid.runtime.base import RuntimeFailure
+from paid.state.desired import DesiredService
 from paid.state.diffing import decide, diff, field_changes
-from paid.state.loading import to_documents
+from paid.state.loading import to_document
 from paid.state.plans import Action, ActionKind, Change, Plan
 from paid.state.specs import ServiceSpec
 
@@ -49,12 +51,19 @@ def plan(reconciler: Reconciler, world: World) -> Plan:
             wanted = decide(world.requested, service.name, world.by_name).action
             if wanted is not None and wanted != step.action:
                 withheld.append(_because(wanted, note))
-    return Plan(actions=tuple(actions), withheld=tuple(withheld), notes=tuple(notes))
+    try:
+        networks = reconciler.networks.plan(world.desired, world.actual, prune=world.prune)
+    except RuntimeFailure as err:
+        networks = ()
+        notes.append(f"networks could not be listed: {err}")
+    return Plan(
+        actions=tuple(actions), withheld=tuple(withheld), notes=tuple(notes), networks=networks
+    )
 
 
 def steering_changes(recorded: Mapping[str, Any], service: DesiredService) -> tuple[Change, ...]:
     """The controller fields of ``service`` that differ from a revision's recorded spec."""
-    (document,) = to_documents(DesiredState.of({service.name: service}))
+    document = to_document(service)
     now = document["spec"]
     fields = ServiceSpec.model_fields
     names = [fields[n].alias or n for n in ServiceSpec.CONTROLLER_FIELDS]

@@ -152,8 +152,10 @@ def _writable(path: str) -> Check:
 
 def _secret_files(desired: DesiredState, secrets: SecretSource) -> Iterable[Check]:
     for svc in desired:
-        for key, entry in sorted(svc.spec.secret_env.items()):
-            path = secrets.path_of(entry.file)
+        named = [(key, entry.file) for key, entry in sorted(svc.spec.secret_env.items())]
+        named += [(m.path, m.file) for m in svc.spec.secrets]
+        for key, file in named:
+            path = secrets.path_of(file)
             subject = f"{svc.name}:{key}"
             try:
                 with path.open("rb"):

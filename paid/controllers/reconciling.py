@@ -48,11 +48,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import structlog
 
 from paid.controllers import planning
 from paid.controllers.health import HealthController
+from paid.controllers.networks import NetworkController
 from paid.controllers.planning import steering_changes
 from paid.controllers.rollouts import (
     RolloutController,
@@ -67,6 +69,7 @@ from paid.runtime.base import Runtime, RuntimeFailure
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.checkout import Checkout
+from paid.state.configs import ConfigStore, digests_in
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import decide, diff
 from paid.state.flags import Flags
@@ -120,6 +123,7 @@ class Reconciler:
             secrets=secrets,
             on_result=self._on_action,
             allowed_host_paths=allowed_host_paths,
+            configs=ConfigStore(Path(store.path).parent / "configs"),
         )
         self.health = HealthController(
             runtime,
@@ -140,11 +144,13 @@ class Reconciler:
             backup=backup,
             timings=self.timings,
         )
+        self.networks = NetworkController(runtime, store)
         self.crashes: Backoff[str] = Backoff(self.timings.crash, clock)
         # A long-lived driver sweeps unused Podman secrets at least once, even
         # when nothing desired or running uses any (left by an earlier state).
         self._secrets_maybe_stale = sweep_secrets
         self._settled = False  # interrupted revisions are settled on the first full pass
+        self._configs_collected: tuple[int, frozenset[str]] | None = None
 
     def close(self) -> None:
         self.health.close()
@@ -345,11 +351,18 @@ class Reconciler:
         return Result(error=result.detail, step=step)
 
     def _full(self, world: World) -> Result:
-        """Every service that needs work, and the prune if anything is to go."""
+        """Networks first; then every service that needs work, and the prune if anything goes."""
         if not self._settled:
             self._settle_interrupted(world)
             self._settled = True
+        try:
+            networks = self.networks.reconcile(world.desired, world.actual, prune=world.prune)
+            unlisted = None
+        except RuntimeFailure as err:  # the services are still judged: each says what it lacks
+            networks, unlisted = [], f"networks: {err}"
         plan = diff(world.desired, world.actual, allow_mass_prune=self.allow_mass_prune)
+        if plan.actions:
+            self.networks.forget()  # containers come and go: their networks may follow
         keys: list[str] = [
             name
             for name, service in world.desired.services.items()
@@ -366,7 +379,11 @@ class Reconciler:
                 keys.append(key)
         if not plan.actions:
             self.collect_secrets(world)
-        return Result(enqueue=tuple(keys), notes=plan.notes)
+            self.collect_configs(world)
+        conflicts = tuple(str(r) for r in networks if r.conflict)
+        failed = [str(r) for r in networks if r.error is not None and not r.conflict]
+        error = unlisted or (failed[0] if failed else None)
+        return Result(enqueue=tuple(keys), notes=plan.notes + conflicts, error=error)
 
     def _left_behind(self, name: str, world: World) -> bool:
         """A container kept aside or a canary of ``name``: an interrupted rollout to settle."""
@@ -434,6 +451,20 @@ class Reconciler:
         if removed:
             log.info("secrets_removed", secrets=removed)
         self._secrets_maybe_stale = kept > 0
+
+    def collect_configs(self, world: World) -> None:
+        """Remove the copies of configs that no kept revision, container or desired spec names."""
+        configs = self.services.configs
+        if configs is None or not configs.directory.is_dir():
+            return
+        keep = {
+            c.digest for state in (world.desired, world.requested) for s in state for c in s.configs
+        }
+        keep.update(d for c in world.actual for d in digests_in(c.shape))
+        keep.update(d for spec in self.store.recorded_specs() for d in digests_in(spec))
+        removed = configs.collect(keep)
+        if removed:
+            log.info("config_copies_removed", digests=[d[:12] for d in removed])
 
     # -- rules -----------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import structlog
 
 from paid.controllers.health import HealthController
-from paid.controllers.services import ServiceController, container_request
+from paid.controllers.services import ServiceController
 from paid.controllers.timings import Backoff, Timings
 from paid.runtime.base import ContainerMissing, NameInUse, Runtime, RuntimeFailure
 from paid.state import actual as states
@@ -43,7 +43,7 @@ from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.flags import Flags
-from paid.state.loading import from_documents, to_documents
+from paid.state.loading import from_documents, to_document
 from paid.state.rollouts import Observation, RolloutGate, RolloutPhase, advance, next_wake
 from paid.state.secrets import SecretSource, SecretUnavailable
 from paid.state.specs import RolloutStrategy
@@ -129,11 +129,15 @@ def effective_state(
                     )
         if target is not None and target.document is not None:
             rebuilt = from_documents(
-                [target.document], origin=f"revision {target.number}", secrets=secrets
+                [target.document],
+                origin=f"revision {target.number}",
+                secrets=secrets,
+                default_network=desired.default_network,
             )
             if rebuilt.desired is not None:
                 services[name] = rebuilt.desired.services[name]
-    return Effective(DesiredState.of(services), notes, tuple(expired), frozenset(frozen))
+    state = DesiredState.of(services, desired.networks, default_network=desired.default_network)
+    return Effective(state, notes, tuple(expired), frozenset(frozen))
 
 
 class RolloutController:
@@ -191,7 +195,7 @@ class RolloutController:
         )
 
     def _revision(self, service: DesiredService) -> int:
-        (document,) = to_documents(DesiredState.of({service.name: service}))
+        document = to_document(service)
         checkout = self.services.checkout
         return self.store.revision_for(
             service=service.name,
@@ -220,7 +224,7 @@ class RolloutController:
         )
         log.info("rollout_started", service=name, revision=revision, previous=previous_revision)
         try:
-            self.services.prepare(container_request(service, revision=revision))
+            self.services.prepare(self.services.request_for(service, revision=revision))
         except (RuntimeFailure, SecretUnavailable) as err:
             # Nothing touched yet: the old container keeps serving.
             self._finish(name, revision, previous_revision, failed=str(err), restore=None)
@@ -262,7 +266,7 @@ class RolloutController:
         )
         try:
             container_id = self.runtime.create_container(
-                container_request(service, revision=revision, canary=True)
+                self.services.request_for(service, revision=revision, canary=True)
             )
             self.runtime.start_container(canary_name(name))
         except RuntimeFailure as err:
@@ -334,7 +338,7 @@ class RolloutController:
         gate = self._gate(service, revision)
         self.active[name] = ActiveRollout(gate, previous, previous_revision)
         try:
-            self.runtime.create_container(container_request(service, revision=revision))
+            self.runtime.create_container(self.services.request_for(service, revision=revision))
         except NameInUse:
             # A paid killed mid-rollout had its create finished by Podman after
             # it died: let the gate judge whatever holds the name (its spec

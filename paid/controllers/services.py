@@ -20,6 +20,7 @@ from typing import Protocol
 import structlog
 
 from paid.runtime.base import (
+    ConfigBind,
     ContainerMissing,
     ContainerOptions,
     ContainerRequest,
@@ -31,15 +32,18 @@ from paid.runtime.base import (
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.checkout import Checkout
+from paid.state.configs import ConfigError, ConfigStore
 from paid.state.container_fields import Logging
 from paid.state.desired import DesiredService, DesiredState
-from paid.state.loading import to_documents
+from paid.state.loading import to_document
 from paid.state.paths import within
 from paid.state.plans import Action, ActionKind
 from paid.state.secrets import (
     SecretMount,
     SecretSource,
     SecretUnavailable,
+    file_secret_key,
+    file_secret_name,
     is_managed_secret,
     podman_secret_name,
 )
@@ -94,6 +98,7 @@ class ServiceController:
     checkout: Checkout | None = None  # the git commit the desired state came from
     secrets: SecretSource | None = None  # where secretEnv files are read
     allowed_host_paths: tuple[str, ...] = ()  # --allow-host-path, checked again at create
+    configs: ConfigStore | None = None  # where configs' copies are kept (the state dir)
 
     def execute(self, action: Action, service: DesiredService | None) -> ActionResult:
         """Carry out one action; report and journal its result."""
@@ -211,6 +216,15 @@ class ServiceController:
                     f"host path {volume.source} is not under an allowed prefix "
                     f"({', '.join(self.allowed_host_paths) or 'none configured'})"
                 )
+        for config in request.configs:
+            if self.configs is None:
+                raise RequestRejected("configs need a state directory to keep their copies")
+            try:
+                self.configs.ensure(config.content)
+            except (ConfigError, OSError) as err:
+                raise RequestRejected(str(err)) from err
+        if request.networks:
+            self._check_networks(request)
         if not self.runtime.image_present(request.image):
             self.runtime.pull_image(request.image)
         if not request.secrets:
@@ -221,6 +235,19 @@ class ServiceController:
         for mount in request.secrets:
             if mount.podman_name not in present:
                 self.runtime.create_secret(mount.podman_name, self.secrets.value_for(mount))
+
+    def _check_networks(self, request: ContainerRequest) -> None:
+        """Every network the container joins is there and paid's (one list call)."""
+        found = {n.name: n for n in self.runtime.list_networks()}
+        for name in request.networks:
+            network = found.get(name)
+            if network is None:
+                raise RequestRejected(f"network {name} does not exist (yet)")
+            if not network.managed:
+                raise RequestRejected(
+                    f"network {name} ({network.id[:12]}) is not paid's: "
+                    "the container is not put on it"
+                )
 
     def collect_secrets(
         self, desired: DesiredState, containers: list[ActualContainer], *, now: float
@@ -251,11 +278,17 @@ class ServiceController:
         return removed, kept
 
     def _request(self, service: DesiredService) -> ContainerRequest:
-        return container_request(service, revision=self._record(service))
+        return self.request_for(service, revision=self._record(service))
+
+    def request_for(
+        self, service: DesiredService, *, revision: int, canary: bool = False
+    ) -> ContainerRequest:
+        """``container_request`` with this controller's config copies."""
+        return container_request(service, revision=revision, canary=canary, configs=self.configs)
 
     def _record(self, service: DesiredService) -> int:
         """The revision of ``service``'s spec, its document (controller fields too) kept."""
-        (document,) = to_documents(DesiredState.of({service.name: service}))
+        document = to_document(service)
         return self.journal.revision_for(
             service=service.name,
             spec_hash=service.spec_hash,
@@ -298,26 +331,47 @@ def _resolved(volume: VolumeMount) -> VolumeMount:
 
 def secret_mounts(service: DesiredService) -> tuple[SecretMount, ...]:
     """The Podman secrets a container of ``service`` mounts, by name and fingerprint."""
-    return tuple(
+    fingerprints = service.secret_fingerprints
+    as_env = tuple(
         SecretMount(
             env=key,
             file=entry.file,
-            fingerprint=service.secret_fingerprints[key],
-            podman_name=podman_secret_name(service.name, key, service.secret_fingerprints[key]),
+            fingerprint=fingerprints[key],
+            podman_name=podman_secret_name(service.name, key, fingerprints[key]),
         )
         for key, entry in sorted(service.spec.secret_env.items())
     )
+    as_files = tuple(
+        SecretMount(
+            env=None,
+            file=m.file,
+            fingerprint=fingerprints[file_secret_key(m.path)],
+            podman_name=file_secret_name(
+                service.name, m.path, fingerprints[file_secret_key(m.path)]
+            ),
+            path=m.path,
+            uid=m.uid,
+            gid=m.gid,
+            mode=int(m.mode, 8),
+        )
+        for m in service.spec.secrets
+    )
+    return as_env + as_files
 
 
 def uses_secrets(desired: DesiredState, containers: list[ActualContainer]) -> bool:
     """Whether any desired service or running container has secrets (else: no list call)."""
-    return any(s.spec.secret_env for s in desired) or any(
+    return any(s.spec.secret_env or s.spec.secrets for s in desired) or any(
         labels.SECRETS in c.labels for c in containers
     )
 
 
 def container_request(
-    service: DesiredService, *, revision: int, canary: bool = False
+    service: DesiredService,
+    *,
+    revision: int,
+    canary: bool = False,
+    configs: ConfigStore | None = None,
 ) -> ContainerRequest:
     """The Podman container for one revision of a service, labels included.
 
@@ -349,7 +403,7 @@ def container_request(
         labels={**service.labels, **owned},
         entrypoint=spec.command,
         command=args,
-        env={**spec.env, **{f"{s.env}_FILE": s.target for s in secrets}},
+        env={**spec.env, **{f"{s.env}_FILE": s.target for s in secrets if s.env}},
         ports=ports,
         volumes=tuple(_resolved(v) for v in spec.volumes),
         memory_bytes=spec.resources.memory,
@@ -359,6 +413,11 @@ def container_request(
         init=spec.init,
         secrets=secrets,
         options=container_options(spec),
+        networks={a.name: tuple(a.aliases) for a in spec.networks},
+        host_network=spec.host_network,
+        configs=tuple(
+            ConfigBind(c, str(configs.path(c.digest)) if configs else "") for c in service.configs
+        ),
     )
 
 

@@ -22,6 +22,7 @@ from paid.metrics import Metrics
 from paid.state.checkout import Checkout, describe, pull
 from paid.state.desired import DesiredState
 from paid.state.loading import LoadError, digest, from_documents, load_directory, to_documents
+from paid.state.networks import DEFAULT_NETWORK
 from paid.state.secrets import SecretSource
 from paid.state.store import Store
 
@@ -39,6 +40,7 @@ class DesiredSource:
         secrets: SecretSource,
         allowed_host_paths: tuple[str, ...],
         allowed_devices: tuple[str, ...] = (),
+        default_network: str = DEFAULT_NETWORK,
         on_loaded: Callable[[DesiredState], None] = lambda desired: None,
     ) -> None:
         self.directory = directory
@@ -48,6 +50,7 @@ class DesiredSource:
         self.secrets = secrets
         self.allowed_host_paths = allowed_host_paths
         self.allowed_devices = allowed_devices
+        self.default_network = default_network
         self._on_loaded = on_loaded
         self._lock = threading.Lock()
         self._last_pull_error: str | None = None
@@ -66,6 +69,7 @@ class DesiredSource:
                     self.directory,
                     allowed_host_paths=self.allowed_host_paths,
                     allowed_devices=self.allowed_devices,
+                    default_network=self.default_network,
                     secrets=self.secrets,
                 )
             except Exception as err:  # a loader bug must not pass for a valid state
@@ -124,7 +128,10 @@ class DesiredSource:
             )
             return
         restored = from_documents(
-            snapshot.documents, origin=f"store:{self.store.path}", secrets=self.secrets
+            snapshot.documents,
+            origin=f"store:{self.store.path}",
+            secrets=self.secrets,
+            default_network=self.default_network,
         )
         if restored.desired is None:
             log.error("snapshot_unreadable", errors=[str(e) for e in restored.errors])

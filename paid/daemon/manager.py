@@ -55,6 +55,7 @@ from paid.runtime.base import RuntimeFailure, RuntimeUnavailable
 from paid.runtime.resilient import ResilientRuntime
 from paid.state.desired import DesiredState
 from paid.state.flags import Flags
+from paid.state.networks import DEFAULT_NETWORK
 from paid.state.secrets import DEFAULT_DIRECTORY as DEFAULT_SECRETS_DIRECTORY
 from paid.state.secrets import SecretSource
 from paid.state.store import Store
@@ -76,6 +77,7 @@ class Settings:
     flags_path: Path | None = None
     allowed_host_paths: tuple[str, ...] = ()
     allowed_devices: tuple[str, ...] = ()
+    default_network: str = DEFAULT_NETWORK
     secrets_dir: Path = Path(DEFAULT_SECRETS_DIRECTORY)
     backup_dir: Path | None = None  # default: <state dir>/backups
     backup_upload_command: str | None = None
@@ -120,6 +122,7 @@ class Manager:
             secrets=self.secrets,
             allowed_host_paths=settings.allowed_host_paths,
             allowed_devices=settings.allowed_devices,
+            default_network=settings.default_network,
             on_loaded=lambda desired: self.backup_schedule.sync(desired),  # noqa: PLW0108 -- made below
         )
         self.reconciler = Reconciler(

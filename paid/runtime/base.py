@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from paid.state.actual import ActualContainer
+from paid.state.configs import ConfigContent
+from paid.state.networks import ActualNetwork, NetworkSpec
 from paid.state.secrets import SecretMount
 from paid.state.specs import PortMapping, VolumeMount
 
@@ -79,6 +81,18 @@ class ContainerOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigBind:
+    """A config's kept copy (``host_path``), bound read-only at its target."""
+
+    content: ConfigContent
+    host_path: str
+
+    @property
+    def target(self) -> str:
+        return self.content.target
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerRequest:
     """Everything needed to create one container."""
 
@@ -97,6 +111,9 @@ class ContainerRequest:
     init: bool = False
     secrets: Sequence[SecretMount] = ()
     options: ContainerOptions = field(default_factory=ContainerOptions)
+    networks: Mapping[str, Sequence[str]] = field(default_factory=dict)  # name -> aliases
+    host_network: bool = False
+    configs: Sequence[ConfigBind] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +212,22 @@ class Runtime(Protocol):
         ...
 
     def remove_secret(self, name: str) -> None: ...
+
+    def list_networks(self) -> list[ActualNetwork]:
+        """Every network: one call."""
+        ...
+
+    def create_network(self, name: str, spec: NetworkSpec, labels: Mapping[str, str]) -> str:
+        """Create the network ``name``; return its ID."""
+        ...
+
+    def remove_network(self, name: str) -> None:
+        """Remove a network (by name or ID) no container is on; ``RequestRejected`` if in use."""
+        ...
+
+    def connect_network(self, network: str, container: str, *, aliases: Sequence[str]) -> None: ...
+
+    def disconnect_network(self, network: str, container: str) -> None: ...
 
     def logs_tail(self, name: str, *, lines: int) -> list[str]:
         """The last ``lines`` lines the container wrote (stdout and stderr)."""

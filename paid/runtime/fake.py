@@ -11,6 +11,9 @@ runs one suite against it and against real Podman. Modelled:
   one taken by a running container refuses the start;
 - Podman's refusals: exec in, kill or pause a container that is not
   running, unpause one that is not paused;
+- networks: a create on a network that does not exist is refused; a
+  network with containers on it cannot be removed; a container on the
+  host's network is on none;
 - the event stream (``events()``): died, remove, stop, kill, pause,
   rename, as Podman emits them, including for the test helpers that
   break containers behind paid's back.
@@ -22,7 +25,7 @@ import hashlib
 import itertools
 import queue
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from paid.runtime.base import (
@@ -37,6 +40,7 @@ from paid.runtime.base import (
 )
 from paid.state.actual import ActualContainer
 from paid.state.labels import DEFAULT_INSTANCE, INSTANCE
+from paid.state.networks import ActualNetwork, NetworkSpec
 
 MUTATING_CALLS = frozenset(
     {
@@ -52,6 +56,10 @@ MUTATING_CALLS = frozenset(
         "pause",
         "kill",
         "create_volume",
+        "create_network",
+        "remove_network",
+        "connect_network",
+        "disconnect_network",
     }
 )
 
@@ -96,6 +104,9 @@ class FakeRuntime:
     volumes: dict[str, str] = field(default_factory=dict)  # name -> a directory
     streams: list[FakeEventStream] = field(default_factory=list)
     instance: str = DEFAULT_INSTANCE
+    networks: dict[str, ActualNetwork] = field(default_factory=dict)
+    network_specs: dict[str, NetworkSpec] = field(default_factory=dict)
+    aliases: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # net, ctr
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
@@ -163,6 +174,9 @@ class FakeRuntime:
             raise ImageUnavailable(request.image, "image not known")
         if request.name in self.containers:
             raise NameInUse(f"the container name {request.name!r} is already in use")
+        for network in request.networks:
+            if network not in self.networks:
+                raise RequestRejected(f"unable to find network with name or ID {network}")
         container_id = f"{next(self._ids):064x}"
         self.containers[request.name] = ActualContainer(
             id=container_id,
@@ -171,7 +185,10 @@ class FakeRuntime:
             state="created",
             labels={**request.labels, INSTANCE: self.instance},
             image_id=image_id(request.image),
+            networks=() if request.host_network else tuple(sorted(request.networks)),
         )
+        for network, aliases in request.networks.items():
+            self.aliases[(network, container_id)] = tuple(aliases)
         self.requests[request.name] = request
         return container_id
 
@@ -288,10 +305,63 @@ class FakeRuntime:
         if self.secrets.pop(name, None) is None:
             raise ContainerMissing(f"no secret named {name}")
 
+    def list_networks(self) -> list[ActualNetwork]:
+        self._call("list_networks")
+        return [self.networks[n].seen_by(self.instance) for n in sorted(self.networks)]
+
+    def create_network(self, name: str, spec: NetworkSpec, labels: Mapping[str, str]) -> str:
+        self._call("create_network", name)
+        if name in self.networks:
+            raise RequestRejected(f"network name {name} already used: network already exists")
+        network_id = f"{next(self._ids):064x}"
+        self.networks[name] = ActualNetwork(network_id, name, {**labels, INSTANCE: self.instance})
+        self.network_specs[name] = spec
+        return network_id
+
+    def _network(self, ref: str) -> str:
+        name = next((n.name for n in self.networks.values() if ref in (n.name, n.id)), None)
+        if name is None:
+            raise ContainerMissing(f"unable to find network with name or ID {ref}")
+        return name
+
+    def remove_network(self, name: str) -> None:
+        self._call("remove_network", name)
+        name = self._network(name)
+        users = [c.name for c in self.containers.values() if name in (c.networks or ())]
+        if users:
+            raise RequestRejected(f'"{name}" has associated containers with it: {users}')
+        del self.networks[name]
+
+    def connect_network(self, network: str, container: str, *, aliases: Sequence[str]) -> None:
+        self._call("connect_network", container)
+        network = self._network(network)
+        name = self._name(container)
+        found = self._get(name)
+        if network in (found.networks or ()):
+            raise RequestRejected(f"container {name} is already connected to network {network}")
+        self._set(name, networks=tuple(sorted({*(found.networks or ()), network})))
+        self.aliases[(network, found.id)] = tuple(aliases)
+
+    def disconnect_network(self, network: str, container: str) -> None:
+        self._call("disconnect_network", container)
+        network = self._network(network)
+        name = self._name(container)
+        found = self._get(name)
+        if network not in (found.networks or ()):
+            raise RequestRejected(f"container {name} is not connected to network {network}")
+        self._set(name, networks=tuple(n for n in found.networks or () if n != network))
+        self.aliases.pop((network, found.id), None)
+
     # -- test helpers: things that happen to containers behind paid's back --
 
     def add(self, container: ActualContainer) -> None:
         self.containers[container.name] = container
+
+    def add_network(self, name: str, labels: Mapping[str, str] | None = None) -> None:
+        """A network made by someone: paid's when ``labels`` say so."""
+        network_id = f"{next(self._ids):064x}"
+        self.networks[name] = ActualNetwork(network_id, name, dict(labels or {}))
+        self.network_specs[name] = NetworkSpec()
 
     def crash(self, name: str, exit_code: int = 1) -> None:
         self._set(name, state="exited", exit_code=exit_code, published=())

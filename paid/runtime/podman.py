@@ -14,7 +14,7 @@ import json
 import re
 import socket
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,8 @@ from paid.runtime.base import (
 )
 from paid.state.actual import ActualContainer
 from paid.state.labels import DEFAULT_INSTANCE, INSTANCE
+from paid.state.networks import ActualNetwork, NetworkSpec
+from paid.state.secrets import SecretMount
 from paid.state.specs import PortMapping, signal_number
 
 DEFAULT_TIMEOUT = 60.0  # seconds per HTTP request; a pull streams within it
@@ -106,6 +108,7 @@ class PodmanRuntime:
             exit_code=int(state.get("ExitCode") or 0),
             labels=dict(config.get("Labels") or {}),
             image_id=str(attrs.get("Image") or ""),
+            networks=tuple(sorted((attrs.get("NetworkSettings") or {}).get("Networks") or {})),
         ).seen_by(self.instance)
 
     def image_present(self, image: str) -> bool:
@@ -157,10 +160,24 @@ class PodmanRuntime:
         if request.stop_signal is not None:
             kwargs["stop_signal"] = _signal_number(request.stop_signal)
         kwargs.update(_options(request.options))
+        for config in request.configs:
+            kwargs.setdefault("mounts", []).append(
+                {
+                    "type": "bind",
+                    "source": config.host_path,
+                    "target": config.target,
+                    "read_only": True,
+                }
+            )
+        if request.host_network:
+            kwargs["network_mode"] = "host"
+        elif request.networks:
+            kwargs["networks"] = {
+                name: {"aliases": list(aliases)} if aliases else {}
+                for name, aliases in request.networks.items()
+            }
         if request.secrets:  # mounted files only: type=env would show in inspect
-            kwargs["secrets"] = [
-                {"source": s.podman_name, "target": s.env} for s in request.secrets
-            ]
+            kwargs["secrets"] = [_secret(s) for s in request.secrets]
         with _translated(f"create {request.name}", image=request.image):
             container = self._client.containers.create(request.image, **kwargs)
         return str(container.id)
@@ -200,7 +217,10 @@ class PodmanRuntime:
         with _translated(f"inspect {name}"):
             response = self._client.api.get(f"/containers/{name}/json")
             response.raise_for_status(not_found=podman_errors.NotFound)
-            settings = response.json().get("NetworkSettings") or {}
+            attrs = response.json()
+        settings = attrs.get("NetworkSettings") or {}
+        if (attrs.get("HostConfig") or {}).get("NetworkMode") == "host":
+            return "127.0.0.1"  # on the host's network: its ports are the host's
         if settings.get("IPAddress"):
             return str(settings["IPAddress"])
         for network in (settings.get("Networks") or {}).values():
@@ -271,6 +291,65 @@ class PodmanRuntime:
     def remove_secret(self, name: str) -> None:
         with _translated(f"remove secret {name}"):
             response = self._client.api.delete(f"/secrets/{name}")
+            response.raise_for_status(not_found=podman_errors.NotFound)
+
+    def list_networks(self) -> list[ActualNetwork]:
+        with _translated("list networks"):
+            response = self._client.api.get("/networks/json")
+            response.raise_for_status()
+            listed = response.json() or []
+        return [
+            ActualNetwork(
+                id=str(item.get("id", "")),
+                name=str(item.get("name", "")),
+                labels=dict(item.get("labels") or {}),
+            ).seen_by(self.instance)
+            for item in listed
+        ]
+
+    def create_network(self, name: str, spec: NetworkSpec, labels: Mapping[str, str]) -> str:
+        body: dict[str, Any] = {
+            "name": name,
+            "driver": "bridge",
+            "labels": {**labels, INSTANCE: self.instance},
+            "internal": spec.internal,
+            "dns_enabled": spec.dns,
+            # netavark drops traffic into an isolated bridge from any other:
+            # a service on one network alone is unreachable from the others.
+            "options": {"isolate": "true"},
+        }
+        if spec.subnet is not None:
+            body["subnets"] = [{"subnet": spec.subnet}]
+        with _translated(f"create network {name}"):
+            response = self._client.api.post(
+                "/networks/create",
+                data=json.dumps(body),
+                headers={"Content-Type": "application/json"},
+            )
+            response.raise_for_status()
+            return str(response.json().get("id", ""))
+
+    def remove_network(self, name: str) -> None:
+        with _translated(f"remove network {name}"):
+            response = self._client.api.delete(f"/networks/{name}")
+            response.raise_for_status(not_found=podman_errors.NotFound)
+
+    def connect_network(self, network: str, container: str, *, aliases: Sequence[str]) -> None:
+        with _translated(f"connect {container} to {network}"):
+            response = self._client.api.post(
+                f"/networks/{network}/connect",
+                data=json.dumps({"container": container, "aliases": list(aliases)}),
+                headers={"Content-Type": "application/json"},
+            )
+            response.raise_for_status(not_found=podman_errors.NotFound)
+
+    def disconnect_network(self, network: str, container: str) -> None:
+        with _translated(f"disconnect {container} from {network}"):
+            response = self._client.api.post(
+                f"/networks/{network}/disconnect",
+                data=json.dumps({"Container": container}),
+                headers={"Content-Type": "application/json"},
+            )
             response.raise_for_status(not_found=podman_errors.NotFound)
 
     def logs_tail(self, name: str, *, lines: int) -> list[str]:
@@ -376,6 +455,7 @@ def _actual(attrs: dict[str, Any]) -> ActualContainer:
         labels=dict(attrs.get("Labels") or {}),
         image_id=str(attrs.get("ImageID") or ""),
         published=tuple(_published(attrs.get("Ports") or [])),
+        networks=tuple(sorted(str(n) for n in attrs.get("Networks") or ())),
     )
 
 
@@ -457,6 +537,15 @@ def _options(o: ContainerOptions) -> dict[str, Any]:
     return kwargs
 
 
+def _secret(mount: SecretMount) -> dict[str, Any]:
+    """A secret mounted as a file: under /run/secrets by its name, or at its own path."""
+    out: dict[str, Any] = {"source": mount.podman_name, "target": mount.env or mount.target}
+    out.update({k: v for k, v in (("uid", mount.uid), ("gid", mount.gid)) if v is not None})
+    if mount.mode is not None:
+        out["mode"] = mount.mode
+    return out
+
+
 def _signal_number(name: str) -> int:
     number = signal_number(name)
     if number is None:  # validation refuses these; a request built by hand may not
@@ -508,6 +597,10 @@ def _translated(what: str, *, image: str | None = None) -> Iterator[None]:
             raise RequestRejected(f"{what}: a host port is taken: {detail}") from err
         if "container state improper" in detail:  # 500 for "not running": an answer too
             raise RequestRejected(f"{what}: {detail}") from err
+        if "network is being used" in detail:  # 500: a network with containers on it
+            raise RequestRejected(f"{what}: {detail}") from err
+        if "unable to find network" in detail and what.startswith("create "):
+            raise RequestRejected(f"{what}: {detail}") from err  # 404, but no container is missing
         if status == 404:
             raise ContainerMissing(f"{what}: {detail}") from err
         if status in (400, 409, 422):

@@ -17,7 +17,7 @@ reconcile, which reads the actual state afresh, is the safe retry.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import pybreaker
@@ -39,6 +39,7 @@ from paid.runtime.base import (
     RuntimeUnavailable,
 )
 from paid.state.actual import ActualContainer
+from paid.state.networks import ActualNetwork, NetworkSpec
 
 T = TypeVar("T")
 
@@ -213,6 +214,27 @@ class ResilientRuntime:
 
     def logs_tail(self, name: str, *, lines: int) -> list[str]:
         return self._call("logs", lambda: self.inner.logs_tail(name, lines=lines))
+
+    def list_networks(self) -> list[ActualNetwork]:
+        return self._call("list_networks", self.inner.list_networks)
+
+    def create_network(self, name: str, spec: NetworkSpec, labels: Mapping[str, str]) -> str:
+        # Not retried, as a container create: a lost answer would fail on the name.
+        return self._call(
+            "create_network", lambda: self.inner.create_network(name, spec, labels), retry=False
+        )
+
+    def remove_network(self, name: str) -> None:
+        self._call("remove_network", lambda: self.inner.remove_network(name))
+
+    def connect_network(self, network: str, container: str, *, aliases: Sequence[str]) -> None:
+        self._call(
+            "connect_network",
+            lambda: self.inner.connect_network(network, container, aliases=aliases),
+        )
+
+    def disconnect_network(self, network: str, container: str) -> None:
+        self._call("disconnect_network", lambda: self.inner.disconnect_network(network, container))
 
 
 def _retryable(err: BaseException) -> bool:

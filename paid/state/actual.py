@@ -34,6 +34,7 @@ class ActualContainer:
     image_id: str = ""
     published: tuple[PortMapping, ...] = ()  # host ports, as the list call reports them
     foreign: bool = False  # paid's, but another instance's: as good as unmanaged here
+    networks: tuple[str, ...] | None = None  # the networks it is on; None: not reported
 
     @property
     def managed(self) -> bool:

@@ -1,4 +1,4 @@
-"""The desired side after loading: validated services in dependency order."""
+"""The desired side after loading: validated services in dependency order, and networks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from paid.state.configs import ConfigContent
+from paid.state.networks import DEFAULT_NETWORK, Attachment, DesiredNetwork, NetworkSpec
 from paid.state.specs import ServiceDocument, ServiceName, ServiceSpec, shape_of, spec_hash
 
 
@@ -20,6 +22,7 @@ class DesiredService:
     shape: Mapping[str, Any]
     source: str = ""  # "file:line", for messages
     secret_fingerprints: Mapping[str, str] = field(default_factory=dict)
+    configs: tuple[ConfigContent, ...] = ()  # by spec.configs' order
 
     @classmethod
     def of(
@@ -28,38 +31,71 @@ class DesiredService:
         *,
         source: str = "",
         secret_fingerprints: Mapping[str, str] | None = None,
+        default_network: str = DEFAULT_NETWORK,
+        configs: tuple[ConfigContent, ...] = (),
     ) -> DesiredService:
-        """A validated document, with its shape and hash worked out once."""
+        """A validated document, with its shape and hash worked out once.
+
+        A spec that names no network (and is not on the host's) is put on
+        ``default_network`` here, so its membership is part of its shape.
+        """
         name = ServiceName(document.metadata.name)
         fingerprints = dict(secret_fingerprints or {})
+        spec = document.spec
+        if not spec.networks and not spec.host_network:
+            spec = spec.model_copy(update={"networks": [Attachment(name=default_network)]})
         shape = shape_of(
             name=name,
             labels=document.metadata.labels,
-            spec=document.spec,
+            spec=spec,
             secret_fingerprints=fingerprints,
+            config_digests={c.target: c.digest for c in configs},
         )
         return cls(
             name=name,
             labels=document.metadata.labels,
-            spec=document.spec,
+            spec=spec,
             spec_hash=spec_hash(shape),
             shape=shape,
             source=source,
             secret_fingerprints=fingerprints,
+            configs=configs,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class DesiredState:
-    """All desired services, iterated in dependency order (then by name)."""
+    """All desired services, iterated in dependency order (then by name), and their networks."""
 
     services: Mapping[ServiceName, DesiredService] = field(default_factory=dict)
     order: tuple[ServiceName, ...] = ()
+    networks: Mapping[str, DesiredNetwork] = field(default_factory=dict)
+    default_network: str = DEFAULT_NETWORK
 
     @classmethod
-    def of(cls, services: Mapping[ServiceName, DesiredService]) -> DesiredState:
-        """Build from an acyclic set of services (the loader checks cycles)."""
-        return cls(services=dict(services), order=dependency_order(services))
+    def of(
+        cls,
+        services: Mapping[ServiceName, DesiredService],
+        networks: Mapping[str, DesiredNetwork] | None = None,
+        *,
+        default_network: str = DEFAULT_NETWORK,
+    ) -> DesiredState:
+        """Build from an acyclic set of services (the loader checks cycles).
+
+        The default network is desired when a service is on it and no
+        document declares it.
+        """
+        wanted = dict(networks or {})
+        if default_network not in wanted and any(
+            a.name == default_network for svc in services.values() for a in svc.spec.networks
+        ):
+            wanted[default_network] = DesiredNetwork(default_network, NetworkSpec())
+        return cls(
+            services=dict(services),
+            order=dependency_order(services),
+            networks=wanted,
+            default_network=default_network,
+        )
 
     def __iter__(self) -> Iterator[DesiredService]:
         return (self.services[name] for name in self.order)

@@ -145,6 +145,15 @@ def _diff_service(service: DesiredService, container: ActualContainer | None) ->
         return Action(
             ActionKind.RECREATE, name, _drift_reason(changed, container), changed, changes
         )
+    wanted = tuple(sorted(a.name for a in service.spec.networks))
+    if container.networks is not None and container.networks != wanted:
+        return Action(
+            ActionKind.RECREATE,
+            name,
+            f"on networks {', '.join(container.networks) or '(none)'}, not "
+            f"{', '.join(wanted) or '(none)'} (changed outside paid)",
+            ("networks",),
+        )
     return _diff_running_state(service, container)
 
 
@@ -197,7 +206,7 @@ def field_changes(
         path = _path(prefix, key)
         if isinstance(before, dict) and isinstance(after, dict):
             out.extend(field_changes(before, after, prefix=path))
-        elif "secretEnv" in path:
+        elif "secretEnv" in path or path == "spec.secrets":
             out.append(Change(path, HIDDEN if before is not None else None, HIDDEN))
         else:
             out.append(Change(path, before, after))

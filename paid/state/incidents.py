@@ -83,9 +83,43 @@ def parse_time(text: str, *, now: float) -> float:
         raise ValueError(f"{text!r} is neither an ISO time nor an age such as 2h") from None
 
 
-def postmortem(
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """What the journal says of a period: per service its outages, and the timeline."""
+
+    since: float
+    until: float
+    names: list[str]
+    outages: dict[str, list[Span]]
+    unknown: dict[str, float]
+    timeline: list[Entry]
+    events: list[Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """``paid postmortem --output json``: the facts, without the sections to fill."""
+        return {
+            "since": self.since,
+            "until": self.until,
+            "services": [
+                {
+                    "name": name,
+                    "downtimeSeconds": sum(s.end - s.start for s in self.outages[name]),
+                    "outages": [{"start": s.start, "end": s.end} for s in self.outages[name]],
+                    "unknownSeconds": self.unknown[name],
+                }
+                for name in self.names
+            ],
+            "timeline": [
+                {"at": e.at, "service": e.service or None, "event": e.what, "detail": e.detail}
+                for e in self.timeline
+            ],
+        }
+
+
+def incident(
     journal: Journal, *, since: float, until: float, services: Sequence[str] = ()
-) -> str:
+) -> Incident:
+    """The facts of ``since``..``until`` from the journal and the readiness record."""
     events = [e for e in journal.events(since=since) if e.at <= until]
     wanted = set(services)
     if wanted:
@@ -99,6 +133,16 @@ def postmortem(
         known = spans(journal.readiness(name, since=since), watches, start=since, end=until)
         outages[name] = [s for s in known if not s.ready]
         unknown[name] = (until - since) - sum(s.end - s.start for s in known)
+    timeline = _with_outages(entries, outages)
+    return Incident(since, until, names, outages, unknown, timeline, events)
+
+
+def postmortem(
+    journal: Journal, *, since: float, until: float, services: Sequence[str] = ()
+) -> str:
+    """The Markdown report: the facts filled in, the rest as headings to fill."""
+    facts = incident(journal, since=since, until=until, services=services)
+    names, outages, unknown, events = facts.names, facts.outages, facts.unknown, facts.events
     lines = [
         f"# Incident report: {', '.join(names) or 'paid'}, {_when(since)} to {_when(until)}",
         "",
@@ -131,7 +175,7 @@ def postmortem(
         "|---|---|---|---|",
         *(
             f"| {_when(e.at, precise=True)} | {e.service or '-'} | {e.what} | {_cell(e.detail)} |"
-            for e in _with_outages(entries, outages)
+            for e in facts.timeline
         ),
         "",
         "## Revisions involved",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import ipaddress
 import os
 import posixpath
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,7 +22,9 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from paid.state.configs import ConfigContent, ConfigError, read_config, read_env_file
 from paid.state.desired import DesiredService, DesiredState
+from paid.state.networks import DEFAULT_NETWORK, DesiredNetwork, NetworkDocument
 from paid.state.paths import within
 from paid.state.reading import (
     MAX_DEPTH,
@@ -32,7 +35,7 @@ from paid.state.reading import (
     dotted,
     read_file,
 )
-from paid.state.secrets import SecretSource, SecretUnavailable
+from paid.state.secrets import SecretSource, SecretUnavailable, file_secret_key
 from paid.state.specs import ServiceDocument, ServiceName, canonical_json
 
 MAX_FILES = 2_000
@@ -60,12 +63,14 @@ def load_directory(
     secrets: SecretSource | None = None,
     allowed_devices: Iterable[str] = (),
     offline: bool = False,
+    default_network: str = DEFAULT_NETWORK,
 ) -> LoadResult:
     """Load and validate every ``*.yaml``/``*.yml`` file under ``directory``.
 
     Hidden files and directories (``.git``) are skipped. Host-path volumes
     must lie under one of ``allowed_host_paths``. Secret files are read
-    from ``secrets`` to fingerprint them; a missing one is an error.
+    from ``secrets`` to fingerprint them; a missing one is an error. A
+    service that names no network joins ``default_network``.
     """
     root = Path(directory)
     if not root.is_dir():
@@ -83,11 +88,15 @@ def load_directory(
 
     services: dict[ServiceName, DesiredService] = {}
     where: dict[str, tuple[Document, ServiceDocument]] = {}
+    networks: dict[str, tuple[Document, NetworkDocument]] = {}
     # Names of documents that failed validation still exist: a dependency on
     # one is not "missing", the document is broken (and reported as such).
-    mentioned = {_raw_name(doc) for doc in documents} - {None}
+    mentioned = {_raw_name(doc) for doc in documents if not _is_network(doc)} - {None}
     for doc in documents:
         parsed = _validate(doc, errors)
+        if isinstance(parsed, NetworkDocument):
+            _add_network(doc, parsed, networks, errors)
+            continue
         if parsed is None:
             continue
         name = ServiceName(parsed.metadata.name)
@@ -105,9 +114,18 @@ def load_directory(
             continue
         where[name] = (doc, parsed)
         source = f"{doc.file}:{doc.line_of(())}"
+        from_repo = _repo_files(doc, parsed, root, errors)
+        if from_repo is None:
+            continue
+        parsed, configs = from_repo
         try:
             services[name] = _desired_service(
-                parsed, source=source, secrets=None if offline else secrets, offline=offline
+                parsed,
+                source=source,
+                secrets=None if offline else secrets,
+                offline=offline,
+                default_network=default_network,
+                configs=configs,
             )
         except SecretUnavailable as err:
             errors.append(
@@ -123,14 +141,145 @@ def load_directory(
             offline=offline,
         )
     )
+    written = {_raw_name(doc) for doc in documents if _is_network(doc)} - {None}
+    errors.extend(
+        _network_checks(where, networks, written=written, default_network=default_network)
+    )
     shown = tuple(_display(p) for p in files)
     if errors:
         return LoadResult(None, tuple(sorted(set(errors))), shown)
-    return LoadResult(DesiredState.of(services), (), shown)
+    declared = {
+        name: DesiredNetwork(
+            name, parsed.spec, parsed.metadata.labels, f"{doc.file}:{doc.line_of(())}"
+        )
+        for name, (doc, parsed) in networks.items()
+    }
+    return LoadResult(
+        DesiredState.of(services, declared, default_network=default_network), (), shown
+    )
+
+
+def _add_network(
+    doc: Document,
+    parsed: NetworkDocument,
+    networks: dict[str, tuple[Document, NetworkDocument]],
+    errors: list[LoadError],
+) -> None:
+    name = parsed.metadata.name
+    if name in networks:
+        first = networks[name][0]
+        errors.append(
+            LoadError(
+                doc.file,
+                doc.line_of(("metadata", "name")),
+                "metadata.name",
+                f"network {name!r} is already defined at "
+                f"{first.file}:{first.line_of(('metadata', 'name'))}",
+            )
+        )
+        return
+    networks[name] = (doc, parsed)
+
+
+def _network_checks(
+    where: dict[str, tuple[Document, ServiceDocument]],
+    networks: dict[str, tuple[Document, NetworkDocument]],
+    *,
+    written: set[str | None],
+    default_network: str,
+) -> list[LoadError]:
+    """Every network a service names exists; no two declared subnets overlap.
+
+    ``written``: the names of every Network document, valid or not (a
+    broken one is reported as such, not as missing).
+    """
+    errors: list[LoadError] = []
+    for name in sorted(where):
+        doc, parsed = where[name]
+        for i, attachment in enumerate(parsed.spec.networks):
+            if attachment.name not in written and attachment.name != default_network:
+                loc = ("spec", "networks", i)
+                known = sorted(n for n in written if n is not None)
+                close = difflib.get_close_matches(attachment.name, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                errors.append(
+                    LoadError(
+                        doc.file,
+                        doc.line_of(loc),
+                        dotted(loc),
+                        f"no network named {attachment.name!r} (declare it with kind: Network, "
+                        f"or use the default network {default_network!r}){hint}",
+                    )
+                )
+    seen: list[tuple[str, Any]] = []
+    for name in sorted(networks):
+        network_doc, network = networks[name]
+        if network.spec.subnet is None:
+            continue
+        subnet = ipaddress.ip_network(network.spec.subnet)
+        for other, other_subnet in seen:
+            if subnet.version == other_subnet.version and subnet.overlaps(other_subnet):
+                errors.append(
+                    LoadError(
+                        network_doc.file,
+                        network_doc.line_of(("spec", "subnet")),
+                        "spec.subnet",
+                        f"{subnet} overlaps network {other!r} ({other_subnet})",
+                    )
+                )
+        seen.append((name, subnet))
+    return errors
+
+
+def _repo_files(
+    doc: Document, parsed: ServiceDocument, root: Path, errors: list[LoadError]
+) -> tuple[ServiceDocument, tuple[ConfigContent, ...]] | None:
+    """The service's configs read and digested, its env files merged into env (env wins).
+
+    None after reporting, when one of them cannot be used.
+    """
+    spec = parsed.spec
+    if not spec.configs and not spec.env_files:
+        return parsed, ()
+    base = Path(doc.file).parent
+    configs: list[ConfigContent] = []
+    failed = False
+    for i, mount in enumerate(spec.configs):
+        try:
+            configs.append(read_config(root, base, mount))
+        except ConfigError as err:
+            at: tuple[str | int, ...] = ("spec", "configs", i, "source")
+            errors.append(LoadError(doc.file, doc.line_of(at), dotted(at), str(err)))
+            failed = True
+    from_files: dict[str, str] = {}
+    for i, name in enumerate(spec.env_files):
+        try:
+            from_files.update(read_env_file(root, base, name))
+        except ConfigError as err:
+            at = ("spec", "envFiles", i)
+            errors.append(LoadError(doc.file, doc.line_of(at), dotted(at), f"{name}: {err}"))
+            failed = True
+    if failed:
+        return None
+    for key in from_files:
+        if key in spec.secret_env or key.removesuffix("_FILE") in spec.secret_env:
+            message = f"{key} (from an env file) collides with secretEnv"
+            errors.append(
+                LoadError(doc.file, doc.line_of(("spec", "envFiles")), "spec.envFiles", message)
+            )
+            return None
+    merged = spec.model_copy(update={"env": {**from_files, **spec.env}, "env_files": []})
+    return parsed.model_copy(update={"spec": merged}), tuple(configs)
 
 
 def _desired_service(
-    parsed: ServiceDocument, *, source: str, secrets: SecretSource | None, offline: bool = False
+    parsed: ServiceDocument,
+    *,
+    source: str,
+    secrets: SecretSource | None,
+    offline: bool = False,
+    default_network: str = DEFAULT_NETWORK,
+    configs: tuple[ConfigContent, ...] = (),
 ) -> DesiredService:
     fingerprints: dict[str, str] = {}
     for key, entry in parsed.spec.secret_env.items():
@@ -139,19 +288,46 @@ def _desired_service(
         if secrets is None:
             raise SecretUnavailable(f"{key}: no secrets directory is configured here")
         fingerprints[key] = secrets.read(entry.file)[1]
-    return DesiredService.of(parsed, source=source, secret_fingerprints=fingerprints)
+    for mount in parsed.spec.secrets:
+        if offline:
+            continue
+        if secrets is None:
+            raise SecretUnavailable(f"{mount.file}: no secrets directory is configured here")
+        fingerprints[file_secret_key(mount.path)] = secrets.read(mount.file)[1]
+    return DesiredService.of(
+        parsed,
+        source=source,
+        secret_fingerprints=fingerprints,
+        default_network=default_network,
+        configs=configs,
+    )
+
+
+CONFIG_DIGESTS = "configDigests"  # beside spec in a stored document: the content it ran
+
+
+def to_document(service: DesiredService) -> dict[str, Any]:
+    """One service as a plain document, for its revision and the snapshot.
+
+    Networks are resolved and env files merged into ``env``; the digests
+    of its configs ride along, so the revision rebuilds with the content
+    it ran (kept in the state directory), not the checkout's.
+    """
+    document: dict[str, Any] = {
+        "apiVersion": "paid/v1",
+        "kind": "Service",
+        "metadata": {"name": service.name, "labels": dict(service.labels)},
+        "spec": service.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+    if service.configs:
+        document[CONFIG_DIGESTS] = {c.target: c.digest for c in service.configs}
+    return document
 
 
 def to_documents(desired: DesiredState) -> list[dict[str, Any]]:
-    """The desired state as plain documents, for the store's snapshot."""
-    return [
-        {
-            "apiVersion": "paid/v1",
-            "kind": "Service",
-            "metadata": {"name": svc.name, "labels": dict(svc.labels)},
-            "spec": svc.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
-        }
-        for svc in desired
+    """The desired state as plain documents, for the store's snapshot: services, then networks."""
+    return [to_document(svc) for svc in desired] + [
+        desired.networks[name].to_document() for name in sorted(desired.networks)
     ]
 
 
@@ -160,7 +336,11 @@ def digest(documents: list[dict[str, Any]]) -> str:
 
 
 def from_documents(
-    documents: Iterable[Any], *, origin: str, secrets: SecretSource | None = None
+    documents: Iterable[Any],
+    *,
+    origin: str,
+    secrets: SecretSource | None = None,
+    default_network: str = DEFAULT_NETWORK,
 ) -> LoadResult:
     """Rebuild a desired state from ``to_documents`` output (a store snapshot).
 
@@ -168,22 +348,49 @@ def from_documents(
     revision uses the secret files as they are now.
     """
     services: dict[ServiceName, DesiredService] = {}
+    networks: dict[str, DesiredNetwork] = {}
     errors: list[LoadError] = []
     for i, raw in enumerate(documents):
+        if isinstance(raw, dict) and raw.get("kind") == "Network":
+            try:
+                network = NetworkDocument.model_validate(raw)
+            except ValidationError as err:
+                errors.append(LoadError(origin, 0, f"documents[{i}]", str(err.errors()[0]["msg"])))
+                continue
+            networks[network.metadata.name] = DesiredNetwork(
+                network.metadata.name, network.spec, network.metadata.labels, origin
+            )
+            continue
+        digests = raw.get(CONFIG_DIGESTS) or {} if isinstance(raw, dict) else {}
+        body = {k: v for k, v in raw.items() if k != CONFIG_DIGESTS} if digests else raw
         try:
-            parsed = ServiceDocument.model_validate(raw)
+            parsed = ServiceDocument.model_validate(body)
         except ValidationError as err:
             errors.append(LoadError(origin, 0, f"documents[{i}]", str(err.errors()[0]["msg"])))
             continue
+        kept = tuple(
+            ConfigContent(c.target, str(digests.get(c.target, "")), c.file_mode)
+            for c in parsed.spec.configs
+        )
         try:
-            service = _desired_service(parsed, source=origin, secrets=secrets)
+            service = _desired_service(
+                parsed,
+                source=origin,
+                secrets=secrets,
+                default_network=default_network,
+                configs=kept,
+            )
         except SecretUnavailable as err:
             errors.append(LoadError(origin, 0, f"documents[{i}].spec.secretEnv", str(err)))
             continue
         services[service.name] = service
     if errors:
         return LoadResult(None, tuple(errors))
-    return LoadResult(DesiredState.of(services))
+    return LoadResult(DesiredState.of(services, networks, default_network=default_network))
+
+
+def _is_network(doc: Document) -> bool:
+    return isinstance(doc.value, dict) and doc.value.get("kind") == "Network"
 
 
 def _raw_name(doc: Document) -> str | None:
@@ -207,7 +414,7 @@ def _yaml_files(root: Path) -> Iterator[Path]:
                 yield Path(dirpath, name)
 
 
-def _validate(doc: Document, errors: list[LoadError]) -> ServiceDocument | None:
+def _validate(doc: Document, errors: list[LoadError]) -> ServiceDocument | NetworkDocument | None:
     if not isinstance(doc.value, dict):
         errors.append(
             LoadError(
@@ -229,8 +436,11 @@ def _validate(doc: Document, errors: list[LoadError]) -> ServiceDocument | None:
             )
         )
         return None
+    kind: type[ServiceDocument | NetworkDocument] = (
+        NetworkDocument if _is_network(doc) else ServiceDocument
+    )
     try:
-        return ServiceDocument.model_validate(doc.value)
+        return kind.model_validate(doc.value)
     except ValidationError as err:
         for item in err.errors():
             loc = tuple(item["loc"])
@@ -239,15 +449,15 @@ def _validate(doc: Document, errors: list[LoadError]) -> ServiceDocument | None:
                     doc.file,
                     doc.line_of(loc),
                     dotted(loc),
-                    _message(item["type"], item["msg"], loc),
+                    _message(item["type"], item["msg"], loc, kind),
                 )
             )
         return None
 
 
-def _fields_at(loc: Sequence[str | int]) -> list[str]:
-    """The field names (as written in YAML) of the model at ``loc`` in a Service document."""
-    model: type[BaseModel] | None = ServiceDocument
+def _fields_at(loc: Sequence[str | int], document: type[BaseModel]) -> list[str]:
+    """The field names (as written in YAML) of the model at ``loc`` in a document."""
+    model: type[BaseModel] | None = document
     annotation: Any = None
     for part in loc:
         if model is None:
@@ -289,12 +499,20 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _message(kind: str, msg: str, loc: tuple[str | int, ...] = ()) -> str:
+def _message(
+    kind: str,
+    msg: str,
+    loc: tuple[str | int, ...] = (),
+    document: type[BaseModel] = ServiceDocument,
+) -> str:
     if kind == "extra_forbidden":
-        close = difflib.get_close_matches(str(loc[-1]), _fields_at(loc[:-1]), n=1, cutoff=0.6)
+        fields = _fields_at(loc[:-1], document)
+        close = difflib.get_close_matches(str(loc[-1]), fields, n=1, cutoff=0.6)
         return f"unknown field; did you mean {close[0]!r}?" if close else "unknown field"
     if kind == "missing":
         return "required field is missing"
+    if kind == "literal_error" and loc == ("kind",):
+        return "kind must be Service or Network"
     if kind == "string_type" and len(loc) >= 2 and loc[-2] in ("env", "labels"):
         return "must be a string (quote values such as true, 1 or 1.0)"
     if kind == "string_pattern_mismatch":

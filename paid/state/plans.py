@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from paid.state.networks import NetworkAction, NetworkActionKind
+
 
 class ActionKind(StrEnum):
     CREATE = "create"  # no container holds the name
@@ -72,15 +74,17 @@ class Plan:
     actions: tuple[Action, ...] = ()
     withheld: tuple[Action, ...] = ()  # not to be applied; see ``notes``
     notes: tuple[str, ...] = field(default=())
+    networks: tuple[NetworkAction, ...] = ()  # applied before any container action
 
     @property
     def empty(self) -> bool:
         """True when the host already matches: nothing to do, nothing held back."""
-        return not self.actions and not self.withheld
+        return not self.actions and not self.withheld and not self.networks
 
     @property
-    def mutating(self) -> tuple[Action, ...]:
-        return tuple(a for a in self.actions if a.kind in MUTATING)
+    def mutating(self) -> tuple[Action | NetworkAction, ...]:
+        changes = tuple(n for n in self.networks if n.kind is not NetworkActionKind.CONFLICT)
+        return changes + tuple(a for a in self.actions if a.kind in MUTATING)
 
     @property
     def conflicts(self) -> tuple[Action, ...]:
@@ -88,6 +92,7 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "networks": [n.to_json() for n in self.networks],
             "actions": [a.to_json() for a in self.actions],
             "withheld": [a.to_json() for a in self.withheld],
             "notes": list(self.notes),

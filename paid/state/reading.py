@@ -170,7 +170,7 @@ def read_regular_file(path: str | os.PathLike[str], *, limit: int) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise _NotRegular(f"not a regular file ({_kind(st.st_mode)}); refused unread")
+            raise _NotRegular(f"not a regular file ({kind_of(st.st_mode)}); refused unread")
         chunks: list[bytes] = []
         left = limit + 1
         while left > 0:
@@ -184,13 +184,15 @@ def read_regular_file(path: str | os.PathLike[str], *, limit: int) -> bytes:
         os.close(fd)
 
 
-def _kind(mode: int) -> str:
+def kind_of(mode: int) -> str:
+    """What a file that is not a regular one is, in words: "a FIFO", "a symlink", ..."""
     for test, name in (
         (stat.S_ISFIFO, "a FIFO"),
         (stat.S_ISCHR, "a character device"),
         (stat.S_ISBLK, "a block device"),
         (stat.S_ISSOCK, "a socket"),
         (stat.S_ISDIR, "a directory"),
+        (stat.S_ISLNK, "a symlink"),
     ):
         if test(mode):
             return name

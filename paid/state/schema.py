@@ -9,9 +9,14 @@ repository; a test fails when it is stale.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field, TypeAdapter
+
+from paid.state.networks import NETWORK_NAME, NetworkDocument
 from paid.state.specs import ServiceDocument
+
+_DOCUMENT = TypeAdapter(Annotated[ServiceDocument | NetworkDocument, Field(discriminator="kind")])
 
 SCHEMA_ID = "https://paid.invalid/schema/paid-v1.json"
 _SHORTHANDS = {
@@ -19,14 +24,15 @@ _SHORTHANDS = {
     "#/$defs/VolumeMount": {"type": "string", "description": "source:/destination[:ro|rw]"},
     "#/$defs/TmpfsMount": {"type": "string", "description": "an absolute path"},
     "#/$defs/Ulimit": {"type": "integer", "description": "soft and hard alike"},
+    "#/$defs/Attachment": {"type": "string", "pattern": NETWORK_NAME, "description": "a network"},
 }
 _SIZES = frozenset({"memory", "shmSize", "size", "maxSize"})
 _SIZE = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?\s*([KMGT]i?|[kmgt]|[KMGT]B|B)?$"}
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema 2020-12 of every kind of document (today: Service)."""
-    schema = ServiceDocument.model_json_schema(by_alias=True, mode="validation")
+    """JSON Schema 2020-12 of every kind of document: Service and Network."""
+    schema = _DOCUMENT.json_schema(by_alias=True, mode="validation")
     widened = _widen(schema)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,18 +44,34 @@ class SecretMount:
     secret and the container that still uses the old one keeps it.
     """
 
-    env: str  # the variable name in secretEnv; the file is /run/secrets/<env>
+    env: str | None  # secretEnv's variable (the file is /run/secrets/<env>); None: secrets
     file: str  # relative to the secrets directory
     fingerprint: str
     podman_name: str
+    path: str = ""  # where it is mounted; default /run/secrets/<env>
+    uid: int | None = None
+    gid: int | None = None
+    mode: int | None = None
 
     @property
     def target(self) -> str:
-        return f"{MOUNT_DIRECTORY}/{self.env}"
+        return self.path or f"{MOUNT_DIRECTORY}/{self.env}"
 
 
 def podman_secret_name(service: str, env: str, fingerprint: str) -> str:
     return f"paid.{service}.{env}.{fingerprint[:16]}"
+
+
+def file_secret_key(target: str) -> str:
+    """The key of a ``secrets`` entry among a service's fingerprints (secretEnv's are names)."""
+    return f"file:{target}"
+
+
+def file_secret_name(service: str, target: str, fingerprint: str) -> str:
+    """The Podman secret of a ``secrets`` entry: named after its target, and its value."""
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", target.rsplit("/", 1)[-1])[:40] or "secret"
+    where = hashlib.sha256(target.encode()).hexdigest()[:6]
+    return f"paid.{service}.f-{base}-{where}.{fingerprint[:16]}"
 
 
 def is_managed_secret(name: str) -> bool:

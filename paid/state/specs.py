@@ -25,6 +25,7 @@ import signal
 from typing import Annotated, Any, ClassVar, Literal, NewType, Self
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     field_validator,
@@ -37,6 +38,7 @@ from paid.state.basics import (
     no_nul,
     parse_memory,
 )
+from paid.state.configs import ConfigMount, env_file_name
 from paid.state.container_fields import (
     HOSTNAME,
     SECURITY_OPTS,
@@ -51,6 +53,7 @@ from paid.state.container_fields import (
     Ulimit,
     _parse_ulimit,
 )
+from paid.state.networks import AttachmentField
 from paid.state.shorthands import Port, PortMapping, Resources, Volume, VolumeMount
 from paid.state.steering import (
     Backup,
@@ -123,6 +126,31 @@ class SecretFile(Model):
         return value
 
 
+class SecretFileMount(SecretFile):
+    """A secret mounted as a file where the image reads it (``secrets``)."""
+
+    target: str | None = None  # default: /run/secrets/<file>
+    uid: int | None = Field(default=None, ge=0, le=2**32 - 2)
+    gid: int | None = Field(default=None, ge=0, le=2**32 - 2)
+    mode: str = "0444"
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str | None) -> str | None:
+        return None if value is None else absolute_path(value, "target")
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        if not re.fullmatch(r"0?[0-7]{3}", value):
+            raise ValueError(f'mode {value!r} is not an octal mode such as "0400"')
+        return value
+
+    @property
+    def path(self) -> str:
+        return self.target or f"/run/secrets/{self.file.rsplit('/', 1)[-1]}"
+
+
 class Metadata(Model):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     labels: dict[str, str] = Field(default_factory=dict)
@@ -146,6 +174,7 @@ class ServiceSpec(Model):
     args: list[str] | None = None
     env: dict[str, str] = Field(default_factory=dict)
     secret_env: dict[str, SecretFile] = Field(default_factory=dict)
+    secrets: list[SecretFileMount] = Field(default_factory=list)
     ports: list[Port] = Field(default_factory=list)
     volumes: list[Volume] = Field(default_factory=list)
     depends_on: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list)
@@ -186,6 +215,25 @@ class ServiceSpec(Model):
     userns: str | None = None
     timezone: str | None = None
     annotations: dict[str, str] = Field(default_factory=dict)
+    # Networks: none named means the default network (``--default-network``).
+    networks: list[AttachmentField] = Field(default_factory=list)
+    host_network: bool = False
+    # Files from the repository (relative to the YAML file's directory):
+    configs: list[ConfigMount] = Field(default_factory=list)
+    env_files: list[Annotated[str, AfterValidator(env_file_name)]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_network_mode(self) -> Self:
+        names = [n.name for n in self.networks]
+        if len(names) != len(set(names)):
+            raise ValueError("networks: a network is named twice")
+        if self.host_network and self.networks:
+            raise ValueError("hostNetwork: a container on the host's network joins no other")
+        if self.host_network and self.ports:
+            raise ValueError(
+                "hostNetwork: the container listens on the host's ports itself; remove ports"
+            )
+        return self
 
     @field_validator("user")
     @classmethod
@@ -309,6 +357,12 @@ class ServiceSpec(Model):
         destinations = [v.destination for v in self.volumes]
         if len(destinations) != len(set(destinations)):
             raise ValueError("two volumes mount on the same destination")
+        targets = [c.target for c in self.configs]
+        if len(targets) != len(set(targets)) or set(targets) & set(destinations):
+            raise ValueError("configs: two configs, or a config and a volume, share a target")
+        paths = [m.path for m in self.secrets] + [f"/run/secrets/{k}" for k in self.secret_env]
+        if len(paths) != len(set(paths)) or set(paths) & (set(targets) | set(destinations)):
+            raise ValueError("secrets: two secrets, or a secret and a mount, share a target")
         return self
 
     # Fields that steer paid, not the container: changing them never
@@ -337,6 +391,7 @@ class ServiceSpec(Model):
             "readOnlyRootFilesystem", "tmpfs", "capabilities", "privileged",
             "noNewPrivileges", "securityOpt", "devices", "ulimits", "sysctls", "shmSize",
             "pidsLimit", "logging", "extraHosts", "dns", "userns", "timezone", "annotations",
+            "hostNetwork", "configs", "envFiles", "secrets",
         }
     )  # fmt: skip
 
@@ -367,16 +422,24 @@ def shape_of(
     labels: dict[str, str],
     spec: ServiceSpec,
     secret_fingerprints: dict[str, str] | None = None,
+    config_digests: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Everything that defines the container, as one JSON-ready mapping.
 
     Secrets enter as their keyed fingerprints (never their values), so a
-    changed secret file is drift like any other.
+    changed secret file is drift like any other; configs enter as the
+    digests of their content (by target).
     """
     shape = {"name": name, "labels": dict(sorted(labels.items())), **spec.container_shape()}
     fingerprints = secret_fingerprints or {}
     for key, entry in shape.get("secretEnv", {}).items():
         entry["fingerprint"] = fingerprints.get(key, "")
+    for entry in shape.get("secrets", []):
+        target = entry.get("target") or f"/run/secrets/{entry['file'].rsplit('/', 1)[-1]}"
+        entry["fingerprint"] = fingerprints.get(f"file:{target}", "")
+    digests = config_digests or {}
+    for entry in shape.get("configs", []):
+        entry["digest"] = digests.get(entry["target"], "")
     return shape
 
 

@@ -491,6 +491,10 @@ class Store:
         )
         return int(rows[0][0]) if rows else None
 
+    def recorded_specs(self) -> list[dict[str, Any]]:
+        """The container shape of every kept revision of every service (for collection)."""
+        return [json.loads(r[0]) for r in self._query("SELECT spec FROM revisions")]
+
     def revisions(self, service: str) -> list[Revision]:
         rows = self._query(
             "SELECT service, number, spec_hash, spec, image, created_at, document, outcome,"

@@ -146,12 +146,29 @@ def test_postmortem_after_a_rollback_and_chaos(
     )
     wait_until(lambda: daemon.metric("paid_rollbacks_total", 'service="web"') == 1, 40)
     wait_until(lambda: daemon.service("web")["health"].get("ready"), 30)
-    assert 0 == chaos(daemon, "--rounds", "2", "--action", "kill", "--service", "web")
+    capsys.readouterr()
+    assert 0 == chaos(
+        daemon, "--rounds", "2", "--action", "kill", "--service", "web", "--output", "json"
+    )
+    said = json.loads(capsys.readouterr().out)
+    assert [(1, "web", True), (2, "web", True)] == [
+        (r["round"], r["service"], r["recovered"]) for r in said["rounds"]
+    ]
+    assert 2 == said["recovered"]
     report_path = tmp_path / "incident.md"
 
     assert 0 == paid(
-        daemon, "postmortem", "--since", "10m", "--service", "web", "--output", str(report_path)
+        daemon, "postmortem", "--since", "10m", "--service", "web", "--file", str(report_path)
     )
+    json_path = tmp_path / "incident.json"
+    assert 0 == paid(
+        daemon, "postmortem", "--since", "10m", "--service", "web", "--output", "json",
+        "--file", str(json_path),
+    )  # fmt: skip
+    facts = json.loads(json_path.read_text())
+    assert ["web"] == [s["name"] for s in facts["services"]]
+    assert 2 <= len(facts["services"][0]["outages"])  # the two chaos kills at least
+    assert "chaos break" in [e["event"] for e in facts["timeline"]]
 
     text = report_path.read_text()
     timeline = text.split("## Timeline")[1].split("## Revisions involved")[0]

@@ -82,7 +82,10 @@ def test_converges_from_empty(podman: PodmanService, desired_dir: Path, state_di
 def test_second_apply_makes_zero_mutating_calls(
     podman: PodmanService, desired_dir: Path, state_dir: Path
 ) -> None:
-    """Idempotence seen twice: paid's own request counter and Podman's events log."""
+    """Idempotence seen twice: paid's own request counter and Podman's events log.
+
+    A new `paid apply` lists the containers and, once, the networks.
+    """
     three_services(desired_dir, free_port())
     assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
     mark = podman.event_mark()
@@ -94,8 +97,9 @@ def test_second_apply_makes_zero_mutating_calls(
         report = converge(desired, runtime=runtime, store=store)  # what `paid apply` runs
 
     assert ([], {}) == (report.results, report.rollouts)
-    assert {("GET", "containers/json"): 1} == dict(runtime.requests)
+    assert {("GET", "containers/json"): 1, ("GET", "networks/json"): 1} == dict(runtime.requests)
     assert [] == [e for e in podman.container_events_since(mark) if e[0] in MUTATING_EVENTS]
+    assert [] == podman.network_events_since(mark)
     assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
     assert [] == [e for e in podman.container_events_since(mark) if e[0] in MUTATING_EVENTS]
 

@@ -25,6 +25,7 @@ from paid.runtime.base import (
 )
 from paid.runtime.fake import FakeRuntime
 from paid.runtime.podman import PodmanRuntime
+from paid.state.networks import NetworkSpec
 from paid.state.specs import PortMapping
 from tests.harness import IMAGE, PodmanService, free_port
 
@@ -152,3 +153,39 @@ def test_a_killed_container_is_reported_on_the_event_stream(runtime: Any) -> Non
     died = [e for e in seen if e.action == "died"]
     assert ["svc"] == [e.name for e in died]
     assert "svc" == died[0].service
+
+
+def test_networks_are_made_listed_joined_left_and_removed_alike(runtime: Runtime) -> None:
+    """A network paid made is listed as its own; containers on it say so; in use, it stays."""
+    runtime.create_network("contract-net", NetworkSpec(), {"paid.managed": "true"})
+    (made,) = [n for n in runtime.list_networks() if n.name == "contract-net"]
+    assert made.managed
+
+    runtime.create_container(_request("svc", networks={"contract-net": ("alias-1",)}))
+    (listed,) = [c for c in runtime.list_containers() if c.name == "svc"]
+    assert ("contract-net",) == listed.networks
+    inspected = runtime.inspect_container("svc")
+    assert inspected is not None
+    assert ("contract-net",) == inspected.networks
+    with pytest.raises(RequestRejected):
+        runtime.remove_network("contract-net")
+
+    runtime.disconnect_network("contract-net", listed.id)
+    assert () == next(c.networks for c in runtime.list_containers() if c.name == "svc")
+    runtime.connect_network("contract-net", listed.id, aliases=["alias-2"])
+    assert ("contract-net",) == next(
+        c.networks for c in runtime.list_containers() if c.name == "svc"
+    )
+    runtime.remove_container("svc")
+    runtime.remove_network(made.id)
+    assert "contract-net" not in {n.name for n in runtime.list_networks()}
+
+
+def test_a_network_that_is_not_there_refuses_the_container(runtime: Runtime) -> None:
+    """Creating on a missing network fails, and is not taken for a missing container."""
+    with pytest.raises(RequestRejected) as refused:
+        runtime.create_container(_request("svc", networks={"nowhere": ()}))
+    assert not isinstance(refused.value, NameInUse)
+    assert not refused.value.transient
+    assert "nowhere" in str(refused.value)
+    assert "svc" not in {c.name for c in runtime.list_containers()}

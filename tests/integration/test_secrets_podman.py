@@ -160,3 +160,39 @@ def test_podman_secrets_are_made_once_listed_with_their_age_and_collected(
     assert [] == young  # made a moment ago: a rollout may be about to use it
     assert (["paid.old.TOKEN.0000000000000000"], 0) == (removed, kept)
     assert ["not-paids"] == podman.podman("secret", "ls", "--format", "{{.Name}}").split()
+
+
+def test_a_file_secret_is_mounted_at_its_path_with_its_owner_and_mode(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, tmp_path: Path
+) -> None:
+    """secrets: [{file, target, uid, gid, mode}]: the image reads it where it expects it."""
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir(mode=0o700)
+    (secrets_dir / "db-password").write_text(VALUE)
+    write_services(
+        desired_dir,
+        service_doc(
+            "db",
+            user="999:999",
+            secrets=[
+                {"file": "db-password", "target": "/etc/db/password", "uid": 999, "gid": 999,
+                 "mode": "0400"},
+                {"file": "db-password"},
+            ],
+        ),
+    )  # fmt: skip
+    env = {"PAID_SECRETS_DIR": str(secrets_dir), "PAID_STATE_DIR": str(state_dir)}
+
+    applied = _paid(podman, "apply", str(desired_dir), env=env)
+
+    assert 0 == applied.returncode, applied.stdout + applied.stderr
+    assert VALUE == podman.podman("exec", "db", "cat", "/etc/db/password")
+    listing = podman.podman("exec", "db", "stat", "-c", "%u:%g %a", "/etc/db/password").strip()
+    assert "999:999 400" == listing
+    assert VALUE == podman.podman("exec", "db", "cat", "/run/secrets/db-password")
+    assert VALUE not in json.dumps(podman.inspect("db"))
+    (secrets_dir / "db-password").write_text("rotated")
+    planned = _paid(podman, "plan", str(desired_dir), env=env)
+    assert 2 == planned.returncode
+    assert "spec.secrets: (changed) → (changed)" in planned.stdout
+    assert "rotated" not in planned.stdout

@@ -29,3 +29,50 @@ def test_the_unit_verifies_cleanly(tmp_path: Path) -> None:
 
     assert 0 == result.returncode, result.stderr
     assert "" == result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_scripts_install_makes_a_venv_a_command_and_a_unit_that_verifies(tmp_path: Path) -> None:
+    """scripts/install: a venv (never the system Python), the paid link, the unit; it verifies."""
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(tmp_path),
+        "PAID_PREFIX": str(tmp_path / "opt" / "paid"),
+        "PAID_BIN_DIR": str(tmp_path / "bin"),
+        "PAID_UNIT_DIR": str(tmp_path / "units"),
+        "PAID_ETC_DIR": str(tmp_path / "etc"),
+        "PIP_CACHE_DIR": str(Path.home() / ".cache" / "pip"),  # the machine's, for speed
+    }
+
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "install"), "--no-enable"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert 0 == result.returncode, result.stdout + result.stderr
+    paid = tmp_path / "bin" / "paid"
+    assert paid.resolve() == (tmp_path / "opt" / "paid" / "bin" / "paid").resolve()
+    version = subprocess.run([str(paid), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("paid ")
+    unit = tmp_path / "units" / "paid.service"
+    assert f"ExecStart={paid} run {tmp_path / 'etc'}/desired-state" in unit.read_text()
+    analyze = shutil.which("systemd-analyze")
+    assert analyze is not None
+    verified = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "" == verified.stdout + verified.stderr
+    assert 0o700 == (tmp_path / "etc" / "secrets").stat().st_mode & 0o777
+    again = subprocess.run(
+        [str(ROOT / "scripts" / "install"), "--no-enable"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert 0 == again.returncode, again.stderr  # idempotent: an upgrade in place

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from paid.controllers.converging import ConvergeReport, converge
 from paid.controllers.reconciling import Reconciler, StepKind
 from paid.controllers.services import Outcome, ServiceController
-from paid.controllers.timings import BackoffPolicy, Timings
 from paid.runtime.base import ContainerRequest
 from paid.runtime.fake import FakeRuntime
 from paid.state.actual import ActualContainer
@@ -26,17 +25,9 @@ from paid.state.plans import ActionKind
 from paid.state.secrets import SecretSource
 from paid.state.specs import ServiceDocument
 from paid.state.store import Store
-from tests.unit.builders import desired, running, unmanaged
+from tests.unit.builders import FAST, desired, networks_made, running, unmanaged
 from tests.unit.builders import desired_service as _service
 
-# Gates that pass as soon as the container is ready, and a loop that polls fast.
-FAST = Timings(
-    requeue=BackoffPolicy(0.01, 0.05),
-    dependency_poll=0.01,
-    hold_poll=0.01,
-    rollout_poll=0.01,
-    probe_tick=0.01,
-)
 IMAGES = {"localhost/app:1", "localhost/app:2"}
 
 
@@ -76,7 +67,7 @@ def test_converges_from_empty_in_dependency_order(store: Store) -> None:
 
 
 def test_second_pass_makes_no_mutating_call(store: Store) -> None:
-    """Idempotence: a converged host costs one list call and nothing else."""
+    """Idempotence: a converged host costs one container list, one network list, nothing else."""
     runtime = FakeRuntime(images=set(IMAGES))
     apply(runtime, store, desired(WEB, API, DB))
     runtime.calls.clear()
@@ -84,7 +75,7 @@ def test_second_pass_makes_no_mutating_call(store: Store) -> None:
     report = apply(runtime, store, desired(WEB, API, DB))
 
     assert ([], {}) == (report.results, report.rollouts)
-    assert [("list", "")] == runtime.calls
+    assert [("list", ""), ("list_networks", "")] == runtime.calls
 
 
 def test_missing_image_fails_that_service_and_its_dependents_only(store: Store) -> None:
@@ -130,7 +121,7 @@ def test_pullable_image_is_pulled_then_used(store: Store) -> None:
 
 def test_conflict_is_reported_and_left_alone(store: Store) -> None:
     """An unmanaged container holding a desired name is never touched; dependents wait."""
-    runtime = FakeRuntime(images=set(IMAGES))
+    runtime = networks_made(FakeRuntime(images=set(IMAGES)), desired(DB, API))
     runtime.add(unmanaged("db"))
 
     report = apply(runtime, store, desired(DB, API))
@@ -395,7 +386,7 @@ def _left_progressing(store: Store, service: DesiredService) -> int:
 
 def test_a_revision_left_progressing_with_its_container_running_is_judged(store: Store) -> None:
     """kill -9 mid-gate: the next apply puts the running revision through the gate."""
-    runtime = FakeRuntime(images=set(IMAGES))
+    runtime = networks_made(FakeRuntime(images=set(IMAGES)), desired(DB))
     number = _left_progressing(store, DB)
     runtime.add(running(DB))  # revision 1, running
 

@@ -10,7 +10,7 @@ from paid.cli import main
 from paid.controllers.reconciling import FULL, Reconciler
 from paid.controllers.rollouts import effective_state
 from paid.runtime.fake import FakeRuntime
-from paid.state.loading import load_directory, to_documents
+from paid.state.loading import load_directory, to_document
 from paid.state.store import Store
 from tests.harness import service_doc, write_services
 from tests.unit.builders import desired, desired_service
@@ -22,7 +22,7 @@ V3 = desired_service("web", image="localhost/app:3")
 
 def _record(store: Store, svc: object, outcome: str, *, quarantine: bool = False) -> int:
     state = desired(svc)  # type: ignore[arg-type]
-    (doc,) = to_documents(state)
+    doc = to_document(state.services["web"])  # type: ignore[index]
     s = state.services["web"]  # type: ignore[index]
     number = store.revision_for(
         service="web", spec_hash=s.spec_hash, spec=s.shape, image=s.spec.image, document=doc
@@ -115,7 +115,7 @@ def test_rollout_retry_releases_the_quarantine(tmp_path: Path, capsys: object) -
     assert loaded is not None
     with Store.open(tmp_path / "state") as store:
         _record(store, V1, "succeeded")
-        (doc,) = to_documents(loaded)
+        doc = to_document(loaded.services["web"])  # type: ignore[index]
         s = loaded.services["web"]  # type: ignore[index]
         n = store.revision_for(
             service="web", spec_hash=s.spec_hash, spec=s.shape, image=s.spec.image, document=doc

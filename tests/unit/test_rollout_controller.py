@@ -14,7 +14,7 @@ from paid.runtime.fake import FakeRuntime
 from paid.state.desired import DesiredService
 from paid.state.flags import Flags
 from paid.state.store import Store
-from tests.unit.builders import desired, desired_service
+from tests.unit.builders import desired, desired_service, paid_network
 
 V1 = desired_service(
     "web", image="localhost/app:1", rollout={"minReadySeconds": 10, "progressDeadlineSeconds": 60}
@@ -46,7 +46,7 @@ def make(
     flags: Flags | None = None,
     backup: Callable[[DesiredService], str | None] | None = None,
 ) -> tuple[FakeRuntime, RolloutController, Clock]:
-    runtime = runtime or FakeRuntime(images={"localhost/app:1", "localhost/app:2"})
+    runtime = paid_network(runtime or FakeRuntime(images={"localhost/app:1", "localhost/app:2"}))
     clock = Clock()
     controller = RolloutController(
         runtime=runtime,

@@ -1,0 +1,116 @@
+"""``paid import compose|quadlet`` and ``paid export kube``: ways in, and a way out."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from paid.cli.common import DEFAULT_DIR, EXIT_ERROR, EXIT_OK, load, out, print_errors, stderr
+from paid.cli.options import Parents, Subparsers
+from paid.state.loading import load_directory
+from paid.translate import kube
+from paid.translate.compose import import_compose
+from paid.translate.output import Problem, Translation, write
+from paid.translate.quadlet import import_quadlet
+
+
+def register(sub: Subparsers, parents: Parents) -> None:
+    imports = sub.add_parser("import", help="translate compose or Quadlet files into paid's")
+    kinds = imports.add_subparsers(dest="kind", required=True, metavar="KIND")
+    compose = kinds.add_parser(
+        "compose", parents=[parents.common], help="a compose file: one paid file per service"
+    )
+    compose.add_argument("file", type=Path, help="compose.yaml")
+    quadlet = kinds.add_parser(
+        "quadlet",
+        parents=[parents.common],
+        help="a directory of Quadlet .container, .network and .volume units",
+    )
+    quadlet.add_argument("file", type=Path, metavar="dir", help="the units' directory")
+    for parser in (compose, quadlet):
+        parser.add_argument(
+            "-o",
+            "--output-dir",
+            type=Path,
+            default=Path(DEFAULT_DIR),
+            help="default ./desired-state",
+        )
+        parser.add_argument(
+            "--partial", action="store_true", help="write what can be, list the rest (exit 1)"
+        )
+        parser.set_defaults(handler=_import)
+    export = sub.add_parser("export", help="translate paid's desired state for another engine")
+    targets = export.add_subparsers(dest="target", required=True, metavar="TARGET")
+    to_kube = targets.add_parser(
+        "kube",
+        parents=[parents.common, parents.loading],
+        help="Kubernetes manifests: Deployments, Services, PVCs, ConfigMaps, NetworkPolicies",
+    )
+    to_kube.add_argument("-o", "--output-file", type=Path, help="default: stdout")
+    to_kube.set_defaults(handler=_export_kube, offline=True)
+
+
+def _import(args: argparse.Namespace) -> int:
+    source: Path = args.file
+    translation = import_compose(source) if args.kind == "compose" else import_quadlet(source)
+    problems = sorted(set(translation.problems)) + _invalid(translation)
+    for problem in problems:
+        stderr(str(problem))
+    if problems and not args.partial:
+        stderr(f"paid: {len(problems)} things cannot be translated; nothing was written")
+        return EXIT_ERROR
+    if problems:
+        translation.outputs = [o for o in translation.outputs if not _broken(o.filename, problems)]
+    try:
+        written = write(translation, args.output_dir)
+    except OSError as err:
+        stderr(f"paid: {err}; nothing was written")
+        return EXIT_ERROR
+    for path in written:
+        out(str(path))
+    if problems:
+        stderr(f"paid: wrote {len(written)} files; {len(problems)} things left out (above)")
+        return EXIT_ERROR
+    out(f"paid: wrote {len(written)} files; check them with: paid validate {args.output_dir}")
+    return EXIT_OK
+
+
+def _invalid(translation: Translation) -> list[Problem]:
+    """What paid's own loader says of the output (a value passed through that paid refuses)."""
+    if not translation.outputs:
+        return []
+    staging = Path(tempfile.mkdtemp(prefix="paid-import-check-"))
+    try:
+        write(translation, staging / "out")
+        result = load_directory(staging / "out", offline=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    prefix = str(staging / "out") + "/"
+    return [
+        Problem(
+            e.file.replace(prefix, ""), e.line, e.field, f"paid refuses the result: {e.message}"
+        )
+        for e in result.errors
+    ]
+
+
+def _broken(filename: str, problems: list[Problem]) -> bool:
+    return any(p.file == filename for p in problems)
+
+
+def _export_kube(args: argparse.Namespace) -> int:
+    result = load(args)
+    if result.desired is None:
+        print_errors(result)
+        return EXIT_ERROR
+    manifests = kube.export(result.desired, Path(args.dir))
+    for skipped in manifests.skipped:
+        stderr(f"paid: not exported: {skipped}")
+    text = manifests.text()
+    if args.output_file is None:
+        out(text.rstrip("\n"))
+    else:
+        args.output_file.write_text(text)
+    return EXIT_OK

@@ -1,0 +1,450 @@
+"""``paid import quadlet``: a directory of Quadlet units in, paid's documents out.
+
+``.container`` units become Services, ``.network`` units Networks;
+``.volume`` units need no document (paid makes named volumes when first
+mounted) unless they ask for something paid cannot do. A key paid cannot
+translate is a ``Problem`` (``file:line: Section.Key: why``), as in the
+compose importer. ``KEYS`` is the table the README's mapping comes from.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paid.translate.compose_keys import network_name, seconds
+from paid.translate.output import Output, Problem, Translation, in_order
+
+_SUFFIXES = (".container", ".network", ".volume")
+
+
+@dataclass
+class Unit:
+    """One unit file: its entries in order, each with its line."""
+
+    path: Path
+    entries: list[tuple[str, str, str, int]] = field(default_factory=list)  # section, key, value
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+def parse_unit(path: Path) -> Unit:
+    """systemd's unit syntax: sections, ``Key=value``, comments, ``\\`` continuations."""
+    unit = Unit(path)
+    section = ""
+    pending, start = "", 0
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not pending and (not line or line.startswith(("#", ";"))):
+            continue
+        if line.endswith("\\"):
+            pending, start = pending + line[:-1] + " ", start or number
+            continue
+        line, at = pending + line, start or number
+        pending, start = "", 0
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        key, found, value = line.partition("=")
+        if found:
+            unit.entries.append((section, key.strip(), value.strip(), at))
+    return unit
+
+
+@dataclass
+class Context:
+    unit: Unit
+    spec: dict[str, Any]
+    translation: Translation
+    notes: list[str]
+    names: dict[str, str]  # container unit name -> service name
+    line: int = 0
+    key: str = ""
+    user: list[str] = field(default_factory=list)  # User=, Group=
+
+    def problem(self, why: str) -> None:
+        self.translation.problems.append(Problem(str(self.unit.path), self.line, self.key, why))
+
+
+Handler = Callable[[str, Context], None]
+
+
+def _words(value: str, ctx: Context) -> list[str]:
+    try:
+        return shlex.split(value)
+    except ValueError as err:
+        ctx.problem(f"cannot split as systemd would: {err}")
+        return []
+
+
+def _set(paid: str, convert: Callable[[str], Any] = str) -> Handler:
+    def handler(value: str, ctx: Context) -> None:
+        ctx.spec[paid] = convert(value)
+
+    return handler
+
+
+def _append(paid: str) -> Handler:
+    def handler(value: str, ctx: Context) -> None:
+        ctx.spec.setdefault(paid, []).extend(_words(value, ctx) or [value])
+
+    return handler
+
+
+def _boolean(value: str) -> bool:
+    return value.lower() in ("1", "yes", "true", "on")
+
+
+def _image(value: str, ctx: Context) -> None:
+    tail = value.rsplit("/", 1)[-1]
+    if "@" not in tail and (":" not in tail or tail.endswith(":latest")):
+        ctx.problem(f"{value} is not pinned: give a version tag or a digest")
+    ctx.spec["image"] = value
+
+
+def _exec(value: str, ctx: Context) -> None:
+    ctx.spec["args"] = _words(value, ctx)
+
+
+def _entrypoint(value: str, ctx: Context) -> None:
+    ctx.spec["command"] = _words(value, ctx)
+
+
+def _environment(value: str, ctx: Context) -> None:
+    env = ctx.spec.setdefault("env", {})
+    for word in _words(value, ctx):
+        key, found, item = word.partition("=")
+        if not found:
+            ctx.problem(f"{word!r} is not KEY=VALUE")
+            continue
+        env[key] = item
+
+
+def _environment_file(value: str, ctx: Context) -> None:
+    path = (ctx.unit.path.parent / value).resolve()
+    try:
+        relative = path.relative_to(ctx.unit.path.parent.resolve())
+    except ValueError:
+        ctx.problem(f"{value} is outside the units' directory")
+        return
+    if not path.is_file():
+        ctx.problem(f"{value} does not exist")
+        return
+    ctx.translation.copies[str(relative)] = path
+    ctx.spec.setdefault("envFiles", []).append(relative.as_posix())
+
+
+def _publish(value: str, ctx: Context) -> None:
+    body = value.rsplit("/", 1)[0]
+    if ":" not in body:
+        ctx.problem(f"{value}: give a host port (host:container)")
+        return
+    ctx.spec.setdefault("ports", []).append(value.removesuffix("/tcp"))
+
+
+def _volume(value: str, ctx: Context) -> None:
+    parts = value.split(":")
+    if len(parts) < 2:
+        ctx.problem(f"{value}: an anonymous volume; name it (name:{value})")
+        return
+    source, target, options = parts[0], parts[1], ":".join(parts[2:])
+    if source.endswith(".volume"):
+        source = source.removesuffix(".volume")
+    if source.startswith("/"):
+        ctx.notes.append(f"mounts the host path {source}: run paid with --allow-host-path {source}")
+    elif source.startswith("."):
+        ctx.problem(f"{source}: a relative host path; use an absolute one or a named volume")
+        return
+    read_only = "ro" in options.split(",")
+    ctx.spec.setdefault("volumes", []).append(f"{source}:{target}" + (":ro" if read_only else ""))
+
+
+def _network(value: str, ctx: Context) -> None:
+    if value == "host":
+        ctx.spec["hostNetwork"] = True
+        return
+    name, _, options = value.partition(":")
+    if options:
+        ctx.problem(f"{value}: network options have no paid equivalent")
+    if name in ("none", "private", "slirp4netns", "pasta") or name.startswith("container:"):
+        ctx.problem(f"{name}: paid has networks and hostNetwork only")
+        return
+    ctx.spec.setdefault("networks", []).append(network_name(name.removesuffix(".network")))
+
+
+def _user(value: str, ctx: Context) -> None:
+    ctx.user.insert(0, value)
+
+
+def _group(value: str, ctx: Context) -> None:
+    ctx.user.append(value)
+
+
+def _capability(part: str) -> Handler:
+    def handler(value: str, ctx: Context) -> None:
+        caps = ctx.spec.setdefault("capabilities", {}).setdefault(part, [])
+        caps.extend(w.upper().removeprefix("CAP_") for w in _words(value, ctx))
+
+    return handler
+
+
+def _device(value: str, ctx: Context) -> None:
+    device = value.split(":", maxsplit=1)[0]
+    ctx.spec.setdefault("devices", []).append(device)
+    ctx.notes.append(f"device {device}: run paid with --allow-device {device}")
+
+
+def _ulimit(value: str, ctx: Context) -> None:
+    name, _, limits = value.partition("=")
+    soft, _, hard = limits.partition(":")
+    try:
+        ctx.spec.setdefault("ulimits", {})[name] = {"soft": int(soft), "hard": int(hard or soft)}
+    except ValueError:
+        ctx.problem(f"{value}: NAME=SOFT[:HARD]")
+
+
+def _pairs(paid: str) -> Handler:
+    def handler(value: str, ctx: Context) -> None:
+        target = ctx.spec.setdefault(paid, {})
+        for word in _words(value, ctx):
+            key, _, item = word.partition("=")
+            target[key] = item
+
+    return handler
+
+
+def _labels(value: str, ctx: Context) -> None:
+    for word in _words(value, ctx):
+        key, _, item = word.partition("=")
+        ctx.spec.setdefault("_labels", {})[key] = item
+
+
+def _health(paid: str) -> Handler:
+    def handler(value: str, ctx: Context) -> None:
+        probe = ctx.spec.setdefault("readinessProbe", {})
+        if paid == "command":
+            probe["exec"] = {"command": ["/bin/sh", "-c", value]}
+        elif paid == "failureThreshold":
+            probe[paid] = int(value)
+        else:
+            try:
+                probe[paid] = (
+                    max(1, round(seconds(value)))
+                    if paid != "initialDelaySeconds"
+                    else round(seconds(value))
+                )
+            except ValueError as err:
+                ctx.problem(str(err))
+
+    return handler
+
+
+def _restart(value: str, ctx: Context) -> None:
+    mapped = {"always": "Always", "on-failure": "OnFailure", "no": "Never"}
+    mapped.update({"on-abnormal": "OnFailure", "on-abort": "OnFailure", "on-watchdog": "OnFailure"})
+    if value not in mapped:
+        ctx.problem(f"Restart={value}: one of {', '.join(mapped)}")
+        return
+    ctx.spec["restartPolicy"] = mapped[value]
+
+
+def _stop_timeout(value: str, ctx: Context) -> None:
+    try:
+        ctx.spec["terminationGracePeriodSeconds"] = round(seconds(value))
+    except ValueError as err:
+        ctx.problem(str(err))
+
+
+def _depends(value: str, ctx: Context) -> None:
+    for word in value.split():
+        unit = word.removesuffix(".service")
+        if unit in ctx.names:
+            wanted = ctx.spec.setdefault("dependsOn", [])
+            if ctx.names[unit] not in wanted:
+                wanted.append(ctx.names[unit])
+
+
+def _noted(why: str) -> Handler:
+    def handler(value: str, ctx: Context) -> None:
+        ctx.notes.append(why.format(value=value))
+
+    return handler
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    section: str
+    key: str
+    paid: str
+    how: str
+    handler: Handler | None = None
+
+
+KEYS: tuple[Key, ...] = (
+    Key("Container", "Image", "image", "pinned: a tag other than latest, or a digest", _image),
+    Key("Container", "Exec", "args", "split as systemd does", _exec),
+    Key("Container", "Entrypoint", "command", "split as systemd does", _entrypoint),
+    Key("Container", "Environment", "env", "KEY=VALUE words", _environment),
+    Key("Container", "EnvironmentFile", "envFiles", "copied into the output", _environment_file),
+    Key("Container", "PublishPort", "ports", "host:container required", _publish),
+    Key("Container", "Volume", "volumes", "x.volume → the named volume x; absolute paths need "
+        "--allow-host-path", _volume),
+    Key("Container", "Network", "networks / hostNetwork", "x.network → x; host → hostNetwork",
+        _network),
+    Key("Container", "User", "user", "with Group=, user: \"uid:gid\"", _user),
+    Key("Container", "Group", "user", "see User=", _group),
+    Key("Container", "HostName", "hostname", "as is", _set("hostname")),
+    Key("Container", "WorkingDir", "workingDir", "as is", _set("workingDir")),
+    Key("Container", "ReadOnly", "readOnlyRootFilesystem", "as is",
+        _set("readOnlyRootFilesystem", _boolean)),
+    Key("Container", "Tmpfs", "tmpfs", "the path", _append("tmpfs")),
+    Key("Container", "AddCapability", "capabilities.add", "CAP_ dropped", _capability("add")),
+    Key("Container", "DropCapability", "capabilities.drop", "CAP_ dropped",
+        _capability("drop")),
+    Key("Container", "AddDevice", "devices", "at its own path (--allow-device)", _device),
+    Key("Container", "Ulimit", "ulimits", "NAME=SOFT[:HARD]", _ulimit),
+    Key("Container", "Sysctl", "sysctls", "KEY=VALUE words", _pairs("sysctls")),
+    Key("Container", "Label", "metadata.labels", "KEY=VALUE words", _labels),
+    Key("Container", "Annotation", "annotations", "KEY=VALUE words", _pairs("annotations")),
+    Key("Container", "HealthCmd", "readinessProbe.exec", "run by /bin/sh -c",
+        _health("command")),
+    Key("Container", "HealthInterval", "readinessProbe.periodSeconds", "a duration",
+        _health("periodSeconds")),
+    Key("Container", "HealthTimeout", "readinessProbe.timeoutSeconds", "a duration",
+        _health("timeoutSeconds")),
+    Key("Container", "HealthRetries", "readinessProbe.failureThreshold", "as is",
+        _health("failureThreshold")),
+    Key("Container", "HealthStartPeriod", "readinessProbe.initialDelaySeconds", "a duration",
+        _health("initialDelaySeconds")),
+    Key("Container", "Timezone", "timezone", "as is", _set("timezone")),
+    Key("Container", "UserNS", "userns", "as is", _set("userns")),
+    Key("Container", "NoNewPrivileges", "noNewPrivileges", "as is",
+        _set("noNewPrivileges", _boolean)),
+    Key("Container", "RunInit", "init", "as is", _set("init", _boolean)),
+    Key("Container", "ShmSize", "shmSize", "as is", _set("shmSize")),
+    Key("Container", "LogDriver", "logging.driver", "as is",
+        lambda v, ctx: ctx.spec.setdefault("logging", {}).__setitem__("driver", v)),
+    Key("Container", "StopTimeout", "terminationGracePeriodSeconds", "seconds", _stop_timeout),
+    Key("Container", "ContainerName", "metadata.name", "the service's name", None),
+    Key("Container", "Notify", "—", "paid's readiness is its probes",
+        _noted("Notify={value} is dropped: paid judges readiness by its probes")),
+    Key("Container", "Secret", "—", "a Podman secret by name: put its value in a file of the "
+        "secrets directory and use secrets or secretEnv"),
+    Key("Container", "PodmanArgs", "—", "raw podman arguments cannot be judged; translate them"),
+    Key("Container", "Mount", "—", "use Volume= or Tmpfs="),
+    Key("Container", "Pod", "—", "paid has no pods"),
+    Key("Service", "Restart", "restartPolicy", "always → Always, on-failure → OnFailure, "
+        "no → Never", _restart),
+    Key("Service", "TimeoutStopSec", "terminationGracePeriodSeconds", "a duration",
+        _stop_timeout),
+    Key("Unit", "Requires", "dependsOn", "other container units of the directory", _depends),
+    Key("Unit", "Wants", "dependsOn", "as Requires=", _depends),
+    Key("Unit", "After", "dependsOn", "as Requires=", _depends),
+)  # fmt: skip
+_BY_KEY = {(k.section, k.key): k for k in KEYS}
+_IGNORED_SECTIONS = frozenset({"Install", "Unit", "Service", "Quadlet"})
+
+
+def import_quadlet(directory: Path) -> Translation:
+    """Translate every Quadlet unit of ``directory``."""
+    translation = Translation()
+    if not directory.is_dir():
+        translation.problems.append(Problem(str(directory), 0, "", "not a directory"))
+        return translation
+    units = [parse_unit(p) for p in sorted(directory.iterdir()) if p.suffix in _SUFFIXES]
+    if not units:
+        translation.problems.append(Problem(str(directory), 0, "", "no .container units"))
+    names = {u.name: _service_name(u) for u in units if u.path.suffix == ".container"}
+    for unit in units:
+        if unit.path.suffix == ".container":
+            _container(unit, names, translation)
+        elif unit.path.suffix == ".network":
+            _network_unit(unit, translation)
+        else:
+            _volume_unit(unit, translation)
+    return translation
+
+
+def _service_name(unit: Unit) -> str:
+    given = next(
+        (v for s, k, v, _ in unit.entries if (s, k) == ("Container", "ContainerName")), None
+    )
+    return re.sub(r"[^a-z0-9-]+", "-", (given or unit.name).lower()).strip("-")[:63] or "service"
+
+
+def _container(unit: Unit, names: dict[str, str], translation: Translation) -> None:
+    ctx = Context(unit, {}, translation, [], names)
+    for section, key, value, line in unit.entries:
+        ctx.line, ctx.key = line, f"{section}.{key}"
+        known = _BY_KEY.get((section, key))
+        if known is not None and known.handler is not None:
+            known.handler(value, ctx)
+        elif known is not None and known.paid != "metadata.name":
+            ctx.problem(known.how)
+        elif known is None and section not in _IGNORED_SECTIONS:
+            ctx.problem("no paid equivalent")
+    if ctx.user:
+        ctx.spec["user"] = ":".join(ctx.user[:2])
+    if "image" not in ctx.spec:
+        ctx.line, ctx.key = 0, "Container.Image"
+        ctx.problem("required")
+    labels = ctx.spec.pop("_labels", None)
+    metadata: dict[str, Any] = {"name": names[unit.name]}
+    if labels:
+        metadata["labels"] = labels
+    document = {
+        "apiVersion": "paid/v1",
+        "kind": "Service",
+        "metadata": metadata,
+        "spec": in_order(ctx.spec),
+    }
+    translation.outputs.append(Output(f"{metadata['name']}.yaml", [document], ctx.notes))
+
+
+def _network_unit(unit: Unit, translation: Translation) -> None:
+    spec: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    for section, key, value, line in unit.entries:
+        if section != "Network":
+            continue
+        if key == "Subnet":
+            spec["subnet"] = value
+        elif key == "Internal":
+            spec["internal"] = _boolean(value)
+        elif key == "DisableDNS":
+            spec["dns"] = not _boolean(value)
+        elif key == "Label":
+            labels.update(dict(w.partition("=")[::2] for w in shlex.split(value)))
+        elif key == "Driver" and value == "bridge":
+            continue
+        else:
+            why = "no paid equivalent" if key != "NetworkName" else "paid names it after the unit"
+            translation.problems.append(Problem(str(unit.path), line, f"Network.{key}", why))
+    name = network_name(unit.name)
+    metadata: dict[str, Any] = {"name": name}
+    if labels:
+        metadata["labels"] = labels
+    document: dict[str, Any] = {"apiVersion": "paid/v1", "kind": "Network", "metadata": metadata}
+    if spec:
+        document["spec"] = spec
+    translation.outputs.append(Output(f"network-{name}.yaml", [document]))
+
+
+def _volume_unit(unit: Unit, translation: Translation) -> None:
+    for section, key, _, line in unit.entries:
+        if section == "Volume" and key not in ("Label", "VolumeName"):
+            why = "paid's named volumes are local, without options"
+            translation.problems.append(Problem(str(unit.path), line, f"Volume.{key}", why))
+
+
+def mapping_table() -> str:
+    """The README's table of Quadlet keys, from ``KEYS``."""
+    rows = ["| Quadlet | paid | how |", "|---|---|---|"]
+    rows += [f"| `[{k.section}] {k.key}=` | {k.paid} | {k.how} |" for k in KEYS]
+    return "\n".join(rows)
