@@ -1,11 +1,12 @@
-"""systemd/paid.service under a real systemd.
+"""systemd/paid.service under a real systemd, installed by scripts/install.
 
-A Debian tree made with debootstrap (minbase, systemd, python3) is
+A Debian tree made with debootstrap (minbase, systemd, python3, venv) is
 imported as an image and run ``--privileged --systemd=always`` on the
-suite's Podman. The repository, its virtualenv and the Python it was made
-with are bind-mounted at the same paths, so the unit runs this checkout's
-paid; a drop-in points it at the suite's Podman socket and shortens the
-watchdog so that the test does not wait 30 s for it.
+suite's Podman. Inside it, ``scripts/install`` of this checkout makes the
+venv in /opt/paid (from PyPI), links /usr/local/bin/paid and installs and
+enables the unit, exactly as on a real host; a drop-in only points it at
+the suite's Podman socket and shortens the watchdog so that the test does
+not wait 30 s for it.
 
 The tree is cached between runs (``PAID_TEST_CACHE``, default
 /var/tmp/paid-test-cache); a fresh machine builds it in about a minute.
@@ -16,38 +17,36 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.daemon import wait_until
-from tests.harness import PodmanService, service_doc, write_services
+from tests.harness import PodmanService, free_port, service_doc, write_services
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # debootstrap on a fresh machine
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/paid-test/systemd:bookworm"
 CACHE = Path(os.environ.get("PAID_TEST_CACHE", "/var/tmp/paid-test-cache"))
 MIRROR = os.environ.get("PAID_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+HOST_CA = os.environ.get("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt")
 # The checkout is mounted at /opt/paid-src: it may live under /tmp on the
 # host, which PrivateTmp= (rightly) hides from the service.
 SRC = "/opt/paid-src"
 DROP_IN = """\
 [Service]
-ExecStart=
-ExecStart={src}/.venv/bin/python3 -m paid run /desired-state \\
-    --listen 127.0.0.1:9707 --resync-interval 5
-Environment=PYTHONPATH={src}
 Environment=PAID_PODMAN_URL=unix:///run/paid-test/podman.sock
+Environment=PAID_LISTEN=127.0.0.1:{port}
+Environment=PAID_RESYNC_INTERVAL=5
 WatchdogSec=4s
 RestartSec=200ms
 """
 
 
 def _rootfs_tarball() -> Path:
-    tarball = CACHE / "debootstrap-bookworm-systemd.tar"
+    tarball = CACHE / "debootstrap-bookworm-systemd-venv.tar"
     if tarball.exists():
         return tarball
     if shutil.which("debootstrap") is None:
@@ -59,7 +58,7 @@ def _rootfs_tarball() -> Path:
         [
             "debootstrap",
             "--variant=minbase",
-            "--include=systemd,systemd-sysv,dbus,python3",
+            "--include=systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates",
             "bookworm",
             str(tree),
             MIRROR,
@@ -100,11 +99,9 @@ class Machine:
 def machine(podman: PodmanService, systemd_image: str, tmp_path: Path) -> Iterator[Machine]:
     desired = tmp_path / "desired-state"
     write_services(desired, service_doc("web"), service_doc("db"))
-    unit_dir = tmp_path / "units"
-    (unit_dir / "paid.service.d").mkdir(parents=True)
-    shutil.copy(ROOT / "systemd" / "paid.service", unit_dir / "paid.service")
-    (unit_dir / "paid.service.d" / "test.conf").write_text(DROP_IN.format(src=SRC))
-    python_home = Path(sys.base_prefix).resolve()
+    drop_in = tmp_path / "paid.service.d"
+    drop_in.mkdir()
+    (drop_in / "test.conf").write_text(DROP_IN.format(port=free_port()))
     name = "paid-systemd-test"
     podman.podman("rm", "--force", "--time", "0", name, check=False)
     podman.podman(
@@ -114,19 +111,19 @@ def machine(podman: PodmanService, systemd_image: str, tmp_path: Path) -> Iterat
         name,
         "--privileged",
         "--systemd=always",
-        "--network=none",
+        # The host's network, for scripts/install to reach PyPI (containers here
+        # reach no outside address); paid listens on a free port of it.
+        "--network=host",
+        "-v",
+        f"{HOST_CA}:/etc/ssl/certs/ca-certificates.crt:ro",  # and the host's CA bundle
         "-v",
         f"{ROOT}:{SRC}:ro",
         "-v",
-        f"{python_home}:{python_home}:ro",
-        "-v",
-        f"{desired}:/desired-state:ro",
+        f"{desired}:/etc/paid/desired-state",  # ReadWritePaths= names it: not a ro mount
         "-v",
         f"{podman.socket}:/run/paid-test/podman.sock",
         "-v",
-        f"{unit_dir / 'paid.service'}:/etc/systemd/system/paid.service:ro",
-        "-v",
-        f"{unit_dir / 'paid.service.d'}:/etc/systemd/system/paid.service.d:ro",
+        f"{drop_in}:/etc/systemd/system/paid.service.d:ro",
         systemd_image,
         "/sbin/init",
     )
@@ -139,6 +136,13 @@ def machine(podman: PodmanService, systemd_image: str, tmp_path: Path) -> Iterat
             60,
             0.5,
         )
+        # A copy of the checkout without its venv or git: pip builds in it.
+        m.sh(
+            f"mkdir -p /root/src && tar -C {SRC} --exclude=./.venv --exclude=./.venv-bench "
+            "--exclude=./.git --exclude=./build -cf - . | tar -C /root/src -xf -"
+        )
+        # As on a real host: install, enable and start paid.service.
+        m.sh("/root/src/scripts/install > /root/install.log 2>&1")
         yield m
     finally:
         podman.podman("rm", "--force", "--time", "0", name, check=False)
@@ -156,7 +160,11 @@ def test_unit_reaches_ready_is_restarted_after_kill_9_and_by_the_watchdog(
     machine: Machine, podman: PodmanService
 ) -> None:
     """READY after the first pass; Restart=always after kill -9; the watchdog after SIGSTOP."""
-    # `systemctl start` of a Type=notify unit returns once READY=1 arrived.
+    # scripts/install enabled it; `systemctl start` of a Type=notify unit
+    # returns once READY=1 arrived.
+    enabled = machine.sh("systemctl is-enabled paid.service", check=False).strip()
+    assert "enabled" == enabled, machine.sh("cat /root/install.log", check=False)
+    assert machine.sh("readlink /usr/local/bin/paid").strip() == "/opt/paid/bin/paid"
     machine.sh("systemctl start paid.service")
     assert "active" == machine.show("ActiveState")
     assert {"web", "db"} <= _managed(podman)
