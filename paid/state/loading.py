@@ -431,8 +431,9 @@ def _validate(doc: Document, errors: list[LoadError]) -> ServiceDocument | Netwo
                 doc.file,
                 doc.line_of(("services",)),
                 "services",
-                "this looks like a Compose file, not paid's desired state (apiVersion: "
-                "paid/v1, kind: Service, metadata, spec); each service is a document of its own",
+                "this looks like a Compose file, not paid's desired state: try "
+                f"`paid import compose {doc.file}` (paid's files are apiVersion: paid/v1, "
+                "kind: Service, one document per service)",
             )
         )
         return None

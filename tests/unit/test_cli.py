@@ -49,7 +49,9 @@ def test_a_compose_file_is_recognised(tmp_path: Path, capsys: pytest.CaptureFixt
 
     assert 1 == main(["validate", str(tmp_path)])
 
-    assert "compose.yaml:1: services: this looks like a Compose file" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "compose.yaml:1: services: this looks like a Compose file" in said
+    assert "try `paid import compose" in said
 
 
 def test_a_missing_socket_says_how_to_start_one(

@@ -38,10 +38,12 @@ def _check(tmp_path: Path, documents: list[dict[str, Any]]) -> subprocess.Comple
 
 
 def test_the_examples_and_every_shorthand_pass(tmp_path: Path) -> None:
-    """The example desired state, and a document using each string shorthand, validate."""
+    """The examples (networks included), and a document using each string shorthand, validate."""
     examples = [
         doc
-        for path in sorted((ROOT / "desired-state").glob("*.yaml"))
+        for path in sorted(
+            [*(ROOT / "desired-state").glob("*.yaml"), *(ROOT / "examples").rglob("*.yaml")]
+        )
         for doc in yaml.safe_load_all(path.read_text())
         if doc
     ]
@@ -54,6 +56,7 @@ def test_the_examples_and_every_shorthand_pass(tmp_path: Path) -> None:
         ulimits={"nofile": 1024, "nproc": {"soft": 10, "hard": 20}},
         shmSize="64m",
         logging={"driver": "journald"},
+        networks=["backend", {"name": "paid", "aliases": ["www"]}],
     )
 
     result = _check(tmp_path, [*examples, shorthands])
