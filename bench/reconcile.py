@@ -50,6 +50,20 @@ from tests.harness import IMAGE, PodmanService, service_doc, write_services
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# paid's default network, declared with room for 4093 containers: without a
+# subnet Podman gives a network a /24, and paid refuses more than 253 on it.
+DEFAULT_NETWORK = {
+    "apiVersion": "paid/v1",
+    "kind": "Network",
+    "metadata": {"name": "paid"},
+    "spec": {"subnet": "10.90.0.0/20"},
+}
+
+
+def _paid_documents(names: list[str]) -> list[dict[str, object]]:
+    return [DEFAULT_NETWORK, *(service_doc(name) for name in names)]
+
+
 def _timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -98,7 +112,7 @@ def _paid(podman: PodmanService, work: Path, n: int, tools: Path) -> Tool:
     """``paid`` as users install it (``pip install .`` into the tools venv, no test extras)."""
     names = _names("p", n)
     desired = work / f"paid-{n}"
-    write_services(desired, *(service_doc(name) for name in names))
+    write_services(desired, *_paid_documents(names))
     env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(work / "state")}
     argv = [str(tools / "paid"), "apply", str(desired), "--log-format", "json"]
     return Tool("paid apply", argv, env, names)
@@ -166,7 +180,7 @@ def interleaved(tools: list[Tool], reps: int, before: Callable[[Tool], None]) ->
 
 def bench_in_process(podman: PodmanService, work: Path, n: int, reps: int) -> dict[str, float]:
     desired_dir = work / f"inproc-{n}"
-    write_services(desired_dir, *(service_doc(name) for name in _names("i", n)))
+    write_services(desired_dir, *_paid_documents(_names("i", n)))
     env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(work / "state")}
     _run([str(ROOT / ".venv" / "bin" / "paid"), "apply", str(desired_dir)], env)
     desired = load_directory(desired_dir).desired
@@ -243,7 +257,9 @@ def _section(
     return "\n".join(
         [
             "Each tool's containers are present while the others run; runs interleaved. "
-            "`paid apply` is the default command: pre-flight included.",
+            "`paid apply` is the default command: pre-flight included. paid's services are on "
+            "its default network `paid` (DNS on), declared with a /20: a network without a "
+            "subnet holds 253 containers. compose's are on its project network.",
             "",
             f"### No-op, whole process (median of {reps}, after a converging run)",
             "",

@@ -597,6 +597,11 @@ def _translated(what: str, *, image: str | None = None) -> Iterator[None]:
             raise RequestRejected(f"{what}: a host port is taken: {detail}") from err
         if "container state improper" in detail:  # 500 for "not running": an answer too
             raise RequestRejected(f"{what}: {detail}") from err
+        if "IPAM error" in detail or "failed to find free IP" in detail:  # 500, but an answer
+            raise RequestRejected(
+                f"{what}: the network has no free address left ({detail}); "
+                "declare it with a larger spec.subnet"
+            ) from err
         if "network is being used" in detail:  # 500: a network with containers on it
             raise RequestRejected(f"{what}: {detail}") from err
         if "unable to find network" in detail and what.startswith("create "):

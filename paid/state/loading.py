@@ -211,6 +211,7 @@ def _network_checks(
                         f"or use the default network {default_network!r}){hint}",
                     )
                 )
+    errors.extend(_capacity(where, networks, default_network=default_network))
     seen: list[tuple[str, Any]] = []
     for name in sorted(networks):
         network_doc, network = networks[name]
@@ -270,6 +271,53 @@ def _repo_files(
             return None
     merged = spec.model_copy(update={"env": {**from_files, **spec.env}, "env_files": []})
     return parsed.model_copy(update={"spec": merged}), tuple(configs)
+
+
+PODMAN_DEFAULT_PREFIX = 24  # a network made without a subnet gets a /24 from Podman's pool
+
+
+def _capacity(
+    where: dict[str, tuple[Document, ServiceDocument]],
+    networks: dict[str, tuple[Document, NetworkDocument]],
+    *,
+    default_network: str,
+) -> list[LoadError]:
+    """No network is asked to hold more containers than its subnet has addresses.
+
+    A canary takes an address beside its service's; the gateway, the
+    network and the broadcast address are not for containers.
+    """
+    members: dict[str, int] = {}
+    for _, parsed in where.values():
+        attached = [a.name for a in parsed.spec.networks] or (
+            [] if parsed.spec.host_network else [default_network]
+        )
+        extra = 1 if parsed.spec.rollout.strategy == "Canary" else 0
+        for name in attached:
+            members[name] = members.get(name, 0) + 1 + extra
+    errors: list[LoadError] = []
+    for name, count in sorted(members.items()):
+        declared = networks.get(name)
+        subnet = declared[1].spec.subnet if declared else None
+        prefix = ipaddress.ip_network(subnet).prefixlen if subnet else PODMAN_DEFAULT_PREFIX
+        room = 2 ** (32 - prefix) - 3 if prefix <= 30 else 0
+        if subnet is not None and ipaddress.ip_network(subnet).version == 6:
+            continue  # an IPv6 subnet has room to spare
+        if count > room:
+            doc = declared[0] if declared else next(iter(where.values()))[0]
+            where_line = doc.line_of(("spec", "subnet") if declared else ())
+            given = f"its subnet {subnet}" if subnet else "a network without a subnet (a /24)"
+            errors.append(
+                LoadError(
+                    doc.file,
+                    where_line,
+                    "spec.subnet" if declared else "",
+                    f"network {name!r}: {count} containers on it, but {given} has room for "
+                    f"{room}; declare it (kind: Network) with a larger spec.subnet, "
+                    "such as a /20 for 4000",
+                )
+            )
+    return errors
 
 
 def _desired_service(

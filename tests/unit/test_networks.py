@@ -367,3 +367,27 @@ def test_a_member_listing_reports_who_is_on_a_network() -> None:
     assert {"x": ["a"], "y": ["a", "b"]} == {
         n: [m.name for m in ms] for n, ms in members_of(listed).items()
     }
+
+
+def test_more_services_than_a_network_has_addresses_is_refused(tmp_path: Path) -> None:
+    """300 services on the default network (a /24 from Podman) or on a declared /28: refused."""
+    services = "".join(
+        f"---\napiVersion: paid/v1\nkind: Service\nmetadata: {{name: s{i}}}\n"
+        f"spec: {{image: localhost/app:1}}\n"
+        for i in range(300)
+    )
+    (tmp_path / "many.yaml").write_text(services)
+
+    crowded = load_directory(tmp_path)
+
+    assert ["network 'paid': 300 containers on it, but a network without a subnet (a /24) has "
+            "room for 253"] == [e.message.split(";")[0] for e in crowded.errors]  # fmt: skip
+    (tmp_path / "net.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Network\nmetadata: {name: paid}\nspec: {subnet: 10.90.0.0/20}\n"
+    )
+    assert load_directory(tmp_path).ok  # the remedy the message names
+    (tmp_path / "net.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Network\nmetadata: {name: paid}\nspec: {subnet: 10.90.0.0/28}\n"
+    )
+    (tiny,) = load_directory(tmp_path).errors
+    assert (f"{tmp_path / 'net.yaml'}", 4, "spec.subnet") == (tiny.file, tiny.line, tiny.field)
