@@ -330,6 +330,7 @@ def _report_json(report: ConvergeReport) -> dict[str, object]:
         "converged": report.converged,
         "refused": report.refused,
         "plan": report.plan.to_json(),
+        "networks": [{**n.action.to_json(), "error": n.error} for n in report.networks],
         "results": [
             {**r.action.to_json(), "outcome": str(r.outcome), "detail": r.detail or None}
             for r in report.results
@@ -343,9 +344,14 @@ def _report_json(report: ConvergeReport) -> dict[str, object]:
 
 
 def _print_report(report: ConvergeReport) -> None:
-    if not report.results and not report.rollouts and not report.unfinished:
+    if not (report.results or report.rollouts or report.unfinished or report.networks):
         out("No changes: the host matches the desired state.")
         return
+    for n in report.networks:
+        mark = "ok" if n.error is None else "FAILED" if not n.conflict else "CONFLICT"
+        detail = f" ({n.error})" if n.error and not n.conflict else ""
+        why = n.error if n.conflict else n.action.reason
+        out(f"{mark:<9} {n.action.kind:<8} network {n.action.network}: {why}{detail}")
     for r in report.results:
         mark = "ok" if r.outcome is Outcome.DONE else str(r.outcome).upper()
         detail = f" ({r.detail})" if r.detail else ""
@@ -361,7 +367,8 @@ def _print_report(report: ConvergeReport) -> None:
     if report.converged:
         out("converged")
     else:
-        failed = [r for r in report.results if r.outcome is not Outcome.DONE]
+        failed = [r.action.service for r in report.results if r.outcome is not Outcome.DONE]
+        failed += [n.action.network for n in report.networks if n.error is not None]
         bad = [n for n, o in report.rollouts.items() if o != "succeeded"]
         out(
             f"not converged: {len(failed)} actions not applied, {len(bad)} rollouts failed, "

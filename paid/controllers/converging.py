@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from paid.controllers.networks import NetworkResult
 from paid.controllers.queue import WorkQueue
 from paid.controllers.reconciling import FULL, PRUNE, Hooks, Reconciler, Result, StepKind, World
 from paid.controllers.services import ActionResult, Outcome
@@ -46,11 +47,13 @@ class ConvergeReport:
     unfinished: dict[str, str] = field(default_factory=dict)  # service -> why not
     reasons: dict[str, str] = field(default_factory=dict)  # service -> why its rollout ended so
     refused: bool = False  # the gate (pre-flight) said no: nothing was touched
+    networks: list[NetworkResult] = field(default_factory=list)  # network actions taken
 
     @property
     def converged(self) -> bool:
         return (
             not self.refused
+            and all(r.error is None for r in self.networks)
             and all(r.outcome is Outcome.DONE for r in self.results)
             and all(result == "succeeded" for result in self.rollouts.values())
             and not self.unfinished
@@ -91,7 +94,11 @@ def converge(
         timings=timings,
         clock=clock,
         probe_workers=8,
-        hooks=Hooks(action=drive.on_action, rollout_finished=drive.on_rollout_finished),
+        hooks=Hooks(
+            action=drive.on_action,
+            rollout_finished=drive.on_rollout_finished,
+            network=drive.report.networks.append,
+        ),
         on_probe_transition=drive.on_probe_transition,
     )
     try:

@@ -360,6 +360,8 @@ class Reconciler:
             unlisted = None
         except RuntimeFailure as err:  # the services are still judged: each says what it lacks
             networks, unlisted = [], f"networks: {err}"
+        for result in networks:
+            self.hooks.network(result)
         plan = diff(world.desired, world.actual, allow_mass_prune=self.allow_mass_prune)
         if plan.actions:
             self.networks.forget()  # containers come and go: their networks may follow

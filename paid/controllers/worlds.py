@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from paid.controllers.networks import NetworkResult
 from paid.controllers.services import ActionResult
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
@@ -116,3 +117,4 @@ class Hooks:
     rollout_finished: Callable[[str, str, str], None] = lambda service, result, why: None
     restarted: Callable[[str, str], None] = lambda service, why: None  # why: crash | liveness
     observed: Callable[[World], None] = lambda world: None
+    network: Callable[[NetworkResult], None] = lambda result: None  # a network action taken

@@ -247,6 +247,9 @@ def test_apply_makes_networks_first_then_containers_on_them(tmp_path: Path, stor
     report = converge(_state(tmp_path), runtime=runtime, store=store, timings=FAST)
 
     assert report.converged, report
+    assert [("create", "backend", None), ("create", "paid", None)] == [
+        (str(n.action.kind), n.action.network, n.error) for n in report.networks
+    ]  # what `paid apply` reports
     creates = [op for op, _ in runtime.calls if op in ("create", "create_network")]
     assert ["create_network", "create_network"] == creates[:2]
     assert {"backend", "paid"} == set(runtime.networks)
@@ -278,6 +281,7 @@ def test_a_network_held_by_a_stranger_is_reported_and_its_services_not_created(
     report = converge(_state(tmp_path), runtime=runtime, store=store, timings=FAST)
 
     assert not report.converged
+    assert ["conflict"] == [str(n.action.kind) for n in report.networks if n.error]
     assert "backend" in runtime.networks
     assert not runtime.networks["backend"].managed
     assert "db" not in runtime.containers
