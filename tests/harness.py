@@ -111,6 +111,12 @@ class PodmanService:
         service.resume()
         return service
 
+    def configure(self, **env: str) -> None:
+        """Restart the API service with these extra environment variables."""
+        self._env.update(env)
+        self.pause()
+        self.resume()
+
     def global_args(self) -> list[str]:
         """The podman CLI options that point at this service's storage."""
         return ["--root", str(self.base / "root"), "--runroot", str(self.base / "runroot")]
@@ -267,6 +273,65 @@ class PodmanService:
         self.pause()
         self.podman("system", "reset", "--force", check=False)
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+REGISTRY_CONFIG = """\
+version: 0.1
+log: {{level: warn}}
+storage:
+  filesystem: {{rootdirectory: {root}}}
+  delete: {{enabled: true}}
+http:
+  addr: 127.0.0.1:{port}
+"""
+
+
+@dataclass
+class Registry:
+    """Debian's docker-registry (the CNCF distribution registry) on loopback, for pulls."""
+
+    base: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(cls, base: Path) -> Registry:
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            raise RuntimeError("docker-registry is missing: scripts/install-deps installs it")
+        base.mkdir(parents=True, exist_ok=True)
+        registry = cls(base, free_port())
+        config = base / "config.yml"
+        config.write_text(REGISTRY_CONFIG.format(root=base / "data", port=registry.port))
+        log = (base / "registry.log").open("ab")
+        registry.process = subprocess.Popen(
+            [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", registry.port), 0.2),
+            ):
+                return registry
+            time.sleep(0.05)
+        raise RuntimeError(f"docker-registry did not listen: {(base / 'registry.log').read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def use_registry(podman: PodmanService, registry: Registry) -> None:
+    """Let the suite's Podman pull from ``registry`` over plain HTTP (its own registries.conf)."""
+    conf = podman.base / "registries.conf"
+    conf.write_text(f'[[registry]]\nlocation = "{registry.host}"\ninsecure = true\n')
+    podman.configure(CONTAINERS_REGISTRIES_CONF=str(conf))
 
 
 def _add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:

@@ -78,11 +78,14 @@ def preflight(
     for label, path in (("podman storage", storage), ("state directory", state_dir)):
         checks.append(_disk(label, path, disk))
     in_use = {c.image for c in listed}
-    for image in sorted({svc.spec.image for svc in desired}):
+    policies: dict[str, set[str]] = {}
+    for svc in desired:
+        policies.setdefault(svc.spec.image, set()).add(str(svc.spec.image_pull_policy))
+    for image in sorted(policies):
         if image in in_use:  # a container has it: present, no need to ask
             checks.append(Check("image", image, Status.OK, "present (in use)"))
         else:
-            checks.append(_image(runtime, image))
+            checks.append(_image(runtime, image, pull="Never" not in policies[image]))
     actual = listed
     checks.extend(_ports(desired, actual))
     for svc in desired:
@@ -202,10 +205,13 @@ def _disk(label: str, path: str, limits: DiskThresholds) -> Check:
     return Check("disk", label, Status.OK, text)
 
 
-def _image(runtime: Runtime, image: str) -> Check:
+def _image(runtime: Runtime, image: str, *, pull: bool = True) -> Check:
     try:
         if runtime.image_present(image):
             return Check("image", image, Status.OK, "present")
+        if not pull:
+            why = "imagePullPolicy is Never, and it is not on this host"
+            return Check("image", image, Status.FAIL, why)
         runtime.pull_image(image)
     except RuntimeFailure as err:
         return Check("image", image, Status.FAIL, str(err))

@@ -24,6 +24,7 @@ from paid.runtime.base import (
     ContainerMissing,
     ContainerOptions,
     ContainerRequest,
+    ImageUnavailable,
     RequestRejected,
     Runtime,
     RuntimeFailure,
@@ -47,7 +48,7 @@ from paid.state.secrets import (
     is_managed_secret,
     podman_secret_name,
 )
-from paid.state.specs import ServiceSpec, VolumeMount, canonical_json
+from paid.state.specs import PullPolicy, ServiceSpec, VolumeMount, canonical_json
 
 log = structlog.get_logger("paid.services")
 
@@ -225,8 +226,7 @@ class ServiceController:
                 raise RequestRejected(str(err)) from err
         if request.networks:
             self._check_networks(request)
-        if not self.runtime.image_present(request.image):
-            self.runtime.pull_image(request.image)
+        self._ensure_image(request)
         if not request.secrets:
             return
         if self.secrets is None:
@@ -235,6 +235,17 @@ class ServiceController:
         for mount in request.secrets:
             if mount.podman_name not in present:
                 self.runtime.create_secret(mount.podman_name, self.secrets.value_for(mount))
+
+    def _ensure_image(self, request: ContainerRequest) -> None:
+        """The image there as ``imagePullPolicy`` says: pulled if absent, always, or never."""
+        if request.pull_policy == PullPolicy.ALWAYS:
+            self.runtime.pull_image(request.image, always=True)
+        elif not self.runtime.image_present(request.image):
+            if request.pull_policy == PullPolicy.NEVER:
+                raise ImageUnavailable(
+                    request.image, "imagePullPolicy is Never, and it is not here", reason="absent"
+                )
+            self.runtime.pull_image(request.image)
 
     def _check_networks(self, request: ContainerRequest) -> None:
         """Every network the container joins is there and paid's (one list call)."""
@@ -418,6 +429,7 @@ def container_request(
         configs=tuple(
             ConfigBind(c, str(configs.path(c.digest)) if configs else "") for c in service.configs
         ),
+        pull_policy=str(spec.image_pull_policy),
     )
 
 

@@ -30,11 +30,46 @@ class RuntimeUnavailable(RuntimeFailure):
 
 
 class ImageUnavailable(RuntimeFailure):
-    """The image is neither present nor pullable."""
+    """The image is neither present nor pullable; ``reason`` says which way.
 
-    def __init__(self, image: str, detail: str) -> None:
-        super().__init__(f"image {image} is not present and could not be pulled: {detail}")
+    ``not_found`` (the registry has no such image or tag), ``unauthorized``
+    (the registry wants credentials, or others), ``unreachable`` (no
+    answer: transient, retried), ``absent`` (not on the host, and paid may
+    not pull it), or ``failed`` (anything else).
+    """
+
+    def __init__(self, image: str, detail: str, *, reason: str | None = None) -> None:
+        self.reason = reason or pull_failure(detail)
+        words = {
+            "not_found": "the registry has no such image or tag",
+            "unauthorized": "the registry refused the credentials (see --authfile)",
+            "unreachable": "the registry cannot be reached",
+            "absent": "it is not on this host",
+        }.get(self.reason)
+        what = f"{words}: {detail}" if words else detail
+        super().__init__(f"image {image} is not present and could not be pulled: {what}")
         self.image = image
+        self.transient = self.reason == "unreachable"
+
+
+_PULL_FAILURES = (
+    ("unauthorized", ("unauthorized", "authentication required", "denied", "401")),
+    ("not_found", ("manifest unknown", "name unknown", "not found", "404", "image not known")),
+    (
+        "unreachable",
+        ("connection refused", "no such host", "i/o timeout", "dial tcp", "network is unreachable",
+         "tls handshake", "connection reset", "timeout"),
+    ),
+)  # fmt: skip
+
+
+def pull_failure(detail: str) -> str:
+    """Podman's pull error, as one of ``ImageUnavailable``'s reasons."""
+    text = detail.lower()
+    for reason, words in _PULL_FAILURES:
+        if any(w in text for w in words):
+            return reason
+    return "failed"
 
 
 class ContainerMissing(RuntimeFailure):
@@ -114,6 +149,7 @@ class ContainerRequest:
     networks: Mapping[str, Sequence[str]] = field(default_factory=dict)  # name -> aliases
     host_network: bool = False
     configs: Sequence[ConfigBind] = ()
+    pull_policy: str = "IfNotPresent"  # IfNotPresent | Always | Never
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +196,8 @@ class Runtime(Protocol):
 
     def image_present(self, image: str) -> bool: ...
 
-    def pull_image(self, image: str) -> None:
-        """Fetch ``image``; raise ``ImageUnavailable`` when that fails."""
+    def pull_image(self, image: str, *, always: bool = False) -> None:
+        """Fetch ``image`` (``always``: even when present); ``ImageUnavailable`` when that fails."""
         ...
 
     def create_container(self, request: ContainerRequest) -> str:

@@ -162,8 +162,8 @@ class FakeRuntime:
         self._call("image_exists", image)
         return image in self.images
 
-    def pull_image(self, image: str) -> None:
-        self._call("pull", image)
+    def pull_image(self, image: str, *, always: bool = False) -> None:
+        self._call("pull", image + (" (always)" if always else ""))
         if image not in self.pullable:
             raise ImageUnavailable(image, "manifest unknown")
         self.images.add(image)

@@ -115,11 +115,12 @@ class PodmanRuntime:
         with _translated(f"look up image {image}"):
             return bool(self._client.images.exists(image))
 
-    def pull_image(self, image: str) -> None:
+    def pull_image(self, image: str, *, always: bool = False) -> None:
         # podman-py's pull swallows errors; read the stream ourselves.
-        with _translated(f"pull {image}"):
+        policy = "always" if always else "missing"
+        with _translated(f"pull {image}", image=image):
             response = self._client.api.post(
-                "/images/pull", params={"reference": image, "policy": "missing"}, stream=True
+                "/images/pull", params={"reference": image, "policy": policy}, stream=True
             )
             problems: list[str] = []
             for line in response.iter_lines():

@@ -33,6 +33,7 @@ from tenacity import (
 from paid.metrics import Metrics
 from paid.runtime.base import (
     ContainerRequest,
+    ImageUnavailable,
     RequestRejected,
     Runtime,
     RuntimeFailure,
@@ -88,7 +89,13 @@ class ResilientRuntime:
         self.breaker = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout,
-            exclude=[lambda err: not getattr(err, "transient", False)],
+            # A registry that does not answer is retried, but it is not Podman
+            # failing: it never opens the breaker on everything else.
+            exclude=[
+                lambda err: (
+                    not getattr(err, "transient", False) or isinstance(err, ImageUnavailable)
+                )
+            ],
             listeners=[_BreakerMetrics(metrics)],
             name="podman",
         )
@@ -158,8 +165,8 @@ class ResilientRuntime:
     def image_present(self, image: str) -> bool:
         return self._call("image_present", lambda: self.inner.image_present(image))
 
-    def pull_image(self, image: str) -> None:
-        self._call("pull", lambda: self.inner.pull_image(image))
+    def pull_image(self, image: str, *, always: bool = False) -> None:
+        self._call("pull", lambda: self.inner.pull_image(image, always=always))
 
     def create_container(self, request: ContainerRequest) -> str:
         return self._call("create", lambda: self.inner.create_container(request), retry=False)
@@ -235,6 +242,11 @@ class ResilientRuntime:
 
     def disconnect_network(self, network: str, container: str) -> None:
         self._call("disconnect_network", lambda: self.inner.disconnect_network(network, container))
+
+
+def _not_podman_failing(err: BaseException) -> bool:
+    """Errors the breaker does not count: answers, and a registry that does not answer."""
+    return not getattr(err, "transient", False) or isinstance(err, ImageUnavailable)
 
 
 def _retryable(err: BaseException) -> bool:

@@ -59,6 +59,7 @@ from paid.state.steering import (
     Backup,
     BackupConsistency,
     Probe,
+    PullPolicy,
     RestartPolicy,
     Rollout,
     RolloutStrategy,
@@ -170,6 +171,7 @@ class Metadata(Model):
 
 class ServiceSpec(Model):
     image: str
+    image_pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
     command: list[str] | None = None
     args: list[str] | None = None
     env: dict[str, str] = Field(default_factory=dict)
@@ -379,6 +381,7 @@ class ServiceSpec(Model):
             "backup",
             "slo",
             "enabled",
+            "image_pull_policy",  # when to pull, not what runs: no container replaced for it
         }
     )
 
@@ -448,7 +451,8 @@ def canonical_json(value: Any) -> bytes:
 
 
 __all__ = [  # what other modules import from here, models defined beside included
-    "NAME_PATTERN", "Backup", "BackupConsistency", "PortMapping", "Probe", "RestartPolicy",
+    "NAME_PATTERN", "Backup", "BackupConsistency", "PortMapping", "Probe", "PullPolicy",
+    "RestartPolicy",
     "RolloutStrategy", "ServiceDocument", "ServiceName", "ServiceSpec", "VolumeMount",
     "canonical_json", "cron_fields", "parse_memory", "shape_of", "signal_number", "spec_hash",
 ]  # fmt: skip

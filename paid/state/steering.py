@@ -65,6 +65,14 @@ class RestartPolicy(StrEnum):
     NEVER = "Never"
 
 
+class PullPolicy(StrEnum):
+    """When paid pulls a service's image, as Kubernetes' imagePullPolicy."""
+
+    IF_NOT_PRESENT = "IfNotPresent"  # pull only when the image is not on the host
+    ALWAYS = "Always"  # pull before every create: a moved tag is fetched
+    NEVER = "Never"  # never pull: an absent image is an error
+
+
 class RolloutStrategy(StrEnum):
     RECREATE = "Recreate"
     CANARY = "Canary"

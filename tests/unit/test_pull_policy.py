@@ -1,0 +1,76 @@
+"""imagePullPolicy and what a failed pull says, on the fake runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from paid.controllers.converging import converge
+from paid.runtime.base import ImageUnavailable, pull_failure
+from paid.runtime.fake import FakeRuntime
+from paid.state.store import Store
+from tests.unit.builders import FAST, desired, desired_service
+
+IMAGE = "localhost/app:1"
+
+
+def _apply(tmp_path: Path, runtime: FakeRuntime, **spec: object) -> bool:
+    spec.setdefault("rollout", {"minReadySeconds": 0})
+    state = desired(desired_service("web", image=IMAGE, **spec))
+    with Store.open(tmp_path / "state") as store:
+        return converge(state, runtime=runtime, store=store, timings=FAST).converged
+
+
+def test_if_not_present_pulls_only_what_is_missing(tmp_path: Path) -> None:
+    """The default: an image on the host is used as it is."""
+    runtime = FakeRuntime(images={IMAGE})
+
+    assert _apply(tmp_path, runtime)
+    assert [] == [c for c in runtime.calls if c[0] == "pull"]
+
+
+def test_always_pulls_before_every_create(tmp_path: Path) -> None:
+    """Always: pulled although present, so a moved tag is fetched."""
+    runtime = FakeRuntime(images={IMAGE}, pullable={IMAGE})
+
+    assert _apply(tmp_path, runtime, imagePullPolicy="Always")
+    assert [("pull", f"{IMAGE} (always)")] == [c for c in runtime.calls if c[0] == "pull"]
+
+
+def test_never_refuses_an_absent_image_and_touches_nothing(tmp_path: Path) -> None:
+    """Never: no pull is tried; the service fails with the reason; nothing is created."""
+    runtime = FakeRuntime(pullable={IMAGE})
+
+    assert not _apply(tmp_path, runtime, imagePullPolicy="Never")
+    assert [] == [c for c in runtime.calls if c[0] in ("pull", "create")]
+
+
+def test_the_pull_policy_steers_paid_and_replaces_no_container() -> None:
+    """Changing imagePullPolicy keeps the spec hash: it says when to pull, not what runs."""
+    plain = desired_service("web", image=IMAGE)
+    always = desired_service("web", image=IMAGE, imagePullPolicy="Always")
+    assert plain.spec_hash == always.spec_hash
+
+
+@pytest.mark.parametrize(
+    ("detail", "reason", "transient"),
+    [
+        ("reading manifest 9 in 127.0.0.1:5000/app: manifest unknown", "not_found", False),
+        ("initializing source docker://x: requested access to the resource is denied",
+         "unauthorized", False),
+        ("unable to retrieve auth token: invalid username/password: unauthorized",
+         "unauthorized", False),
+        ('pinging container registry 127.0.0.1:9: Get "http://127.0.0.1:9/v2/": dial tcp '
+         "127.0.0.1:9: connect: connection refused", "unreachable", True),
+        ("lookup registry.invalid: no such host", "unreachable", True),
+    ],
+)  # fmt: skip
+def test_pull_errors_say_not_found_unauthorized_or_unreachable(
+    detail: str, reason: str, transient: bool
+) -> None:
+    """Podman's pull errors, sorted into the three a user acts on differently."""
+    error = ImageUnavailable("127.0.0.1:5000/app:9", detail)
+
+    assert (reason, transient) == (error.reason, error.transient)
+    assert pull_failure(detail) == reason
