@@ -17,6 +17,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -363,6 +364,26 @@ def write_services(directory: Path, *docs: dict[str, Any], filename: str = "serv
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, and that no port-forwarding rule takes.
+
+    netavark's DNAT rules of a container that died badly can outlive it (a
+    Podman bug): a port they name looks free, but connections to it are
+    sent to the dead container's address and time out.
+    """
+    forwarded = _forwarded_ports()
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in forwarded:
+            return port
+
+
+def _forwarded_ports() -> set[int]:
+    iptables = shutil.which("iptables")
+    if iptables is None:
+        return set()
+    listed = subprocess.run(
+        [iptables, "-t", "nat", "-S"], capture_output=True, text=True, check=False
+    ).stdout
+    return {int(m) for m in re.findall(r"--dport (\d+)", listed)}

@@ -160,6 +160,7 @@ def _history(args: argparse.Namespace) -> int:
                         {
                             "revision": r.number,
                             "image": r.image,
+                            "imageId": r.image_id,
                             "specHash": r.spec_hash,
                             "gitCommit": r.git_commit,
                             "gitDirty": r.git_dirty,
@@ -176,11 +177,12 @@ def _history(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_OK
-    header = ("REVISION", "IMAGE", "HASH", "GIT", "CREATED", "OUTCOME", "REASON")
+    header = ("REVISION", "IMAGE", "IMAGE ID", "HASH", "GIT", "CREATED", "OUTCOME", "REASON")
     rows = [
         (
             str(r.number) + (" (pinned)" if pin and pin.revision == r.number else ""),
             r.image,
+            (r.image_id or "-").removeprefix("sha256:")[:12],
             r.spec_hash[:12],
             (r.git_commit or "-")[:12] + ("+dirty" if r.git_dirty else ""),
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at)),

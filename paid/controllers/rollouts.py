@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -135,7 +135,8 @@ def effective_state(
                 default_network=desired.default_network,
             )
             if rebuilt.desired is not None:
-                services[name] = rebuilt.desired.services[name]
+                # Exactly the image that revision ran, never what its tag points at now.
+                services[name] = replace(rebuilt.desired.services[name], image_id=target.image_id)
     state = DesiredState.of(services, desired.networks, default_network=desired.default_network)
     return Effective(state, notes, tuple(expired), frozenset(frozen))
 
@@ -226,10 +227,13 @@ class RolloutController:
         try:
             self.services.prepare(self.services.request_for(service, revision=revision))
         except (RuntimeFailure, SecretUnavailable) as err:
-            # Nothing touched yet: the old container keeps serving.
-            self._finish(name, revision, previous_revision, failed=str(err), restore=None)
-            if previous_revision is None:
-                self._count_first_failure(service)
+            # Nothing touched yet: the old container keeps serving. The world is at
+            # fault (an image not pushed yet, a registry away, a secret file missing),
+            # not the revision: it backs off and is tried again, never quarantined.
+            self._finish(
+                name, revision, previous_revision, failed=str(err), restore=None, blocked=True
+            )
+            self._count_first_failure(service)
             return
         if current is not None and current.managed and self._wants_backup(service):
             assert self._backup is not None  # noqa: S101 -- checked by _wants_backup

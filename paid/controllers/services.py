@@ -237,7 +237,20 @@ class ServiceController:
                 self.runtime.create_secret(mount.podman_name, self.secrets.value_for(mount))
 
     def _ensure_image(self, request: ContainerRequest) -> None:
-        """The image there as ``imagePullPolicy`` says: pulled if absent, always, or never."""
+        """The image there as ``imagePullPolicy`` says: pulled if absent, always, or never.
+
+        A revision brought back (a rollback, a pin, a quarantine's last good
+        one) runs the image it ran, by ID; a tag that moved since is not it.
+        """
+        if request.exact_image:
+            if not self.runtime.image_present(request.image):
+                raise ImageUnavailable(
+                    request.image,
+                    "the image this revision ran is no longer on this host (its tag may "
+                    "point elsewhere now)",
+                    reason="absent",
+                )
+            return
         if request.pull_policy == PullPolicy.ALWAYS:
             self.runtime.pull_image(request.image, always=True)
         elif not self.runtime.image_present(request.image):
@@ -410,7 +423,8 @@ def container_request(
     args = spec.args if spec.args is not None else ([] if spec.command is not None else None)
     return ContainerRequest(
         name=name,
-        image=spec.image,
+        image=service.image_id or spec.image,
+        exact_image=service.image_id is not None,
         labels={**service.labels, **owned},
         entrypoint=spec.command,
         command=args,

@@ -150,6 +150,7 @@ class ContainerRequest:
     host_network: bool = False
     configs: Sequence[ConfigBind] = ()
     pull_policy: str = "IfNotPresent"  # IfNotPresent | Always | Never
+    exact_image: bool = False  # ``image`` is an image ID a revision ran: never pulled
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,7 +160,7 @@ class FakeRuntime:
 
     def image_present(self, image: str) -> bool:
         self._call("image_exists", image)
-        return image in self.images
+        return image in self.images or image in {image_id(i) for i in self.images}
 
     def pull_image(self, image: str, *, always: bool = False) -> None:
         self._call("pull", image + (" (always)" if always else ""))
@@ -170,7 +170,7 @@ class FakeRuntime:
 
     def create_container(self, request: ContainerRequest) -> str:
         self._call("create", request.name)
-        if request.image not in self.images:
+        if request.image not in self.images and request.image not in map(image_id, self.images):
             raise ImageUnavailable(request.image, "image not known")
         if request.name in self.containers:
             raise NameInUse(f"the container name {request.name!r} is already in use")

@@ -23,6 +23,7 @@ class DesiredService:
     source: str = ""  # "file:line", for messages
     secret_fingerprints: Mapping[str, str] = field(default_factory=dict)
     configs: tuple[ConfigContent, ...] = ()  # by spec.configs' order
+    image_id: str | None = None  # a rebuilt revision's image as it ran: that, not the tag
 
     @classmethod
     def of(

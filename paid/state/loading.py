@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import ipaddress
 import os
-import posixpath
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +20,10 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from paid.state.checks import cross_checks, network_checks
 from paid.state.configs import ConfigContent, ConfigError, read_config, read_env_file
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.networks import DEFAULT_NETWORK, DesiredNetwork, NetworkDocument
-from paid.state.paths import within
 from paid.state.reading import (
     MAX_DEPTH,
     MAX_FILE_BYTES,
@@ -133,7 +131,7 @@ def load_directory(
             )
 
     errors.extend(
-        _cross_checks(
+        cross_checks(
             where,
             known=mentioned,
             allowed_host_paths=tuple(allowed_host_paths),
@@ -142,9 +140,7 @@ def load_directory(
         )
     )
     written = {_raw_name(doc) for doc in documents if _is_network(doc)} - {None}
-    errors.extend(
-        _network_checks(where, networks, written=written, default_network=default_network)
-    )
+    errors.extend(network_checks(where, networks, written=written, default_network=default_network))
     shown = tuple(_display(p) for p in files)
     if errors:
         return LoadResult(None, tuple(sorted(set(errors))), shown)
@@ -179,57 +175,6 @@ def _add_network(
         )
         return
     networks[name] = (doc, parsed)
-
-
-def _network_checks(
-    where: dict[str, tuple[Document, ServiceDocument]],
-    networks: dict[str, tuple[Document, NetworkDocument]],
-    *,
-    written: set[str | None],
-    default_network: str,
-) -> list[LoadError]:
-    """Every network a service names exists; no two declared subnets overlap.
-
-    ``written``: the names of every Network document, valid or not (a
-    broken one is reported as such, not as missing).
-    """
-    errors: list[LoadError] = []
-    for name in sorted(where):
-        doc, parsed = where[name]
-        for i, attachment in enumerate(parsed.spec.networks):
-            if attachment.name not in written and attachment.name != default_network:
-                loc = ("spec", "networks", i)
-                known = sorted(n for n in written if n is not None)
-                close = difflib.get_close_matches(attachment.name, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                errors.append(
-                    LoadError(
-                        doc.file,
-                        doc.line_of(loc),
-                        dotted(loc),
-                        f"no network named {attachment.name!r} (declare it with kind: Network, "
-                        f"or use the default network {default_network!r}){hint}",
-                    )
-                )
-    errors.extend(_capacity(where, networks, default_network=default_network))
-    seen: list[tuple[str, Any]] = []
-    for name in sorted(networks):
-        network_doc, network = networks[name]
-        if network.spec.subnet is None:
-            continue
-        subnet = ipaddress.ip_network(network.spec.subnet)
-        for other, other_subnet in seen:
-            if subnet.version == other_subnet.version and subnet.overlaps(other_subnet):
-                errors.append(
-                    LoadError(
-                        network_doc.file,
-                        network_doc.line_of(("spec", "subnet")),
-                        "spec.subnet",
-                        f"{subnet} overlaps network {other!r} ({other_subnet})",
-                    )
-                )
-        seen.append((name, subnet))
-    return errors
 
 
 def _repo_files(
@@ -271,53 +216,6 @@ def _repo_files(
             return None
     merged = spec.model_copy(update={"env": {**from_files, **spec.env}, "env_files": []})
     return parsed.model_copy(update={"spec": merged}), tuple(configs)
-
-
-PODMAN_DEFAULT_PREFIX = 24  # a network made without a subnet gets a /24 from Podman's pool
-
-
-def _capacity(
-    where: dict[str, tuple[Document, ServiceDocument]],
-    networks: dict[str, tuple[Document, NetworkDocument]],
-    *,
-    default_network: str,
-) -> list[LoadError]:
-    """No network is asked to hold more containers than its subnet has addresses.
-
-    A canary takes an address beside its service's; the gateway, the
-    network and the broadcast address are not for containers.
-    """
-    members: dict[str, int] = {}
-    for _, parsed in where.values():
-        attached = [a.name for a in parsed.spec.networks] or (
-            [] if parsed.spec.host_network else [default_network]
-        )
-        extra = 1 if parsed.spec.rollout.strategy == "Canary" else 0
-        for name in attached:
-            members[name] = members.get(name, 0) + 1 + extra
-    errors: list[LoadError] = []
-    for name, count in sorted(members.items()):
-        declared = networks.get(name)
-        subnet = declared[1].spec.subnet if declared else None
-        prefix = ipaddress.ip_network(subnet).prefixlen if subnet else PODMAN_DEFAULT_PREFIX
-        room = 2 ** (32 - prefix) - 3 if prefix <= 30 else 0
-        if subnet is not None and ipaddress.ip_network(subnet).version == 6:
-            continue  # an IPv6 subnet has room to spare
-        if count > room:
-            doc = declared[0] if declared else next(iter(where.values()))[0]
-            where_line = doc.line_of(("spec", "subnet") if declared else ())
-            given = f"its subnet {subnet}" if subnet else "a network without a subnet (a /24)"
-            errors.append(
-                LoadError(
-                    doc.file,
-                    where_line,
-                    "spec.subnet" if declared else "",
-                    f"network {name!r}: {count} containers on it, but {given} has room for "
-                    f"{room}; declare it (kind: Network) with a larger spec.subnet, "
-                    "such as a /20 for 4000",
-                )
-            )
-    return errors
 
 
 def _desired_service(
@@ -569,155 +467,3 @@ def _message(
     if kind == "greater_than_equal" and loc[-1:] == ("memory",):
         return "must be at least 6Mi (runc refuses less)"
     return msg.removeprefix("Value error, ")
-
-
-def _cross_checks(
-    where: dict[str, tuple[Document, ServiceDocument]],
-    *,
-    known: set[str | None],
-    allowed_host_paths: tuple[str, ...],
-    allowed_devices: tuple[str, ...] = (),
-    offline: bool = False,
-) -> list[LoadError]:
-    errors: list[LoadError] = []
-    names = set(where)
-    claimed: list[tuple[str, Any]] = []
-    for name in sorted(where):
-        doc, parsed = where[name]
-        spec = parsed.spec
-        if spec.rollout.strategy == "Canary" and f"{name}-canary" in names:
-            errors.append(
-                LoadError(
-                    doc.file,
-                    doc.line_of(("spec", "rollout", "strategy")),
-                    "spec.rollout.strategy",
-                    f"the canary of {name!r} runs as {name}-canary, which is a service's name",
-                )
-            )
-        if spec.rollout.strategy == "Canary" and any(not v.read_only for v in spec.volumes):
-            errors.append(
-                LoadError(
-                    doc.file,
-                    doc.line_of(("spec", "rollout", "strategy")),
-                    "spec.rollout.strategy",
-                    "a canary runs beside the old instance: with a writable volume that is two "
-                    "instances on one volume; use Recreate",
-                )
-            )
-        canary_ports = spec.rollout.canary.ports if spec.rollout.canary else []
-        for i, port in enumerate(spec.ports):
-            for other_name, other in claimed:
-                if port.overlaps(other):
-                    by = "this service" if other_name == name else f"service {other_name!r}"
-                    errors.append(
-                        LoadError(
-                            doc.file,
-                            doc.line_of(("spec", "ports", i)),
-                            f"spec.ports[{i}]",
-                            f"host port {port.host_port}/{port.protocol} is already claimed "
-                            f"by {by}",
-                        )
-                    )
-            claimed.append((name, port))
-        for i, port in enumerate(canary_ports):
-            for other_name, other in claimed:
-                if port.overlaps(other):
-                    errors.append(
-                        LoadError(
-                            doc.file,
-                            doc.line_of(("spec", "rollout", "canary", "ports", i)),
-                            f"spec.rollout.canary.ports[{i}]",
-                            f"host port {port.host_port}/{port.protocol} is already claimed "
-                            f"by service {other_name!r}",
-                        )
-                    )
-            claimed.append((f"{name} (canary)", port))
-        for i, dep in enumerate(spec.depends_on):
-            loc = ("spec", "dependsOn", i)
-            if dep == name:
-                errors.append(
-                    LoadError(
-                        doc.file,
-                        doc.line_of(loc),
-                        dotted(loc),
-                        "a service cannot depend on itself",
-                    )
-                )
-            elif dep not in names and dep not in known:
-                errors.append(
-                    LoadError(doc.file, doc.line_of(loc), dotted(loc), f"no service named {dep!r}")
-                )
-        for i, volume in enumerate(spec.volumes):
-            if (
-                volume.is_host_path
-                and not offline
-                and not within(volume.source, allowed_host_paths)
-            ):
-                loc = ("spec", "volumes", i)
-                allowed = ", ".join(allowed_host_paths) or "none configured"
-                errors.append(
-                    LoadError(
-                        doc.file,
-                        doc.line_of(loc),
-                        dotted(loc),
-                        f"host path {_shown(volume.source)} is not under an allowed prefix "
-                        f"({allowed}; see --allow-host-path)",
-                    )
-                )
-        for i, device in enumerate(spec.devices):
-            if not offline and not within(device, allowed_devices):
-                loc = ("spec", "devices", i)
-                allowed = ", ".join(allowed_devices) or "none configured"
-                errors.append(
-                    LoadError(
-                        doc.file,
-                        doc.line_of(loc),
-                        dotted(loc),
-                        f"device {_shown(device)} is host access and not allowed "
-                        f"({allowed}; see --allow-device)",
-                    )
-                )
-    for cycle in _cycles(
-        {n: [d for d in p.spec.depends_on if d in names and d != n] for n, (_, p) in where.items()}
-    ):
-        doc, _ = where[cycle[0]]
-        errors.append(
-            LoadError(
-                doc.file,
-                doc.line_of(("spec", "dependsOn")),
-                "spec.dependsOn",
-                "dependency cycle: " + " -> ".join([*cycle, cycle[0]]),
-            )
-        )
-    return errors
-
-
-def _shown(path: str) -> str:
-    """The path, and where it leads when a symlink takes it elsewhere."""
-    real = os.path.realpath(path)
-    return path if real == posixpath.normpath(path) else f"{path} (a link to {real})"
-
-
-def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
-    """Each elementary cycle found by depth-first search, once, smallest name first."""
-    found: dict[frozenset[str], list[str]] = {}
-    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
-    stack: list[str] = []
-
-    def visit(node: str) -> None:
-        state[node] = 1
-        stack.append(node)
-        for dep in sorted(graph.get(node, [])):
-            if state.get(dep) == 1:
-                cycle = stack[stack.index(dep) :]
-                start = cycle.index(min(cycle))
-                found.setdefault(frozenset(cycle), cycle[start:] + cycle[:start])
-            elif dep not in state:
-                visit(dep)
-        stack.pop()
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node)
-    return list(found.values())

@@ -100,8 +100,8 @@ def test_a_compose_app_imports_validates_and_runs_with_the_same_wiring(
     env = dict(e.split("=", 1) for e in api["Config"]["Env"])
     assert ("production", "hello world") == (env["MODE"], env["GREETING"])
     assert {"api-data"} == {m["Name"] for m in api["Mounts"] if m["Type"] == "volume"}
-    started = {c["Names"][0]: c["StartedAt"] for c in podman.containers()}
-    assert started["api"] < started["proxy"]  # depends_on: service_healthy
+    started = {n: podman.inspect(n)["State"]["StartedAt"] for n in ("api", "proxy")}
+    assert started["api"] < started["proxy"]  # depends_on: service_healthy (ns timestamps)
 
 
 def test_export_kube_plays_on_podman_and_serves_on_its_host_port(

@@ -7,6 +7,7 @@ different image under the same name.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,32 @@ def test_never_and_failed_pulls_say_why_and_touch_nothing(
         touched = [e for e in podman.container_events_since(mark) if e[0] in MUTATING_EVENTS]
         assert [] == touched, image  # the running container was never stopped
         assert running == podman.inspect("web")["Id"]
+
+
+def test_a_rollback_runs_the_image_its_revision_ran_though_the_tag_moved(
+    registry: Registry, podman: PodmanService, desired_dir: Path, state_dir: Path, capsys: Any
+) -> None:
+    """Revision 1 ran image A of app:stable; the tag moved to B; rollback to 1 runs A again."""
+    remote = f"{registry.host}/paid-test/app:moving"
+    first = push(podman, IMAGE, remote)
+    write_services(desired_dir, service_doc("web", image=remote, imagePullPolicy="Always"))
+    assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
+    second = push(podman, other_image(podman, "localhost/paid-test/other:4"), remote)
+    write_services(
+        desired_dir,
+        service_doc("web", image=remote, imagePullPolicy="Always", env={"EDITION": "2"}),
+    )
+    assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
+    assert second == podman.inspect("web")["Image"]
+
+    assert 0 == paid(podman, state_dir, "rollback", "web", str(desired_dir), "--to-revision", "1")
+    assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
+
+    assert first == podman.inspect("web")["Image"]
+    assert "1" == podman.inspect("web")["Config"]["Labels"]["paid.revision"]
+    capsys.readouterr()
+    assert 0 == paid(podman, state_dir, "history", "web", "--output", "json")
+    recorded = {
+        r["revision"]: r["imageId"] for r in json.loads(capsys.readouterr().out)["revisions"]
+    }
+    assert (first, second) == (recorded[1], recorded[2])

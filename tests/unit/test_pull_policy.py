@@ -74,3 +74,37 @@ def test_pull_errors_say_not_found_unauthorized_or_unreachable(
 
     assert (reason, transient) == (error.reason, error.transient)
     assert pull_failure(detail) == reason
+
+
+def test_a_rollback_runs_the_image_its_revision_ran_not_what_the_tag_is_now(
+    tmp_path: Path,
+) -> None:
+    """Pinned back to revision 1: its recorded image ID is created, never pulled; if that
+    image is gone, the rollback fails and the running revision stays."""
+    from paid.runtime.fake import image_id  # noqa: PLC0415
+
+    runtime = FakeRuntime(images={IMAGE, "localhost/app:2"})
+    v1 = desired_service("web", image=IMAGE, rollout={"minReadySeconds": 0})
+    v2 = desired_service("web", image="localhost/app:2", rollout={"minReadySeconds": 0})
+    with Store.open(tmp_path / "state") as store:
+        assert converge(desired(v1), runtime=runtime, store=store, timings=FAST).converged
+        assert image_id(IMAGE) == store.revision("web", 1).image_id  # type: ignore[union-attr]
+        assert converge(desired(v2), runtime=runtime, store=store, timings=FAST).converged
+        store.pin("web", revision=1, desired_hash=v2.spec_hash, reason="test")
+
+        assert converge(desired(v2), runtime=runtime, store=store, timings=FAST).converged
+
+        request = runtime.requests["web"]
+        assert (image_id(IMAGE), True) == (request.image, request.exact_image)
+        assert not [c for c in runtime.calls if c[0] == "pull"]
+
+        runtime.images.discard(IMAGE)  # revision 1's image is gone from the host
+        store.pin("web", revision=2, desired_hash=v2.spec_hash, reason="test")
+        assert converge(desired(v2), runtime=runtime, store=store, timings=FAST).converged
+        running = runtime.containers["web"].id
+        store.pin("web", revision=1, desired_hash=v2.spec_hash, reason="test")
+
+        report = converge(desired(v2), runtime=runtime, store=store, timings=FAST)
+
+        assert not report.converged
+        assert running == runtime.containers["web"].id  # revision 2 still runs
