@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -120,79 +121,86 @@ def _variables(
     return variables
 
 
+@dataclass
+class _File:
+    """The compose file's top level, as the importer reads it."""
+
+    compose: dict[str, Any]
+    doc: Document
+    path: Path
+    project: Project
+    translation: Translation
+
+    def problem(self, loc: tuple[Any, ...], why: str) -> None:
+        key = ".".join(str(p) for p in loc)
+        line = self.doc.line_of(loc)
+        self.translation.problems.append(Problem(str(self.path), line, key, why))
+
+
 def _top_level(
     compose: dict[str, Any], doc: Document, path: Path, project: Project, translation: Translation
 ) -> None:
-    display = str(path)
+    """Service names, networks, volumes, secrets and configs: what services refer to."""
+    top = _File(compose, doc, path, project, translation)
     for key in compose:
         if key not in _TOP_LEVEL and not str(key).startswith("x-"):
-            translation.problems.append(
-                Problem(display, doc.line_of((key,)), key, "no paid equivalent")
-            )
+            top.problem((key,), "no paid equivalent")
     for name in compose["services"]:
         new = re.sub(r"[^a-z0-9-]+", "-", str(name).lower()).strip("-")[:63] or "service"
         project.names[str(name)] = new
     for name, declared in (compose.get("networks") or {}).items():
-        body = declared or {}
-        line = doc.line_of(("networks", name))
-        if name == "default":
-            continue
-        if body.get("external"):
-            why = "external: paid makes its own networks; declare it, or use the default one"
-            translation.problems.append(Problem(display, line, f"networks.{name}", why))
-            continue
-        new = network_name(str(name))
-        project.networks[str(name)] = new
-        spec: dict[str, Any] = {}
-        if body.get("internal"):
-            spec["internal"] = True
-        subnets = [
-            c.get("subnet")
-            for c in ((body.get("ipam") or {}).get("config") or [])
-            if c.get("subnet")
-        ]
-        if subnets:
-            spec["subnet"] = subnets[0]
-        if body.get("driver") not in (None, "bridge"):
-            translation.problems.append(
-                Problem(display, line, f"networks.{name}.driver", "only bridge networks")
-            )
-        document = {"apiVersion": "paid/v1", "kind": "Network", "metadata": {"name": new}}
-        if spec:
-            document["spec"] = spec
-        translation.outputs.append(Output(f"network-{new}.yaml", [document]))
+        if name != "default":
+            _network(top, str(name), declared or {})
     for name, body in (compose.get("volumes") or {}).items():
         if (body or {}).get("driver") not in (None, "local") or (body or {}).get("driver_opts"):
-            translation.problems.append(
-                Problem(
-                    display,
-                    doc.line_of(("volumes", name)),
-                    f"volumes.{name}",
-                    "only local volumes without driver options",
-                )
-            )
-    for kind, into in (("secrets", project.secrets), ("configs", project.configs)):
+            top.problem(("volumes", name), "only local volumes without driver options")
+    for kind in ("secrets", "configs"):
         for name, body in (compose.get(kind) or {}).items():
-            line = doc.line_of((kind, name))
-            file = (body or {}).get("file")
-            if not file:
-                translation.problems.append(
-                    Problem(display, line, f"{kind}.{name}", "only file-based ones")
-                )
-                continue
-            if kind == "secrets":
-                into[str(name)] = PurePosixPath(str(file)).name
-            else:
-                source = (path.parent / str(file)).resolve()
-                try:
-                    relative = source.relative_to(path.parent.resolve())
-                except ValueError:
-                    translation.problems.append(
-                        Problem(display, line, f"{kind}.{name}", f"{file} is outside the project")
-                    )
-                    continue
-                translation.copies[str(relative)] = source
-                into[str(name)] = str(PurePosixPath(relative))
+            _file_entry(top, kind, str(name), (body or {}).get("file"))
+
+
+def _network(top: _File, name: str, body: dict[str, Any]) -> None:
+    if body.get("external"):
+        why = "external: paid makes its own networks; declare it, or use the default one"
+        top.problem(("networks", name), why)
+        return
+    new = network_name(name)
+    top.project.networks[name] = new
+    spec: dict[str, Any] = {}
+    if body.get("internal"):
+        spec["internal"] = True
+    configs = (body.get("ipam") or {}).get("config") or []
+    subnets = [c["subnet"] for c in configs if isinstance(c, dict) and c.get("subnet")]
+    if subnets:
+        spec["subnet"] = subnets[0]
+    if body.get("driver") not in (None, "bridge"):
+        top.problem(("networks", name, "driver"), "only bridge networks")
+    document: dict[str, Any] = {
+        "apiVersion": "paid/v1",
+        "kind": "Network",
+        "metadata": {"name": new},
+    }
+    if spec:
+        document["spec"] = spec
+    top.translation.outputs.append(Output(f"network-{new}.yaml", [document]))
+
+
+def _file_entry(top: _File, kind: str, name: str, file: Any) -> None:
+    """A file-based secret (its file name in paid's secrets directory) or config (copied)."""
+    if not file:
+        top.problem((kind, name), "only file-based ones")
+        return
+    if kind == "secrets":
+        top.project.secrets[name] = PurePosixPath(str(file)).name
+        return
+    source = (top.path.parent / str(file)).resolve()
+    try:
+        relative = source.relative_to(top.path.parent.resolve())
+    except ValueError:
+        top.problem((kind, name), f"{file} is outside the project")
+        return
+    top.translation.copies[str(relative)] = source
+    top.project.configs[name] = str(PurePosixPath(relative))
 
 
 def _service(

@@ -393,3 +393,40 @@ def test_export_kube_passes_kubernetes_validate_strict(tmp_path: Path) -> None:
     )
 
     assert 0 == result.returncode, result.stdout + result.stderr
+
+
+def test_top_level_networks_volumes_configs_are_read_or_refused_at_their_line(
+    tmp_path: Path,
+) -> None:
+    """An external network, a volume driver and a config outside the project are refused;
+    a file config is copied and mounted."""
+    (tmp_path / "app.conf").write_text("x = 1\n")
+    path = _write(
+        tmp_path,
+        """\
+        services:
+          web:
+            image: a:1
+            networks: [ext]
+            configs: [{source: conf, target: /etc/app.conf}]
+        networks:
+          ext: {external: true}
+        volumes:
+          data: {driver: nfs}
+        configs:
+          conf: {file: ./app.conf}
+          far: {file: ../../etc/passwd}
+        """,
+    )
+
+    translation = import_compose(path, environ={})
+
+    assert [
+        (7, "networks.ext"),
+        (9, "volumes.data"),
+        (12, "configs.far"),
+    ] == sorted((p.line, p.key) for p in translation.problems)
+    assert [{"source": "app.conf", "target": "/etc/app.conf"}] == _specs(translation)["web"][
+        "configs"
+    ]
+    assert {"app.conf"} == set(translation.copies)
