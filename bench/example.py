@@ -109,7 +109,8 @@ def main() -> None:
             "none of its containers, networks or volumes, and an empty store (so every first "
             "deploy goes through its gate); images present. Each gate bakes 2 s "
             "(`minReadySeconds`); a dependent starts once its dependency is ready, so the "
-            "bakes overlap.",
+            "bakes overlap. paid alone: there is no compose file of this app to set beside "
+            "it (bench/reconcile.py compares with podman-compose).",
             "",
             f"| measure (median of {args.reps}) | wall time |",
             "|---|---|",

@@ -105,7 +105,7 @@ def _export_kube(args: argparse.Namespace) -> int:
     if result.desired is None:
         print_errors(result)
         return EXIT_ERROR
-    manifests = kube.export(result.desired, Path(args.dir))
+    manifests = kube.export(result.desired)
     for skipped in manifests.skipped:
         stderr(f"paid: not exported: {skipped}")
     text = manifests.text()

@@ -118,11 +118,11 @@ def inside(root: Path, base: Path, relative: str) -> Path:
 def read_config(root: Path, base: Path, mount: ConfigMount) -> ConfigContent:
     """The config's digest, its files checked; ``ConfigError`` says what is wrong."""
     source = inside(root, base, mount.source)
-    digest = _digest(source, mount.file_mode, root=root.resolve())
+    digest = _digest(source, mount.file_mode)
     return ConfigContent(mount.target, digest, mount.file_mode, source)
 
 
-def _entries(source: Path, root: Path) -> Iterator[tuple[str, Path]]:
+def _entries(source: Path) -> Iterator[tuple[str, Path]]:
     """(relative path, path) of every file of a config: one for a file, all for a directory."""
     try:
         st = os.lstat(source)
@@ -148,13 +148,12 @@ def _entries(source: Path, root: Path) -> Iterator[tuple[str, Path]]:
             if count > MAX_CONFIG_FILES:
                 raise ConfigError(f"{source} has more than {MAX_CONFIG_FILES} files")
             yield str(path.relative_to(source)), path
-    del root
 
 
-def _digest(source: Path, mode: int, *, root: Path) -> str:
+def _digest(source: Path, mode: int) -> str:
     total = 0
     outer = hashlib.sha256(f"paid-config-v1\0{mode:o}\0".encode())
-    for relative, path in _entries(source, root):
+    for relative, path in _entries(source):
         data = _read(path, limit=MAX_CONFIG_BYTES - total)
         total += len(data)
         outer.update(relative.encode() + b"\0" + hashlib.sha256(data).digest())
@@ -289,7 +288,7 @@ class ConfigStore:
         staging.mkdir(mode=0o700)
         try:
             self._copy(config, staging / CONTENT)
-            got = _digest(staging / CONTENT, config.mode, root=staging)
+            got = _digest(staging / CONTENT, config.mode)
             if got != config.digest:
                 raise ConfigError(
                     f"config {config.target}: {config.source} changed since it was loaded"
@@ -306,7 +305,7 @@ class ConfigStore:
 
     def _copy(self, config: ConfigContent, into: Path) -> None:
         assert config.source is not None  # noqa: S101 -- checked by ensure
-        entries = list(_entries(config.source, config.source))
+        entries = list(_entries(config.source))
         if entries and entries[0][0] == "":
             self._write(into, _read(config.source, limit=MAX_CONFIG_BYTES), config.mode)
             return
@@ -335,12 +334,29 @@ class ConfigStore:
         if not self.directory.is_dir():
             return removed
         for entry in sorted(self.directory.iterdir()):
-            if entry.name in kept or entry.name.startswith(".staging-"):
+            if entry.name in kept or (entry.name.startswith(".staging-") and _alive(entry.name)):
                 continue
             _make_writable(entry)
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry.name)
         return removed
+
+
+def _alive(staging: str) -> bool:
+    """Whether the process that is making this staging copy (``.staging-<digest>-<pid>``) runs.
+
+    A copy left by a paid killed mid-copy is collected; one in the making is not.
+    """
+    pid = staging.rsplit("-", 1)[-1]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _make_writable(path: Path) -> None:

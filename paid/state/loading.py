@@ -93,22 +93,16 @@ def load_directory(
     for doc in documents:
         parsed = _validate(doc, errors)
         if isinstance(parsed, NetworkDocument):
-            _add_network(doc, parsed, networks, errors)
+            if parsed.metadata.name in networks:
+                errors.append(_twice(doc, "network", networks[parsed.metadata.name][0]))
+            else:
+                networks[parsed.metadata.name] = (doc, parsed)
             continue
         if parsed is None:
             continue
         name = ServiceName(parsed.metadata.name)
         if name in where:
-            first = where[name][0]
-            errors.append(
-                LoadError(
-                    doc.file,
-                    doc.line_of(("metadata", "name")),
-                    "metadata.name",
-                    f"service {name!r} is already defined at "
-                    f"{first.file}:{first.line_of(('metadata', 'name'))}",
-                )
-            )
+            errors.append(_twice(doc, "service", where[name][0]))
             continue
         where[name] = (doc, parsed)
         source = f"{doc.file}:{doc.line_of(())}"
@@ -155,26 +149,16 @@ def load_directory(
     )
 
 
-def _add_network(
-    doc: Document,
-    parsed: NetworkDocument,
-    networks: dict[str, tuple[Document, NetworkDocument]],
-    errors: list[LoadError],
-) -> None:
-    name = parsed.metadata.name
-    if name in networks:
-        first = networks[name][0]
-        errors.append(
-            LoadError(
-                doc.file,
-                doc.line_of(("metadata", "name")),
-                "metadata.name",
-                f"network {name!r} is already defined at "
-                f"{first.file}:{first.line_of(('metadata', 'name'))}",
-            )
-        )
-        return
-    networks[name] = (doc, parsed)
+def _twice(doc: Document, kind: str, first: Document) -> LoadError:
+    """A second document of ``kind`` with a name already taken, pointing at the first."""
+    at = ("metadata", "name")
+    name = doc.value["metadata"]["name"]
+    return LoadError(
+        doc.file,
+        doc.line_of(at),
+        "metadata.name",
+        f"{kind} {name!r} is already defined at {first.file}:{first.line_of(at)}",
+    )
 
 
 def _repo_files(

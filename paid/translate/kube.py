@@ -49,7 +49,7 @@ def _dns_name(text: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:63] or "x"
 
 
-def export(desired: DesiredState, root: Path) -> Manifests:
+def export(desired: DesiredState) -> Manifests:
     """Every service, volume, config and network of ``desired`` as Kubernetes objects."""
     manifests = Manifests()
     volumes: set[str] = set()
@@ -69,7 +69,6 @@ def export(desired: DesiredState, root: Path) -> Manifests:
         )
     for name in sorted(desired.networks):
         manifests.objects.append(_network_policy(name))
-    del root
     return manifests
 
 

@@ -11,10 +11,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from paid.cli import main
+from paid.runtime.base import ContainerRequest, RequestRejected
+from paid.runtime.podman import PodmanRuntime
+from paid.state.networks import NetworkSpec
 from tests.harness import (
+    IMAGE,
     MUTATING_EVENTS,
     PodmanService,
     free_port,
@@ -222,3 +227,61 @@ def test_host_network_service_listens_on_the_host(
     assert "host" == podman.inspect("agent")["HostConfig"]["NetworkMode"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
         assert b"paid test" in answer.read()
+
+
+def test_a_changed_network_is_recreated_and_its_members_reconnected(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
+    """A new subnet: the network is replaced; db keeps its container, now on the new subnet,
+    and its alias still resolves from api."""
+    app(desired_dir)
+    assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
+    db_before, net_before = podman.inspect("db")["Id"], networks(podman)["backend"]["id"]
+    text = (desired_dir / "services.yaml").read_text()
+    (desired_dir / "services.yaml").write_text(text.replace("10.89.77.0/24", "10.89.78.0/24"))
+
+    assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
+
+    assert net_before != networks(podman)["backend"]["id"]
+    assert db_before == podman.inspect("db")["Id"]  # reconnected, not replaced
+    address = podman.inspect("db")["NetworkSettings"]["Networks"]["backend"]["IPAddress"]
+    assert address.startswith("10.89.78.")
+    assert address == resolve(podman, "api", "database")
+
+
+def test_a_container_disconnected_by_hand_is_replaced(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
+    """Membership is part of the spec: `podman network disconnect` is drift, and healed."""
+    app(desired_dir)
+    assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
+    before = podman.inspect("proxy")["Id"]
+    podman.podman("network", "disconnect", "paid", "proxy")
+
+    assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
+
+    assert before != podman.inspect("proxy")["Id"]
+    assert {"paid"} == set(podman.inspect("proxy")["NetworkSettings"]["Networks"])
+    assert 0 == fetch(podman, "proxy", "api")[0]
+
+
+def test_a_full_network_is_a_rejection_not_an_outage(podman: PodmanService) -> None:
+    """Podman's IPAM error (a 500) is RequestRejected: not transient, never the breaker's."""
+    runtime = PodmanRuntime(podman.url)
+    try:
+        runtime.create_network("tiny", NetworkSpec(subnet="10.89.79.0/30"), {})
+        runtime.create_container(
+            ContainerRequest(name="one", image=IMAGE, labels={}, command=["sleep", "60"],
+                             networks={"tiny": ()})
+        )  # fmt: skip
+        runtime.start_container("one")
+        runtime.create_container(
+            ContainerRequest(name="two", image=IMAGE, labels={}, command=["sleep", "60"],
+                             networks={"tiny": ()})
+        )  # fmt: skip
+        with pytest.raises(RequestRejected) as refused:
+            runtime.start_container("two")
+        assert not refused.value.transient
+        assert "no free address" in str(refused.value)
+    finally:
+        runtime.close()

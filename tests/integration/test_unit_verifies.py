@@ -44,14 +44,17 @@ def test_scripts_install_makes_a_venv_a_command_and_a_unit_that_verifies(tmp_pat
         "PIP_CACHE_DIR": str(Path.home() / ".cache" / "pip"),  # the machine's, for speed
     }
 
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "install"), "--no-enable"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    def install() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(ROOT / "scripts" / "install"), "--no-enable"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    result = install()
 
     assert 0 == result.returncode, result.stdout + result.stderr
     paid = tmp_path / "bin" / "paid"
@@ -67,12 +70,5 @@ def test_scripts_install_makes_a_venv_a_command_and_a_unit_that_verifies(tmp_pat
     )
     assert "" == verified.stdout + verified.stderr
     assert 0o700 == (tmp_path / "etc" / "secrets").stat().st_mode & 0o777
-    again = subprocess.run(
-        [str(ROOT / "scripts" / "install"), "--no-enable"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    again = install()
     assert 0 == again.returncode, again.stderr  # idempotent: an upgrade in place

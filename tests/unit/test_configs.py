@@ -241,3 +241,19 @@ def test_env_file_that_escapes_or_is_a_fifo_is_refused(tmp_path: Path) -> None:
     assert 2 == len(messages)
     assert "is a FIFO" in messages[1]
     assert "leads out of the desired-state directory" in messages[0]
+
+
+def test_a_staging_copy_left_by_a_killed_paid_is_collected_one_in_the_making_is_not(
+    tmp_path: Path,
+) -> None:
+    """kill -9 mid-copy leaves .staging-<digest>-<pid>: collected once that pid is gone."""
+    store = ConfigStore(tmp_path / "configs")
+    gone = tmp_path / "configs" / f".staging-{'c' * 16}-{2**22 + 17}"  # above pid_max
+    mine = tmp_path / "configs" / f".staging-{'d' * 16}-{os.getpid()}"
+    for staging in (gone, mine):
+        (staging / "content").mkdir(parents=True)
+
+    removed = store.collect(set())
+
+    assert [gone.name] == removed
+    assert mine.is_dir()

@@ -338,7 +338,7 @@ def _exported(tmp_path: Path) -> list[dict[str, Any]]:
     assert 0 == main(["import", "compose", str(_project(tmp_path / "p")), "-o", str(out)])
     desired = load_directory(out, offline=True).desired
     assert desired is not None
-    return export(desired, out).objects
+    return export(desired).objects
 
 
 def test_export_kube_has_a_deployment_service_claim_config_map_and_policies(
