@@ -58,9 +58,12 @@ TRIGGERS: Final = (
     "requeue",
     "startup",
     "probe",
+    "image_update",
 )
 PROBE_KINDS: Final = ("startup", "liveness", "readiness")
-PREFLIGHT_CHECKS: Final = ("podman", "disk", "image", "port", "host_path", "secret", "backup_dir")
+PREFLIGHT_CHECKS: Final = (
+    "podman", "disk", "image", "registry", "port", "host_path", "secret", "backup_dir"
+)  # fmt: skip
 ROLLOUT_RESULTS: Final = ("succeeded", "failed", "rolled_back")
 
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -203,6 +206,14 @@ class Metrics:
         )
         self.rollouts = Counter(
             "paid_rollouts_total", "Finished rollouts, by result.", ["result"], registry=r
+        )
+        self.image_updates = Counter(
+            "paid_image_updates_total",
+            "Image updates (imageUpdate) by service and result: updated, rolled_back, "
+            "failed (its rollout did not finish; tried again), check_failed (the registry "
+            "did not answer).",
+            ["service", "result"],
+            registry=r,
         )
         self.rollbacks = Counter(
             "paid_rollbacks_total", "Automatic rollbacks, by service.", ["service"], registry=r

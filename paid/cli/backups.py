@@ -15,6 +15,7 @@ from paid.cli.common import (
     load,
     named_service,
     out,
+    podman,
     print_errors,
     secret_source,
     stderr,
@@ -25,7 +26,6 @@ from paid.controllers.backups import BackupController, BackupFailed
 from paid.controllers.health import wait_until_ready
 from paid.controllers.services import ServiceController
 from paid.runtime.base import Runtime
-from paid.runtime.podman import PodmanRuntime
 from paid.state.archives import ArchiveError, BackupRecord, list_backups, verify
 from paid.state.desired import DesiredService
 from paid.state.store import Store
@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     if not services:
         stderr("paid: no service has a backup section")
         return EXIT_ERROR
-    runtime = PodmanRuntime(args.podman_url, instance=args.instance)
+    runtime = podman(args)
     made: list[BackupRecord] = []
     failures: list[dict[str, str]] = []
     try:
@@ -205,7 +205,7 @@ def _restore(args: argparse.Namespace) -> int:
     service = named_service(args)
     if service is None:
         return EXIT_ERROR
-    runtime = PodmanRuntime(args.podman_url, instance=args.instance)
+    runtime = podman(args)
     try:
         with Store.open(args.state_dir) as store:
             record = _controller(args, runtime, store).restore(service, args.backup)

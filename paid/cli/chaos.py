@@ -15,13 +15,13 @@ from paid.cli.common import (
     env,
     load,
     out,
+    podman,
     print_errors,
     stderr,
     table,
 )
 from paid.cli.options import Parents, Subparsers
 from paid.controllers.chaos import Breakage, Chaos, ChaosReport, Round
-from paid.runtime.podman import PodmanRuntime
 from paid.state.specs import RestartPolicy, ServiceSpec
 from paid.state.store import Store
 
@@ -102,7 +102,7 @@ def _chaos(args: argparse.Namespace) -> int:
         stderr("paid: no enabled service with restartPolicy Always to break")
         return EXIT_ERROR
     specs: dict[str, ServiceSpec] = {s.name: s.spec for s in result.desired}
-    runtime = PodmanRuntime(args.podman_url, instance=args.instance)
+    runtime = podman(args)
 
     def show(r: Round) -> None:
         if args.output == "json":

@@ -11,6 +11,8 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from paid.runtime.podman import PodmanRuntime
+from paid.runtime.registry import AuthFile, RegistryClient
 from paid.state.desired import DesiredService
 from paid.state.labels import DEFAULT_INSTANCE
 from paid.state.loading import LoadResult, load_directory
@@ -37,6 +39,20 @@ def load(args: argparse.Namespace) -> LoadResult:
         offline=getattr(args, "offline", False),
         default_network=default_network(args),
     )
+
+
+def podman(args: argparse.Namespace) -> PodmanRuntime:
+    """The Podman API client, pulling with ``--authfile``'s credentials when one is named."""
+    return PodmanRuntime(args.podman_url, instance=args.instance, auth=auth_file(args))
+
+
+def auth_file(args: argparse.Namespace) -> AuthFile:
+    return AuthFile(getattr(args, "authfile", None))
+
+
+def registry(args: argparse.Namespace) -> RegistryClient:
+    """The registry client of update checks and pre-flight, with the same credentials."""
+    return RegistryClient(auth=auth_file(args))
 
 
 def default_network(args: argparse.Namespace) -> str:

@@ -6,9 +6,17 @@ import argparse
 from pathlib import Path
 
 from paid.cli.backups import backup_dir
-from paid.cli.common import EXIT_ERROR, default_network, env, stderr
+from paid.cli.common import (
+    EXIT_ERROR,
+    auth_file,
+    default_network,
+    env,
+    podman,
+    registry,
+    stderr,
+)
 from paid.cli.options import Parents, Subparsers, listen_option, timings
-from paid.runtime.podman import PodmanRuntime
+from paid.runtime.registry import ConfigFileError
 from paid.state.lock import LockHeld, WriterLock
 from paid.state.store import Store
 
@@ -54,6 +62,21 @@ def register(sub: Subparsers, parents: Parents) -> None:
         metavar="SECONDS",
         help="fetch and fast-forward the checkout this often (env PAID_GIT_PULL_INTERVAL; 0: off)",
     )
+    run.add_argument(
+        "--image-update-interval",
+        type=float,
+        default=float(env("IMAGE_UPDATE_INTERVAL", "900") or 0),
+        metavar="SECONDS",
+        help="check the tags of services with imageUpdate this often, and on SIGHUP "
+        "(env PAID_IMAGE_UPDATE_INTERVAL; default 900; 0: only on SIGHUP)",
+    )
+    run.add_argument(
+        "--image-gc",
+        action="store_true",
+        default=env("IMAGE_GC", "") in ("1", "true", "yes"),
+        help="once a day, remove images paid ran that no container, kept revision or "
+        "desired service uses (env PAID_IMAGE_GC)",
+    )
     run.set_defaults(handler=_run)
 
 
@@ -63,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     from paid.runtime.resilient import ResilientRuntime  # noqa: PLC0415
 
     metrics = Metrics()
-    podman = PodmanRuntime(args.podman_url, instance=args.instance)
+    client = podman(args)
     settings = Settings(
         directory=Path(args.dir),
         listen=args.listen,
@@ -82,7 +105,14 @@ def _run(args: argparse.Namespace) -> int:
         git_pull_interval=args.git_pull_interval,
         allow_mass_prune=args.allow_mass_prune,
         timings=timings(),
+        image_update_interval=args.image_update_interval,
+        image_gc=args.image_gc,
     )
+    try:
+        auth_file(args).check()
+    except ConfigFileError as err:
+        stderr(f"paid: {err}")
+        return EXIT_ERROR
     lock = WriterLock(args.state_dir)
     try:
         lock.acquire(role="daemon", directory=args.dir)
@@ -93,10 +123,11 @@ def _run(args: argparse.Namespace) -> int:
         try:
             manager = Manager(
                 settings,
-                runtime=ResilientRuntime(podman, metrics=metrics),
-                events=podman,
+                runtime=ResilientRuntime(client, metrics=metrics),
+                events=client,
                 store=store,
                 metrics=metrics,
+                registry=registry(args),
             )
         except OSError as err:
             stderr(f"paid: cannot listen on {args.listen}: {err.strerror}")

@@ -21,20 +21,23 @@ from paid.cli.common import (
     EXIT_OK,
     load,
     out,
+    podman,
     print_errors,
+    registry,
     secret_source,
     stderr,
     table,
 )
 from paid.cli.options import Parents, Subparsers, timings
 from paid.controllers.converging import ConvergeReport, converge
+from paid.controllers.images import ImageController
 from paid.controllers.preflight import Check, DiskThresholds, failed, preflight
 from paid.controllers.reconciling import Reconciler, World
 from paid.controllers.services import Outcome
-from paid.runtime.podman import PodmanRuntime
 from paid.runtime.resilient import ResilientRuntime
 from paid.state.checkout import describe
 from paid.state.desired import DesiredState
+from paid.state.images import Update
 from paid.state.lock import LockHeld, WriterLock
 from paid.state.plans import ActionKind, Plan
 from paid.state.schema import json_schema
@@ -158,7 +161,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _compute_plan(args: argparse.Namespace, desired: DesiredState) -> Plan:
     """What ``paid apply`` would do: the reconciler's own steps, taken by nobody."""
-    runtime = PodmanRuntime(args.podman_url, instance=args.instance)
+    runtime = podman(args)
     try:
         with Store.open(args.state_dir) as store:
             reconciler = Reconciler(
@@ -232,16 +235,24 @@ def _apply(args: argparse.Namespace) -> int:
         plan = _compute_plan(args, result.desired)
         _print_plan(plan)
         return EXIT_CHANGES if plan.mutating else EXIT_OK
+    lock, code = take_writer_lock(args, "apply")
+    if lock is None:
+        return code
+    with lock:
+        return converge_once(args, result.desired)
+
+
+def take_writer_lock(args: argparse.Namespace, role: str) -> tuple[WriterLock | None, int]:
+    """The writer lock, or the exit code of handing over (to a daemon) or of stopping."""
     lock = WriterLock(args.state_dir)
     try:
-        lock.acquire(role="apply", directory=args.dir)
+        lock.acquire(role=role, directory=args.dir)
     except LockHeld as held:
         handed = _hand_over(args, held)
         if handed is not None:
-            return handed
-        lock.acquire(role="apply", directory=args.dir, wait=True)
-    with lock:
-        return _converge(args, result.desired)
+            return None, handed
+        lock.acquire(role=role, directory=args.dir, wait=True)
+    return lock, EXIT_OK
 
 
 def _hand_over(args: argparse.Namespace, held: LockHeld) -> int | None:
@@ -275,9 +286,13 @@ def _hand_over(args: argparse.Namespace, held: LockHeld) -> int | None:
     return EXIT_ERROR
 
 
-def _converge(args: argparse.Namespace, desired: DesiredState) -> int:
-    podman = PodmanRuntime(args.podman_url, instance=args.instance)
-    runtime = ResilientRuntime(podman)
+def converge_once(
+    args: argparse.Namespace, desired: DesiredState, *, updates: list[Update] | None = None
+) -> int:
+    """``paid apply``'s drive (``paid update``'s too: ``updates`` become targets first)."""
+    client = podman(args)
+    runtime = ResilientRuntime(client)
+    checker = registry(args)
 
     def checked(world: World) -> bool:
         """Pre-flight on apply's own first look: one list call for both."""
@@ -290,6 +305,7 @@ def _converge(args: argparse.Namespace, desired: DesiredState) -> int:
             secrets=secret_source(args),
             backup_dir=str(backup_dir(args)),
             actual=world.actual,
+            registry=checker,
         )
         if failed(checks):
             _print_checks(checks)
@@ -301,6 +317,9 @@ def _converge(args: argparse.Namespace, desired: DesiredState) -> int:
 
     try:
         with Store.open(args.state_dir) as store:
+            images = ImageController(runtime=runtime, store=store, registry=checker)
+            if updates:
+                images.apply(updates)
             report = converge(
                 desired,
                 runtime=runtime,
@@ -314,9 +333,11 @@ def _converge(args: argparse.Namespace, desired: DesiredState) -> int:
                 timings=timings(),
                 gate=checked,
                 allowed_host_paths=tuple(args.allow_host_path),
+                images=images,
             )
     finally:
-        podman.close()
+        client.close()
+        checker.close()
     if args.output == "json":
         out(json.dumps(_report_json(report), indent=2))
     elif not report.refused:
@@ -381,7 +402,7 @@ def _preflight(args: argparse.Namespace) -> int:
     if result.desired is None:
         print_errors(result)
         return EXIT_ERROR
-    runtime = PodmanRuntime(args.podman_url, instance=args.instance)
+    runtime = podman(args)
     try:
         checks = preflight(
             result.desired,
@@ -390,6 +411,7 @@ def _preflight(args: argparse.Namespace) -> int:
             disk=DiskThresholds(warn_percent=args.disk_warn, fail_percent=args.disk_fail),
             secrets=secret_source(args),
             backup_dir=str(backup_dir(args)),
+            registry=registry(args),
         )
     finally:
         runtime.close()

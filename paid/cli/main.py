@@ -17,7 +17,17 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from paid import __version__, logs
-from paid.cli import backups, chaos, completion, daemon, desired, migrate, reports, revisions
+from paid.cli import (
+    backups,
+    chaos,
+    completion,
+    daemon,
+    desired,
+    images,
+    migrate,
+    reports,
+    revisions,
+)
 from paid.cli.common import EXIT_ERROR, stderr
 from paid.cli.options import parents
 from paid.controllers.timings import TimingsError
@@ -25,7 +35,7 @@ from paid.runtime.base import RuntimeFailure, RuntimeUnavailable
 from paid.state.secrets import SecretUnavailable
 from paid.state.store import StoreError
 
-COMMANDS = (desired, revisions, daemon, backups, reports, chaos, migrate, completion)
+COMMANDS = (desired, images, revisions, daemon, backups, reports, chaos, migrate, completion)
 EXIT_USAGE = 64  # sysexits' EX_USAGE: never 2, which means "changes pending"
 
 

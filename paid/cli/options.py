@@ -58,6 +58,13 @@ def parents() -> Parents:
         "containers (env PAID_INSTANCE; default: default)",
     )
     common.add_argument(
+        "--authfile",
+        default=env("AUTHFILE"),
+        metavar="FILE",
+        help="registry credentials as `podman login` writes them (env PAID_AUTHFILE or "
+        "REGISTRY_AUTH_FILE; default: Podman's own)",
+    )
+    common.add_argument(
         "-q", "--quiet", action="count", default=0, help="fewer log lines (repeatable)"
     )
     common.add_argument(

@@ -16,13 +16,14 @@ from paid.cli.common import (
     load,
     named_service,
     out,
+    podman,
     secret_source,
     stderr,
     table,
 )
 from paid.cli.options import Parents, Subparsers, listen_option
-from paid.controllers.rollouts import effective_state
-from paid.runtime.podman import PodmanRuntime
+from paid.controllers.rollouts import effective_state, following
+from paid.state.images import short
 from paid.state.statuses import service_statuses
 from paid.state.store import Store
 
@@ -98,7 +99,7 @@ def _status(args: argparse.Namespace) -> int:
         return code
     result = load(args)
     desired = result.desired
-    runtime = PodmanRuntime(args.podman_url, instance=args.instance)
+    runtime = podman(args)
     try:
         actual = runtime.list_containers()
     finally:
@@ -161,6 +162,7 @@ def _history(args: argparse.Namespace) -> int:
                             "revision": r.number,
                             "image": r.image,
                             "imageId": r.image_id,
+                            "digest": r.digest or r.spec.get("imageDigest"),
                             "specHash": r.spec_hash,
                             "gitCommit": r.git_commit,
                             "gitDirty": r.git_dirty,
@@ -177,11 +179,14 @@ def _history(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_OK
-    header = ("REVISION", "IMAGE", "IMAGE ID", "HASH", "GIT", "CREATED", "OUTCOME", "REASON")
+    header = (
+        "REVISION", "IMAGE", "DIGEST", "IMAGE ID", "HASH", "GIT", "CREATED", "OUTCOME", "REASON"
+    )  # fmt: skip
     rows = [
         (
             str(r.number) + (" (pinned)" if pin and pin.revision == r.number else ""),
             r.image,
+            short(r.digest or r.spec.get("imageDigest")),
             (r.image_id or "-").removeprefix("sha256:")[:12],
             r.spec_hash[:12],
             (r.git_commit or "-")[:12] + ("+dirty" if r.git_dirty else ""),
@@ -239,8 +244,19 @@ def _rollout_retry(args: argparse.Namespace) -> int:
     if service is None:
         return EXIT_ERROR
     with Store.open(args.state_dir) as store:
+        forgiven = store.forgive_digests(service.name)  # imageUpdate: bad digests are tried again
+        service = following(service, store.image_targets().get(service.name))
         number = store.find_revision(service=service.name, spec_hash=service.spec_hash)
         revision = store.revision(service.name, number) if number is not None else None
+        if forgiven:
+            store.record(
+                "rollout_retry",
+                f"{service.name}: {forgiven} rejected digests may be tried again",
+                service=service.name,
+            )
+            if revision is None or not revision.quarantined:
+                out(f"{service.name}: {forgiven} rejected image digests may be tried again")
+                return EXIT_OK
         if revision is None or not revision.quarantined:
             if args.output == "json":
                 out(json.dumps({"service": service.name, "revision": number, "released": False}))

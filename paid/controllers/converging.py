@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from paid.controllers.images import ImageController
 from paid.controllers.networks import NetworkResult
 from paid.controllers.queue import WorkQueue
 from paid.controllers.reconciling import FULL, PRUNE, Hooks, Reconciler, Result, StepKind, World
@@ -75,6 +76,7 @@ def converge(
     clock: Callable[[], float] = time.monotonic,
     gate: Callable[[World], bool] | None = None,
     allowed_host_paths: tuple[str, ...] = (),
+    images: ImageController | None = None,
 ) -> ConvergeReport:
     """Drive ``desired`` to convergence once; the report says what happened.
 
@@ -100,6 +102,7 @@ def converge(
             network=drive.report.networks.append,
         ),
         on_probe_transition=drive.on_probe_transition,
+        images=images,
     )
     try:
         return drive.run(reconciler, desired, workers=workers, clock=clock, gate=gate)

@@ -23,9 +23,11 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from paid.runtime.base import Runtime, RuntimeFailure
+from paid.controllers.images import Registry
+from paid.runtime.base import ImageUnavailable, Runtime, RuntimeFailure
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
+from paid.state.images import short
 from paid.state.secrets import SecretSource
 from paid.state.specs import PortMapping
 
@@ -47,7 +49,7 @@ class Check:
         return {**asdict(self), "status": str(self.status)}
 
 
-CHECKS = ("podman", "disk", "image", "port", "host_path", "secret", "backup_dir")
+CHECKS = ("podman", "disk", "image", "registry", "port", "host_path", "secret", "backup_dir")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +67,14 @@ def preflight(
     secrets: SecretSource | None = None,
     backup_dir: str | None = None,
     actual: Sequence[ActualContainer] | None = None,
+    registry: Registry | None = None,
 ) -> list[Check]:
-    """Every check; ``actual`` is a listing already made (``paid apply``'s first look)."""
+    """Every check; ``actual`` is a listing already made (``paid apply``'s first look).
+
+    With a ``registry``, the tag of every image pulled before each create
+    (``Always``, and ``imageUpdate``) is asked for: a registry that does not
+    answer is a WARN while the image is on this host, else a FAIL.
+    """
     checks: list[Check] = []
     try:
         version = runtime.version()
@@ -80,12 +88,16 @@ def preflight(
     in_use = {c.image for c in listed}
     policies: dict[str, set[str]] = {}
     for svc in desired:
-        policies.setdefault(svc.spec.image, set()).add(str(svc.spec.image_pull_policy))
+        policies.setdefault(svc.spec.image, set()).add(str(svc.spec.pull_policy))
     for image in sorted(policies):
         if image in in_use:  # a container has it: present, no need to ask
             checks.append(Check("image", image, Status.OK, "present (in use)"))
         else:
             checks.append(_image(runtime, image, pull="Never" not in policies[image]))
+    if registry is not None:
+        present = {c.subject for c in checks if c.check == "image" and c.status is Status.OK}
+        for image in sorted(i for i, p in policies.items() if "Always" in p and "@" not in i):
+            checks.append(_registry(registry, image, present=image in present))
     actual = listed
     checks.extend(_ports(desired, actual))
     for svc in desired:
@@ -216,6 +228,16 @@ def _image(runtime: Runtime, image: str, *, pull: bool = True) -> Check:
     except RuntimeFailure as err:
         return Check("image", image, Status.FAIL, str(err))
     return Check("image", image, Status.OK, "pulled")
+
+
+def _registry(registry: Registry, image: str, *, present: bool) -> Check:
+    try:
+        digest = registry.digest(image)
+    except ImageUnavailable as err:
+        soft = err.reason == "unreachable" and present
+        why = str(err) + ("; the image on this host runs until it answers" if soft else "")
+        return Check("registry", image, Status.WARN if soft else Status.FAIL, why)
+    return Check("registry", image, Status.OK, f"the tag is {short(digest)}")
 
 
 def _ports(desired: DesiredState, actual: list[ActualContainer]) -> list[Check]:

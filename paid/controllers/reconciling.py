@@ -54,6 +54,7 @@ import structlog
 
 from paid.controllers import planning
 from paid.controllers.health import HealthController
+from paid.controllers.images import ImageController
 from paid.controllers.networks import NetworkController
 from paid.controllers.planning import steering_changes
 from paid.controllers.rollouts import (
@@ -105,6 +106,7 @@ class Reconciler:
         on_probe: Callable[[str, float], None] | None = None,
         sweep_secrets: bool = False,
         allowed_host_paths: tuple[str, ...] = (),
+        images: ImageController | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -117,6 +119,7 @@ class Reconciler:
         self._prune_allowed = prune_allowed
         self.allow_mass_prune = allow_mass_prune
         self._clock = clock
+        self.images = images  # None (``paid plan``): tags are not resolved, nothing is written
         self.services = ServiceController(
             runtime=runtime,
             journal=store,
@@ -140,7 +143,7 @@ class Reconciler:
             health=self.health,
             flags=flags,
             clock=clock,
-            on_finished=lambda *args: self.hooks.rollout_finished(*args),  # noqa: PLW0108 -- hooks may be replaced
+            on_finished=self._rollout_finished,
             backup=backup,
             timings=self.timings,
         )
@@ -157,6 +160,11 @@ class Reconciler:
 
     def _on_action(self, result: ActionResult) -> None:
         self.hooks.action(result)
+
+    def _rollout_finished(self, service: str, result: str, why: str) -> None:
+        if self.images is not None:
+            self.images.finished(service, result, why)
+        self.hooks.rollout_finished(service, result, why)
 
     # -- observing -----------------------------------------------------------
 
@@ -177,6 +185,8 @@ class Reconciler:
         service = requested.services.get(key) if key else None  # type: ignore[call-overload]
         if service is not None:
             return self._observe_service(requested, service)
+        if self.images is not None:
+            self.images.resolve_missing(requested)  # a following service runs by digest
         effective = effective_state(requested, self.store, self.secrets)
         actual = self.runtime.list_containers()
         world = World.of(

@@ -43,6 +43,7 @@ from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.flags import Flags
+from paid.state.images import ImageTarget, repo_digest
 from paid.state.loading import from_documents, to_document
 from paid.state.rollouts import Observation, RolloutGate, RolloutPhase, advance, next_wake
 from paid.state.secrets import SecretSource, SecretUnavailable
@@ -93,6 +94,7 @@ def effective_state(
     is returned in ``expired_pins``; only a reconcile removes it.
     """
     pins = store.pins()
+    targets = store.image_targets()
     services = dict(desired.services)
     notes: dict[str, str] = {}
     expired: list[str] = []
@@ -110,7 +112,8 @@ def effective_state(
             if target is not None:
                 notes[name] = f"pinned to revision {pin.revision} by paid rollback ({pin.reason})"
         else:
-            number = store.find_revision(service=name, spec_hash=svc.spec_hash)
+            followed = services[name] = following(svc, targets.get(name))
+            number = store.find_revision(service=name, spec_hash=followed.spec_hash)
             revision = store.revision(name, number) if number is not None else None
             if revision is not None and revision.quarantined:
                 target = store.last_good(name, excluding=number)
@@ -136,9 +139,20 @@ def effective_state(
             )
             if rebuilt.desired is not None:
                 # Exactly the image that revision ran, never what its tag points at now.
-                services[name] = replace(rebuilt.desired.services[name], image_id=target.image_id)
+                again = rebuilt.desired.services[name].with_digest(target.spec.get("imageDigest"))
+                services[name] = replace(again, image_id=target.image_id)
     state = DesiredState.of(services, desired.networks, default_network=desired.default_network)
     return Effective(state, notes, tuple(expired), frozenset(frozen))
+
+
+def following(service: DesiredService, target: ImageTarget | None) -> DesiredService:
+    """A service with ``imageUpdate`` runs its target digest; an unsettled one says why."""
+    if service.spec.image_update is None or target is None:
+        return service
+    if not target.applies_to(service.spec.image):
+        return service  # its tag changed: the next full pass resolves the new one
+    cause = target.reason if not target.settled and target.previous is not None else ""
+    return service.with_digest(target.digest, cause=cause)
 
 
 class RolloutController:
@@ -214,11 +228,12 @@ class RolloutController:
         name = service.name
         revision = self._revision(service)
         previous_revision = current.revision if current is not None and current.managed else None
-        self.store.set_outcome(name, revision, "progressing", "rollout started")
+        self.store.set_outcome(name, revision, "progressing", service.cause or "rollout started")
         self.store.record(
             "rollout_started",
             f"{name}: revision {revision} rolling out"
-            + (f" (replacing {previous_revision})" if previous_revision else ""),
+            + (f" (replacing {previous_revision})" if previous_revision else "")
+            + (f": {service.cause}" if service.cause else ""),
             service=name,
             revision=revision,
             previous=previous_revision,
@@ -434,13 +449,24 @@ class RolloutController:
             return None
         if gate.phase is RolloutPhase.SUCCEEDED:
             if judged is not None and judged.image_id:
-                self.store.set_image_id(service.name, gate.revision, judged.image_id)
+                self._record_image(service, gate.revision, judged.image_id)
             self._succeed(service, active)
             return None
         if gate.phase is RolloutPhase.FAILED:
             self._fail(service, gate.reason)
             return None
         return max(0.2, min(1.0, next_wake(gate, seen.now)))
+
+    def _record_image(self, service: DesiredService, revision: int, image_id: str) -> None:
+        """The image ID and the registry digest the revision ran (``paid history``)."""
+        digest = service.image_digest
+        if digest is None:
+            with contextlib.suppress(RuntimeFailure):
+                found = self.runtime.inspect_image(image_id)
+                digest = repo_digest(found.repo_digests, service.spec.image) if found else None
+        self.store.set_image(
+            service.name, revision, image=service.spec.image, image_id=image_id, digest=digest
+        )
 
     def _succeed(self, service: DesiredService, active: ActiveRollout) -> None:
         name, revision = service.name, active.gate.revision
@@ -454,7 +480,8 @@ class RolloutController:
             self.store.set_outcome(
                 name, active.previous_revision, "superseded", f"by revision {revision}"
             )
-        self.store.set_outcome(name, revision, "succeeded", active.gate.reason)
+        reason = f"{service.cause}; {active.gate.reason}" if service.cause else active.gate.reason
+        self.store.set_outcome(name, revision, "succeeded", reason)
         self.first_deploy.reset((name, service.spec_hash))
         self.store.prune_revisions(
             name, keep=service.spec.revision_history_limit, protect={revision}
@@ -468,6 +495,7 @@ class RolloutController:
 
     def _fail(self, service: DesiredService, reason: str) -> None:
         name = service.name
+        reason = f"{service.cause}; {reason}" if service.cause else reason
         active = self.active.pop(name)
         revision = active.gate.revision
         tail: list[str] = []

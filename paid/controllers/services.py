@@ -36,6 +36,7 @@ from paid.state.checkout import Checkout
 from paid.state.configs import ConfigError, ConfigStore
 from paid.state.container_fields import Logging
 from paid.state.desired import DesiredService, DesiredState
+from paid.state.images import parse_reference
 from paid.state.loading import to_document
 from paid.state.paths import within
 from paid.state.plans import Action, ActionKind
@@ -421,10 +422,16 @@ def container_request(
         name = service.name + labels.CANARY_SUFFIX
         ports = tuple(spec.rollout.canary.ports) if spec.rollout.canary else ()
     args = spec.args if spec.args is not None else ([] if spec.command is not None else None)
+    image, exact, policy = spec.image, False, str(spec.pull_policy)
+    if service.image_digest is not None:
+        # A digest is one image for ever: pulled once, whatever the tag says now.
+        image, policy = parse_reference(spec.image).by_digest(service.image_digest), "IfNotPresent"
+    elif service.image_id is not None:
+        image, exact = service.image_id, True
     return ContainerRequest(
         name=name,
-        image=service.image_id or spec.image,
-        exact_image=service.image_id is not None,
+        image=image,
+        exact_image=exact,
         labels={**service.labels, **owned},
         entrypoint=spec.command,
         command=args,
@@ -443,7 +450,7 @@ def container_request(
         configs=tuple(
             ConfigBind(c, str(configs.path(c.digest)) if configs else "") for c in service.configs
         ),
-        pull_policy=str(spec.image_pull_policy),
+        pull_policy=policy,
     )
 
 

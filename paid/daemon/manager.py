@@ -37,6 +37,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from paid import __version__
 from paid.controllers.backups import BackupController
 from paid.controllers.health import ProbeKind
+from paid.controllers.images import ImageController, Registry
 from paid.controllers.preflight import preflight
 from paid.controllers.queue import WorkQueue
 from paid.controllers.reconciling import FULL, Hooks, Reconciler, Result
@@ -52,13 +53,14 @@ from paid.daemon.status import Knowledge, StatusViews
 from paid.daemon.systemd import Notifier
 from paid.metrics import Metrics
 from paid.runtime.base import RuntimeFailure, RuntimeUnavailable
+from paid.runtime.registry import RegistryClient
 from paid.runtime.resilient import ResilientRuntime
 from paid.state.desired import DesiredState
 from paid.state.flags import Flags
 from paid.state.networks import DEFAULT_NETWORK
 from paid.state.secrets import DEFAULT_DIRECTORY as DEFAULT_SECRETS_DIRECTORY
 from paid.state.secrets import SecretSource
-from paid.state.store import Store
+from paid.state.store import Store, StoreError
 
 log = structlog.get_logger("paid.daemon")
 
@@ -86,6 +88,9 @@ class Settings:
     allow_mass_prune: bool = False
     stall_limit: float = 600.0  # a reconcile running longer than this is hung
     first_pass_timeout: float = 60.0  # READY by then at the latest (systemd waits 90 s)
+    image_update_interval: float = 900.0  # seconds between checks of followed tags; 0: never
+    image_gc: bool = False  # prune unused images paid ran, daily
+    image_gc_interval: float = 86_400.0
     timings: Timings = field(default_factory=Timings)
 
 
@@ -100,6 +105,7 @@ class Manager:
         metrics: Metrics,
         notifier: Notifier | None = None,
         clock: Callable[[], float] = time.monotonic,
+        registry: Registry | None = None,
     ) -> None:
         self.settings = settings
         self.runtime = runtime
@@ -125,6 +131,13 @@ class Manager:
             default_network=settings.default_network,
             on_loaded=lambda desired: self.backup_schedule.sync(desired),  # noqa: PLW0108 -- made below
         )
+        self.images = ImageController(
+            runtime=runtime,
+            store=store,
+            registry=registry or RegistryClient(),
+            on_result=lambda service, result: metrics.image_updates.labels(service, result).inc(),
+            clock=clock,
+        )
         self.reconciler = Reconciler(
             runtime=runtime,
             store=store,
@@ -141,6 +154,7 @@ class Manager:
             on_probe_transition=self._on_probe_transition,
             on_probe=lambda kind, seconds: metrics.probe_duration.labels(kind).observe(seconds),
             sweep_secrets=True,
+            images=self.images,
         )
         self.observers = Observers(
             knowledge=self.knowledge,
@@ -242,15 +256,7 @@ class Manager:
             self._pump.start()
         self._watch_id = self.store.begin_watch()
         self.handlers.trigger(FULL, "startup")
-        timings = self.settings.timings
-        resync = self.settings.resync_interval
-        self._every(resync, lambda: self.handlers.trigger(FULL, "resync"), "resync")
-        self._every(self.settings.watch_interval, self._watch, "watch")
-        self._every(timings.probe_tick, self.reconciler.health.tick, "probes")
-        self._every(HEARTBEAT_SECONDS, self._beat, "heartbeat")
-        self._every(SLO_SECONDS, self.observers.publish_slos, "slo")
-        if self.settings.git_pull_interval > 0:
-            self._every(self.settings.git_pull_interval, self._pull, "git-pull")
+        self._schedule()
         self._scheduler.start()
         ready_sent = False
         started = self._clock()
@@ -261,6 +267,7 @@ class Manager:
                 self.notifier.reloading()
                 self.desired.load()
                 self.handlers.trigger(FULL, "signal")
+                self._scheduler.add_job(self.check_images, id="image-check", replace_existing=True)
                 self.notifier.status(self.views.status_line())
                 self.notifier.notify("READY=1")
             if not ready_sent and (
@@ -277,6 +284,22 @@ class Manager:
                 log.error("daemon_stalled", inflight=dict(self.workers.inflight))
             self._stop.wait(self._tick())
         return self._shutdown()
+
+    def _schedule(self) -> None:
+        """The periodic jobs, each on the scheduler's threads."""
+        timings = self.settings.timings
+        resync = self.settings.resync_interval
+        self._every(resync, lambda: self.handlers.trigger(FULL, "resync"), "resync")
+        self._every(self.settings.watch_interval, self._watch, "watch")
+        self._every(timings.probe_tick, self.reconciler.health.tick, "probes")
+        self._every(HEARTBEAT_SECONDS, self._beat, "heartbeat")
+        self._every(SLO_SECONDS, self.observers.publish_slos, "slo")
+        if self.settings.git_pull_interval > 0:
+            self._every(self.settings.git_pull_interval, self._pull, "git-pull")
+        if self.settings.image_update_interval > 0:
+            self._every(self.settings.image_update_interval, self.check_images, "image-updates")
+        if self.settings.image_gc:
+            self._every(self.settings.image_gc_interval, self.collect_images, "image-gc")
 
     def _every(self, seconds: float, job: Callable[[], object], name: str) -> None:
         """A periodic job that never overlaps itself and never runs late twice."""
@@ -330,6 +353,7 @@ class Manager:
             state_dir=str(self.store.path.parent),
             secrets=self.secrets,
             backup_dir=str(self.backups.directory),
+            registry=self.images.registry,
         )
         self.observers.preflight(checks)
 
@@ -344,6 +368,40 @@ class Manager:
         if version != self._store_version:  # `paid rollback` / `paid rollout retry` wrote
             self._store_version = version
             self.handlers.trigger(FULL, "signal")
+
+    def check_images(self) -> None:
+        """Ask the registries about followed tags; a moved one is rolled out by the next pass.
+
+        A registry that does not answer is reported (``/status``, the log, the
+        ``check_failed`` count) and asked again at the next check; what runs
+        keeps running.
+        """
+        desired = self.knowledge.desired
+        if desired is None or not self._flags().image_updates:
+            return
+        try:
+            updates = self.images.check(
+                desired, pinned=set(self.store.pins()), busy=set(self.reconciler.rollouts.active)
+            )
+            moved = self.images.apply(updates)
+        except (RuntimeFailure, StoreError) as err:
+            log.warning("image_check_failed", error=str(err))
+            return
+        self.knowledge.update(image_checks=tuple(updates), image_checked_at=time.time())
+        if moved:
+            self.handlers.trigger(FULL, "image_update")
+
+    def collect_images(self) -> None:
+        """``--image-gc``: remove the images paid ran that nothing uses any more."""
+        desired = self.knowledge.desired
+        if desired is None or self.knowledge.load_errors:
+            return  # only against a valid desired state: what it needs is known
+        try:
+            report = self.images.prune(desired)
+        except (RuntimeFailure, StoreError) as err:
+            log.warning("image_gc_failed", error=str(err))
+            return
+        log.info("image_gc", removed=len(report.removed), skipped=len(report.skipped))
 
     def _pull(self) -> None:
         if self.desired.pull():

@@ -16,10 +16,12 @@ from typing import Any
 
 from paid import __version__
 from paid.controllers.reconciling import FULL, PRUNE, Reconciler, Step, StepKind
+from paid.controllers.rollouts import following
 from paid.daemon.http import Probe
 from paid.runtime.resilient import ResilientRuntime
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
+from paid.state.images import Update
 from paid.state.loading import LoadError
 from paid.state.statuses import service_statuses
 from paid.state.store import Store, StoreError
@@ -40,6 +42,8 @@ class Knowledge:
     last_pass_ok_at: float | None = None
     first_pass_done: bool = False
     steps: Mapping[str, Step] = field(default_factory=dict)  # the last step of each service
+    image_checks: tuple[Update, ...] = ()  # the last image update check (imageUpdate)
+    image_checked_at: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def update(self, **changes: Any) -> None:
@@ -122,7 +126,9 @@ class StatusViews:
         try:
             for name, hold in self.store.holds().items():
                 notes[name] = f"held by pid {hold.pid} for a {hold.reason}: paid leaves it alone"
+            targets = self.store.image_targets()
             for svc in s.desired or ():
+                svc = following(svc, targets.get(svc.name))  # noqa: PLW2901 -- what runs
                 number = self.store.find_revision(service=svc.name, spec_hash=svc.spec_hash)
                 if number is not None:
                     revisions[svc.name] = number
@@ -145,6 +151,19 @@ class StatusViews:
             "observedAt": s.observed_at,
             "reconciling": sorted(k for k in self._inflight() if k not in (FULL, PRUNE)),
             "lastSuccessfulPassAt": s.last_pass_ok_at,
+            "imageUpdates": {
+                "checkedAt": s.image_checked_at,
+                "services": [
+                    {
+                        "service": u.service,
+                        "state": u.state,
+                        "current": u.current,
+                        "latest": u.latest,
+                        "detail": u.detail or None,
+                    }
+                    for u in s.image_checks
+                ],
+            },
             "services": [
                 {
                     **st.to_json(),

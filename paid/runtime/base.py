@@ -12,6 +12,7 @@ from typing import Protocol
 
 from paid.state.actual import ActualContainer
 from paid.state.configs import ConfigContent
+from paid.state.images import LocalImage
 from paid.state.networks import ActualNetwork, NetworkSpec
 from paid.state.secrets import SecretMount
 from paid.state.specs import PortMapping, VolumeMount
@@ -199,6 +200,18 @@ class Runtime(Protocol):
 
     def pull_image(self, image: str, *, always: bool = False) -> None:
         """Fetch ``image`` (``always``: even when present); ``ImageUnavailable`` when that fails."""
+        ...
+
+    def inspect_image(self, image: str) -> LocalImage | None:
+        """The image ``image`` (a reference or an ID) names here, with its digests; None if none."""
+        ...
+
+    def list_images(self) -> list[LocalImage]:
+        """Every image in the runtime's store: one call."""
+        ...
+
+    def remove_image(self, image_id: str) -> None:
+        """Remove an image no container uses (never forced); ``RequestRejected`` if one does."""
         ...
 
     def create_container(self, request: ContainerRequest) -> str:

@@ -39,6 +39,7 @@ from paid.runtime.base import (
     RuntimeUnavailable,
 )
 from paid.state.actual import ActualContainer
+from paid.state.images import LocalImage
 from paid.state.labels import DEFAULT_INSTANCE, INSTANCE
 from paid.state.networks import ActualNetwork, NetworkSpec
 
@@ -58,6 +59,7 @@ MUTATING_CALLS = frozenset(
         "create_volume",
         "create_network",
         "remove_network",
+        "remove_image",
         "connect_network",
         "disconnect_network",
     }
@@ -167,6 +169,32 @@ class FakeRuntime:
         if image not in self.pullable:
             raise ImageUnavailable(image, "manifest unknown")
         self.images.add(image)
+
+    def inspect_image(self, image: str) -> LocalImage | None:
+        self._call("inspect_image", image)
+        for ref in self.images:
+            if image in (ref, image_id(ref)):
+                return self._local(ref)
+        return None
+
+    def list_images(self) -> list[LocalImage]:
+        self._call("list_images")
+        return [self._local(ref) for ref in sorted(self.images)]
+
+    def remove_image(self, image_id_: str) -> None:
+        self._call("remove_image", image_id_)
+        refs = [r for r in self.images if image_id(r) == image_id_]
+        if not refs:
+            raise ContainerMissing(f"image {image_id_[:12]} is gone")
+        if any(c.image_id == image_id_ for c in self.containers.values()):
+            raise RequestRejected(f"image {image_id_[:12]} is in use by a container")
+        self.images.difference_update(refs)
+
+    def _local(self, ref: str) -> LocalImage:
+        """A reference ``name@digest`` has that digest; others, the fake's digest of the name."""
+        name, _, digest = ref.partition("@")
+        digests = (ref,) if digest else (f"{name.rsplit(':', 1)[0]}@sha256:{image_id(ref)}",)
+        return LocalImage(id=image_id(ref), tags=() if digest else (ref,), repo_digests=digests)
 
     def create_container(self, request: ContainerRequest) -> str:
         self._call("create", request.name)

@@ -33,7 +33,9 @@ from paid.runtime.base import (
     RuntimeFailure,
     RuntimeUnavailable,
 )
+from paid.runtime.registry import AuthFile, ConfigFileError
 from paid.state.actual import ActualContainer
+from paid.state.images import LocalImage
 from paid.state.labels import DEFAULT_INSTANCE, INSTANCE
 from paid.state.networks import ActualNetwork, NetworkSpec
 from paid.state.secrets import SecretMount
@@ -46,10 +48,16 @@ class PodmanRuntime:
     """``Runtime`` on a Podman REST API socket (``unix://`` or ``tcp://``)."""
 
     def __init__(
-        self, url: str, *, timeout: float = DEFAULT_TIMEOUT, instance: str = DEFAULT_INSTANCE
+        self,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        instance: str = DEFAULT_INSTANCE,
+        auth: AuthFile | None = None,
     ) -> None:
         self.url = url
         self.instance = instance  # stamped on what it creates; others' containers are foreign
+        self.auth = auth  # None: Podman's own credentials (its default auth file)
         self.requests: Counter[tuple[str, str]] = Counter()
         try:
             self._client = PodmanClient(base_url=url, timeout=timeout)
@@ -118,9 +126,20 @@ class PodmanRuntime:
     def pull_image(self, image: str, *, always: bool = False) -> None:
         # podman-py's pull swallows errors; read the stream ourselves.
         policy = "always" if always else "missing"
+        headers = {}
+        if self.auth is not None:
+            try:
+                credentials = self.auth.lookup(image)
+            except ConfigFileError as err:
+                raise ImageUnavailable(image, str(err), reason="failed") from err
+            if credentials is not None:
+                headers["X-Registry-Auth"] = credentials.header()
         with _translated(f"pull {image}", image=image):
             response = self._client.api.post(
-                "/images/pull", params={"reference": image, "policy": policy}, stream=True
+                "/images/pull",
+                params={"reference": image, "policy": policy},
+                headers=headers,
+                stream=True,
             )
             problems: list[str] = []
             for line in response.iter_lines():
@@ -131,6 +150,29 @@ class PodmanRuntime:
             if response.status_code >= 400 or problems:
                 detail = problems[-1] if problems else f"HTTP {response.status_code}"
                 raise ImageUnavailable(image, detail)
+
+    def inspect_image(self, image: str) -> LocalImage | None:
+        with _translated(f"inspect image {image}"):
+            response = self._client.api.get(f"/images/{image}/json")
+            if response.status_code == 404:
+                return None
+            response.raise_for_status()
+            return _image(response.json())
+
+    def list_images(self) -> list[LocalImage]:
+        with _translated("list images"):
+            response = self._client.api.get("/images/json", params={"all": False})
+            response.raise_for_status()
+            return [_image(attrs) for attrs in response.json()]
+
+    def remove_image(self, image_id: str) -> None:
+        with _translated(f"remove image {image_id[:12]}"):
+            response = self._client.api.delete(f"/images/{image_id}", params={"force": False})
+            if response.status_code == 409:
+                raise RequestRejected(f"image {image_id[:12]} is in use by a container")
+            if response.status_code == 404:
+                raise ContainerMissing(f"image {image_id[:12]} is gone")
+            response.raise_for_status()
 
     def create_container(self, request: ContainerRequest) -> str:
         kwargs: dict[str, Any] = {
@@ -443,6 +485,16 @@ def _demultiplex(raw: bytes) -> list[str]:
     if i == 0:  # not multiplexed (a tty container)
         out = bytearray(raw)
     return out.decode("utf-8", "replace").splitlines()
+
+
+def _image(attrs: dict[str, Any]) -> LocalImage:
+    """An image from Podman's inspect or list answer (both spell these alike)."""
+    return LocalImage(
+        id=str(attrs.get("Id", "")).removeprefix("sha256:"),
+        tags=tuple(attrs.get("RepoTags") or attrs.get("Names") or ()),
+        repo_digests=tuple(attrs.get("RepoDigests") or attrs.get("Digests") or ()),
+        size=int(attrs.get("Size") or 0),
+    )
 
 
 def _actual(attrs: dict[str, Any]) -> ActualContainer:

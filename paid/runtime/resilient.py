@@ -40,6 +40,7 @@ from paid.runtime.base import (
     RuntimeUnavailable,
 )
 from paid.state.actual import ActualContainer
+from paid.state.images import LocalImage
 from paid.state.networks import ActualNetwork, NetworkSpec
 
 T = TypeVar("T")
@@ -167,6 +168,15 @@ class ResilientRuntime:
 
     def pull_image(self, image: str, *, always: bool = False) -> None:
         self._call("pull", lambda: self.inner.pull_image(image, always=always))
+
+    def inspect_image(self, image: str) -> LocalImage | None:
+        return self._call("inspect_image", lambda: self.inner.inspect_image(image))
+
+    def list_images(self) -> list[LocalImage]:
+        return self._call("list_images", self.inner.list_images)
+
+    def remove_image(self, image_id: str) -> None:
+        self._call("remove_image", lambda: self.inner.remove_image(image_id))
 
     def create_container(self, request: ContainerRequest) -> str:
         return self._call("create", lambda: self.inner.create_container(request), retry=False)

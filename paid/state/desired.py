@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from paid.state.configs import ConfigContent
@@ -24,6 +24,17 @@ class DesiredService:
     secret_fingerprints: Mapping[str, str] = field(default_factory=dict)
     configs: tuple[ConfigContent, ...] = ()  # by spec.configs' order
     image_id: str | None = None  # a rebuilt revision's image as it ran: that, not the tag
+    image_digest: str | None = None  # imageUpdate: the digest it runs (in the shape)
+    cause: str = ""  # why its revision is new, when paid made it so (an image update)
+
+    def with_digest(self, digest: str | None, *, cause: str = "") -> DesiredService:
+        """This service running exactly ``digest`` of its image: its shape and hash say so."""
+        if digest is None or digest == self.image_digest:
+            return replace(self, cause=cause) if cause != self.cause else self
+        shape = {**self.shape, "imageDigest": digest}
+        return replace(
+            self, image_digest=digest, shape=shape, spec_hash=spec_hash(shape), cause=cause
+        )
 
     @classmethod
     def of(

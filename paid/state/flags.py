@@ -14,7 +14,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
-FLAG_NAMES: Final = ("auto_rollback", "prune", "event_watch", "backups", "canary", "chaos")
+FLAG_NAMES: Final = (
+    "auto_rollback", "prune", "event_watch", "backups", "canary", "chaos", "image_updates"
+)  # fmt: skip
 
 
 class Flags(BaseModel):
@@ -28,6 +30,7 @@ class Flags(BaseModel):
     backups: bool = True  # scheduled backups, and backups before rollouts
     canary: bool = True  # honour strategy: Canary (else roll out as Recreate)
     chaos: bool = True  # allow `paid chaos` (reserved: not built yet)
+    image_updates: bool = True  # check followed tags (imageUpdate) and roll new digests out
 
 
 class FlagsError(Exception):

@@ -58,6 +58,7 @@ from paid.state.shorthands import Port, PortMapping, Resources, Volume, VolumeMo
 from paid.state.steering import (
     Backup,
     BackupConsistency,
+    ImageUpdate,
     Probe,
     PullPolicy,
     RestartPolicy,
@@ -171,7 +172,8 @@ class Metadata(Model):
 
 class ServiceSpec(Model):
     image: str
-    image_pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
+    image_pull_policy: PullPolicy | None = None  # see pull_policy
+    image_update: ImageUpdate | None = None
     command: list[str] | None = None
     args: list[str] | None = None
     env: dict[str, str] = Field(default_factory=dict)
@@ -223,6 +225,25 @@ class ServiceSpec(Model):
     # Files from the repository (relative to the YAML file's directory):
     configs: list[ConfigMount] = Field(default_factory=list)
     env_files: list[Annotated[str, AfterValidator(env_file_name)]] = Field(default_factory=list)
+
+    @property
+    def pull_policy(self) -> PullPolicy:
+        """``imagePullPolicy``; unset: Always for a service following its tag, else IfNotPresent."""
+        if self.image_pull_policy is not None:
+            return self.image_pull_policy
+        return PullPolicy.ALWAYS if self.image_update else PullPolicy.IF_NOT_PRESENT
+
+    @model_validator(mode="after")
+    def _follows_a_tag(self) -> Self:
+        if self.image_update is None:
+            return self
+        if "@" in self.image:
+            raise ValueError(
+                "imageUpdate: the image is pinned by digest; there is no tag to follow"
+            )
+        if self.image_pull_policy is PullPolicy.NEVER:
+            raise ValueError("imageUpdate: imagePullPolicy Never cannot fetch a new digest")
+        return self
 
     @model_validator(mode="after")
     def _one_network_mode(self) -> Self:
@@ -382,6 +403,7 @@ class ServiceSpec(Model):
             "slo",
             "enabled",
             "image_pull_policy",  # when to pull, not what runs: no container replaced for it
+            "image_update",  # what runs is the digest (``imageDigest`` in the shape)
         }
     )
 

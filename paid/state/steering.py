@@ -73,6 +73,12 @@ class PullPolicy(StrEnum):
     NEVER = "Never"  # never pull: an absent image is an error
 
 
+class ImageUpdate(Model):
+    """``imageUpdate``: follow the tag in its registry, each new digest health-gated."""
+
+    policy: Literal["registry"] = "registry"
+
+
 class RolloutStrategy(StrEnum):
     RECREATE = "Recreate"
     CANARY = "Canary"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paid.state.images import ImageTarget
 from paid.state.slo import Mark, Watch
 
 FILENAME = "paid.db"
@@ -107,6 +108,33 @@ _MIGRATIONS: tuple[str, ...] = (
         seen     REAL    NOT NULL
     );
     """,
+    # 6: images: the registry digest each revision ran; the digest a service
+    # following its tag is to run (its target) and the digests that failed
+    # there; every image paid ran (what `paid images prune` may remove)
+    """
+    ALTER TABLE revisions ADD COLUMN digest TEXT;
+    CREATE TABLE image_targets (
+        service   TEXT    PRIMARY KEY,
+        image     TEXT    NOT NULL,
+        digest    TEXT    NOT NULL,
+        previous  TEXT,
+        reason    TEXT    NOT NULL,
+        settled   INTEGER NOT NULL,
+        at        REAL    NOT NULL
+    );
+    CREATE TABLE bad_digests (
+        service  TEXT    NOT NULL,
+        digest   TEXT    NOT NULL,
+        reason   TEXT    NOT NULL,
+        at       REAL    NOT NULL,
+        PRIMARY KEY (service, digest)
+    );
+    CREATE TABLE images_run (
+        image_id  TEXT    PRIMARY KEY,
+        image     TEXT    NOT NULL,
+        at        REAL    NOT NULL
+    );
+    """,
 )
 
 OUTCOMES = ("pending", "progressing", "succeeded", "failed", "rolled_back", "superseded")
@@ -133,6 +161,7 @@ class Revision:
     git_dirty: bool | None = None
     updated_at: float | None = None
     image_id: str | None = None
+    digest: str | None = None  # the registry's digest of what ran (None: a local image)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,12 +369,81 @@ class Store:
                 ),
             )
 
-    def set_image_id(self, service: str, number: int, image_id: str) -> None:
+    def set_image(
+        self, service: str, number: int, *, image: str, image_id: str, digest: str | None
+    ) -> None:
+        """What a revision ran: the image ID and the registry digest; remembered for pruning."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE revisions SET image_id = ? WHERE service = ? AND number = ?",
-                (image_id, service, number),
+                "UPDATE revisions SET image_id = ?, digest = COALESCE(?, digest)"
+                " WHERE service = ? AND number = ?",
+                (image_id, digest, service, number),
             )
+            db.execute(
+                "INSERT INTO images_run (image_id, image, at) VALUES (?, ?, ?)"
+                " ON CONFLICT (image_id) DO UPDATE SET at = excluded.at",
+                (image_id, image, time.time()),
+            )
+
+    def images_run(self) -> set[str]:
+        """Every image ID a revision of paid's ran (pruned revisions included)."""
+        return {str(r[0]) for r in self._query("SELECT image_id FROM images_run")}
+
+    def kept_image_ids(self) -> set[str]:
+        """The image IDs that kept revisions ran: a rollback needs them."""
+        rows = self._query("SELECT image_id FROM revisions WHERE image_id IS NOT NULL")
+        return {str(r[0]) for r in rows}
+
+    # -- image targets (imageUpdate) -------------------------------------------
+
+    def image_targets(self) -> dict[str, ImageTarget]:
+        rows = self._query(
+            "SELECT service, image, digest, previous, reason, settled FROM image_targets"
+        )
+        return {r[0]: ImageTarget(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
+
+    def set_image_target(self, target: ImageTarget) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO image_targets"
+                " (service, image, digest, previous, reason, settled, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    target.service,
+                    target.image,
+                    target.digest,
+                    target.previous,
+                    target.reason,
+                    int(target.settled),
+                    time.time(),
+                ),
+            )
+
+    def reject_digest(self, target: ImageTarget, reason: str) -> None:
+        """``target``'s digest failed: it is bad for its service, and the previous one is back."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO bad_digests (service, digest, reason, at)"
+                " VALUES (?, ?, ?, ?)",
+                (target.service, target.digest, reason, time.time()),
+            )
+            if target.previous is None:
+                db.execute("DELETE FROM image_targets WHERE service = ?", (target.service,))
+            else:
+                db.execute(
+                    "UPDATE image_targets SET digest = ?, previous = NULL, settled = 1,"
+                    " reason = ?, at = ? WHERE service = ?",
+                    (target.previous, f"back from {target.digest}", time.time(), target.service),
+                )
+
+    def bad_digests(self, service: str) -> dict[str, str]:
+        rows = self._query("SELECT digest, reason FROM bad_digests WHERE service = ?", (service,))
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def forgive_digests(self, service: str) -> int:
+        """``paid rollout retry``: the service's bad digests may be tried again."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM bad_digests WHERE service = ?", (service,)).rowcount
 
     def revision(self, service: str, number: int) -> Revision | None:
         found = [r for r in self.revisions(service) if r.number == number]
@@ -497,8 +595,8 @@ class Store:
 
     def revisions(self, service: str) -> list[Revision]:
         rows = self._query(
-            "SELECT service, number, spec_hash, spec, image, created_at, document, outcome,"
-            " reason, quarantined, git_commit, git_dirty, updated_at, image_id FROM revisions"
+            "SELECT service, number, spec_hash, spec, image, created_at, document, outcome, reason,"
+            " quarantined, git_commit, git_dirty, updated_at, image_id, digest FROM revisions"
             " WHERE service = ? ORDER BY number",
             (service,),
         )
@@ -518,6 +616,7 @@ class Store:
                 git_dirty=None if r[11] is None else bool(r[11]),
                 updated_at=r[12],
                 image_id=r[13],
+                digest=r[14],
             )
             for r in rows
         ]

@@ -1,0 +1,262 @@
+"""The image controller: following tags (``imageUpdate``) and collecting unused images.
+
+Updates, in three steps (``paid.state.images`` has the pure rules):
+
+1. **resolve** — a service that follows its tag and has no target yet
+   gets the tag's digest now (a full pass does this before it plans), so
+   even its first container runs by digest;
+2. **check** — ask the registry what the tag points at now (``paid
+   update --check``, the daemon every ``--image-update-interval`` and on
+   SIGHUP); a read, nothing is changed;
+3. **apply** — a moved tag becomes the service's target. The target is
+   in the service's shape, so the reconcile sees a new revision and rolls
+   it out through the health gate, with the reason ``image updated: old →
+   new``. ``finished`` hears how that rollout ended: success settles the
+   target; a rollback makes the digest bad for the service and puts the
+   previous target back, so no check picks it again.
+
+Everything is journalled, so ``paid postmortem`` shows it.
+
+Collection (``paid images prune``, the daemon's ``--image-gc``) removes
+images paid ran that no container, no kept revision and no desired
+service uses. It never forces a removal: Podman refuses to remove an
+image a container uses, whoever's container it is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import structlog
+
+from paid.runtime.base import ContainerMissing, ImageUnavailable, RequestRejected, Runtime
+from paid.state.desired import DesiredService, DesiredState
+from paid.state.images import (
+    ImageTarget,
+    LocalImage,
+    Update,
+    judge,
+    parse_reference,
+    prunable,
+    short,
+    update_reason,
+)
+from paid.state.store import Store
+
+log = structlog.get_logger("paid.images")
+
+RESOLVE_RETRY_SECONDS = 30.0  # a tag whose digest could not be had is asked again after this
+
+
+class Registry(Protocol):
+    def digest(self, image: str) -> str:
+        """The digest ``image``'s tag points at now; ``ImageUnavailable`` when it cannot say."""
+        ...
+
+
+def following(desired: DesiredState) -> list[DesiredService]:
+    """The services that follow their tag, in dependency order."""
+    return [s for s in desired if s.spec.image_update is not None]
+
+
+@dataclass
+class PruneReport:
+    removed: list[LocalImage] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # image ID -> why it stayed
+    dry_run: bool = False
+
+
+class ImageController:
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        store: Store,
+        registry: Registry,
+        on_result: Callable[[str, str], None] = lambda service, result: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.registry = registry
+        self._on_result = on_result  # (service, result): updated | rolled_back | failed | ...
+        self._clock = clock
+        self._unresolved: dict[tuple[str, str], float] = {}  # (service, image) -> when it failed
+
+    # -- updates -------------------------------------------------------------
+
+    def resolve_missing(self, desired: DesiredState) -> None:
+        """Give each following service without a target for its tag the tag's digest now."""
+        targets = self.store.image_targets()
+        for service in following(desired):
+            name, image = service.name, service.spec.image
+            target = targets.get(name)
+            if target is not None and target.applies_to(image):
+                continue
+            failed_at = self._unresolved.get((name, image))
+            if failed_at is not None and self._clock() - failed_at < RESOLVE_RETRY_SECONDS:
+                continue
+            try:
+                digest = self.registry.digest(image)
+            except ImageUnavailable as err:
+                # It runs by tag until the registry answers; its pull says the same.
+                self._unresolved[(name, image)] = self._clock()
+                log.warning("image_unresolved", service=name, image=image, error=str(err))
+                continue
+            self._unresolved.pop((name, image), None)
+            self.store.set_image_target(
+                ImageTarget(name, image, digest, None, f"{image} was {digest}", settled=True)
+            )
+            self.store.record(
+                "image_resolved", f"{name}: {image} is {digest}", service=name, digest=digest
+            )
+
+    def check(
+        self,
+        desired: DesiredState,
+        *,
+        pinned: Collection[str] = (),
+        busy: Collection[str] = (),
+    ) -> list[Update]:
+        """What each following service's tag points at now, against what it runs. Reads only."""
+        targets = self.store.image_targets()
+        found = []
+        for service in following(desired):
+            name, image = service.name, service.spec.image
+            target = targets.get(name)
+            current = target.digest if target is not None and target.applies_to(image) else None
+            try:
+                latest = self.registry.digest(image)
+            except ImageUnavailable as err:
+                found.append(Update(name, image, current, None, "error", str(err)))
+                self._on_result(name, "check_failed")
+                log.warning("image_check_failed", service=name, image=image, error=str(err))
+                continue
+            unsettled = target is not None and not target.settled
+            found.append(
+                judge(
+                    service=name,
+                    image=image,
+                    current=current,
+                    latest=latest,
+                    bad=self.store.bad_digests(name),
+                    pinned=name in pinned,
+                    busy=name in busy or unsettled,
+                )
+            )
+        return found
+
+    def apply(self, updates: list[Update]) -> list[Update]:
+        """Make each moved tag its service's target; the reconcile rolls them out."""
+        moved = [u for u in updates if u.moved and u.latest is not None]
+        for update in moved:
+            assert update.latest is not None  # noqa: S101 -- filtered above
+            reason = update_reason(update.current, update.latest)
+            self.store.set_image_target(
+                ImageTarget(
+                    update.service,
+                    update.image,
+                    update.latest,
+                    update.current,
+                    reason,
+                    settled=update.current is None,
+                )
+            )
+            self.store.record(
+                "image_update_found",
+                f"{update.service}: {update.image} moved; {reason}",
+                service=update.service,
+                old=update.current,
+                new=update.latest,
+            )
+            log.info(
+                "image_update_found", service=update.service, old=update.current, new=update.latest
+            )
+        return moved
+
+    def finished(self, service: str, outcome: str, why: str) -> None:
+        """A rollout of ``service`` ended: settle its new target, or reject the digest."""
+        target = self.store.image_targets().get(service)
+        if target is None or target.settled:
+            return
+        if outcome == "succeeded":
+            self.store.set_image_target(replace(target, settled=True))
+            self.store.record(
+                "image_updated",
+                f"{service}: runs {target.digest} ({target.reason})",
+                service=service,
+                digest=target.digest,
+            )
+            self._on_result(service, "updated")
+        elif outcome == "rolled_back":
+            self.store.reject_digest(target, why)
+            self.store.record(
+                "image_update_rolled_back",
+                f"{service}: {target.digest} failed ({why}); back on {target.previous}; "
+                "this digest is not tried again (`paid rollout retry` forgives it)",
+                service=service,
+                digest=target.digest,
+                previous=target.previous,
+            )
+            self._on_result(service, "rolled_back")
+        else:  # not rolled back (its pull failed, or autoRollback is off): tried again later
+            self._on_result(service, "failed")
+
+    # -- collection ------------------------------------------------------------
+
+    def prune(self, desired: DesiredState | None, *, dry_run: bool = False) -> PruneReport:
+        """Remove images paid ran that nothing uses or may use again (``prunable``)."""
+        images = self.runtime.list_images()
+        containers = self.runtime.list_containers()
+        wanted: list[str] = []
+        targets = self.store.image_targets()
+        for service in desired or ():
+            wanted.append(service.spec.image)
+            target = targets.get(service.name)
+            if target is not None and target.applies_to(service.spec.image):
+                wanted.append(parse_reference(service.spec.image).by_digest(target.digest))
+        doomed = prunable(
+            images,
+            ours={_plain(i) for i in self.store.images_run()},
+            in_use={_plain(c.image_id) for c in containers},
+            kept={_plain(i) for i in self.store.kept_image_ids()},
+            desired=wanted,
+        )
+        report = PruneReport(dry_run=dry_run)
+        for image in doomed:
+            if dry_run:
+                report.removed.append(image)
+                continue
+            try:
+                self.runtime.remove_image(image.id)
+            except RequestRejected as err:  # a container took it since the listing
+                report.skipped[image.id] = str(err)
+                continue
+            except ContainerMissing:
+                continue  # gone already
+            report.removed.append(image)
+            self.store.record(
+                "image_pruned",
+                f"image {image.id[:12]} ({', '.join(image.tags) or 'untagged'}) removed",
+                image_id=image.id,
+            )
+        if report.removed and not dry_run:
+            log.info("images_pruned", count=len(report.removed))
+        return report
+
+
+def _plain(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")
+
+
+def describe(update: Update) -> str:
+    """One line for ``paid update``: old → new, or why not."""
+    if update.state == "error":
+        return update.detail
+    if update.state == "current":
+        return f"{short(update.current)} (the tag's digest)"
+    arrow = f"{short(update.current)} → {short(update.latest)}"
+    return arrow if update.state == "moved" else f"{arrow} ({update.detail})"

@@ -1,0 +1,391 @@
+"""The one module that talks to image registries: what a tag's digest is now.
+
+An update check asks the registry, never Podman: a ``HEAD`` of the tag's
+manifest (the distribution API, ``/v2/<name>/manifests/<tag>``) answers
+with its digest and downloads nothing. It honours what Podman honours:
+
+- **credentials** from the containers-auth.json file ``podman login``
+  writes (``--authfile``, ``REGISTRY_AUTH_FILE``, then Podman's default
+  places), answering Basic and Bearer (token) challenges. The file is read
+  again for each request, so a ``podman login`` needs no restart. What it
+  holds never reaches a log, a message or the store.
+- **registries.conf** (``CONTAINERS_REGISTRIES_CONF``, else
+  ``/etc/containers/registries.conf`` and ``registries.conf.d``): a
+  registry's ``location`` (a rewrite of its ``prefix``), ``insecure``
+  (plain HTTP, or TLS without verification) and ``blocked``. Mirrors are
+  not asked: a check asks the registry the tag belongs to.
+
+Failures are ``ImageUnavailable`` with the reasons pulls have:
+``not_found``, ``unauthorized`` or ``unreachable`` (transient).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import stat
+import tomllib
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from paid.runtime.base import ImageUnavailable
+from paid.state.images import DEFAULT_REGISTRY, Reference, is_digest, parse_reference
+
+TIMEOUT = 10.0  # seconds for each request of a check
+MAX_FILE = 1 << 20  # an auth file or registries.conf larger than this is refused
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+
+
+class ConfigFileError(Exception):
+    """An auth file or registries.conf that cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    username: str
+    password: str = ""
+
+    def __repr__(self) -> str:  # never the password, wherever it is printed
+        return f"Credentials(username={self.username!r}, password=***)"
+
+    def header(self) -> str:
+        """Podman's ``X-Registry-Auth``: a URL-safe base64 of the JSON credentials."""
+        body = json.dumps({"username": self.username, "password": self.password})
+        return base64.urlsafe_b64encode(body.encode()).decode()
+
+
+def _read_small(path: Path, what: str) -> str:
+    """A regular file's text; a FIFO, a device or a huge file is refused without blocking."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as err:
+        raise ConfigFileError(f"{path}: {what}: cannot read: {err.strerror}") from err
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigFileError(f"{path}: {what}: not a regular file")
+        if info.st_size > MAX_FILE:
+            raise ConfigFileError(f"{path}: {what}: larger than {MAX_FILE} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_FILE + 1)
+    finally:
+        os.close(fd)
+    try:
+        return data.decode()
+    except UnicodeDecodeError as err:
+        raise ConfigFileError(f"{path}: {what}: not UTF-8 text") from err
+
+
+def default_auth_files() -> list[Path]:
+    """Where Podman looks for credentials when no file is named, in its order."""
+    uid = os.getuid()
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/run/containers/{uid}"
+    home = Path(os.environ.get("HOME", "/root"))
+    return [
+        Path(runtime_dir) / "containers" / "auth.json",
+        home / ".config" / "containers" / "auth.json",
+        home / ".docker" / "config.json",
+    ]
+
+
+class AuthFile:
+    """Credentials by registry, from a containers-auth.json file (read at each lookup).
+
+    ``path`` None: ``REGISTRY_AUTH_FILE``, else Podman's default places;
+    a named file that is missing is an error, a default one is not.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        named = path or os.environ.get("REGISTRY_AUTH_FILE") or None
+        self.path = Path(named) if named else None
+
+    def check(self) -> None:
+        """``ConfigFileError`` when the named file cannot be used (at start, not at a pull)."""
+        if self.path is not None:
+            self._entries(self.path)
+
+    def lookup(self, image: str) -> Credentials | None:
+        """The credentials for ``image``: the most specific key (``host/repo``, then ``host``)."""
+        ref = parse_reference(image)
+        paths = [self.path] if self.path is not None else default_auth_files()
+        for path in paths:
+            if self.path is None and not path.exists():
+                continue
+            entries = self._entries(path)
+            for key in _keys(ref):
+                if key in entries:
+                    return entries[key]
+        return None
+
+    @staticmethod
+    def _entries(path: Path) -> dict[str, Credentials]:
+        text = _read_small(path, "auth file")
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigFileError(f"{path}:{err.lineno}: auth file: {err.msg}") from err
+        auths = document.get("auths") if isinstance(document, dict) else None
+        if not isinstance(auths, dict):
+            raise ConfigFileError(f"{path}: auths: a mapping of registry to credentials is needed")
+        found: dict[str, Credentials] = {}
+        for key, entry in auths.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("auth", ""), str):
+                raise ConfigFileError(f"{path}: auths.{key}: not a credentials entry")
+            if not entry.get("auth"):
+                continue  # an identity token or a credential helper: Podman's business
+            try:
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError) as err:
+                raise ConfigFileError(
+                    f"{path}: auths.{key}.auth: not base64 user:password"
+                ) from err
+            found[_normal_key(key)] = Credentials(user, password)
+        return found
+
+
+def _normal_key(key: str) -> str:
+    key = key.removeprefix("https://").removeprefix("http://").rstrip("/")
+    key = key.removesuffix("/v1").removesuffix("/v2")
+    return DEFAULT_REGISTRY if key in ("index.docker.io", "registry-1.docker.io") else key
+
+
+def _keys(ref: Reference) -> Iterator[str]:
+    parts = ref.repository.split("/")
+    for end in range(len(parts), 0, -1):
+        yield f"{ref.registry}/{'/'.join(parts[:end])}"
+    yield ref.registry
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryEntry:
+    prefix: str
+    location: str
+    insecure: bool = False
+    blocked: bool = False
+
+
+class RegistriesConf:
+    """The ``[[registry]]`` tables of registries.conf (v2), and v1's insecure and block lists."""
+
+    def __init__(self, entries: list[RegistryEntry]) -> None:
+        self.entries = entries
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> RegistriesConf:
+        named = path or os.environ.get("CONTAINERS_REGISTRIES_CONF")
+        drop_ins = sorted(Path("/etc/containers/registries.conf.d").glob("*.conf"))
+        files = [Path(named)] if named else [Path("/etc/containers/registries.conf"), *drop_ins]
+        entries: list[RegistryEntry] = []
+        for file in files:
+            if not named and not file.exists():
+                continue
+            entries.extend(_registry_entries(file))
+        return cls(entries)
+
+    def entry(self, name: str) -> RegistryEntry:
+        """The entry whose prefix matches ``registry/repository`` the longest, or a plain one."""
+        host = name.split("/", 1)[0]
+        best = RegistryEntry(prefix=host, location=host)
+        for candidate in self.entries:
+            prefix = candidate.prefix
+            if (name == prefix or name.startswith(prefix + "/")) and len(prefix) >= len(
+                best.prefix
+            ):
+                best = candidate
+        return best
+
+
+def _registry_entries(path: Path) -> list[RegistryEntry]:
+    try:
+        document = tomllib.loads(_read_small(path, "registries.conf"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigFileError(f"{path}: registries.conf: {err}") from err
+    entries = []
+    for table in document.get("registry", []) or []:
+        if not isinstance(table, dict):
+            continue
+        location = str(table.get("location") or table.get("prefix") or "")
+        if not location:
+            continue
+        entries.append(
+            RegistryEntry(
+                prefix=str(table.get("prefix") or location),
+                location=location,
+                insecure=bool(table.get("insecure", False)),
+                blocked=bool(table.get("blocked", False)),
+            )
+        )
+    v1 = document.get("registries")
+    for kind, flag in (("insecure", "insecure"), ("block", "blocked")):
+        section = v1.get(kind) if isinstance(v1, dict) else None
+        listed = section.get("registries") or [] if isinstance(section, dict) else []
+        entries.extend(
+            RegistryEntry(prefix=str(h), location=str(h), **{flag: True}) for h in listed
+        )
+    return entries
+
+
+class RegistryClient:
+    """Asks registries what a tag's digest is; ``ImageUnavailable`` says why it cannot."""
+
+    def __init__(
+        self,
+        *,
+        auth: AuthFile | None = None,
+        registries: RegistriesConf | None = None,
+        timeout: float = TIMEOUT,
+    ) -> None:
+        self.auth = auth or AuthFile()
+        self._registries = registries
+        self.timeout = timeout
+        self._session = requests.Session()
+        self.requests = 0  # every HTTP request made, for tests and benchmarks
+
+    @property
+    def registries(self) -> RegistriesConf:
+        if self._registries is None:
+            self._registries = RegistriesConf.load()
+        return self._registries
+
+    def close(self) -> None:
+        self._session.close()
+
+    def digest(self, image: str) -> str:
+        """The digest ``image``'s tag points at now (a digest reference is its own answer)."""
+        ref = parse_reference(image)
+        if ref.digest is not None:
+            return ref.digest
+        try:
+            entry = self.registries.entry(ref.name)
+            credentials = self.auth.lookup(image)
+        except ConfigFileError as err:
+            raise ImageUnavailable(image, str(err), reason="failed") from err
+        if entry.blocked:
+            raise ImageUnavailable(image, "registries.conf blocks this registry", reason="failed")
+        host = ref.registry if entry.location == entry.prefix else entry.location.split("/")[0]
+        repository = ref.name.replace(entry.prefix, entry.location, 1).split("/", 1)[1]
+        host = "registry-1.docker.io" if host == DEFAULT_REGISTRY else host
+        path = f"/v2/{repository}/manifests/{ref.tag}"
+        schemes = ("https", "http") if entry.insecure else ("https",)
+        last: Exception | None = None
+        for scheme in schemes:
+            try:
+                return self._ask(image, f"{scheme}://{host}{path}", credentials, entry.insecure)
+            except (requests.ConnectionError, requests.Timeout) as err:
+                last = err  # an insecure registry may speak plain HTTP: try that
+        raise ImageUnavailable(
+            image, f"no answer from {host}: {_brief(last)}", reason="unreachable"
+        ) from last
+
+    def _ask(self, image: str, url: str, credentials: Credentials | None, insecure: bool) -> str:
+        headers = {"Accept": MANIFEST_TYPES}
+        response = self._request("HEAD", url, headers, insecure)
+        if response.status_code == 401:
+            authorization = self._authorize(image, response, credentials, insecure)
+            if authorization is None:
+                raise ImageUnavailable(
+                    image, "the registry wants credentials and has none that it accepts",
+                    reason="unauthorized",
+                )  # fmt: skip
+            headers["Authorization"] = authorization
+            response = self._request("HEAD", url, headers, insecure)
+        status = response.status_code
+        if status in (401, 403):
+            raise ImageUnavailable(image, f"HTTP {status} from the registry", reason="unauthorized")
+        if status == 404:
+            raise ImageUnavailable(image, "manifest unknown (HTTP 404)", reason="not_found")
+        if status == 429 or status >= 500:
+            raise ImageUnavailable(image, f"HTTP {status} from the registry", reason="unreachable")
+        if status >= 400:
+            raise ImageUnavailable(image, f"HTTP {status} from the registry", reason="failed")
+        digest = response.headers.get("Docker-Content-Digest", "")
+        if is_digest(digest):
+            return digest
+        # A registry that does not say: the digest is that of the manifest's bytes.
+        body = self._request("GET", url, headers, insecure)
+        if body.status_code != 200:
+            raise ImageUnavailable(image, f"HTTP {body.status_code} from the registry")
+        return "sha256:" + hashlib.sha256(body.content).hexdigest()
+
+    def _authorize(
+        self,
+        image: str,
+        challenge: requests.Response,
+        credentials: Credentials | None,
+        insecure: bool,
+    ) -> str | None:
+        """The Authorization header that answers a 401's challenge (Basic or Bearer)."""
+        header = challenge.headers.get("WWW-Authenticate", "")
+        scheme = header.split(" ", 1)[0].lower()
+        if scheme == "basic":
+            if credentials is None:
+                return None
+            pair = f"{credentials.username}:{credentials.password}".encode()
+            return "Basic " + base64.b64encode(pair).decode()
+        if scheme != "bearer":
+            return None
+        params = dict(_CHALLENGE.findall(header))
+        realm = params.pop("realm", "")
+        if not realm.startswith(("https://", "http://")):
+            return None
+        if "scope" not in params:
+            params["scope"] = f"repository:{parse_reference(image).repository}:pull"
+        try:
+            answer = self._session.get(
+                realm,
+                params=params,
+                auth=(credentials.username, credentials.password) if credentials else None,
+                timeout=self.timeout,
+                verify=not insecure,
+            )
+        except (requests.ConnectionError, requests.Timeout) as err:
+            raise ImageUnavailable(
+                image, f"the token service does not answer: {_brief(err)}", reason="unreachable"
+            ) from err
+        finally:
+            self.requests += 1
+        if answer.status_code in (401, 403):
+            return None
+        try:
+            token = answer.json().get("token") or answer.json().get("access_token")
+        except ValueError:
+            token = None
+        return f"Bearer {token}" if isinstance(token, str) and token else None
+
+    def _request(
+        self, method: str, url: str, headers: dict[str, str], insecure: bool
+    ) -> requests.Response:
+        self.requests += 1
+        with warnings.catch_warnings():
+            if insecure:  # registries.conf says so: no warning per request
+                warnings.simplefilter("ignore")
+            return self._session.request(
+                method,
+                url,
+                headers=headers,
+                timeout=self.timeout,
+                verify=not insecure,
+                allow_redirects=True,
+            )
+
+
+def _brief(err: Exception | None) -> str:
+    """An exception's last line, without URLs' query strings (a token could be in one)."""
+    text = str(err).strip().splitlines()[-1] if err is not None and str(err).strip() else "?"
+    return re.sub(r"\?[^\s'\")]*", "?…", text)[:300]

@@ -1,0 +1,195 @@
+"""Image references and digests, and following a tag (``imageUpdate``): the pure part.
+
+A service with ``imageUpdate: {policy: registry}`` runs its image *by
+digest*. The digest it runs is its **target** (kept in the store): the
+tag's digest when it was first deployed, then each new digest an update
+check found. The target is part of the service's shape (``imageDigest``),
+so a moved tag is a new revision, rolled out through the health gate
+like any other change, and a rollback rebuilds its revision with the
+digest it ran.
+
+A digest whose rollout failed is **bad** for that service: the target
+goes back to the digest before it, and no check picks the bad one again.
+A later push of another digest is tried.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+DEFAULT_REGISTRY = "docker.io"
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """``registry/repository[:tag][@digest]``, with Docker's defaults filled in."""
+
+    registry: str
+    repository: str
+    tag: str | None
+    digest: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.registry}/{self.repository}"
+
+    def by_digest(self, digest: str) -> str:
+        """The reference that pulls exactly ``digest``, whatever the tag points at."""
+        return f"{self.name}@{digest}"
+
+
+def parse_reference(image: str) -> Reference:
+    """Split an image reference; a name without a registry is Docker Hub's, as Podman does.
+
+    ``redis:7`` is ``docker.io/library/redis:7``; a first component with a
+    dot or a colon, or ``localhost``, is a registry.
+    """
+    rest, _, digest = image.partition("@")
+    first, slash, remainder = rest.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        registry, path = first, remainder
+    else:
+        registry, path = DEFAULT_REGISTRY, rest
+    if registry == DEFAULT_REGISTRY and "/" not in path:
+        path = f"library/{path}"
+    last = path.rsplit("/", 1)[-1]
+    tag = None
+    if ":" in last:
+        path, _, tag = path.rpartition(":")
+    if tag is None and not digest:
+        tag = "latest"
+    return Reference(registry, path, tag, digest or None)
+
+
+def is_digest(value: str) -> bool:
+    return _DIGEST.fullmatch(value) is not None
+
+
+def short(digest: str | None) -> str:
+    """``sha256:0123456789ab`` (12 hex digits), or ``-``."""
+    if not digest:
+        return "-"
+    algorithm, _, hexdigits = digest.partition(":")
+    return f"{algorithm}:{hexdigits[:12]}"
+
+
+def update_reason(old: str | None, new: str) -> str:
+    """The reason a revision made by an image update carries."""
+    return f"image updated: {old or 'none'} → {new}"
+
+
+def repo_digest(repo_digests: Sequence[str], image: str) -> str | None:
+    """Of an image's ``RepoDigests``, the digest it has in ``image``'s repository."""
+    wanted = parse_reference(image).name
+    for entry in repo_digests:
+        name, _, digest = entry.partition("@")
+        if digest and parse_reference(name + ":x").name == wanted:
+            return digest
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageTarget:
+    """The digest a service with ``imageUpdate`` is to run, and why."""
+
+    service: str
+    image: str  # the tag it was resolved for: a target for another tag does not apply
+    digest: str
+    previous: str | None  # the digest before this one (an update), None for the first
+    reason: str
+    settled: bool  # its rollout succeeded (or it was the first): a failure no longer undoes it
+
+    def applies_to(self, image: str) -> bool:
+        return self.image == image
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """What one check found for one service."""
+
+    service: str
+    image: str
+    current: str | None  # the digest it runs (its target)
+    latest: str | None  # what the tag points at now (None: the check failed)
+    state: str  # current | moved | bad | pinned | busy | error
+    detail: str = ""
+
+    @property
+    def moved(self) -> bool:
+        return self.state == "moved"
+
+
+def judge(
+    *,
+    service: str,
+    image: str,
+    current: str | None,
+    latest: str,
+    bad: Iterable[str],
+    pinned: bool,
+    busy: bool,
+) -> Update:
+    """One service's check: the tag's digest now against the one it runs. Pure."""
+    if latest == current:
+        return Update(service, image, current, latest, "current")
+    if latest in set(bad):
+        return Update(
+            service, image, current, latest, "bad", "this digest failed its rollout here before"
+        )
+    if pinned:
+        return Update(
+            service, image, current, latest, "pinned", "pinned by paid rollback: not updated"
+        )
+    if busy:
+        return Update(service, image, current, latest, "busy", "a rollout is under way")
+    return Update(service, image, current, latest, "moved", update_reason(current, latest))
+
+
+@dataclass(frozen=True, slots=True)
+class LocalImage:
+    """An image in the runtime's store."""
+
+    id: str
+    tags: tuple[str, ...] = ()
+    repo_digests: tuple[str, ...] = ()
+    size: int = 0
+
+
+def prunable(
+    images: Iterable[LocalImage],
+    *,
+    ours: Iterable[str],
+    in_use: Iterable[str],
+    kept: Iterable[str],
+    desired: Iterable[str],
+) -> list[LocalImage]:
+    """Images paid may remove: ones it ran (``ours``), that nothing uses or may use again.
+
+    Kept: an image any container uses (``in_use``, by ID: also strangers'),
+    one a kept revision ran (``kept``), and one a desired service names
+    (``desired``: tags and ``name@digest`` references). An image paid never
+    ran is not paid's, whatever it is.
+    """
+    ours_, used, keep = set(ours), set(in_use), set(kept)
+    wanted = {_normal(r) for r in desired}
+    found = []
+    for image in images:
+        if image.id not in ours_ or image.id in used or image.id in keep:
+            continue
+        names = {_normal(t) for t in image.tags} | {_normal(d) for d in image.repo_digests}
+        if names & wanted:
+            continue
+        found.append(image)
+    return sorted(found, key=lambda i: i.id)
+
+
+def _normal(reference: str) -> str:
+    ref = parse_reference(reference)
+    return ref.by_digest(ref.digest) if ref.digest else f"{ref.name}:{ref.tag}"
+
+
+def targets_by_service(targets: Iterable[ImageTarget]) -> Mapping[str, ImageTarget]:
+    return {t.service: t for t in targets}
