@@ -26,6 +26,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,14 +301,33 @@ class Registry:
         return f"127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls, base: Path) -> Registry:
+    def start(
+        cls, base: Path, *, users: dict[str, str] | None = None, port: int | None = None
+    ) -> Registry:
+        """Serve ``base``'s data; ``users`` (name: password) turns htpasswd auth on.
+
+        ``port``: the port of an earlier run over the same data (a registry back).
+        """
         binary = shutil.which("docker-registry")
         if binary is None:
             raise RuntimeError("docker-registry is missing: scripts/install-deps installs it")
         base.mkdir(parents=True, exist_ok=True)
-        registry = cls(base, free_port())
+        registry = cls(base, port or free_port())
         config = base / "config.yml"
-        config.write_text(REGISTRY_CONFIG.format(root=base / "data", port=registry.port))
+        text = REGISTRY_CONFIG.format(root=base / "data", port=registry.port)
+        if users:
+            # bcrypt, as the registry requires (crypt is glibc's, through libxcrypt).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import crypt  # noqa: PLC0415 -- deprecated; only tests need it
+
+                lines = [
+                    f"{user}:{crypt.crypt(pw, crypt.mksalt(crypt.METHOD_BLOWFISH))}"  # noqa: S324
+                    for user, pw in users.items()
+                ]
+            (base / "htpasswd").write_text("\n".join(lines) + "\n")
+            text += f"auth:\n  htpasswd: {{realm: paid-test, path: {base / 'htpasswd'}}}\n"
+        config.write_text(text)
         log = (base / "registry.log").open("ab")
         registry.process = subprocess.Popen(
             [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
@@ -328,10 +348,17 @@ class Registry:
             self.process.wait(timeout=10)
 
 
-def use_registry(podman: PodmanService, registry: Registry) -> None:
-    """Let the suite's Podman pull from ``registry`` over plain HTTP (its own registries.conf)."""
+def use_registry(podman: PodmanService, *registries: Registry) -> None:
+    """Let the suite's Podman, and paid, reach ``registries`` over plain HTTP.
+
+    One registries.conf, used by the Podman service and by this process
+    (paid's registry client reads the same file, as it would on a host).
+    """
     conf = podman.base / "registries.conf"
-    conf.write_text(f'[[registry]]\nlocation = "{registry.host}"\ninsecure = true\n')
+    conf.write_text(
+        "".join(f'[[registry]]\nlocation = "{r.host}"\ninsecure = true\n' for r in registries)
+    )
+    os.environ["CONTAINERS_REGISTRIES_CONF"] = str(conf)
     podman.configure(CONTAINERS_REGISTRIES_CONF=str(conf))
 
 

@@ -182,6 +182,7 @@ class ImageController:
         target = self.store.image_targets().get(service)
         if target is None or target.settled:
             return
+        log.info("image_update_finished", service=service, outcome=outcome, digest=target.digest)
         if outcome == "succeeded":
             self.store.set_image_target(replace(target, settled=True))
             self.store.record(
@@ -214,13 +215,15 @@ class ImageController:
         wanted: list[str] = []
         targets = self.store.image_targets()
         for service in desired or ():
-            wanted.append(service.spec.image)
             target = targets.get(service.name)
             if target is not None and target.applies_to(service.spec.image):
+                # It runs the digest, never the tag: a stale local tag is not kept for it.
                 wanted.append(parse_reference(service.spec.image).by_digest(target.digest))
+            else:
+                wanted.append(service.spec.image)
         doomed = prunable(
             images,
-            ours={_plain(i) for i in self.store.images_run()},
+            ours={_plain(i): ref for i, ref in self.store.images_run().items()},
             in_use={_plain(c.image_id) for c in containers},
             kept={_plain(i) for i in self.store.kept_image_ids()},
             desired=wanted,

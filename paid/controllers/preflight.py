@@ -92,12 +92,14 @@ def preflight(
     for image in sorted(policies):
         if image in in_use:  # a container has it: present, no need to ask
             checks.append(Check("image", image, Status.OK, "present (in use)"))
+        elif registry is not None and "Always" in policies[image] and "@" not in image:
+            continue  # pulled at each create: the registry is asked instead (below)
         else:
             checks.append(_image(runtime, image, pull="Never" not in policies[image]))
     if registry is not None:
-        present = {c.subject for c in checks if c.check == "image" and c.status is Status.OK}
         for image in sorted(i for i, p in policies.items() if "Always" in p and "@" not in i):
-            checks.append(_registry(registry, image, present=image in present))
+            present = image in in_use or _present(runtime, image)
+            checks.append(_registry(registry, image, present=present))
     actual = listed
     checks.extend(_ports(desired, actual))
     for svc in desired:
@@ -228,6 +230,13 @@ def _image(runtime: Runtime, image: str, *, pull: bool = True) -> Check:
     except RuntimeFailure as err:
         return Check("image", image, Status.FAIL, str(err))
     return Check("image", image, Status.OK, "pulled")
+
+
+def _present(runtime: Runtime, image: str) -> bool:
+    try:
+        return runtime.image_present(image)
+    except RuntimeFailure:
+        return False
 
 
 def _registry(registry: Registry, image: str, *, present: bool) -> Check:

@@ -489,10 +489,11 @@ def _demultiplex(raw: bytes) -> list[str]:
 
 def _image(attrs: dict[str, Any]) -> LocalImage:
     """An image from Podman's inspect or list answer (both spell these alike)."""
+    names = [str(n) for n in (attrs.get("RepoTags") or attrs.get("Names") or ())]
     return LocalImage(
         id=str(attrs.get("Id", "")).removeprefix("sha256:"),
-        tags=tuple(attrs.get("RepoTags") or attrs.get("Names") or ()),
-        repo_digests=tuple(attrs.get("RepoDigests") or attrs.get("Digests") or ()),
+        tags=tuple(n for n in names if "@" not in n and not n.startswith("<none>")),
+        repo_digests=tuple(str(d) for d in attrs.get("RepoDigests") or ()),
         size=int(attrs.get("Size") or 0),
     )
 

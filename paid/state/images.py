@@ -161,26 +161,29 @@ class LocalImage:
 def prunable(
     images: Iterable[LocalImage],
     *,
-    ours: Iterable[str],
+    ours: Mapping[str, str],
     in_use: Iterable[str],
     kept: Iterable[str],
     desired: Iterable[str],
 ) -> list[LocalImage]:
-    """Images paid may remove: ones it ran (``ours``), that nothing uses or may use again.
+    """Images paid may remove: ones it ran (``ours``: ID -> image), that nothing uses.
 
     Kept: an image any container uses (``in_use``, by ID: also strangers'),
-    one a kept revision ran (``kept``), and one a desired service names
-    (``desired``: tags and ``name@digest`` references). An image paid never
-    ran is not paid's, whatever it is.
+    one a kept revision ran (``kept``), one a desired service names
+    (``desired``: tags and ``name@digest`` references), and one with a tag
+    paid never ran (someone else named it). An image paid never ran is not
+    paid's, whatever it is.
     """
-    ours_, used, keep = set(ours), set(in_use), set(kept)
+    used, keep = set(in_use), set(kept)
     wanted = {_normal(r) for r in desired}
+    ran = {_normal(r) for r in ours.values()}
     found = []
     for image in images:
-        if image.id not in ours_ or image.id in used or image.id in keep:
+        if image.id not in ours or image.id in used or image.id in keep:
             continue
-        names = {_normal(t) for t in image.tags} | {_normal(d) for d in image.repo_digests}
-        if names & wanted:
+        tags = {_normal(t) for t in image.tags}
+        names = tags | {_normal(d) for d in image.repo_digests}
+        if names & wanted or not tags <= ran:
             continue
         found.append(image)
     return sorted(found, key=lambda i: i.id)
@@ -189,7 +192,3 @@ def prunable(
 def _normal(reference: str) -> str:
     ref = parse_reference(reference)
     return ref.by_digest(ref.digest) if ref.digest else f"{ref.name}:{ref.tag}"
-
-
-def targets_by_service(targets: Iterable[ImageTarget]) -> Mapping[str, ImageTarget]:
-    return {t.service: t for t in targets}

@@ -385,9 +385,9 @@ class Store:
                 (image_id, image, time.time()),
             )
 
-    def images_run(self) -> set[str]:
-        """Every image ID a revision of paid's ran (pruned revisions included)."""
-        return {str(r[0]) for r in self._query("SELECT image_id FROM images_run")}
+    def images_run(self) -> dict[str, str]:
+        """Every image ID a revision of paid's ran (pruned revisions included), with its image."""
+        return {str(r[0]): str(r[1]) for r in self._query("SELECT image_id, image FROM images_run")}
 
     def kept_image_ids(self) -> set[str]:
         """The image IDs that kept revisions ran: a rollback needs them."""
