@@ -10,6 +10,7 @@ rollout fails the health gate. Digests are the registry's own, as
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -295,6 +296,28 @@ def test_the_daemon_follows_a_tag_and_says_why_when_the_registry_goes_away(
             assert 'paid_image_updates_total{result="check_failed",service="web"}' in metrics
         finally:  # back on its port, for the module's other tests
             registry.process = Registry.start(registry.base, port=registry.port).process
+    finally:
+        daemon.stop()
+
+
+def test_sighup_checks_at_once_with_the_interval_off(registry: Registry, host: Host) -> None:
+    """--image-update-interval 0 never checks by itself; a SIGHUP checks and rolls out."""
+    remote = f"{registry.host}/paid-test/follow:hup"
+    host.push(edition(host.podman, 1), remote)
+    write_services(host.desired_dir, follower("web", remote))
+    daemon = Daemon(
+        host.podman, host.desired_dir, host.state_dir, host.tmp / "daemon.log",
+        extra=["--image-update-interval", "0"],
+    ).start()  # fmt: skip
+    try:
+        wait_until(lambda: running_edition(host.podman, "web") == "1", 30)
+        assert daemon.status()["imageUpdates"]["checkedAt"] is None
+        host.push(edition(host.podman, 2), remote)
+
+        daemon.signal(signal.SIGHUP)
+
+        wait_until(lambda: running_edition(host.podman, "web") == "2", 60)
+        assert daemon.status()["imageUpdates"]["services"][0]["state"] == "moved"
     finally:
         daemon.stop()
 
