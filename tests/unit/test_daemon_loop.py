@@ -190,3 +190,71 @@ def test_readiness_is_recorded_on_a_probe_transition(
     d.fake.exec_codes["web"] = 1
 
     wait_for(lambda: not d.manager.store.readiness("web")[-1].ready, timeout=5)
+
+
+class _Registry:
+    """A registry whose one tag points where the test says."""
+
+    def __init__(self, digest: str) -> None:
+        self.now, self.asked = digest, 0
+
+    def digest(self, image: str) -> str:
+        self.asked += 1
+        return self.now
+
+
+def test_the_image_updates_flag_stops_checks_and_turning_it_on_rolls_a_moved_tag_out(
+    tmp_path: Path,
+) -> None:
+    """imageUpdates: false → a check asks no registry; true → the moved tag is rolled out."""
+    tag = "registry.example:5000/app:stable"
+    first, second = (f"sha256:{c * 64}" for c in "ab")
+    directory = tmp_path / "desired-state"
+    write_services(
+        directory,
+        service_doc(
+            "web", image=tag, imageUpdate={"policy": "registry"}, rollout={"minReadySeconds": 0}
+        ),
+    )
+    flags = tmp_path / "flags.yaml"
+    flags.write_text("imageUpdates: false\n")
+    fake = FakeRuntime(pullable={f"registry.example:5000/app@{d}" for d in (first, second)})
+    registry = _Registry(first)
+    store = Store.open(tmp_path / "state")
+    manager = Manager(
+        Settings(
+            directory=directory,
+            listen=f"127.0.0.1:{free_port()}",
+            watch_interval=0.05,
+            resync_interval=300,
+            secrets_dir=tmp_path / "secrets",
+            timings=TIMINGS,
+            flags_path=flags,
+            image_update_interval=0,
+        ),
+        runtime=ResilientRuntime(fake),
+        events=fake,
+        store=store,
+        metrics=Metrics(),
+        registry=registry,
+    )
+    thread = threading.Thread(target=manager.run, kwargs={"install_signals": False})
+    thread.start()
+    try:
+        wait_for(lambda: manager.knowledge.first_pass_done)
+        assert f"registry.example:5000/app@{first}" == fake.containers["web"].image
+        asked = registry.asked  # the first deploy resolved the tag
+        registry.now = second
+
+        manager.check_images()
+
+        assert (asked, None) == (registry.asked, manager.knowledge.image_checked_at)
+        flags.write_text("imageUpdates: true\n")
+        manager.flags_file.reload()
+        manager.check_images()
+        assert registry.asked == asked + 1
+        wait_for(lambda: fake.containers["web"].image == f"registry.example:5000/app@{second}")
+    finally:
+        manager.stop()
+        thread.join(timeout=30)
+        store.close()
