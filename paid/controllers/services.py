@@ -463,7 +463,7 @@ def container_options(spec: ServiceSpec) -> ContainerOptions:
         working_dir=spec.working_dir,
         hostname=spec.hostname,
         read_only=spec.read_only_root_filesystem,
-        tmpfs=tuple((t.path, t.size) for t in spec.tmpfs),
+        tmpfs=tuple(spec.tmpfs),
         cap_add=tuple(spec.capabilities.add) if spec.capabilities else (),
         cap_drop=tuple(spec.capabilities.drop) if spec.capabilities else (),
         privileged=spec.privileged,

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from paid.state.actual import ActualContainer
 from paid.state.configs import ConfigContent
+from paid.state.container_fields import TmpfsMount
 from paid.state.images import LocalImage
 from paid.state.networks import ActualNetwork, NetworkSpec
 from paid.state.secrets import SecretMount
@@ -85,6 +86,16 @@ class NameInUse(RequestRejected):
     """Another container already holds the name."""
 
 
+class ObjectFault(RuntimeFailure):
+    """Podman answered, about one object's state: that object is broken, Podman is not.
+
+    ``container not known`` from Podman's store, ``no such file or
+    directory`` under one container's storage, an OCI runtime refusing one
+    container's settings. Retried for that service with back-off; never
+    counted by the breaker, which is for Podman itself failing.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class ContainerOptions:
     """The container fields beyond the basics; defaults are Podman's own, logs excepted."""
@@ -94,7 +105,7 @@ class ContainerOptions:
     working_dir: str | None = None
     hostname: str | None = None
     read_only: bool = False
-    tmpfs: Sequence[tuple[str, int | None]] = ()  # path, size in bytes
+    tmpfs: Sequence[TmpfsMount] = ()
     cap_add: Sequence[str] = ()
     cap_drop: Sequence[str] = ()
     privileged: bool = False

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import resource
 import socket
+import tomllib
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -28,6 +32,7 @@ from paid.runtime.base import (
     ContainerRequest,
     ImageUnavailable,
     NameInUse,
+    ObjectFault,
     RequestRejected,
     RuntimeEvent,
     RuntimeFailure,
@@ -35,6 +40,7 @@ from paid.runtime.base import (
 )
 from paid.runtime.registry import AuthFile, ConfigFileError
 from paid.state.actual import ActualContainer
+from paid.state.container_fields import TmpfsMount
 from paid.state.images import LocalImage
 from paid.state.labels import DEFAULT_INSTANCE, INSTANCE
 from paid.state.networks import ActualNetwork, NetworkSpec
@@ -188,7 +194,8 @@ class PodmanRuntime:
             kwargs["command"] = list(request.command)
         if request.ports:
             kwargs["ports"] = {
-                f"{p.container_port}/{p.protocol}": (p.host_ip, p.host_port) for p in request.ports
+                f"{p.container_port}/{p.protocol}": (_host_ip(p.host_ip), p.host_port)
+                for p in request.ports
             }
         if request.volumes:
             kwargs["volumes"] = {
@@ -525,6 +532,16 @@ def _published(ports: list[dict[str, Any]]) -> Iterator[PortMapping]:
                 )
 
 
+def _host_ip(address: str) -> str:
+    """The HostIp Podman's API wants: empty for "every address".
+
+    ``podman run -p 8080:80`` sends no address. Sent as ``0.0.0.0``, netavark
+    1.4 writes a DNAT rule for ``-d 0.0.0.0/32``, which matches nothing: the
+    port is held but unreachable, from loopback and from the host's addresses.
+    """
+    return "" if address in ("0.0.0.0", "::") else address  # noqa: S104
+
+
 def _options(o: ContainerOptions) -> dict[str, Any]:
     """podman-py's keywords for the optional container fields; unset ones are left out."""
     kwargs: dict[str, Any] = {
@@ -560,15 +577,11 @@ def _options(o: ContainerOptions) -> dict[str, Any]:
     }
     kwargs.update({k: v for k, v in lists.items() if v})
     if o.tmpfs:
-        kwargs["mounts"] = [
-            {"type": "tmpfs", "target": path, "source": "tmpfs", **({"size": size} if size else {})}
-            for path, size in o.tmpfs
-        ]
+        kwargs["mounts"] = [_tmpfs(t) for t in o.tmpfs]
     if o.ulimits:
-        # Given any ulimit, Podman 4.3 sets nofile and nproc to 1048576 unless they
-        # are given too; a host with lower hard limits refuses that start (EPERM).
         kwargs["ulimits"] = [
-            {"Name": name, "Soft": soft, "Hard": hard} for name, (soft, hard) in o.ulimits.items()
+            {"Name": name, "Soft": soft, "Hard": hard}
+            for name, (soft, hard) in _with_host_defaults(o.ulimits).items()
         ]
     if o.sysctls:
         kwargs["sysctls"] = dict(o.sysctls)
@@ -589,6 +602,86 @@ def _options(o: ContainerOptions) -> dict[str, Any]:
         elif key == "unmask":
             kwargs.setdefault("unmasked_paths", []).extend(value.split(":"))
     return kwargs
+
+
+def _with_host_defaults(ulimits: Mapping[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """``ulimits`` with ``nofile`` and ``nproc`` filled in as Podman would without any.
+
+    Given any ulimit, Podman 4.3 sets ``nofile`` and ``nproc`` to 1048576
+    unless they are given too, and a host with lower limits refuses that
+    start (EPERM from the OCI runtime). Compose files give ``nofile`` alone.
+    The other is what Podman gives a container that names none: its
+    ``containers.conf`` ``default_ulimits``, else this host's hard limit.
+    """
+    out = dict(ulimits)
+    configured = _configured_ulimits()
+    for name, which in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
+        if name in out:
+            continue
+        if name in configured:
+            out[name] = configured[name]
+            continue
+        _, hard = resource.getrlimit(which)
+        limit = _PODMAN_ULIMIT if hard == resource.RLIM_INFINITY else min(hard, _PODMAN_ULIMIT)
+        out[name] = (limit, limit)
+    return out
+
+
+_PODMAN_ULIMIT = 1_048_576  # what Podman itself puts when none is given
+
+
+def _configured_ulimits() -> dict[str, tuple[int, int]]:
+    """``default_ulimits`` from the containers.conf files Podman reads, later ones winning.
+
+    ``$CONTAINERS_CONF`` alone when set (as Podman does), else the system
+    files and drop-ins. Unreadable or malformed files are skipped: this
+    only fills in what the user left out.
+    """
+    override = os.environ.get("CONTAINERS_CONF")
+    if override:
+        paths = [Path(override)]
+    else:
+        paths = [Path("/usr/share/containers/containers.conf"), Path(_ETC_CONF)]
+        with contextlib.suppress(OSError):
+            paths += sorted(Path(_ETC_CONF + ".d").glob("*.conf"))
+    found: dict[str, tuple[int, int]] = {}
+    for path in paths:
+        try:
+            with path.open("rb") as file:
+                entries = tomllib.load(file).get("containers", {}).get("default_ulimits", [])
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+        for entry in entries if isinstance(entries, list) else ():
+            match = _ULIMIT_ENTRY.fullmatch(str(entry))
+            if match:
+                soft = int(match["soft"])
+                found[match["name"]] = (soft, int(match["hard"] or soft))
+    return found
+
+
+_ETC_CONF = "/etc/containers/containers.conf"
+_ULIMIT_ENTRY = re.compile(r"(?P<name>nofile|nproc)=(?P<soft>\d{1,19})(?::(?P<hard>\d{1,19}))?")
+
+
+def _tmpfs(mount: TmpfsMount) -> dict[str, Any]:
+    """A tmpfs mount in podman-py's form; its options reach mount(2) as written.
+
+    podman-py passes only ``mode`` and ``size`` through, each as
+    ``key=value``: the owner rides in the mode's option, which Podman splits
+    on commas like any other list of mount options.
+    """
+    mode = ",".join(
+        [mount.mode]
+        + [
+            f"{key}={value}"
+            for key, value in (("uid", mount.uid), ("gid", mount.gid))
+            if value is not None
+        ]
+    )
+    out: dict[str, Any] = {"type": "tmpfs", "target": mount.path, "source": "tmpfs", "mode": mode}
+    if mount.size:
+        out["size"] = mount.size
+    return out
 
 
 def _secret(mount: SecretMount) -> dict[str, Any]:
@@ -628,6 +721,25 @@ def _operation(path: str) -> str:
 _NAME_IN_USE = re.compile(r'name "?[^"\s]*"? (is )?already in use')
 
 
+# A 500 about one object, not Podman failing: the breaker must not count them
+# (one broken container opened it for every service).
+_ONE_OBJECT = (
+    "container not known",
+    "no such container",
+    "no such object",
+    "no such volume",
+    "getting container from store",
+    "OCI runtime error",
+    "OCI runtime attempted to invoke a command that was not found",
+    "crun:",
+    "runc:",
+    "error setting rlimit",
+    "is being used",
+    "in use by",
+    "does not exist in database",
+)
+
+
 @contextlib.contextmanager
 def _translated(what: str, *, image: str | None = None) -> Iterator[None]:
     try:
@@ -664,6 +776,8 @@ def _translated(what: str, *, image: str | None = None) -> Iterator[None]:
             raise ContainerMissing(f"{what}: {detail}") from err
         if status in (400, 409, 422):
             raise RequestRejected(f"{what}: {detail}") from err
+        if any(words in detail for words in _ONE_OBJECT):
+            raise ObjectFault(f"{what}: {detail}") from err
         failure = RuntimeFailure(f"{what}: Podman answered {status}: {detail}")
         failure.transient = status >= 500 and "image not known" not in detail
         raise failure from err

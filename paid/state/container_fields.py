@@ -108,8 +108,17 @@ class Capabilities(Model):
 
 
 class TmpfsMount(Model):
+    """A tmpfs: world-writable with the sticky bit (``1777``) unless ``mode`` says otherwise.
+
+    ``1777`` is what ``docker run --tmpfs`` and ``podman run --tmpfs`` give,
+    so a service that runs as a non-root user can write its own ``/tmp``.
+    """
+
     path: str
     size: Annotated[int, BeforeValidator(parse_memory), Field(ge=4096)] | None = None
+    mode: Annotated[str, Field(pattern=r"^[0-7]{3,4}$")] = "1777"
+    uid: int | None = Field(default=None, ge=0, le=2**32 - 2)
+    gid: int | None = Field(default=None, ge=0, le=2**32 - 2)
 
     @field_validator("path")
     @classmethod

@@ -88,6 +88,38 @@ def _parse_port(value: Any) -> Any:
 
 Port = Annotated[PortMapping, BeforeValidator(_parse_port), PlainSerializer(str)]
 
+_RANGE = re.compile(r"^(?P<head>.*?)(?P<host>\d+-\d+):(?P<container>\d+(?:-\d+)?)(?P<proto>/\w+)?$")
+
+
+def expand_port_ranges(value: Any) -> Any:
+    """``8000-8002:9000-9002`` as the ports it publishes, one each, as ``podman run -p``.
+
+    Both ranges must be the same length. Compose's ``8000-8002:9000`` (any
+    one free port of the range) is refused: a port that moves between
+    starts is not a declared state.
+    """
+    if not isinstance(value, list):
+        return value
+    out: list[Any] = []
+    for item in value:
+        match = _RANGE.match(item) if isinstance(item, str) else None
+        if match is None:
+            out.append(item)
+            continue
+        first, _, last = match["host"].partition("-")
+        c_first, _, c_last = match["container"].partition("-")
+        hosts = range(int(first), int(last) + 1)
+        if not hosts or len(hosts) > 1024:
+            raise ValueError(f"port {item!r}: a host range runs low to high, 1024 ports at most")
+        if not c_last or int(c_last) - int(c_first) != int(last) - int(first):
+            raise ValueError(
+                f"port {item!r}: give a container range of the same length (8000-8002:9000-9002)"
+            )
+        proto = match["proto"] or ""
+        for offset, host in enumerate(hosts):
+            out.append(f"{match['head']}{host}:{int(c_first) + offset}{proto}")
+    return out
+
 
 class VolumeMount(Model):
     """One mount, parsed from ``source:/dest[:ro|rw]``.

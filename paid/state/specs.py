@@ -54,7 +54,14 @@ from paid.state.container_fields import (
     _parse_ulimit,
 )
 from paid.state.networks import AttachmentField
-from paid.state.shorthands import Port, PortMapping, Resources, Volume, VolumeMount
+from paid.state.shorthands import (
+    Port,
+    PortMapping,
+    Resources,
+    Volume,
+    VolumeMount,
+    expand_port_ranges,
+)
 from paid.state.steering import (
     Backup,
     BackupConsistency,
@@ -179,7 +186,7 @@ class ServiceSpec(Model):
     env: dict[str, str] = Field(default_factory=dict)
     secret_env: dict[str, SecretFile] = Field(default_factory=dict)
     secrets: list[SecretFileMount] = Field(default_factory=list)
-    ports: list[Port] = Field(default_factory=list)
+    ports: Annotated[list[Port], BeforeValidator(expand_port_ranges)] = Field(default_factory=list)
     volumes: list[Volume] = Field(default_factory=list)
     depends_on: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list)
     restart_policy: RestartPolicy = RestartPolicy.ALWAYS

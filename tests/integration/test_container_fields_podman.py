@@ -38,7 +38,13 @@ FIELDS: dict[str, Any] = {
 
 
 def _paid(podman: PodmanService, state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state_dir)}
+    env = {
+        **os.environ,
+        "PAID_PODMAN_URL": podman.url,
+        "PAID_STATE_DIR": str(state_dir),
+        # paid reads the containers.conf Podman reads, as on a host where both see /etc.
+        "CONTAINERS_CONF": str(podman.base / "containers.conf"),
+    }
     return subprocess.run(
         [sys.executable, "-m", "paid", *args],
         env=env,
@@ -119,3 +125,31 @@ def test_a_device_not_allowed_is_a_validation_error(
     assert 1 == result.returncode
     assert "spec.devices[0]: device /dev/fuse is host access and not allowed" in result.stderr
     assert [] == json.loads(podman.podman("ps", "-a", "--format", "json") or "[]")
+
+
+def test_a_non_root_service_writes_its_tmpfs_on_a_read_only_root(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
+    """`tmpfs: [/tmp]` is 1777, as `podman run --tmpfs` makes it; mode and owner when given."""
+    spec = {
+        "user": "1000:1000",
+        "readOnlyRootFilesystem": True,
+        "tmpfs": ["/tmp", {"path": "/run/app", "mode": "0700", "uid": 1000, "gid": 1000}],
+    }
+    write_services(desired_dir, service_doc("app", **spec))
+    result = _paid(podman, state_dir, "apply", str(desired_dir))
+    assert 0 == result.returncode, result.stdout + result.stderr
+    assert "ok" == _in(podman, "touch /tmp/mine /run/app/mine && echo ok")
+    assert "1777 700 1000:1000" == _in(
+        podman, "stat -c %a /tmp | tr '\\n' ' '; stat -c '%a %u:%g' /run/app"
+    )
+
+
+def test_nofile_alone_starts_as_compose_files_write_it(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
+    """`ulimits: {nofile: N}` alone starts: nproc is filled from the host, not Podman's 1048576."""
+    write_services(desired_dir, service_doc("app", ulimits={"nofile": 2048}))
+    result = _paid(podman, state_dir, "apply", str(desired_dir))
+    assert 0 == result.returncode, result.stdout + result.stderr
+    assert "2048" == _in(podman, "ulimit -n")

@@ -65,7 +65,7 @@ def test_fields_reach_the_container_request(tmp_path: Path) -> None:
         service_doc(
             "app",
             user="1000:1000",
-            tmpfs=["/tmp", {"path": "/run", "size": "64Mi"}],
+            tmpfs=["/tmp", {"path": "/run", "size": "64Mi", "mode": "0700", "uid": 1000}],
             capabilities={"drop": ["all"], "add": ["cap_net_bind_service"]},
             ulimits={"nofile": 1024, "nproc": {"soft": 10, "hard": 20}},
             logging={"driver": "k8s-file", "maxSize": "5Mi"},
@@ -78,7 +78,8 @@ def test_fields_reach_the_container_request(tmp_path: Path) -> None:
     options = container_options(desired.services["app"].spec)  # type: ignore[index]
 
     assert "1000:1000" == options.user
-    assert (("/tmp", None), ("/run", 64 * 1024**2)) == tuple(options.tmpfs)
+    tmpfs = [(t.path, t.size, t.mode, t.uid) for t in options.tmpfs]
+    assert [("/tmp", None, "1777", None), ("/run", 64 * 1024**2, "0700", 1000)] == tmpfs
     assert (("NET_BIND_SERVICE",), ("ALL",)) == (tuple(options.cap_add), tuple(options.cap_drop))
     assert {"nofile": (1024, 1024), "nproc": (10, 20)} == dict(options.ulimits)
     assert ("k8s-file", 5 * 1024**2) == (options.log_driver, options.log_max_size)

@@ -6,7 +6,7 @@ import pytest
 import requests
 from podman import errors as podman_errors
 
-from paid.runtime.base import NameInUse, RequestRejected, RuntimeFailure
+from paid.runtime.base import NameInUse, ObjectFault, RequestRejected, RuntimeFailure
 from paid.runtime.podman import _translated
 
 
@@ -49,6 +49,21 @@ def _answer(status: int, explanation: str) -> podman_errors.APIError:
             RequestRejected,
             False,
             id="not-running",
+        ),
+        pytest.param(
+            500,
+            'getting container from store "3f2a": container not known',
+            ObjectFault,
+            False,
+            id="one-container-broken",
+        ),
+        pytest.param(
+            500,
+            "runc: runc create failed: unable to start container process: error setting "
+            "rlimit type 6: operation not permitted: OCI permission denied",
+            ObjectFault,
+            False,
+            id="one-container-refused-by-runc",
         ),
         pytest.param(500, "database is locked", RuntimeFailure, True, id="server-trouble"),
     ],

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from paid.metrics import Metrics
-from paid.runtime.base import ImageUnavailable, RuntimeUnavailable
+from paid.runtime.base import ImageUnavailable, ObjectFault, RuntimeUnavailable
 from paid.runtime.fake import FakeRuntime
 from paid.runtime.resilient import CircuitOpen, ResilientRuntime
 from paid.state.actual import ActualContainer
@@ -112,3 +112,28 @@ def test_a_slow_call_does_not_hold_up_the_others() -> None:
     assert done.wait(2), "list_containers waited for the slow stop"
     release.set()
     slow.join(5)
+
+
+@dataclass
+class OneBrokenContainer(FakeRuntime):
+    """Podman answers ``container not known`` for ``web``; every other call is fine."""
+
+    def start_container(self, name: str) -> None:
+        if name == "web":
+            self.calls.append(("start", "broken"))
+            raise ObjectFault(f'start {name}: getting container from store "3f2a": not known')
+        super().start_container(name)
+
+
+def test_one_broken_container_never_opens_the_breaker() -> None:
+    """An error about one object is that object's: the breaker stays closed for everyone else."""
+    inner = OneBrokenContainer()
+    runtime = resilient(inner, fail_max=2)
+
+    for _ in range(5):
+        with pytest.raises(ObjectFault):
+            runtime.start_container("web")
+
+    assert "closed" == runtime.breaker_state
+    assert 5 == len([c for c in inner.calls if c == ("start", "broken")])  # not retried either
+    assert [] == runtime.list_containers()
