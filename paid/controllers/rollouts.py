@@ -284,8 +284,8 @@ class RolloutController:
             "canary_started", f"{name}: revision {revision} as {canary_name(name)}", service=name
         )
         try:
-            container_id = self.runtime.create_container(
-                self.services.request_for(service, revision=revision, canary=True)
+            container_id = self.services.create(
+                self.services.request_for(service, revision=revision, canary=True), service.spec
             )
             self.runtime.start_container(canary_name(name))
         except RuntimeFailure as err:
@@ -357,7 +357,9 @@ class RolloutController:
         gate = self._gate(service, revision)
         self.active[name] = ActiveRollout(gate, previous, previous_revision)
         try:
-            self.runtime.create_container(self.services.request_for(service, revision=revision))
+            self.services.create(
+                self.services.request_for(service, revision=revision), service.spec
+            )
         except NameInUse:
             # A paid killed mid-rollout had its create finished by Podman after
             # it died: let the gate judge whatever holds the name (its spec

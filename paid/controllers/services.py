@@ -11,6 +11,7 @@ becomes a Podman container.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,12 @@ from paid.state.actual import ActualContainer
 from paid.state.checkout import Checkout
 from paid.state.configs import ConfigError, ConfigStore
 from paid.state.container_fields import Logging
+from paid.state.data_volumes import (
+    CONTAINER_LABEL,
+    data_volume_labels,
+    data_volume_name,
+    unmounted,
+)
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.images import parse_reference
 from paid.state.loading import to_document
@@ -139,7 +146,7 @@ class ServiceController:
                 if action.kind is not ActionKind.CREATE:
                     grace = service.spec.termination_grace_period_seconds
                     self.retire(name, service=name, timeout=grace, required=True)
-                self.runtime.create_container(request)
+                self.create(request, service.spec)
                 self.runtime.start_container(name)
             case _:
                 raise AssertionError(f"cannot perform {action.kind}")
@@ -236,6 +243,50 @@ class ServiceController:
         for mount in request.secrets:
             if mount.podman_name not in present:
                 self.runtime.create_secret(mount.podman_name, self.secrets.value_for(mount))
+
+    def create(self, request: ContainerRequest, spec: ServiceSpec) -> str:
+        """Create the container, each ``VOLUME`` its image declares kept in a named volume.
+
+        The one place paid creates a service's container: the executor and
+        every rollout call it, so no path leaves data in an anonymous volume
+        that the next heal would leave behind. A canary gets anonymous ones:
+        two copies of a database must never share files.
+        """
+        if request.labels.get(labels.CANARY) != "true":
+            request = self._with_data_volumes(request, spec)
+        return self.runtime.create_container(request)
+
+    def _with_data_volumes(self, request: ContainerRequest, spec: ServiceSpec) -> ContainerRequest:
+        image = self.runtime.inspect_image(request.image)
+        paths = unmounted(image.volumes if image else (), spec)
+        if not paths:
+            return request
+        service = request.labels[labels.SERVICE]
+        mounts: list[VolumeMount] = []
+        for path in paths:
+            name = data_volume_name(service, path)
+            wanted = data_volume_labels(service, path)
+            found = self.runtime.volume_labels(name)
+            if found is None:
+                self.runtime.create_volume(name, labels=wanted)
+                self.journal.record(
+                    "data_volume_created",
+                    f"{service}: volume {name} keeps {path} (declared by the image) across heals",
+                    service=service,
+                    volume=name,
+                    path=path,
+                )
+            elif any(found.get(k) != v for k, v in wanted.items()):
+                raise RequestRejected(
+                    f"volume {name} exists and is not paid's data volume for {service} {path}: "
+                    "left alone; remove or rename it, or mount a volume of your own there"
+                )
+            mounts.append(VolumeMount(source=name, destination=path))
+        return dataclasses.replace(
+            request,
+            volumes=(*request.volumes, *mounts),
+            labels={**request.labels, CONTAINER_LABEL: ",".join(m.source for m in mounts)},
+        )
 
     def _ensure_image(self, request: ContainerRequest) -> None:
         """The image there as ``imagePullPolicy`` says: pulled if absent, always, or never.

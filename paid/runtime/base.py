@@ -262,7 +262,11 @@ class Runtime(Protocol):
         """Where the named volume's files are on this host; ``ContainerMissing`` if none."""
         ...
 
-    def create_volume(self, name: str) -> None: ...
+    def create_volume(self, name: str, *, labels: Mapping[str, str] | None = None) -> None:
+        """Make a named volume; with ``labels``, stamped paid's (and this instance's)."""
+
+    def volume_labels(self, name: str) -> dict[str, str] | None:
+        """The named volume's labels, as the runtime sees them; None if there is none."""
 
     def list_secrets(self) -> dict[str, float]:
         """Every Podman secret: its name and when it was created (epoch seconds)."""

@@ -104,6 +104,8 @@ class FakeRuntime:
     logs: dict[str, list[str]] = field(default_factory=dict)
     secrets: dict[str, tuple[bytes, float]] = field(default_factory=dict)  # value, created
     volumes: dict[str, str] = field(default_factory=dict)  # name -> a directory
+    volume_label_sets: dict[str, dict[str, str]] = field(default_factory=dict)
+    image_volumes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # image -> VOLUMEs
     streams: list[FakeEventStream] = field(default_factory=list)
     instance: str = DEFAULT_INSTANCE
     networks: dict[str, ActualNetwork] = field(default_factory=dict)
@@ -194,7 +196,12 @@ class FakeRuntime:
         """A reference ``name@digest`` has that digest; others, the fake's digest of the name."""
         name, _, digest = ref.partition("@")
         digests = (ref,) if digest else (f"{name.rsplit(':', 1)[0]}@sha256:{image_id(ref)}",)
-        return LocalImage(id=image_id(ref), tags=() if digest else (ref,), repo_digests=digests)
+        return LocalImage(
+            id=image_id(ref),
+            tags=() if digest else (ref,),
+            repo_digests=digests,
+            volumes=self.image_volumes.get(ref, ()),
+        )
 
     def create_container(self, request: ContainerRequest) -> str:
         self._call("create", request.name)
@@ -316,9 +323,17 @@ class FakeRuntime:
         except KeyError:
             raise ContainerMissing(f"no volume named {name}") from None
 
-    def create_volume(self, name: str) -> None:
+    def create_volume(self, name: str, *, labels: Mapping[str, str] | None = None) -> None:
         self._call("create_volume", name)
         self.volumes.setdefault(name, f"/fake/volumes/{name}/_data")
+        owned = {**labels, INSTANCE: self.instance} if labels is not None else {}
+        self.volume_label_sets.setdefault(name, owned)
+
+    def volume_labels(self, name: str) -> dict[str, str] | None:
+        self._call("volume_labels", name)
+        if name not in self.volumes:
+            return None
+        return dict(self.volume_label_sets.get(name, {}))
 
     def list_secrets(self) -> dict[str, float]:
         self._call("list_secrets")

@@ -315,9 +315,18 @@ class PodmanRuntime:
             response.raise_for_status(not_found=podman_errors.NotFound)
             return str(response.json()["Mountpoint"])
 
-    def create_volume(self, name: str) -> None:
+    def create_volume(self, name: str, *, labels: Mapping[str, str] | None = None) -> None:
         with _translated(f"create volume {name}"):
-            self._client.volumes.create(name)
+            owned = {**labels, INSTANCE: self.instance} if labels is not None else None
+            self._client.volumes.create(name, labels=owned)
+
+    def volume_labels(self, name: str) -> dict[str, str] | None:
+        with _translated(f"inspect volume {name}"):
+            response = self._client.api.get(f"/volumes/{name}/json")
+            if response.status_code == 404:
+                return None
+            response.raise_for_status()
+            return {str(k): str(v) for k, v in (response.json().get("Labels") or {}).items()}
 
     def list_secrets(self) -> dict[str, float]:
         with _translated("list secrets"):
@@ -502,6 +511,7 @@ def _image(attrs: dict[str, Any]) -> LocalImage:
         tags=tuple(n for n in names if "@" not in n and not n.startswith("<none>")),
         repo_digests=tuple(str(d) for d in attrs.get("RepoDigests") or ()),
         size=int(attrs.get("Size") or 0),
+        volumes=tuple(sorted(str(v) for v in (attrs.get("Config") or {}).get("Volumes") or ())),
     )
 
 

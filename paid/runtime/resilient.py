@@ -217,8 +217,11 @@ class ResilientRuntime:
     def volume_mountpoint(self, name: str) -> str:
         return self._call("volume", lambda: self.inner.volume_mountpoint(name))
 
-    def create_volume(self, name: str) -> None:
-        self._call("volume", lambda: self.inner.create_volume(name), retry=False)
+    def create_volume(self, name: str, *, labels: Mapping[str, str] | None = None) -> None:
+        self._call("volume", lambda: self.inner.create_volume(name, labels=labels), retry=False)
+
+    def volume_labels(self, name: str) -> dict[str, str] | None:
+        return self._call("volume", lambda: self.inner.volume_labels(name))
 
     def list_secrets(self) -> dict[str, float]:
         return self._call("list_secrets", self.inner.list_secrets)

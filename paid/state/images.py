@@ -156,6 +156,7 @@ class LocalImage:
     tags: tuple[str, ...] = ()
     repo_digests: tuple[str, ...] = ()
     size: int = 0
+    volumes: tuple[str, ...] = ()  # the paths its config declares as VOLUME (inspect only)
 
 
 def prunable(

@@ -1,0 +1,125 @@
+"""Data an image keeps in a declared VOLUME survives every heal, on real Podman.
+
+The image here declares ``VOLUME /data``, as postgres, mariadb, redis and
+wordpress images do, and the spec mounts nothing there: the shape that lost
+a database's tables on its first crash restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.harness import IMAGE, PodmanService, service_doc, write_services
+
+pytestmark = pytest.mark.slow
+
+VOLUME_IMAGE = "localhost/paid-test/declares-volume:1"
+# Appends one row per start, as a database writes on every boot.
+WRITER = ["sh", "-c", "echo row >> /data/rows && exec sleep 3600"]
+
+
+def _paid(podman: PodmanService, state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "paid", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def volume_image(podman: PodmanService) -> str:
+    """The test busybox with ``VOLUME /data`` in its config."""
+    if not podman.podman("images", "-q", VOLUME_IMAGE, check=False).strip():
+        podman.podman("create", "--name", "volume-image-base", IMAGE, "true")
+        podman.podman("commit", "--change", "VOLUME /data", "volume-image-base", VOLUME_IMAGE)
+        podman.podman("rm", "volume-image-base")
+    return VOLUME_IMAGE
+
+
+def _rows(podman: PodmanService) -> int:
+    return len(podman.podman("exec", "db", "cat", "/data/rows").split())
+
+
+def _volumes(podman: PodmanService) -> list[dict[str, object]]:
+    listed: list[dict[str, object]] = json.loads(podman.podman("volume", "ls", "--format", "json"))
+    return listed
+
+
+def test_a_crash_heal_keeps_what_the_image_volume_held(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, volume_image: str
+) -> None:
+    """podman kill, then a heal: a new container, the same /data, no orphaned anonymous volume."""
+    write_services(desired_dir, service_doc("db", image=volume_image, command=WRITER))
+    first = _paid(podman, state_dir, "apply", str(desired_dir))
+    assert 0 == first.returncode, first.stdout + first.stderr
+    before = podman.inspect("db")["Id"]
+    assert 1 == _rows(podman)
+
+    podman.podman("kill", "db")
+    healed = _paid(podman, state_dir, "apply", str(desired_dir))
+    assert 0 == healed.returncode, healed.stdout + healed.stderr
+
+    assert before != podman.inspect("db")["Id"]  # a fresh container: the writable layer is new
+    assert 2 == _rows(podman)  # but /data is the same volume: the first start's row is there
+    volumes = _volumes(podman)
+    assert 1 == len(volumes), volumes  # one named volume, no anonymous one left behind
+    labels = volumes[0]["Labels"]
+    assert isinstance(labels, dict)
+    assert {"paid.managed": "true", "paid.service": "db", "paid.volume-path": "/data"}.items() <= (
+        labels.items()
+    )
+    mounts = podman.inspect("db")["Mounts"]
+    assert [(volumes[0]["Name"], "/data")] == [(m["Name"], m["Destination"]) for m in mounts]
+
+
+def test_a_rollout_keeps_the_data_volume(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, volume_image: str
+) -> None:
+    """A spec change rolls out a new container that mounts the same data volume."""
+    write_services(desired_dir, service_doc("db", image=volume_image, command=WRITER))
+    assert 0 == _paid(podman, state_dir, "apply", str(desired_dir)).returncode
+    write_services(
+        desired_dir, service_doc("db", image=volume_image, command=WRITER, env={"V": "2"})
+    )
+    rolled = _paid(podman, state_dir, "apply", str(desired_dir))
+    assert 0 == rolled.returncode, rolled.stdout + rolled.stderr
+    assert "V=2" in podman.podman("exec", "db", "env")
+    assert 2 == _rows(podman)
+
+
+def test_a_spec_mount_at_the_path_is_the_spec_s_choice(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, volume_image: str
+) -> None:
+    """A volume the spec mounts at the declared path is used; paid adds none of its own."""
+    spec = {"image": volume_image, "command": WRITER, "volumes": ["mine:/data"]}
+    write_services(desired_dir, service_doc("db", **spec))
+    applied = _paid(podman, state_dir, "apply", str(desired_dir))
+    assert 0 == applied.returncode, applied.stdout + applied.stderr
+    assert ["mine"] == [v["Name"] for v in _volumes(podman)]
+
+
+def test_a_stranger_s_volume_of_the_same_name_is_left_alone(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, volume_image: str
+) -> None:
+    """A volume paid did not make under the data volume's name is refused, never mounted."""
+    write_services(desired_dir, service_doc("db", image=volume_image, command=WRITER))
+    assert 0 == _paid(podman, state_dir, "apply", str(desired_dir)).returncode
+    name = str(_volumes(podman)[0]["Name"])
+    podman.podman("rm", "--force", "db")
+    podman.podman("volume", "rm", name)
+    podman.podman("volume", "create", name)  # someone else's, same name, no labels
+
+    again = _paid(podman, state_dir, "apply", str(desired_dir))
+    assert 0 != again.returncode
+    assert f"volume {name} exists and is not paid's" in again.stdout + again.stderr
+    assert not podman.podman("ps", "-aq", "--filter", "name=^db$").strip()
