@@ -55,14 +55,16 @@ def register(sub: Subparsers, parents: Parents) -> None:
 def _import(args: argparse.Namespace) -> int:
     source: Path = args.file
     translation = import_compose(source) if args.kind == "compose" else import_quadlet(source)
-    problems = sorted(set(translation.problems)) + _invalid(translation)
+    refused = _invalid(translation)
+    problems = reported(translation.problems, refused)
     for problem in problems:
         stderr(str(problem))
     if problems and not args.partial:
         stderr(f"paid: {len(problems)} things cannot be translated; nothing was written")
         return EXIT_ERROR
     if problems:
-        translation.outputs = [o for o in translation.outputs if not _broken(o.filename, problems)]
+        # A key left out still leaves a valid file; one paid's loader refuses is not written.
+        translation.outputs = [o for o in translation.outputs if not _broken(o.filename, refused)]
     try:
         written = write(translation, args.output_dir)
     except OSError as err:
@@ -93,6 +95,19 @@ def _invalid(translation: Translation) -> list[Problem]:
             e.file.replace(prefix, ""), e.line, e.field, f"paid refuses the result: {e.message}"
         )
         for e in result.errors
+    ]
+
+
+def reported(importer: list[Problem], loader: list[Problem]) -> list[Problem]:
+    """Each problem once: the loader's word on a key the importer refused in that output is not.
+
+    ``services.web.image`` (compose, in ``web.yaml``) and ``spec.image``
+    (paid's loader, of ``web.yaml``) are one refusal, shown at the compose
+    file's line, where the user can fix it.
+    """
+    said = {(p.output, tuple(p.key.split(".")[2:3])) for p in importer if p.output}
+    return sorted(set(importer)) + [
+        p for p in loader if (p.file, tuple(p.key.split(".")[1:2])) not in said
     ]
 
 

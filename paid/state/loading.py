@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -78,9 +78,12 @@ def load_directory(
     if len(files) > MAX_FILES:
         errors.append(LoadError(str(root), 0, "", f"more than {MAX_FILES} YAML files"))
         files = files[:MAX_FILES]
+    read = {path: read_file(path, display=_display(path)) for path in files}
+    referenced = _referenced(read)
+    files = [p for p in files if not _under(p, referenced)]
     documents: list[Document] = []
     for path in files:
-        docs, file_errors = read_file(path, display=_display(path))
+        docs, file_errors = read[path]
         documents.extend(docs)
         errors.extend(file_errors)
 
@@ -334,6 +337,36 @@ def _display(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _referenced(read: Mapping[Path, tuple[list[Document], list[LoadError]]]) -> set[Path]:
+    """The files and directories Service documents name as configs or env files.
+
+    They are content for containers (a ``prometheus.yml``, a Grafana
+    datasource), never desired state, however they are spelled. Only what a
+    document names is exempt: any other YAML file must be paid's, so a typo
+    in a document's name is still caught.
+    """
+    out: set[Path] = set()
+    for path, (docs, _) in read.items():
+        for doc in docs:
+            value = doc.value
+            if not isinstance(value, dict) or value.get("kind") != "Service":
+                continue
+            spec = value.get("spec")
+            if not isinstance(spec, dict):
+                continue
+            named = [c.get("source") for c in spec.get("configs") or [] if isinstance(c, dict)]
+            named += list(spec.get("envFiles") or [])
+            for source in named:
+                if isinstance(source, str) and source and "\0" not in source:
+                    out.add(Path(os.path.normpath(path.parent / source)))
+    return out
+
+
+def _under(path: Path, referenced: set[Path]) -> bool:
+    normal = Path(os.path.normpath(path))
+    return any(normal == r or r in normal.parents for r in referenced)
 
 
 def _yaml_files(root: Path) -> Iterator[Path]:

@@ -28,6 +28,7 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -104,14 +105,19 @@ def signal_number(name: str) -> int | None:
 
 
 def _check_image(value: str) -> str:
-    match = _IMAGE.fullmatch(value)
-    if not match:
+    if not _IMAGE.fullmatch(value):
         raise ValueError(f"{value!r} is not an image reference")
-    if match["digest"] is None and match["tag"] is None:
-        raise ValueError(f"{value!r} is not pinned: add a tag other than 'latest' or a digest")
-    if match["digest"] is None and match["tag"] == "latest":
-        raise ValueError(f"{value!r} is not pinned: 'latest' moves; use a version tag or digest")
     return value
+
+
+def _moving(image: str) -> str | None:
+    """Why ``image`` names no one image (no tag, or ``latest``); None when it is pinned enough."""
+    match = _IMAGE.fullmatch(image)
+    if match is None or match["digest"] is not None:
+        return None
+    if match["tag"] is None:
+        return "has no tag"
+    return "is 'latest', which moves" if match["tag"] == "latest" else None
 
 
 _SECRET_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
@@ -178,9 +184,10 @@ class Metadata(Model):
 
 
 class ServiceSpec(Model):
+    # Before image: whether a moving tag is allowed depends on it (the shape's keys are sorted).
+    image_update: ImageUpdate | None = None
     image: str
     image_pull_policy: PullPolicy | None = None  # see pull_policy
-    image_update: ImageUpdate | None = None
     command: list[str] | None = None
     args: list[str] | None = None
     env: dict[str, str] = Field(default_factory=dict)
@@ -329,8 +336,15 @@ class ServiceSpec(Model):
 
     @field_validator("image")
     @classmethod
-    def _pinned(cls, value: str) -> str:
-        return _check_image(value)
+    def _pinned(cls, value: str, info: ValidationInfo) -> str:
+        _check_image(value)
+        why = _moving(value)
+        if why is not None and info.data.get("image_update") is None:
+            raise ValueError(
+                f"{value!r} {why}: pin a version tag or a digest, or follow the tag by "
+                "digest through the health gate with imageUpdate: {policy: registry}"
+            )
+        return value
 
     @field_validator("env")
     @classmethod

@@ -5,10 +5,9 @@ maps, the same table the README's mapping is generated from. A key with
 no handler, or a value a handler cannot translate, is a ``Problem``
 (``file:line: key: why``); the CLI writes nothing unless ``--partial``.
 
-``${VAR}`` interpolation is resolved as compose does: from the
-environment, then the ``.env`` beside the file (``${VAR:-default}``,
-``${VAR-default}``, ``${VAR:?message}``, ``$$``); each resolved variable
-is noted in the file it lands in.
+``${VAR}`` interpolation is resolved as the Compose Spec says, from the
+environment, then the ``.env`` beside the file (``interpolate``); the
+names of the variables used are noted in each file, never their values.
 """
 
 from __future__ import annotations
@@ -26,17 +25,26 @@ from paid.translate.compose_keys import BY_NAME, Context, Project, network_name
 from paid.translate.output import Output, Problem, Translation, in_order
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_VARIABLE = re.compile(r"\$(?:\$|\{(?P<braced>[^}]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
 _TOP_LEVEL = frozenset({"services", "networks", "volumes", "secrets", "configs", "version", "name"})
 
 
 # -- interpolation ------------------------------------------------------------------
 
 
-def interpolate(value: Any, variables: Mapping[str, str], used: dict[str, str]) -> Any:
-    """compose's ``${VAR}`` over every string in ``value``; ``ValueError`` names a missing one."""
+def interpolate(value: Any, variables: Mapping[str, str], used: set[str]) -> Any:
+    """Compose's ``${VAR}`` over every string in ``value``; ``ValueError`` says what failed.
+
+    The Compose Spec's forms, nested defaults included: ``$VAR``,
+    ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:+alt}``,
+    ``${VAR+alt}``, ``${VAR:?message}``, ``${VAR?message}``, ``$$``. The
+    word after an operator is interpolated only when it is used. One
+    difference, on purpose: a bare ``${VAR}`` that nothing sets is refused
+    (compose warns and writes an empty string), because the files an import
+    writes are committed, and a silently empty value is found in production.
+    Names of the variables used go into ``used``, never their values.
+    """
     if isinstance(value, str):
-        return _VARIABLE.sub(lambda m: _resolve(m, variables, used), value)
+        return _substitute(value, variables, used)
     if isinstance(value, list):
         return [interpolate(v, variables, used) for v in value]
     if isinstance(value, dict):
@@ -44,29 +52,78 @@ def interpolate(value: Any, variables: Mapping[str, str], used: dict[str, str]) 
     return value
 
 
-def _resolve(match: re.Match[str], variables: Mapping[str, str], used: dict[str, str]) -> str:
-    if match[0] == "$$":
-        return "$"
-    expression = match["braced"] if match["braced"] is not None else match["bare"]
-    name = re.match(r"[A-Za-z_][A-Za-z0-9_]*", expression)
+_BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPERATORS = (":-", ":+", ":?", "-", "+", "?")  # two-character forms first
+
+
+def _substitute(text: str, variables: Mapping[str, str], used: set[str]) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        dollar = text.find("$", i)
+        if dollar < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:dollar])
+        after = text[dollar + 1 : dollar + 2]
+        if after == "$":
+            out.append("$")
+            i = dollar + 2
+        elif after == "{":
+            end = _closing(text, dollar + 2)
+            out.append(_braced(text[dollar + 2 : end], variables, used))
+            i = end + 1
+        elif (bare := _BARE.match(text, dollar + 1)) is not None:
+            out.append(_braced(bare[0], variables, used))
+            i = bare.end()
+        else:
+            out.append("$")  # a lone $ is text, as compose reads it
+            i = dollar + 1
+    return "".join(out)
+
+
+def _closing(text: str, start: int) -> int:
+    """The index of the ``}`` that closes a ``${`` opened just before ``start``."""
+    depth, i = 1, start
+    while i < len(text):
+        if text.startswith("$$", i):
+            i += 2
+            continue
+        if text.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise ValueError(f"{text[start - 2 :]!r}: a ${{ without its closing }}")
+
+
+def _braced(expression: str, variables: Mapping[str, str], used: set[str]) -> str:
+    name = _BARE.match(expression)
     if name is None:
         raise ValueError(f"${{{expression}}} is not a variable")
     key, rest = name[0], expression[name.end() :]
     value = variables.get(key)
-    if rest.startswith((":-", ":?")) and value == "":
-        value = None
-    if rest[:2] in (":-",) or rest[:1] == "-":
-        default = rest[2:] if rest.startswith(":-") else rest[1:]
-        value = default if value is None else value
-    elif rest[:2] == ":?" or rest[:1] == "?":
+    used.add(key)
+    operator = next((op for op in _OPERATORS if rest.startswith(op)), None)
+    if operator is None:
+        if rest:
+            raise ValueError(f"${{{expression}}}: not a form compose knows")
         if value is None:
-            message = rest[2:] if rest.startswith(":?") else rest[1:]
-            raise ValueError(f"${{{key}}}: {message or 'required'}")
-    elif rest:
-        raise ValueError(f"${{{expression}}}: not a form compose knows")
-    if value is None:
-        raise ValueError(f"${{{key}}} is not set (in the environment or in .env)")
-    used[key] = value
+            raise ValueError(f"${{{key}}} is not set (in the environment or in .env)")
+        return value
+    word = rest[len(operator) :]
+    present = bool(value) if operator.startswith(":") else value is not None
+    if operator.endswith("-"):
+        return value if present and value is not None else _substitute(word, variables, used)
+    if operator.endswith("+"):
+        return _substitute(word, variables, used) if present else ""
+    if not present or value is None:  # ? and :?
+        message = _substitute(word, variables, used)
+        raise ValueError(f"${{{key}}}: {message or 'required'}")
     return value
 
 
@@ -89,7 +146,7 @@ def import_compose(path: Path, *, environ: Mapping[str, str] | None = None) -> T
         )
         return translation
     variables = _variables(path.parent / ".env", translation, environ)
-    used: dict[str, str] = {}
+    used: set[str] = set()
     try:
         compose = interpolate(doc.value, variables, used)
     except ValueError as err:
@@ -100,7 +157,8 @@ def import_compose(path: Path, *, environ: Mapping[str, str] | None = None) -> T
     for service, body in compose["services"].items():
         _service(str(service), body or {}, doc, path, project=project, translation=translation)
     if used:
-        note = ", ".join(f"${{{k}}}={v}" for k, v in sorted(used.items()))
+        # Names only: values from .env are often passwords, and these files go into git.
+        note = ", ".join(f"${{{k}}}" for k in sorted(used))
         for output in translation.outputs:
             output.notes.insert(0, f"interpolated as compose would, from the environment and "
                                    f".env: {note}")  # fmt: skip

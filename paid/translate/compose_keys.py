@@ -45,7 +45,13 @@ class Context:
     def problem(self, key: str, why: str, *path: str | int) -> None:
         loc = ("services", self.service, key, *path)
         self.translation.problems.append(
-            Problem(self.file, self.doc.line_of(loc), f"services.{self.service}.{key}", why)
+            Problem(
+                self.file,
+                self.doc.line_of(loc),
+                f"services.{self.service}.{key}",
+                why,
+                output=f"{self.name}.yaml",
+            )
         )
 
 
@@ -137,10 +143,13 @@ def _whole_seconds(value: Any, ctx: Context, key: str, *path: str) -> int | None
 def _image(value: Any, ctx: Context) -> None:
     image = str(value)
     reference = image.rsplit("/", 1)[-1]
-    if "@" not in reference and ":" not in reference:
-        ctx.problem("image", f"{image} has no tag: pin it, e.g. {image}:<version> or @sha256:...")
-    elif "@" not in reference and reference.endswith(":latest"):
-        ctx.problem("image", f"{image}: 'latest' moves; pin a version tag or a digest")
+    if "@" not in reference and (":" not in reference or reference.endswith(":latest")):
+        # A moving tag, followed the safe way: run by digest, moved through the health gate.
+        ctx.spec["imageUpdate"] = {"policy": "registry"}
+        ctx.notes.append(
+            f"{image} moves: {ctx.name} runs it by digest and follows the tag through the "
+            "health gate (imageUpdate); pin a version tag or a digest to stop that"
+        )
     ctx.spec["image"] = _qualified(image)
 
 
@@ -207,6 +216,9 @@ def _project_file(path: str, ctx: Context, key: str) -> str | None:
     if not source.exists():
         ctx.problem(key, f"{path} does not exist")
         return None
+    if relative == Path():
+        # The project directory itself (`.:/code`): copied whole, under its own name.
+        relative = Path(f"{ctx.root.resolve().name or 'project'}-files")
     ctx.translation.copies[str(relative)] = source
     return str(PurePosixPath(relative))
 

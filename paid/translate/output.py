@@ -13,7 +13,7 @@ import yaml
 
 from paid.state.specs import ServiceSpec
 
-_ORDER = [f.alias or name for name, f in ServiceSpec.model_fields.items()]
+_ORDER = ["image"] + [f.alias or name for name, f in ServiceSpec.model_fields.items()]
 
 
 def in_order(spec: dict[str, Any]) -> dict[str, Any]:
@@ -30,6 +30,7 @@ class Problem:
     line: int
     key: str
     why: str
+    output: str = field(default="", compare=False)  # the output file it spoils, if one
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
@@ -59,6 +60,23 @@ class Translation:
     copies: dict[str, Path] = field(default_factory=dict)  # relative path in DIR -> source
 
 
+STAGING_PREFIX = ".paid-import-"
+
+
+def _not_copied(directory: Path) -> Any:
+    """copytree's ignore: the output directory itself (it may sit inside the project), hidden files.
+
+    A bind of the project directory (``.:/code``) copies the project; the
+    output being written, ``.git`` and other dot files are not part of it.
+    """
+    out = directory.resolve()
+
+    def ignore(parent: str, names: list[str]) -> set[str]:
+        return {n for n in names if n.startswith(".") or (Path(parent) / n).resolve() == out}
+
+    return ignore
+
+
 def write(translation: Translation, directory: Path) -> list[Path]:
     """Write the outputs and copied files into ``directory``, all or nothing.
 
@@ -71,7 +89,7 @@ def write(translation: Translation, directory: Path) -> list[Path]:
     if taken:
         raise FileExistsError(f"{directory}: already has {', '.join(sorted(taken))}")
     directory.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".paid-import-", dir=directory))
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=directory))
     written: list[Path] = []
     try:
         for output in translation.outputs:
@@ -80,7 +98,7 @@ def write(translation: Translation, directory: Path) -> list[Path]:
             target = staging / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.is_dir():
-                shutil.copytree(source, target, symlinks=True)
+                shutil.copytree(source, target, symlinks=True, ignore=_not_copied(directory))
             else:
                 shutil.copy2(source, target)
         for relative in targets:

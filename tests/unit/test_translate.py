@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -141,7 +142,8 @@ def test_notes_say_what_a_human_must_decide(tmp_path: Path) -> None:
     assert "--allow-host-path /srv/shared" in notes["api.yaml"]
     assert "worker_1 is named worker-1" in notes["worker-1.yaml"]
     assert "secrets directory as db_password.txt" in notes["worker-1.yaml"]
-    assert "${TAG}=1" in notes["proxy.yaml"]
+    assert "${TAG}" in notes["proxy.yaml"]
+    assert "${TAG}=" not in notes["proxy.yaml"]  # names, never values: .env holds passwords
 
 
 def test_the_import_is_valid_paid_and_copies_project_files(tmp_path: Path) -> None:
@@ -165,8 +167,6 @@ def _write(tmp_path: Path, text: str) -> Path:
     ("service", "expected"),
     [
         ("build: .\n    image: app:1", "services.web.build: paid runs images"),
-        ("image: nginx", "services.web.image: nginx has no tag"),
-        ("image: nginx:latest", "services.web.image: nginx:latest: 'latest' moves"),
         ("image: a:1\n    scale: 3", "services.web.scale: paid runs one container"),
         ("image: a:1\n    network_mode: service:db", "services.web.network_mode: 'service:db'"),
         ("image: a:1\n    ports: ['8080']", "services.web.ports: 8080: give a host port"),
@@ -430,3 +430,123 @@ def test_top_level_networks_volumes_configs_are_read_or_refused_at_their_line(
         "configs"
     ]
     assert {"app.conf"} == set(translation.copies)
+
+
+@pytest.mark.parametrize(
+    ("text", "variables", "expected"),
+    [
+        pytest.param("${A:-${B:-deep}}", {}, "deep", id="nested-defaults"),
+        pytest.param("${A:-${B:-deep}}", {"B": "b"}, "b", id="nested-inner-set"),
+        pytest.param("${A:-x}", {"A": ""}, "x", id="colon-dash-empty"),
+        pytest.param("${A-x}", {"A": ""}, "", id="dash-empty-is-set"),
+        pytest.param("${A:+on}", {"A": "1"}, "on", id="colon-plus-set"),
+        pytest.param("${A:+on}", {"A": ""}, "", id="colon-plus-empty"),
+        pytest.param("${A+on}", {"A": ""}, "on", id="plus-empty-is-set"),
+        pytest.param("${A+on}", {}, "", id="plus-unset"),
+        pytest.param("$$A ${A}$A", {"A": "v"}, "$A vv", id="dollar-and-bare"),
+        pytest.param("a $ b", {}, "a $ b", id="lone-dollar"),
+        pytest.param("${A:-${B:+${C}}}", {"B": "1", "C": "c"}, "c", id="three-deep"),
+    ],
+)
+def test_interpolation_is_the_compose_spec_s(
+    text: str, variables: dict[str, str], expected: str
+) -> None:
+    """Every Compose Spec form, nested words included, gives what `docker compose` gives."""
+    from paid.translate.compose import interpolate  # noqa: PLC0415
+
+    assert expected == interpolate(text, variables, set())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("${A:?give A}", "${A}: give A", id="colon-question"),
+        pytest.param("${A?}", "${A}: required", id="question-no-message"),
+        pytest.param("${A:-x", "without its closing", id="unclosed"),
+        pytest.param("${1A}", "is not a variable", id="bad-name"),
+        pytest.param("${A:=x}", "not a form compose knows", id="unknown-operator"),
+    ],
+)
+def test_interpolation_refusals_say_why(text: str, message: str) -> None:
+    """A required variable, an unclosed brace or an unknown form is a located refusal."""
+    from paid.translate.compose import interpolate  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        interpolate(text, {}, set())
+
+
+def test_a_moving_tag_is_followed_by_digest(tmp_path: Path) -> None:
+    """`nginx` and `:latest` import as imageUpdate, and the result validates."""
+    path = _write(
+        tmp_path, "services:\n  web:\n    image: nginx\n  db:\n    image: postgres:latest\n"
+    )
+    out = tmp_path / "out"
+
+    assert 0 == main(["import", "compose", str(path), "-o", str(out)])
+
+    web = yaml.safe_load((out / "web.yaml").read_text())["spec"]
+    assert {"image": "docker.io/library/nginx", "imageUpdate": {"policy": "registry"}} == web
+    db = yaml.safe_load((out / "db.yaml").read_text())["spec"]
+    assert "docker.io/library/postgres:latest" == db["image"]
+    assert load_directory(out, offline=True).ok
+
+
+def test_a_refusal_is_printed_once() -> None:
+    """A key the importer refused is not reported again by the loader; another key still is."""
+    from paid.cli.migrate import reported  # noqa: PLC0415
+    from paid.translate.output import Problem  # noqa: PLC0415
+
+    importer = [Problem("compose.yaml", 5, "services.web.image", "moves", output="web.yaml")]
+    loader = [
+        Problem("web.yaml", 5, "spec.image", "paid refuses the result: moves"),
+        Problem("web.yaml", 7, "spec.user", "paid refuses the result: not a user"),
+    ]
+
+    assert [importer[0], loader[1]] == reported(importer, loader)
+
+
+def test_the_project_directory_bound_as_code_is_copied_once(tmp_path: Path) -> None:
+    """`.:/code` (flask-redis) copies the project, without the output or hidden files."""
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "app.py").write_text("print('hi')\n")
+    (project / ".env").write_text("A=1\n")
+    path = project / "compose.yaml"
+    path.write_text("services:\n  web:\n    image: a:1\n    volumes: ['.:/code']\n")
+    out = project / "desired"
+
+    assert 0 == main(["import", "compose", str(path), "-o", str(out)])
+
+    web = yaml.safe_load((out / "web.yaml").read_text())["spec"]
+    assert [{"source": "app-files", "target": "/code"}] == web["configs"]
+    copied = sorted(
+        p.relative_to(out / "app-files").as_posix() for p in (out / "app-files").rglob("*")
+    )
+    assert ["app.py", "compose.yaml"] == copied
+    assert load_directory(out, offline=True).ok  # the copied compose.yaml is content, not paid's
+
+
+def test_yaml_configs_in_the_tree_are_not_documents(tmp_path: Path) -> None:
+    """A prometheus.yml named as a config is the container's; an unnamed stray YAML is an error."""
+    (tmp_path / "prometheus").mkdir()
+    (tmp_path / "prometheus" / "prometheus.yml").write_text("global: {scrape_interval: 15s}\n")
+    (tmp_path / "grafana.yml").write_text("datasources: [{name: prom}]\n")
+    service = {
+        "apiVersion": "paid/v1",
+        "kind": "Service",
+        "metadata": {"name": "prom"},
+        "spec": {
+            "image": "docker.io/prom/prometheus:v2.53.0",
+            "configs": [
+                {"source": "prometheus", "target": "/etc/prometheus"},
+                {"source": "grafana.yml", "target": "/etc/grafana.yml"},
+            ],
+        },
+    }
+    (tmp_path / "prom.yaml").write_text(yaml.safe_dump(service))
+    assert load_directory(tmp_path, offline=True).ok
+
+    (tmp_path / "stray.yaml").write_text("global: {scrape_interval: 15s}\n")
+    result = load_directory(tmp_path, offline=True)
+    assert not result.ok
+    assert {e.file.rsplit("/", 1)[-1] for e in result.errors} == {"stray.yaml"}
