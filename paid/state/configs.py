@@ -26,6 +26,7 @@ import posixpath
 import re
 import shutil
 import stat
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,9 +284,13 @@ class ConfigStore:
                 f"config {config.target}: its content ({config.digest[:12]}) is no longer kept"
             )
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        staging = self.directory / f".staging-{config.digest[:16]}-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(mode=0o700)
+        # One staging directory per writer (mkdtemp: 0700, a unique suffix): the
+        # workers of one process copying the same content never share one.
+        staging = Path(
+            tempfile.mkdtemp(
+                prefix=f".staging-{config.digest[:16]}-{os.getpid()}-", dir=self.directory
+            )
+        )
         try:
             self._copy(config, staging / CONTENT)
             got = _digest(staging / CONTENT, config.mode)
@@ -343,11 +348,12 @@ class ConfigStore:
 
 
 def _alive(staging: str) -> bool:
-    """Whether the process that is making this staging copy (``.staging-<digest>-<pid>``) runs.
+    """Whether the process making this staging copy (``.staging-<digest>-<pid>-<x>``) runs.
 
     A copy left by a paid killed mid-copy is collected; one in the making is not.
     """
-    pid = staging.rsplit("-", 1)[-1]
+    parts = staging.split("-")
+    pid = parts[2] if len(parts) > 2 else ""
     if not pid.isdigit():
         return False
     try:

@@ -257,3 +257,43 @@ def test_a_staging_copy_left_by_a_killed_paid_is_collected_one_in_the_making_is_
 
     assert [gone.name] == removed
     assert mine.is_dir()
+
+
+def test_writers_of_one_content_at_once_all_get_the_copy(tmp_path: Path) -> None:
+    """Eight threads (paid's workers) ensuring one shared config at once: none fails, one copy.
+
+    Before, they staged under one name per process, so one deleted another's
+    copy mid-way and that rollout failed (1 in 5 cold applies of four services).
+    """
+    import threading  # noqa: PLC0415
+
+    from paid.state.configs import ConfigMount, read_config  # noqa: PLC0415
+
+    source = tmp_path / "repo" / "conf"
+    source.mkdir(parents=True)
+    for i in range(50):
+        (source / f"f{i}.conf").write_text(f"line {i}\n" * 200)
+    content = read_config(
+        tmp_path / "repo", tmp_path / "repo", ConfigMount(source="conf", target="/etc/app")
+    )
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def ensure() -> None:
+        store = ConfigStore(tmp_path / "configs")  # each worker's own, as in paid
+        barrier.wait()
+        for _ in range(5):
+            try:
+                store.ensure(content)
+            except BaseException as err:  # collected, asserted below
+                errors.append(err)
+
+    threads = [threading.Thread(target=ensure) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [] == errors
+    assert [content.digest] == [p.name for p in (tmp_path / "configs").iterdir()]
+    assert 50 == len(list((tmp_path / "configs" / content.digest / "content").iterdir()))
