@@ -17,6 +17,26 @@ with its digest and downloads nothing. It honours what Podman honours:
 
 Failures are ``ImageUnavailable`` with the reasons pulls have:
 ``not_found``, ``unauthorized`` or ``unreachable`` (transient).
+
+A registry is a dependency that can fail in any way, so each one is
+bulkheaded:
+
+- every request has a **total deadline** (``deadline``, not a per-read
+  timeout: a registry that sends its headers a byte a second is cut off),
+  runs in a thread of its own that is abandoned, never waited for, when
+  the deadline passes, so a stalled registry never holds a reconcile, a
+  start-up or SIGTERM;
+- answers are **bounded**: at most ``MAX_BODY`` bytes of a manifest or a
+  token, ``MAX_REDIRECTS`` redirects; anything else is a clear failure;
+- each registry host has its **own breaker**: after ``fail_max`` answers
+  in a row that say the host is unreachable, it is not asked again for
+  ``reset_timeout`` seconds (Podman's breaker never hears of it);
+- a digest is taken only from ``Docker-Content-Digest`` or computed from a
+  body whose type is a manifest, never from an HTML page;
+- **credentials** go only over https (or to a registry registries.conf
+  marks insecure), and to a token realm only on https and on the
+  registry's own site (``auth.docker.io`` for ``registry-1.docker.io``);
+  any other realm is asked anonymously.
 """
 
 from __future__ import annotations
@@ -28,19 +48,26 @@ import json
 import os
 import re
 import stat
+import threading
+import time
 import tomllib
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
 
 import requests
 
 from paid.runtime.base import ImageUnavailable
 from paid.state.images import DEFAULT_REGISTRY, Reference, is_digest, parse_reference
 
-TIMEOUT = 10.0  # seconds for each request of a check
+TIMEOUT = 10.0  # seconds for each request of a check, all of it: headers, body, redirects
 MAX_FILE = 1 << 20  # an auth file or registries.conf larger than this is refused
+MAX_BODY = 4 << 20  # a manifest or token answer larger than this is refused
+MAX_REDIRECTS = 5
+T = TypeVar("T")
 MANIFEST_TYPES = ", ".join(
     (
         "application/vnd.oci.image.index.v1+json",
@@ -241,6 +268,47 @@ def _registry_entries(path: Path) -> list[RegistryEntry]:
     return entries
 
 
+class _Abandoned(Exception):
+    """A request that did not finish within its deadline (its thread is left to end alone)."""
+
+
+@dataclass
+class HostBreaker:
+    """One registry host's breaker: open after ``fail_max`` unreachable answers in a row."""
+
+    fail_max: int = 3
+    reset_timeout: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    failures: int = 0
+    opened_at: float | None = None
+
+    def allows(self) -> bool:
+        """Closed, or open long enough that one request may probe (half-open)."""
+        return self.opened_at is None or self.clock() - self.opened_at >= self.reset_timeout
+
+    def record(self, *, reachable: bool) -> None:
+        if reachable:
+            self.failures, self.opened_at = 0, None
+            return
+        self.failures += 1
+        if self.failures >= self.fail_max:
+            self.opened_at = self.clock()
+
+
+@dataclass
+class _Breakers:
+    fail_max: int
+    reset_timeout: float
+    by_host: dict[str, HostBreaker] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def of(self, host: str) -> HostBreaker:
+        with self.lock:
+            if host not in self.by_host:
+                self.by_host[host] = HostBreaker(self.fail_max, self.reset_timeout)
+            return self.by_host[host]
+
+
 class RegistryClient:
     """Asks registries what a tag's digest is; ``ImageUnavailable`` says why it cannot."""
 
@@ -250,11 +318,13 @@ class RegistryClient:
         auth: AuthFile | None = None,
         registries: RegistriesConf | None = None,
         timeout: float = TIMEOUT,
+        fail_max: int = 3,
+        reset_timeout: float = 60.0,
     ) -> None:
         self.auth = auth or AuthFile()
         self._registries = registries
-        self.timeout = timeout
-        self._session = requests.Session()
+        self.timeout = timeout  # the deadline of each request, start to last byte
+        self.breakers = _Breakers(fail_max, reset_timeout)
         self.requests = 0  # every HTTP request made, for tests and benchmarks
 
     @property
@@ -264,7 +334,7 @@ class RegistryClient:
         return self._registries
 
     def close(self) -> None:
-        self._session.close()
+        """Nothing to close: each request has its own connection (see ``_within``)."""
 
     def digest(self, image: str) -> str:
         """The digest ``image``'s tag points at now (a digest reference is its own answer)."""
@@ -282,19 +352,52 @@ class RegistryClient:
         repository = ref.name.replace(entry.prefix, entry.location, 1).split("/", 1)[1]
         host = "registry-1.docker.io" if host == DEFAULT_REGISTRY else host
         path = f"/v2/{repository}/manifests/{ref.tag}"
-        schemes = ("https", "http") if entry.insecure else ("https",)
+        breaker = self.breakers.of(host)
+        if not breaker.allows():
+            raise ImageUnavailable(
+                image,
+                f"{host} failed {breaker.failures} times in a row: not asked again for "
+                f"{breaker.reset_timeout:g} s",
+                reason="unreachable",
+            )
+        try:
+            digest = self._ask_host(image, host, path, credentials, entry.insecure)
+        except ImageUnavailable as err:
+            breaker.record(reachable=err.reason != "unreachable")
+            raise
+        breaker.record(reachable=True)
+        return digest
+
+    def _ask_host(
+        self, image: str, host: str, path: str, credentials: Credentials | None, insecure: bool
+    ) -> str:
+        schemes = ("https", "http") if insecure else ("https",)
         last: Exception | None = None
         for scheme in schemes:
             try:
-                return self._ask(image, f"{scheme}://{host}{path}", credentials, entry.insecure)
+                return self._ask(image, f"{scheme}://{host}{path}", credentials, insecure)
             except (requests.ConnectionError, requests.Timeout) as err:
                 last = err  # an insecure registry may speak plain HTTP: try that
+            except _Abandoned as err:
+                raise ImageUnavailable(
+                    image, f"{host} did not answer within {self.timeout:g} s", reason="unreachable"
+                ) from err
+            except requests.TooManyRedirects as err:
+                raise ImageUnavailable(
+                    image, f"{host} redirected more than {MAX_REDIRECTS} times", reason="failed"
+                ) from err
+            except requests.RequestException as err:
+                raise ImageUnavailable(
+                    image, f"{host} answered badly: {_brief(err)}", reason="failed"
+                ) from err
         raise ImageUnavailable(
             image, f"no answer from {host}: {_brief(last)}", reason="unreachable"
         ) from last
 
     def _ask(self, image: str, url: str, credentials: Credentials | None, insecure: bool) -> str:
         headers = {"Accept": MANIFEST_TYPES}
+        if url.startswith("http://") and not insecure:
+            credentials = None  # never a password in clear text to a registry not marked so
         response = self._request("HEAD", url, headers, insecure)
         if response.status_code == 401:
             authorization = self._authorize(image, response, credentials, insecure)
@@ -317,10 +420,19 @@ class RegistryClient:
         digest = response.headers.get("Docker-Content-Digest", "")
         if is_digest(digest):
             return digest
-        # A registry that does not say: the digest is that of the manifest's bytes.
+        # A registry that does not say: the digest is that of the manifest's bytes, if
+        # what it sends is a manifest (an HTML page from a proxy is not).
         body = self._request("GET", url, headers, insecure)
         if body.status_code != 200:
             raise ImageUnavailable(image, f"HTTP {body.status_code} from the registry")
+        kind = body.headers.get("Content-Type", "").split(";", 1)[0].strip()
+        if kind not in MANIFEST_TYPES.split(", "):
+            raise ImageUnavailable(
+                image,
+                f"the registry answered {kind or 'no content type'}, not a manifest, and "
+                "no Docker-Content-Digest",
+                reason="failed",
+            )
         return "sha256:" + hashlib.sha256(body.content).hexdigest()
 
     def _authorize(
@@ -346,25 +458,39 @@ class RegistryClient:
             return None
         if "scope" not in params:
             params["scope"] = f"repository:{parse_reference(image).repository}:pull"
+        registry_url = challenge.request.url if challenge.request is not None else None
+        if credentials is not None and not _may_get_credentials(realm, registry_url, insecure):
+            credentials = None  # asked anonymously: the realm is not the registry's to know
+        auth = (credentials.username, credentials.password) if credentials else None
+        self.requests += 1
         try:
-            answer = self._session.get(
-                realm,
-                params=params,
-                auth=(credentials.username, credentials.password) if credentials else None,
-                timeout=self.timeout,
-                verify=not insecure,
+            answer = _within(
+                self.timeout,
+                lambda session: _bounded(
+                    session.get(
+                        realm,
+                        params=params,
+                        auth=auth,
+                        timeout=self.timeout,
+                        verify=not insecure,
+                        stream=True,
+                    )
+                ),
             )
-        except (requests.ConnectionError, requests.Timeout) as err:
+        except (requests.ConnectionError, requests.Timeout, _Abandoned) as err:
             raise ImageUnavailable(
                 image, f"the token service does not answer: {_brief(err)}", reason="unreachable"
             ) from err
-        finally:
-            self.requests += 1
+        except requests.RequestException as err:
+            raise ImageUnavailable(
+                image, f"the token service answered badly: {_brief(err)}", reason="failed"
+            ) from err
         if answer.status_code in (401, 403):
             return None
         try:
-            token = answer.json().get("token") or answer.json().get("access_token")
-        except ValueError:
+            document = answer.json()
+            token = document.get("token") or document.get("access_token")
+        except (ValueError, AttributeError):
             token = None
         return f"Bearer {token}" if isinstance(token, str) and token else None
 
@@ -372,17 +498,91 @@ class RegistryClient:
         self, method: str, url: str, headers: dict[str, str], insecure: bool
     ) -> requests.Response:
         self.requests += 1
-        with warnings.catch_warnings():
-            if insecure:  # registries.conf says so: no warning per request
-                warnings.simplefilter("ignore")
-            return self._session.request(
-                method,
-                url,
-                headers=headers,
-                timeout=self.timeout,
-                verify=not insecure,
-                allow_redirects=True,
-            )
+
+        def exchange(session: requests.Session) -> requests.Response:
+            with warnings.catch_warnings():
+                if insecure:  # registries.conf says so: no warning per request
+                    warnings.simplefilter("ignore")
+                return _bounded(
+                    session.request(
+                        method,
+                        url,
+                        headers=headers,
+                        timeout=self.timeout,
+                        verify=not insecure,
+                        allow_redirects=True,
+                        stream=True,
+                    )
+                )
+
+        return _within(self.timeout, exchange)
+
+
+def _within(deadline: float, exchange: Callable[[requests.Session], T]) -> T:
+    """``exchange`` on a session of its own, in a thread given ``deadline`` seconds in all.
+
+    requests' timeout bounds each read, not the whole: a server that trickles
+    its headers a byte at a time would hold the caller for ever. The thread
+    is a daemon and is abandoned at the deadline (never joined), so neither
+    a reconcile nor SIGTERM waits for it; its session is its own, so nothing
+    it still holds is shared.
+    """
+    box: dict[str, object] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        session = requests.Session()
+        session.max_redirects = MAX_REDIRECTS
+        try:
+            box["value"] = exchange(session)
+        except BaseException as err:  # handed to the caller, raised there
+            box["error"] = err
+        finally:
+            session.close()
+            done.set()
+
+    threading.Thread(target=run, name="registry-request", daemon=True).start()
+    if not done.wait(deadline):
+        raise _Abandoned(f"no complete answer within {deadline:g} s")
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]  # type: ignore[return-value]
+
+
+def _bounded(response: requests.Response) -> requests.Response:
+    """The response with its body read, at most ``MAX_BODY`` bytes (else an error)."""
+    try:
+        data = response.raw.read(MAX_BODY + 1, decode_content=True) if response.raw else b""
+    finally:
+        response.close()
+    if len(data) > MAX_BODY:
+        raise requests.exceptions.ContentDecodingError(
+            f"the answer is larger than {MAX_BODY} bytes: refused"
+        )
+    response._content = data  # requests' own slot for a body already read
+    return response
+
+
+def _may_get_credentials(realm: str, registry_url: str | None, insecure: bool) -> bool:
+    """Whether a token realm may be sent the registry's user and password.
+
+    Only on https (plain http only when the registry itself is marked
+    insecure and spoke it), and only on the registry's own site: its host,
+    or a host of the same parent domain (Docker Hub's realm is
+    ``auth.docker.io`` for ``registry-1.docker.io``).
+    """
+    target = urlsplit(realm)
+    origin = urlsplit(registry_url or "")
+    if target.scheme != "https" and not (insecure and origin.scheme == "http"):
+        return False
+    return _site(target.hostname or "") == _site(origin.hostname or "")
+
+
+def _site(host: str) -> str:
+    """``registry-1.docker.io`` -> ``docker.io``; an address or a one-label host is itself."""
+    if not host or host.replace(".", "").isdigit() or ":" in host or "." not in host:
+        return host
+    return ".".join(host.split(".")[-2:])
 
 
 def _brief(err: Exception | None) -> str:
