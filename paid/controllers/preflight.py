@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -49,6 +50,7 @@ class Check:
         return {**asdict(self), "status": str(self.status)}
 
 
+REGISTRY_BUDGET = 5.0  # seconds pre-flight waits for all registries together
 CHECKS = ("podman", "disk", "image", "registry", "port", "host_path", "secret", "backup_dir")
 
 
@@ -68,12 +70,16 @@ def preflight(
     backup_dir: str | None = None,
     actual: Sequence[ActualContainer] | None = None,
     registry: Registry | None = None,
+    registry_budget: float = REGISTRY_BUDGET,
 ) -> list[Check]:
     """Every check; ``actual`` is a listing already made (``paid apply``'s first look).
 
     With a ``registry``, the tag of every image pulled before each create
     (``Always``, and ``imageUpdate``) is asked for: a registry that does not
-    answer is a WARN while the image is on this host, else a FAIL.
+    answer is a WARN while the image is on this host, else a FAIL. They are
+    asked at once, and pre-flight waits ``registry_budget`` seconds for them
+    in all: one that has not answered by then is a WARN (a FAIL if the image
+    is not here), so a stalled registry never holds a start-up.
     """
     checks: list[Check] = []
     try:
@@ -97,9 +103,9 @@ def preflight(
         else:
             checks.append(_image(runtime, image, pull="Never" not in policies[image]))
     if registry is not None:
-        for image in sorted(i for i, p in policies.items() if "Always" in p and "@" not in i):
-            present = image in in_use or _present(runtime, image)
-            checks.append(_registry(registry, image, present=present))
+        asked = sorted(i for i, p in policies.items() if "Always" in p and "@" not in i)
+        present = {i: i in in_use or _present(runtime, i) for i in asked}
+        checks.extend(_registries(registry, present, budget=registry_budget))
     actual = listed
     checks.extend(_ports(desired, actual))
     for svc in desired:
@@ -237,6 +243,38 @@ def _present(runtime: Runtime, image: str) -> bool:
         return runtime.image_present(image)
     except RuntimeFailure:
         return False
+
+
+def _registries(registry: Registry, present: dict[str, bool], *, budget: float) -> list[Check]:
+    """Each image's registry check, all at once, within ``budget`` seconds in all.
+
+    Daemon threads, never joined past the budget: a check still waiting on
+    a registry ends on its own (the client's own deadline), unseen.
+    """
+    answers: dict[str, Check] = {}
+    threads = []
+    for image, here in present.items():
+
+        def ask(image: str = image, here: bool = here) -> None:
+            answers[image] = _registry(registry, image, present=here)
+
+        thread = threading.Thread(target=ask, name=f"preflight-{image}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    end = time.monotonic() + budget
+    for thread in threads:
+        thread.join(max(0.0, end - time.monotonic()))
+    out = []
+    for image, here in present.items():
+        check = answers.get(image)
+        if check is None:
+            why = f"the registry did not answer within pre-flight's {budget:g} s"
+            status = Status.WARN if here else Status.FAIL
+            if here:
+                why += "; the image on this host runs until it answers"
+            check = Check("registry", image, status, why)
+        out.append(check)
+    return out
 
 
 def _registry(registry: Registry, image: str, *, present: bool) -> Check:

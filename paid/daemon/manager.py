@@ -248,9 +248,9 @@ class Manager:
         log.info("daemon_starting", version=__version__, directory=str(self.settings.directory))
         self.desired.load(initial=True)
         self.flags_file.reload()
-        self._preflight()
-        self.http.start()
+        self.http.start()  # first: /healthz answers while pre-flight asks the registries
         log.info("http_listening", address=self.http.address)
+        self._preflight()
         self.workers.start()
         if self.settings.watch_events:
             self._pump.start()
