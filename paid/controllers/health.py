@@ -54,6 +54,8 @@ class _Track:
     kind: ProbeKind
     probe: Probe
     next_at: float
+    grace_until: float = 0.0  # failures before this do not count, until a first success
+    succeeded: bool = False
     successes: int = 0
     failures: int = 0
     passing: bool | None = None  # None until a threshold was crossed
@@ -94,7 +96,12 @@ class _Health:
 def _tracks(spec: ServiceSpec, now: float) -> dict[ProbeKind, _Track]:
     """A fresh track per probe the spec has, first due after its initial delay."""
     return {
-        kind: _Track(kind, probe, next_at=now + probe.initial_delay_seconds)
+        kind: _Track(
+            kind,
+            probe,
+            next_at=now + probe.initial_delay_seconds,
+            grace_until=now + probe.initial_delay_seconds + probe.start_period_seconds,
+        )
         for kind, probe in (
             (ProbeKind.STARTUP, spec.startup_probe),
             (ProbeKind.LIVENESS, spec.liveness_probe),
@@ -269,11 +276,15 @@ class HealthController:
             if self._health.get(health.service) is not health:
                 return  # the container was replaced meanwhile
             track.detail = detail
+            in_grace = not track.succeeded and self._clock() < track.grace_until
             if ok:
+                track.succeeded = True
                 track.successes, track.failures = track.successes + 1, 0
                 threshold = 1 if track.kind is ProbeKind.STARTUP else track.probe.success_threshold
                 if track.successes >= threshold and track.passing is not True:
                     track.passing = changed = True
+            elif in_grace:
+                track.successes = 0  # the start period: a failure is not counted
             else:
                 track.failures, track.successes = track.failures + 1, 0
                 if track.failures >= track.probe.failure_threshold and track.passing is not False:

@@ -45,7 +45,10 @@ class Probe(Model):
     http_get: HttpGetAction | None = None
     tcp_socket: TcpSocketAction | None = None
     exec: ExecAction | None = None
-    initial_delay_seconds: int = Field(default=0, ge=0)
+    initial_delay_seconds: int = Field(default=0, ge=0, le=86_400)
+    # Compose's start_period: probes run at once, failures inside it do not
+    # count, and the first success ends it (initialDelaySeconds waits instead).
+    start_period_seconds: int = Field(default=0, ge=0, le=86_400)
     period_seconds: int = Field(default=10, ge=1)
     timeout_seconds: int = Field(default=1, ge=1)
     success_threshold: int = Field(default=1, ge=1)

@@ -359,7 +359,7 @@ def _healthcheck(value: Any, ctx: Context) -> None:
                 probe[paid] = number
     if "start_period" in value:
         try:
-            probe["initialDelaySeconds"] = round(seconds(value["start_period"]))
+            probe["startPeriodSeconds"] = round(seconds(value["start_period"]))
         except ValueError as err:
             ctx.problem("healthcheck", str(err), "start_period")
     if "retries" in value:
@@ -596,7 +596,7 @@ KEYS: tuple[Key, ...] = (
     Key("depends_on", "dependsOn", "list and condition forms; paid waits for readiness "
         "(service_completed_successfully is refused)", _depends_on),
     Key("healthcheck", "readinessProbe (exec)", "interval → periodSeconds, timeout → "
-        "timeoutSeconds, retries → failureThreshold, start_period → initialDelaySeconds",
+        "timeoutSeconds, retries → failureThreshold, start_period → startPeriodSeconds",
         _healthcheck),
     Key("restart", "restartPolicy", "always, unless-stopped → Always; on-failure → OnFailure; "
         "no → Never", _restart),

@@ -23,6 +23,7 @@ import yaml
 
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.specs import ServiceSpec, VolumeMount
+from paid.state.steering import Probe
 
 NAME_LABEL = "app.kubernetes.io/name"
 NETWORK_LABEL = "paid.network/{}"
@@ -103,9 +104,19 @@ def _service(service: DesiredService, manifests: Manifests, claims: set[str]) ->
     for kind in ("liveness", "readiness", "startup"):
         probe = getattr(spec, f"{kind}_probe")
         if probe is not None:
-            container[f"{kind}Probe"] = probe.model_dump(
-                mode="json", by_alias=True, exclude_none=True
-            )
+            container[f"{kind}Probe"] = _probe(probe)
+    graced = [
+        p for p in (spec.readiness_probe, spec.liveness_probe) if p and p.start_period_seconds
+    ]
+    if graced and spec.startup_probe is None:
+        # Kubernetes' idiom for a start period: a startup probe with that much more patience.
+        first = graced[0]
+        extra = -(-first.start_period_seconds // first.period_seconds)
+        container["startupProbe"] = {
+            **_probe(first),
+            "failureThreshold": first.failure_threshold + extra,
+            "successThreshold": 1,
+        }
     security = _security(spec, name, manifests)
     if security:
         container["securityContext"] = security
@@ -139,6 +150,13 @@ def _service(service: DesiredService, manifests: Manifests, claims: set[str]) ->
         manifests.objects.append(_kube_service(name, spec))
         manifests.objects.append(_published_policy(name, spec))
     _skips(spec, name, manifests)
+
+
+def _probe(probe: Probe) -> dict[str, Any]:
+    """A probe as Kubernetes spells it (it has no start period: see the startup probe)."""
+    return probe.model_dump(
+        mode="json", by_alias=True, exclude_none=True, exclude={"start_period_seconds"}
+    )
 
 
 def _resources(spec: ServiceSpec) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def test_compose_keys_map_to_paids_fields(tmp_path: Path) -> None:
         "exec": {"command": ["/bin/sh", "-c", "redis-cli ping"]},
         "periodSeconds": 90,
         "timeoutSeconds": 1,
-        "initialDelaySeconds": 10,
+        "startPeriodSeconds": 10,
         "failureThreshold": 5,
     } == api["readinessProbe"]
     assert ["api-data:/data", "/srv/shared:/shared"] == api["volumes"]
