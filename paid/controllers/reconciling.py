@@ -447,7 +447,9 @@ class Reconciler:
         ]
         if failed:
             return Result(error=failed[0])
-        return Result(notes=plan.notes)
+        removed = any(a.kind is ActionKind.REMOVE for a in plan.actions)
+        # A network whose last member just left goes in this same pass, not the next apply.
+        return Result(notes=plan.notes, enqueue=(FULL,) if removed else ())
 
     def collect_secrets(self, world: World) -> None:
         """Remove paid's Podman secrets nothing uses (no list call when none exist)."""
