@@ -503,6 +503,7 @@ class RolloutController:
         tail: list[str] = []
         with contextlib.suppress(RuntimeFailure):
             tail = self.runtime.logs_tail(name, lines=20)
+        reason += _why(self._probe_answers(name), tail)
         auto = service.spec.rollout.auto_rollback and self._flags().auto_rollback
         restore = active.previous if auto else None
         grace = service.spec.termination_grace_period_seconds
@@ -525,6 +526,19 @@ class RolloutController:
         )
         if active.previous is None:
             self._count_first_failure(service)
+
+    def _probe_answers(self, name: str) -> list[str]:
+        """The last answer of each of the container's probes that is not passing."""
+        if self._health is None:
+            return []
+        probes = self._health.summary(name).get("probes")
+        if not isinstance(probes, dict):
+            return []
+        return [
+            f"{kind} probe: {state['detail']}"
+            for kind, state in sorted(probes.items())
+            if isinstance(state, dict) and state.get("passing") is not True and state.get("detail")
+        ]
 
     def _count_first_failure(self, service: DesiredService) -> None:
         self.first_deploy.attempt((service.name, service.spec_hash))
@@ -588,3 +602,17 @@ class RolloutController:
             rolled_back=rolled_back,
         )
         self._on_finished(name, outcome, failed)
+
+
+def _why(probes: list[str], tail: list[str], *, lines: int = 5, width: int = 200) -> str:
+    """What a failed revision said: its probes' last answers and its last log lines, bounded.
+
+    Part of the outcome's reason, so ``paid apply``, ``paid history`` and
+    ``paid postmortem`` show why, not only "exited 1"; the journal keeps
+    the last 20 lines in full.
+    """
+    parts = [p[:width] for p in probes]
+    shown = [line[:width] for line in tail[-lines:] if line.strip()]
+    if shown:
+        parts.append("last output: " + " ⏎ ".join(shown))
+    return "".join(f"; {p}" for p in parts)

@@ -1,0 +1,57 @@
+"""A failed rollout says why, on real Podman: its last output and its probe's answer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.harness import PodmanService, service_doc, write_services
+
+pytestmark = pytest.mark.slow
+
+
+def _paid(podman: PodmanService, state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "paid", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_crashing_revision_shows_its_last_output(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
+    """`exited with code 1` comes with what the program said, in apply and in history."""
+    command = ["sh", "-c", "echo starting; echo 'FATAL: cannot reach db:5432'; exit 1"]
+    write_services(desired_dir, service_doc("app", command=command))
+
+    applied = _paid(podman, state_dir, "apply", str(desired_dir))
+    history = _paid(podman, state_dir, "history", "app")
+
+    assert 1 == applied.returncode
+    assert "FATAL: cannot reach db:5432" in applied.stdout
+    assert "FATAL: cannot reach db:5432" in history.stdout, history.stdout + history.stderr
+
+
+def test_a_revision_never_ready_shows_its_probe_s_answer(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
+    """A readiness probe that never passes: the failure names the probe and what it answered."""
+    spec = {
+        "readinessProbe": {"exec": {"command": ["test", "-e", "/tmp/ready"]}, "periodSeconds": 1},
+        "rollout": {"minReadySeconds": 0, "progressDeadlineSeconds": 4},
+    }
+    write_services(desired_dir, service_doc("app", **spec))
+
+    applied = _paid(podman, state_dir, "apply", str(desired_dir))
+
+    assert 1 == applied.returncode
+    assert "readiness probe: exec exited 1" in applied.stdout, applied.stdout
