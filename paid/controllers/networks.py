@@ -148,18 +148,23 @@ class NetworkController:
         self._create(network)
         for member in members:
             with contextlib.suppress(ContainerMissing):
+                aliases, addresses = _attachment(member, network.name)
                 self.runtime.connect_network(
-                    network.name, member.id, aliases=_aliases(member, network.name)
+                    network.name, member.id, aliases=aliases, addresses=addresses
                 )
 
 
-def _aliases(container: ActualContainer, network: str) -> list[str]:
-    """The aliases a container was created with on ``network`` (from its recorded shape)."""
+def _attachment(container: ActualContainer, network: str) -> tuple[list[str], list[str]]:
+    """The aliases and fixed addresses a container was made with on ``network`` (its shape)."""
     shape = container.shape or {}
     for attachment in shape.get("networks") or ():
         if isinstance(attachment, dict) and attachment.get("name") == network:
-            return [str(a) for a in attachment.get("aliases") or ()]
-    return []
+            addresses = [attachment.get("ipv4Address"), attachment.get("ipv6Address")]
+            return (
+                [str(a) for a in attachment.get("aliases") or ()],
+                [str(a) for a in addresses if a],
+            )
+    return [], []
 
 
 def _conflicts(actions: Iterable[NetworkAction]) -> bool:

@@ -497,6 +497,8 @@ def container_request(
         secrets=secrets,
         options=container_options(spec),
         networks={a.name: tuple(a.aliases) for a in spec.networks},
+        # A canary runs beside its service: a fixed address is the service's alone.
+        addresses={} if canary else {a.name: a.addresses for a in spec.networks if a.addresses},
         host_network=spec.host_network,
         configs=tuple(
             ConfigBind(c, str(configs.path(c.digest)) if configs else "") for c in service.configs

@@ -159,6 +159,7 @@ class ContainerRequest:
     secrets: Sequence[SecretMount] = ()
     options: ContainerOptions = field(default_factory=ContainerOptions)
     networks: Mapping[str, Sequence[str]] = field(default_factory=dict)  # name -> aliases
+    addresses: Mapping[str, Sequence[str]] = field(default_factory=dict)  # name -> fixed IPs
     host_network: bool = False
     configs: Sequence[ConfigBind] = ()
     pull_policy: str = "IfNotPresent"  # IfNotPresent | Always | Never
@@ -290,7 +291,14 @@ class Runtime(Protocol):
         """Remove a network (by name or ID) no container is on; ``RequestRejected`` if in use."""
         ...
 
-    def connect_network(self, network: str, container: str, *, aliases: Sequence[str]) -> None: ...
+    def connect_network(
+        self,
+        network: str,
+        container: str,
+        *,
+        aliases: Sequence[str],
+        addresses: Sequence[str] = (),
+    ) -> None: ...
 
     def disconnect_network(self, network: str, container: str) -> None: ...
 

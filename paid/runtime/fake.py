@@ -375,7 +375,14 @@ class FakeRuntime:
             raise RequestRejected(f'"{name}" has associated containers with it: {users}')
         del self.networks[name]
 
-    def connect_network(self, network: str, container: str, *, aliases: Sequence[str]) -> None:
+    def connect_network(
+        self,
+        network: str,
+        container: str,
+        *,
+        aliases: Sequence[str],
+        addresses: Sequence[str] = (),
+    ) -> None:
         self._call("connect_network", container)
         network = self._network(network)
         name = self._name(container)

@@ -223,7 +223,7 @@ class PodmanRuntime:
             kwargs["network_mode"] = "host"
         elif request.networks:
             kwargs["networks"] = {
-                name: {"aliases": list(aliases)} if aliases else {}
+                name: _attachment(aliases, request.addresses.get(name, ()))
                 for name, aliases in request.networks.items()
             }
         if request.secrets:  # mounted files only: type=env would show in inspect
@@ -393,11 +393,18 @@ class PodmanRuntime:
             response = self._client.api.delete(f"/networks/{name}")
             response.raise_for_status(not_found=podman_errors.NotFound)
 
-    def connect_network(self, network: str, container: str, *, aliases: Sequence[str]) -> None:
+    def connect_network(
+        self,
+        network: str,
+        container: str,
+        *,
+        aliases: Sequence[str],
+        addresses: Sequence[str] = (),
+    ) -> None:
         with _translated(f"connect {container} to {network}"):
             response = self._client.api.post(
                 f"/networks/{network}/connect",
-                data=json.dumps({"container": container, "aliases": list(aliases)}),
+                data=json.dumps({"container": container, **_attachment(aliases, addresses)}),
                 headers={"Content-Type": "application/json"},
             )
             response.raise_for_status(not_found=podman_errors.NotFound)
@@ -540,6 +547,16 @@ def _published(ports: list[dict[str, Any]]) -> Iterator[PortMapping]:
                     container_port=int(port["container_port"]) + offset,
                     protocol=str(port.get("protocol") or "tcp"),
                 )
+
+
+def _attachment(aliases: Sequence[str], addresses: Sequence[str]) -> dict[str, Any]:
+    """One network's per-container options, as Podman's API names them."""
+    out: dict[str, Any] = {}
+    if aliases:
+        out["aliases"] = list(aliases)
+    if addresses:
+        out["static_ips"] = list(addresses)
+    return out
 
 
 def _host_ip(address: str) -> str:

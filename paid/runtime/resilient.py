@@ -247,10 +247,19 @@ class ResilientRuntime:
     def remove_network(self, name: str) -> None:
         self._call("remove_network", lambda: self.inner.remove_network(name))
 
-    def connect_network(self, network: str, container: str, *, aliases: Sequence[str]) -> None:
+    def connect_network(
+        self,
+        network: str,
+        container: str,
+        *,
+        aliases: Sequence[str],
+        addresses: Sequence[str] = (),
+    ) -> None:
         self._call(
             "connect_network",
-            lambda: self.inner.connect_network(network, container, aliases=aliases),
+            lambda: self.inner.connect_network(
+                network, container, aliases=aliases, addresses=addresses
+            ),
         )
 
     def disconnect_network(self, network: str, container: str) -> None:

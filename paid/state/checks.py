@@ -204,6 +204,7 @@ def network_checks(
                     )
                 )
     errors.extend(capacity(where, networks, default_network=default_network))
+    errors.extend(fixed_addresses(where, networks))
     seen: list[tuple[str, Any]] = []
     for name in sorted(networks):
         network_doc, network = networks[name]
@@ -222,6 +223,61 @@ def network_checks(
                 )
         seen.append((name, subnet))
     return errors
+
+
+def fixed_addresses(
+    where: dict[str, tuple[Document, ServiceDocument]],
+    networks: dict[str, tuple[Document, NetworkDocument]],
+) -> list[LoadError]:
+    """A fixed address lies in its network's declared subnet, is a host's, and is one service's.
+
+    The subnet's first address is Podman's gateway; its network and
+    broadcast addresses are no host's. A network without a declared subnet
+    gets one from Podman's pool at creation, so no address can be checked
+    against it: it must be declared.
+    """
+    errors: list[LoadError] = []
+    taken: dict[tuple[str, str], str] = {}
+    for name in sorted(where):
+        doc, parsed = where[name]
+        for i, attachment in enumerate(parsed.spec.networks):
+            for field, address in (
+                ("ipv4Address", attachment.ipv4_address),
+                ("ipv6Address", attachment.ipv6_address),
+            ):
+                if address is None:
+                    continue
+                loc = ("spec", "networks", i, field)
+                why = _address_problem(address, attachment.name, networks)
+                holder = taken.setdefault((attachment.name, address), name)
+                if why is None and holder != name:
+                    why = f"{address} on {attachment.name!r} is already service {holder!r}'s"
+                if why is not None:
+                    errors.append(LoadError(doc.file, doc.line_of(loc), dotted(loc), why))
+    return errors
+
+
+def _address_problem(
+    address: str, network: str, networks: dict[str, tuple[Document, NetworkDocument]]
+) -> str | None:
+    declared = networks.get(network)
+    subnet_text = declared[1].spec.subnet if declared else None
+    if subnet_text is None:
+        return (
+            f"a fixed address needs the network's subnet: declare {network!r} "
+            "(kind: Network) with a spec.subnet that holds it"
+        )
+    subnet = ipaddress.ip_network(subnet_text)
+    ip = ipaddress.ip_address(address)
+    if ip.version != subnet.version or ip not in subnet:
+        return f"{address} is not in network {network!r}'s subnet {subnet}"
+    gateway = subnet.network_address + 1
+    reserved = {subnet.network_address, gateway}
+    if subnet.version == 4:
+        reserved.add(subnet.broadcast_address)
+    if ip in reserved:
+        return f"{address} is the network, gateway or broadcast address of {subnet}"
+    return None
 
 
 PODMAN_DEFAULT_PREFIX = 24  # a network made without a subnet gets a /24 from Podman's pool

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+)
 
 from paid.state import labels
 from paid.state.basics import Model
@@ -93,10 +100,44 @@ def _attachment(value: Any) -> Any:
 
 
 class Attachment(Model):
-    """A service's place on one network: ``backend`` or ``{name: backend, aliases: [db]}``."""
+    """A service's place on one network: ``backend`` or ``{name: backend, aliases: [db]}``.
+
+    ``ipv4Address`` / ``ipv6Address``: a fixed address on it (compose's
+    ``ipv4_address``), which must lie in the network's declared subnet.
+    """
 
     name: Annotated[str, Field(pattern=NETWORK_NAME)]
     aliases: list[str] = Field(default_factory=list)
+    ipv4_address: str | None = None
+    ipv6_address: str | None = None
+
+    @field_validator("ipv4_address", "ipv6_address")
+    @classmethod
+    def _an_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        version = 4 if info.field_name == "ipv4_address" else 6
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+        if address.version != version:
+            raise ValueError(f"{value!r} is not an IPv{version} address")
+        return str(address)
+
+    @model_serializer(mode="wrap")
+    def _set_fields_only(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """No address keys when none is given: existing specs keep their hash."""
+        out = handler(self)
+        if isinstance(out, dict):
+            for key in ("ipv4Address", "ipv6Address", "ipv4_address", "ipv6_address"):
+                if key in out and out[key] is None:
+                    del out[key]
+        return out
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(a for a in (self.ipv4_address, self.ipv6_address) if a is not None)
 
     @field_validator("aliases")
     @classmethod

@@ -387,7 +387,17 @@ def _networks(value: Any, ctx: Context) -> None:
             target = "paid"
         else:
             target = ctx.project.networks.get(name, network_name(name))
-        out.append({"name": target, "aliases": aliases} if aliases else target)
+        entry: dict[str, Any] = {"name": target}
+        if aliases:
+            entry["aliases"] = aliases
+        for compose_key, paid_key in (
+            ("ipv4_address", "ipv4Address"),
+            ("ipv6_address", "ipv6Address"),
+        ):
+            address = (options or {}).get(compose_key)
+            if address:
+                entry[paid_key] = str(address)
+        out.append(entry if len(entry) > 1 else target)
     ctx.spec["networks"] = out
 
 

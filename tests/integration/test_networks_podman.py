@@ -285,3 +285,29 @@ def test_a_full_network_is_a_rejection_not_an_outage(podman: PodmanService) -> N
         assert "no free address" in str(refused.value)
     finally:
         runtime.close()
+
+
+def test_a_fixed_address_is_the_container_s_and_reached_by_it(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
+    """ipv4Address (compose's ipv4_address): the container has it, a peer reaches it there."""
+    write_services(
+        desired_dir,
+        network_doc("backend", subnet="10.89.78.0/24"),
+        service_doc(
+            "dns", command=HTTPD, networks=[{"name": "backend", "ipv4Address": "10.89.78.53"}]
+        ),
+        service_doc("client", networks=["backend"]),
+    )
+    assert 0 == paid(podman, state_dir, "apply", str(desired_dir))
+
+    networks = podman.inspect("dns")["NetworkSettings"]["Networks"]
+    assert "10.89.78.53" == networks["backend"]["IPAddress"]
+    code, body = sh(podman, "client", "wget -q -O - http://10.89.78.53:8080/")
+    assert 0 == code, body
+    assert "paid test" in body
+    assert 0 == paid(podman, state_dir, "apply", str(desired_dir))  # converged: nothing to do
+    assert (
+        "10.89.78.53"
+        == podman.inspect("dns")["NetworkSettings"]["Networks"]["backend"]["IPAddress"]
+    )

@@ -395,3 +395,55 @@ def test_more_services_than_a_network_has_addresses_is_refused(tmp_path: Path) -
     )
     (tiny,) = load_directory(tmp_path).errors
     assert (f"{tmp_path / 'net.yaml'}", 4, "spec.subnet") == (tiny.file, tiny.line, tiny.field)
+
+
+@pytest.mark.parametrize(
+    ("db_attachment", "web_attachment", "expected"),
+    [
+        pytest.param("{name: backend, ipv4Address: 10.89.7.10}", "backend", None, id="fine"),
+        pytest.param(
+            "{name: backend, ipv4Address: 10.89.8.10}",
+            "backend",
+            "spec.networks[0].ipv4Address: 10.89.8.10 is not in network 'backend'",
+            id="outside-the-subnet",
+        ),
+        pytest.param(
+            "{name: backend, ipv4Address: 10.89.7.1}",
+            "backend",
+            "is the network, gateway or broadcast address",
+            id="the-gateway",
+        ),
+        pytest.param(
+            "{name: backend, ipv4Address: 10.89.7.10}",
+            "{name: backend, ipv4Address: 10.89.7.10}",
+            "already service 'db''s",
+            id="taken-twice",
+        ),
+        pytest.param(
+            "{name: paid, ipv4Address: 10.88.0.10}",
+            "backend",
+            "a fixed address needs the network's subnet: declare 'paid'",
+            id="undeclared-network",
+        ),
+        pytest.param(
+            "{name: backend, ipv4Address: 'fd00::1'}",
+            "backend",
+            "is not an IPv4 address",
+            id="wrong-family",
+        ),
+    ],
+)
+def test_fixed_addresses_are_checked_against_the_subnet(
+    tmp_path: Path, db_attachment: str, web_attachment: str, expected: str | None
+) -> None:
+    """ipv4Address must be a host address of the declared subnet, and one service's."""
+    text = APP.replace("[{name: backend, aliases: [database]}]", f"[{db_attachment}]").replace(
+        "networks: [backend, paid]", f"networks: [{web_attachment}]"
+    )
+    result = load_directory(_write(tmp_path / "d", text).parent)
+
+    messages = [f"{e.field}: {e.message}" for e in result.errors]
+    if expected is None:
+        assert [] == messages
+    else:
+        assert any(expected in m for m in messages), messages
