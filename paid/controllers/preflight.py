@@ -26,6 +26,7 @@ from typing import Any
 
 from paid.controllers.images import Registry
 from paid.runtime.base import ImageUnavailable, Runtime, RuntimeFailure
+from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
 from paid.state.images import short
@@ -51,7 +52,9 @@ class Check:
 
 
 REGISTRY_BUDGET = 5.0  # seconds pre-flight waits for all registries together
-CHECKS = ("podman", "disk", "image", "registry", "port", "host_path", "secret", "backup_dir")
+CHECKS = (
+    "podman", "disk", "image", "registry", "port", "host_path", "volume", "secret", "backup_dir"
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,7 @@ def preflight(
         checks.extend(_registries(registry, present, budget=registry_budget))
     actual = listed
     checks.extend(_ports(desired, actual))
+    checks.extend(_shared_volumes(desired, runtime))
     for svc in desired:
         for volume in svc.spec.volumes:
             if volume.is_host_path:
@@ -243,6 +247,52 @@ def _present(runtime: Runtime, image: str) -> bool:
         return runtime.image_present(image)
     except RuntimeFailure:
         return False
+
+
+def _shared_volumes(desired: DesiredState, runtime: Runtime) -> list[Check]:
+    """A named volume a service mounts that another's containers use: FAIL, naming them.
+
+    Volume names are host-wide: two apps that both say ``db-data`` would
+    share one database's files. Users that are fine: this paid's own
+    containers of a service that mounts the volume in this desired state.
+    """
+    wanted: dict[str, set[str]] = {}
+    for svc in desired:
+        for volume in svc.spec.volumes:
+            if not volume.is_host_path:
+                wanted.setdefault(volume.source, set()).add(str(svc.name))
+    checks = []
+    for name, services in sorted(wanted.items()):
+        try:
+            users = runtime.volume_users(name)
+        except RuntimeFailure as err:
+            checks.append(Check("volume", name, Status.WARN, f"could not list its users: {err}"))
+            continue
+        strangers = [
+            c for c in users if not (c.managed and c.labels.get(labels.SERVICE, "") in services)
+        ]
+        if not strangers:
+            checks.append(Check("volume", name, Status.OK, "used by no one else"))
+            continue
+        whose = ", ".join(f"{c.name} ({_owner(c)})" for c in strangers[:3])
+        checks.append(
+            Check(
+                "volume",
+                name,
+                Status.FAIL,
+                f"already used by {whose}: volume names are host-wide; give "
+                f"{', '.join(sorted(services))} a volume of its own (paid import compose "
+                "prefixes the project name, as compose does)",
+            )
+        )
+    return checks
+
+
+def _owner(container: ActualContainer) -> str:
+    if not container.managed:
+        instance = container.labels.get(labels.INSTANCE)
+        return f"paid instance {instance}" if instance else "not paid's"
+    return f"service {container.labels.get(labels.SERVICE, '?')} of this paid, not in this state"
 
 
 def _registries(registry: Registry, present: dict[str, bool], *, budget: float) -> list[Check]:

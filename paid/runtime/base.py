@@ -266,6 +266,9 @@ class Runtime(Protocol):
     def create_volume(self, name: str, *, labels: Mapping[str, str] | None = None) -> None:
         """Make a named volume; with ``labels``, stamped paid's (and this instance's)."""
 
+    def volume_users(self, name: str) -> list[ActualContainer]:
+        """Every container, running or not, that mounts the named volume."""
+
     def volume_labels(self, name: str) -> dict[str, str] | None:
         """The named volume's labels, as the runtime sees them; None if there is none."""
 

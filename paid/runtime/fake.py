@@ -329,6 +329,14 @@ class FakeRuntime:
         owned = {**labels, INSTANCE: self.instance} if labels is not None else {}
         self.volume_label_sets.setdefault(name, owned)
 
+    def volume_users(self, name: str) -> list[ActualContainer]:
+        self._call("volume_users", name)
+        return [
+            c.seen_by(self.instance)
+            for n, c in sorted(self.containers.items())
+            if n in self.requests and any(v.source == name for v in self.requests[n].volumes)
+        ]
+
     def volume_labels(self, name: str) -> dict[str, str] | None:
         self._call("volume_labels", name)
         if name not in self.volumes:

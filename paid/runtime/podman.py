@@ -320,6 +320,15 @@ class PodmanRuntime:
             owned = {**labels, INSTANCE: self.instance} if labels is not None else None
             self._client.volumes.create(name, labels=owned)
 
+    def volume_users(self, name: str) -> list[ActualContainer]:
+        with _translated(f"list users of volume {name}"):
+            response = self._client.api.get(
+                "/containers/json",
+                params={"all": True, "filters": json.dumps({"volume": [name]})},
+            )
+            response.raise_for_status()
+            return [_actual(attrs).seen_by(self.instance) for attrs in response.json()]
+
     def volume_labels(self, name: str) -> dict[str, str] | None:
         with _translated(f"inspect volume {name}"):
             response = self._client.api.get(f"/volumes/{name}/json")

@@ -220,6 +220,9 @@ class ResilientRuntime:
     def create_volume(self, name: str, *, labels: Mapping[str, str] | None = None) -> None:
         self._call("volume", lambda: self.inner.create_volume(name, labels=labels), retry=False)
 
+    def volume_users(self, name: str) -> list[ActualContainer]:
+        return self._call("volume", lambda: self.inner.volume_users(name))
+
     def volume_labels(self, name: str) -> dict[str, str] | None:
         return self._call("volume", lambda: self.inner.volume_labels(name))
 

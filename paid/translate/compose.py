@@ -152,7 +152,7 @@ def import_compose(path: Path, *, environ: Mapping[str, str] | None = None) -> T
     except ValueError as err:
         translation.problems.append(Problem(display, 0, "interpolation", str(err)))
         return translation
-    project = Project()
+    project = Project(name=project_name(compose, path, variables))
     _top_level(compose, doc, path, project, translation)
     for service, body in compose["services"].items():
         _service(str(service), body or {}, doc, path, project=project, translation=translation)
@@ -195,6 +195,18 @@ class _File:
         self.translation.problems.append(Problem(str(self.path), line, key, why))
 
 
+def project_name(compose: dict[str, Any], path: Path, variables: Mapping[str, str]) -> str:
+    """The compose project's name, as compose picks and normalises it.
+
+    ``name:`` in the file, else ``COMPOSE_PROJECT_NAME``, else the file's
+    directory; lower case, only ``a-z0-9_-``, starting with a letter or digit.
+    """
+    raw = str(compose.get("name") or variables.get("COMPOSE_PROJECT_NAME") or "")
+    raw = raw or path.resolve().parent.name
+    name = re.sub(r"[^a-z0-9_-]", "", raw.lower()).lstrip("_-")
+    return name[:40] or "project"
+
+
 def _top_level(
     compose: dict[str, Any], doc: Document, path: Path, project: Project, translation: Translation
 ) -> None:
@@ -209,9 +221,14 @@ def _top_level(
     for name, declared in (compose.get("networks") or {}).items():
         if name != "default":
             _network(top, str(name), declared or {})
-    for name, body in (compose.get("volumes") or {}).items():
-        if (body or {}).get("driver") not in (None, "local") or (body or {}).get("driver_opts"):
+    for name, declared_volume in (compose.get("volumes") or {}).items():
+        body = declared_volume or {}
+        if body.get("driver") not in (None, "local") or body.get("driver_opts"):
             top.problem(("volumes", name), "only local volumes without driver options")
+        # Compose's own names: <project>_<volume>, so a migrated app finds its data,
+        # and two apps' `db-data` are two volumes. `name:` and `external` are as written.
+        given = body.get("name") or (name if body.get("external") else None)
+        project.volumes[str(name)] = str(given) if given else f"{project.name}_{name}"
     for kind in ("secrets", "configs"):
         for name, body in (compose.get(kind) or {}).items():
             _file_entry(top, kind, str(name), (body or {}).get("file"))
@@ -222,7 +239,8 @@ def _network(top: _File, name: str, body: dict[str, Any]) -> None:
         why = "external: paid makes its own networks; declare it, or use the default one"
         top.problem(("networks", name), why)
         return
-    new = network_name(name)
+    # Scoped as compose scopes it (<project>_<network>): two apps' `backend` are two networks.
+    new = network_name(body.get("name") or f"{top.project.name}_{name}")
     top.project.networks[name] = new
     spec: dict[str, Any] = {}
     if body.get("internal"):

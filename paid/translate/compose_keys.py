@@ -59,7 +59,9 @@ class Context:
 class Project:
     """What is known of the whole file: services' new names, networks, secrets, configs."""
 
+    name: str = "project"  # compose's project name: scopes volumes and networks
     names: dict[str, str] = field(default_factory=dict)  # compose name -> paid name
+    volumes: dict[str, str] = field(default_factory=dict)  # compose volume -> Podman volume
     networks: dict[str, str] = field(default_factory=dict)  # compose network -> paid network
     default_network_used: bool = False
     secrets: dict[str, str] = field(default_factory=dict)  # compose secret -> file
@@ -290,8 +292,14 @@ def _volumes(value: Any, ctx: Context) -> None:
             _bind(str(source), target, read_only, ctx, i)
         elif kind == "volume":
             if source is None:
-                source = f"{ctx.name}-{re.sub(r'[^a-z0-9]+', '-', target.lower()).strip('-')}"
+                path = re.sub(r"[^a-z0-9]+", "-", target.lower()).strip("-")
+                source = f"{ctx.project.name}_{ctx.name}-{path}"
                 ctx.notes.append(f"the anonymous volume on {target} is named {source}")
+            elif source in ctx.project.volumes:
+                source = ctx.project.volumes[source]
+            else:
+                ctx.problem("volumes", f"{source}: not declared under the top-level volumes", i)
+                return
             mount = f"{source}:{target}" + (":ro" if read_only else "")
             ctx.spec.setdefault("volumes", []).append(mount)
         else:

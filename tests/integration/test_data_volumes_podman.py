@@ -123,3 +123,35 @@ def test_a_stranger_s_volume_of_the_same_name_is_left_alone(
     assert 0 != again.returncode
     assert f"volume {name} exists and is not paid's" in again.stdout + again.stderr
     assert not podman.podman("ps", "-aq", "--filter", "name=^db$").strip()
+
+
+def test_a_volume_another_app_uses_is_refused_before_anything_starts(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
+    """Someone else's container on `db-data`: pre-flight fails, naming it; nothing is made."""
+    podman.podman("run", "-d", "--name", "other-db", "-v", "db-data:/data", IMAGE, "sleep", "600")
+    write_services(desired_dir, service_doc("db", volumes=["db-data:/data"]))
+
+    applied = _paid(podman, state_dir, "apply", str(desired_dir))
+
+    assert 0 != applied.returncode
+    out = applied.stdout + applied.stderr
+    assert "db-data" in out, out
+    assert "other-db (not paid's)" in out, out
+    assert not podman.podman("ps", "-aq", "--filter", "name=^db$").strip()
+
+
+def test_another_paid_instance_s_volume_is_refused(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, tmp_path: Path
+) -> None:
+    """Two paid instances that both name `shared`: the second is refused at pre-flight."""
+    write_services(desired_dir, service_doc("db", volumes=["shared:/data"]))
+    first = _paid(podman, state_dir, "apply", str(desired_dir), "--instance", "one")
+    assert 0 == first.returncode, first.stdout + first.stderr
+
+    other = tmp_path / "other"
+    write_services(other, service_doc("db2", volumes=["shared:/data"]))
+    second = _paid(podman, tmp_path / "state2", "apply", str(other), "--instance", "two")
+
+    assert 0 != second.returncode
+    assert "db (paid instance one)" in second.stdout + second.stderr

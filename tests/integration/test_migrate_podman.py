@@ -93,13 +93,13 @@ def test_a_compose_app_imports_validates_and_runs_with_the_same_wiring(
     assert resolve(podman, "worker", "backend-api") is not None  # back, by alias
     assert resolve(podman, "proxy", "worker") is None  # worker is on back only
     worker = podman.inspect("worker")
-    assert {"back"} == set(worker["NetworkSettings"]["Networks"])
+    assert {"project_back"} == set(worker["NetworkSettings"]["Networks"])
     env = dict(e.split("=", 1) for e in worker["Config"]["Env"])
     assert ("jobs", "4") == (env["QUEUE"], env["WORKERS"])
     api = podman.inspect("api")
     env = dict(e.split("=", 1) for e in api["Config"]["Env"])
     assert ("production", "hello world") == (env["MODE"], env["GREETING"])
-    assert {"api-data"} == {m["Name"] for m in api["Mounts"] if m["Type"] == "volume"}
+    assert {"project_api-data"} == {m["Name"] for m in api["Mounts"] if m["Type"] == "volume"}
     started = {n: podman.inspect(n)["State"]["StartedAt"] for n in ("api", "proxy")}
     assert started["api"] < started["proxy"]  # depends_on: service_healthy (ns timestamps)
 

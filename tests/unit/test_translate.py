@@ -122,8 +122,8 @@ def test_compose_keys_map_to_paids_fields(tmp_path: Path) -> None:
         "startPeriodSeconds": 10,
         "failureThreshold": 5,
     } == api["readinessProbe"]
-    assert ["api-data:/data", "/srv/shared:/shared"] == api["volumes"]
-    assert ["front", {"name": "back", "aliases": ["backend-api"]}] == api["networks"]
+    assert ["shop_api-data:/data", "/srv/shared:/shared"] == api["volumes"]
+    assert ["shop_front", {"name": "shop_back", "aliases": ["backend-api"]}] == api["networks"]
     assert {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]} == api["capabilities"]
     assert [{"path": "/run", "size": "64m"}] == api["tmpfs"]
     assert {"driver": "k8s-file", "maxSize": "5m"} == api["logging"]
@@ -131,7 +131,7 @@ def test_compose_keys_map_to_paids_fields(tmp_path: Path) -> None:
     assert {"QUEUE": "jobs", "WORKERS": "4", "DEBUG": "false"} == worker["env"]
     assert {"memory": "64m", "cpus": 0.5} == worker["resources"]
     assert [{"file": "db_password.txt", "target": "/run/secrets/db_password"}] == worker["secrets"]
-    assert {"internal": True, "subnet": "10.89.60.0/24"} == specs["back"]
+    assert {"internal": True, "subnet": "10.89.60.0/24"} == specs["shop_back"]
 
 
 def test_notes_say_what_a_human_must_decide(tmp_path: Path) -> None:
@@ -350,11 +350,11 @@ def test_export_kube_has_a_deployment_service_claim_config_map_and_policies(
     kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
     assert {("Deployment", "proxy"), ("Deployment", "api"), ("Deployment", "worker-1")} <= kinds
     assert ("Service", "proxy") in kinds
-    assert ("PersistentVolumeClaim", "api-data") in kinds
+    assert ("PersistentVolumeClaim", "shop-api-data") in kinds
     assert ("ConfigMap", "proxy-config-0") in kinds
     assert {
-        ("NetworkPolicy", "paid-network-front"),
-        ("NetworkPolicy", "paid-network-back"),
+        ("NetworkPolicy", "paid-network-shop-front"),
+        ("NetworkPolicy", "paid-network-shop-back"),
     } <= kinds
     api = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "api")
     assert "Recreate" == api["spec"]["strategy"]["type"]
@@ -550,3 +550,39 @@ def test_yaml_configs_in_the_tree_are_not_documents(tmp_path: Path) -> None:
     result = load_directory(tmp_path, offline=True)
     assert not result.ok
     assert {e.file.rsplit("/", 1)[-1] for e in result.errors} == {"stray.yaml"}
+
+
+def test_two_apps_volumes_and_networks_are_their_own(tmp_path: Path) -> None:
+    """Two projects' `db-data` and `backend` import as two volumes and two networks, as compose."""
+    text = (
+        "services:\n  db:\n    image: localhost/a:1\n"
+        "    volumes: [db-data:/var/lib/db, /var/cache]\n"
+        "    networks: [backend]\nvolumes:\n  db-data: {}\n  kept: {external: true}\n"
+        "networks:\n  backend: {}\n"
+    )
+    specs = {}
+    for app in ("shop", "blog"):
+        (tmp_path / app).mkdir()
+        path = tmp_path / app / "compose.yaml"
+        path.write_text(text)
+        out = tmp_path / f"{app}-out"
+        assert 0 == main(["import", "compose", str(path), "-o", str(out)])
+        specs[app] = yaml.safe_load((out / "db.yaml").read_text())["spec"]
+
+    assert ["shop_db-data:/var/lib/db", "shop_db-var-cache:/var/cache"] == specs["shop"]["volumes"]
+    assert ["blog_db-data:/var/lib/db", "blog_db-var-cache:/var/cache"] == specs["blog"]["volumes"]
+    assert (["shop_backend"], ["blog_backend"]) == (
+        specs["shop"]["networks"],
+        specs["blog"]["networks"],
+    )
+
+
+def test_an_undeclared_named_volume_is_a_located_refusal(tmp_path: Path) -> None:
+    """`data:/x` with no top-level `data` is compose's own error, here at its line."""
+    path = _write(tmp_path, "services:\n  web:\n    image: a:1\n    volumes: [data:/x]\n")
+
+    problems = [str(p) for p in import_compose(path, environ={}).problems]
+
+    assert [f"{path}:4: services.web.volumes: data: not declared under the top-level volumes"] == (
+        problems
+    )
