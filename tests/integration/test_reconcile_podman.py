@@ -237,7 +237,7 @@ def test_invalid_directory_changes_nothing(
     assert 1 == code
     assert [] == podman.container_events_since(mark)
     assert {"db", "web", "worker"} == set(running_ids(podman))
-    assert "broken.yaml:4: spec.image: 'nope' is not pinned" in capsys.readouterr().err
+    assert "broken.yaml:4: spec.image: 'nope' has no tag" in capsys.readouterr().err
 
 
 def test_missing_image_is_reported_by_name_and_others_converge(
