@@ -21,8 +21,10 @@ from paid.cli.common import (
     stderr,
     table,
 )
+from paid.cli.desired import converge_once, take_writer_lock
 from paid.cli.options import Parents, Subparsers, listen_option
 from paid.controllers.rollouts import effective_state, following
+from paid.state.desired import DesiredState
 from paid.state.images import short
 from paid.state.statuses import service_statuses
 from paid.state.store import Store
@@ -44,13 +46,28 @@ def register(sub: Subparsers, parents: Parents) -> None:
     history.set_defaults(handler=_history)
     rollback = sub.add_parser(
         "rollback",
-        parents=[p.common, p.host_paths, p.output],
-        help="go back to an earlier revision (through the health gate) and stay there",
+        parents=[p.common, p.host_paths, p.guard, p.backups, p.workers, p.output],
+        help="go back to an earlier revision through the health gate, and stay there",
     )
     rollback.add_argument("service")
     rollback.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")
     rollback.add_argument("--to-revision", type=int, metavar="N", help="default: the last good one")
-    rollback.set_defaults(handler=_rollback)
+    rollback.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="with a running daemon: hand the rollback over and return at once",
+    )
+    rollback.add_argument(
+        "--skip-preflight", action="store_true", help="do not run the pre-flight checks first"
+    )
+    rollback.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait for a daemon's rollout (default: its progress deadline + 60 s)",
+    )
+    rollback.set_defaults(handler=_rollback, wait=False)
     rollout = sub.add_parser("rollout", help="manage rollouts")
     verbs = rollout.add_subparsers(dest="rollout_command", required=True, metavar="COMMAND")
     retry = verbs.add_parser(
@@ -229,14 +246,59 @@ def _rollback(args: argparse.Namespace) -> int:
             service=service.name,
             revision=target.number,
         )
-    if args.output == "json":
-        out(json.dumps({"service": service.name, "pinnedRevision": target.number, "from": current}))
+    if target.number == current:
+        out(f"{service.name} runs revision {target.number} already: nothing to roll back")
         return EXIT_OK
-    out(
-        f"{service.name} pinned to revision {target.number}: the daemon rolls it out through "
-        "the health gate; the pin holds until the desired spec of the service changes."
+    requested = time.time()
+    if args.output != "json":
+        out(
+            f"{service.name} pinned to revision {target.number}; the pin holds until the "
+            "desired spec of the service changes"
+        )
+    lock, code = take_writer_lock(args, "rollback")
+    if lock is None:  # a daemon enforces the directory: it rolls back on the SIGHUP
+        if code != EXIT_OK or args.no_wait:
+            return code
+        deadline = args.timeout
+        if deadline is None:
+            deadline = service.spec.rollout.progress_deadline_seconds + 60.0
+        return _await_rollout(args, service.name, target.number, since=requested, within=deadline)
+    with lock:
+        # No daemon: this command drives the rollback itself, as `paid apply` would.
+        return converge_once(args, _loaded(args))
+
+
+def _loaded(args: argparse.Namespace) -> DesiredState:
+    result = load(args)
+    assert result.desired is not None  # noqa: S101 -- named_service loaded it a moment ago
+    return result.desired
+
+
+ROLLOUT_ENDS = ("rollout_succeeded", "rollout_failed", "rollout_rolled_back")
+
+
+def _await_rollout(
+    args: argparse.Namespace, service: str, revision: int, *, since: float, within: float
+) -> int:
+    """Wait for the daemon to finish rolling ``service`` out to ``revision``; say how it went."""
+    end = time.monotonic() + within
+    with Store.open(args.state_dir) as store:
+        while time.monotonic() < end:
+            for event in store.events(service=service, since=since):
+                if event.kind in ROLLOUT_ENDS and event.data.get("revision") == revision:
+                    ok = event.kind == "rollout_succeeded"
+                    if args.output == "json":
+                        out(json.dumps({"service": service, "revision": revision, "ok": ok,
+                                        "message": event.message}))  # fmt: skip
+                    else:
+                        out(event.message)
+                    return EXIT_OK if ok else EXIT_ERROR
+            time.sleep(0.2)
+    stderr(
+        f"paid: the daemon did not finish rolling {service} back to revision {revision} "
+        f"within {within:g} s; `paid status` shows where it is"
     )
-    return EXIT_OK
+    return EXIT_ERROR
 
 
 def _rollout_retry(args: argparse.Namespace) -> int:

@@ -489,7 +489,10 @@ class RolloutController:
             name, keep=service.spec.revision_history_limit, protect={revision}
         )
         self.store.record(
-            "rollout_succeeded", f"{name}: revision {revision} {active.gate.reason}", service=name
+            "rollout_succeeded",
+            f"{name}: revision {revision} {active.gate.reason}",
+            service=name,
+            revision=revision,
         )
         log.info("rollout_succeeded", service=name, revision=revision)
         self._backups_before.pop(name, None)

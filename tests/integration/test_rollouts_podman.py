@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -549,3 +550,35 @@ def test_a_crashing_service_backs_off(
     assert gaps[2] >= 0.9 * 6.0  # then twice that
     restarts = daemon.metric("paid_service_restarts_total", 'reason="crash",service="flaky"') or 0
     assert restarts >= 3
+
+
+def test_rollback_without_a_daemon_deploys_it_there_and_then(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
+    """No daemon: `paid rollback` drives the rollout itself, through the gate, and exits on it."""
+    env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state_dir)}
+
+    def paid(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "paid", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    write_services(desired_dir, web())
+    assert 0 == paid("apply", str(desired_dir)).returncode
+    write_services(desired_dir, web(IMAGE_V2))
+    assert 0 == paid("apply", str(desired_dir)).returncode
+    assert "2" == _revision(podman)
+
+    rolled = paid("rollback", "web", str(desired_dir), "--to-revision", "1")
+
+    assert 0 == rolled.returncode, rolled.stdout + rolled.stderr
+    assert "1" == _revision(podman)  # already running when the command returns
+    assert IMAGE == (_container(podman, "web") or {}).get("Image")
+    again = paid("apply", str(desired_dir))  # the pin holds: apply keeps revision 1
+    assert 0 == again.returncode, again.stdout + again.stderr
+    assert "1" == _revision(podman)
