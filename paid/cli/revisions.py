@@ -53,6 +53,11 @@ def register(sub: Subparsers, parents: Parents) -> None:
     rollback.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")
     rollback.add_argument("--to-revision", type=int, metavar="N", help="default: the last good one")
     rollback.add_argument(
+        "--pin-only",
+        action="store_true",
+        help="only pin: the next apply, or the daemon, rolls it out",
+    )
+    rollback.add_argument(
         "--no-wait",
         action="store_true",
         help="with a running daemon: hand the rollback over and return at once",
@@ -250,11 +255,15 @@ def _rollback(args: argparse.Namespace) -> int:
         out(f"{service.name} runs revision {target.number} already: nothing to roll back")
         return EXIT_OK
     requested = time.time()
-    if args.output != "json":
+    if args.output == "json" and args.pin_only:
+        out(json.dumps({"service": service.name, "pinnedRevision": target.number, "from": current}))
+    elif args.output != "json":
         out(
             f"{service.name} pinned to revision {target.number}; the pin holds until the "
             "desired spec of the service changes"
         )
+    if args.pin_only:
+        return EXIT_OK
     lock, code = take_writer_lock(args, "rollback")
     if lock is None:  # a daemon enforces the directory: it rolls back on the SIGHUP
         if code != EXIT_OK or args.no_wait:

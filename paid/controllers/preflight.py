@@ -97,6 +97,9 @@ def preflight(
     in_use = {c.image for c in listed}
     policies: dict[str, set[str]] = {}
     for svc in desired:
+        if svc.build is not None:  # made at create, from the tree: nothing to pull or ask
+            checks.append(Check("image", svc.spec.image, Status.OK, "built from the tree"))
+            continue
         policies.setdefault(svc.spec.image, set()).add(str(svc.spec.pull_policy))
     for image in sorted(policies):
         if image in in_use:  # a container has it: present, no need to ask

@@ -21,6 +21,7 @@ from typing import Protocol
 import structlog
 
 from paid.runtime.base import (
+    BuildRequest,
     ConfigBind,
     ContainerMissing,
     ContainerOptions,
@@ -294,6 +295,10 @@ class ServiceController:
         A revision brought back (a rollback, a pin, a quarantine's last good
         one) runs the image it ran, by ID; a tag that moved since is not it.
         """
+        if request.build is not None:
+            if not self.runtime.image_present(request.image):
+                self._build(request.build)
+            return
         if request.exact_image:
             if not self.runtime.image_present(request.image):
                 raise ImageUnavailable(
@@ -311,6 +316,27 @@ class ServiceController:
                     request.image, "imagePullPolicy is Never, and it is not here", reason="absent"
                 )
             self.runtime.pull_image(request.image)
+
+    def _build(self, build: BuildRequest) -> None:
+        """Build the image, its output journalled; a failure touches nothing (raised)."""
+        service = build.tag.rsplit("/", 1)[-1].split(":", 1)[0]
+        self.journal.record(
+            "image_build_started", f"{service}: building {build.tag}", service=service
+        )
+        try:
+            lines = self.runtime.build_image(build)
+        except ImageUnavailable as err:
+            self.journal.record(
+                "image_build_failed", f"{service}: {err}", service=service, tag=build.tag
+            )
+            raise
+        self.journal.record(
+            "image_built",
+            f"{service}: built {build.tag}",
+            service=service,
+            tag=build.tag,
+            last_lines=lines[-20:],
+        )
 
     def _check_networks(self, request: ContainerRequest) -> None:
         """Every network the container joins is there and paid's (one list call)."""
@@ -504,6 +530,19 @@ def container_request(
             ConfigBind(c, str(configs.path(c.digest)) if configs else "") for c in service.configs
         ),
         pull_policy=policy,
+        build=None if service.build is None else _build_request(service),
+    )
+
+
+def _build_request(service: DesiredService) -> BuildRequest:
+    build = service.build
+    assert build is not None  # noqa: S101 -- the caller checks
+    return BuildRequest(
+        context=str(build.path),
+        containerfile=build.containerfile,
+        tag=service.spec.image,
+        args=dict(build.args),
+        target=build.target,
     )
 
 

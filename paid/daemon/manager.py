@@ -201,7 +201,8 @@ class Manager:
         self._awaiting_first = threading.Event()
         self._watch_id = 0
         self._heartbeat = clock()
-        self._watcher = DirectoryWatcher(settings.directory)
+        # Every file, not only YAML: configs, env files and build contexts are content too.
+        self._watcher = DirectoryWatcher(settings.directory, suffixes=None)
         self._secrets_watcher = DirectoryWatcher(settings.secrets_dir, suffixes=None)
         self._pump = EventPump(
             events,

@@ -1,8 +1,9 @@
 """Where reconcile requests come from, besides the periodic resync.
 
 ``DirectoryWatcher`` notices any change under the desired-state directory
-by comparing cheap snapshots (path, inode, size, mtime of every YAML
-file). Polling, not inotify: it sees edits, editors' write-and-rename,
+by comparing cheap snapshots (path, inode, size, mtime of every
+non-hidden file: the documents and what they name, configs, env files and
+build contexts). Polling, not inotify: it sees edits, editors' write-and-rename,
 ``git pull``, a symlinked directory swapped for another, and network file
 systems alike, for a ``stat`` per file per second.
 

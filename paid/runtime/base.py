@@ -37,7 +37,8 @@ class ImageUnavailable(RuntimeFailure):
     ``not_found`` (the registry has no such image or tag), ``unauthorized``
     (the registry wants credentials, or others), ``unreachable`` (no
     answer: transient, retried), ``absent`` (not on the host, and paid may
-    not pull it), or ``failed`` (anything else).
+    not pull it), ``build_failed`` (``spec.build`` did not build), or
+    ``failed`` (anything else).
     """
 
     def __init__(self, image: str, detail: str, *, reason: str | None = None) -> None:
@@ -49,7 +50,10 @@ class ImageUnavailable(RuntimeFailure):
             "absent": "it is not on this host",
         }.get(self.reason)
         what = f"{words}: {detail}" if words else detail
-        super().__init__(f"image {image} is not present and could not be pulled: {what}")
+        if self.reason == "build_failed":
+            super().__init__(f"image {image} could not be built: {detail}")
+        else:
+            super().__init__(f"image {image} is not present and could not be pulled: {what}")
         self.image = image
         self.transient = self.reason == "unreachable"
 
@@ -140,6 +144,17 @@ class ConfigBind:
 
 
 @dataclass(frozen=True, slots=True)
+class BuildRequest:
+    """An image to build: a context directory on this host, and the tag it gets."""
+
+    context: str
+    containerfile: str  # relative to the context
+    tag: str
+    args: Mapping[str, str] = field(default_factory=dict)
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerRequest:
     """Everything needed to create one container."""
 
@@ -164,6 +179,7 @@ class ContainerRequest:
     configs: Sequence[ConfigBind] = ()
     pull_policy: str = "IfNotPresent"  # IfNotPresent | Always | Never
     exact_image: bool = False  # ``image`` is an image ID a revision ran: never pulled
+    build: BuildRequest | None = None  # ``image`` is built from this when it is not here
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +229,9 @@ class Runtime(Protocol):
     def pull_image(self, image: str, *, always: bool = False) -> None:
         """Fetch ``image`` (``always``: even when present); ``ImageUnavailable`` when that fails."""
         ...
+
+    def build_image(self, request: BuildRequest) -> list[str]:
+        """Build and tag an image; its output's lines. ``ImageUnavailable`` if the build fails."""
 
     def inspect_image(self, image: str) -> LocalImage | None:
         """The image ``image`` (a reference or an ID) names here, with its digests; None if none."""

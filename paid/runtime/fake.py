@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from paid.runtime.base import (
+    BuildRequest,
     ContainerMissing,
     ContainerRequest,
     ImageUnavailable,
@@ -57,6 +58,7 @@ MUTATING_CALLS = frozenset(
         "pause",
         "kill",
         "create_volume",
+        "build",
         "create_network",
         "remove_network",
         "remove_image",
@@ -106,6 +108,7 @@ class FakeRuntime:
     volumes: dict[str, str] = field(default_factory=dict)  # name -> a directory
     volume_label_sets: dict[str, dict[str, str]] = field(default_factory=dict)
     image_volumes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # image -> VOLUMEs
+    failing_builds: set[str] = field(default_factory=set)  # tags whose build fails
     streams: list[FakeEventStream] = field(default_factory=list)
     instance: str = DEFAULT_INSTANCE
     networks: dict[str, ActualNetwork] = field(default_factory=dict)
@@ -171,6 +174,15 @@ class FakeRuntime:
         if image not in self.pullable:
             raise ImageUnavailable(image, "manifest unknown")
         self.images.add(image)
+
+    def build_image(self, request: BuildRequest) -> list[str]:
+        self._call("build", request.tag)
+        if request.tag in self.failing_builds:
+            raise ImageUnavailable(
+                request.tag, "the build failed: RUN false", reason="build_failed"
+            )
+        self.images.add(request.tag)
+        return [f"STEP 1/1: built {request.tag}"]
 
     def inspect_image(self, image: str) -> LocalImage | None:
         self._call("inspect_image", image)

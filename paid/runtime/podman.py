@@ -27,6 +27,7 @@ from podman import PodmanClient
 from podman import errors as podman_errors
 
 from paid.runtime.base import (
+    BuildRequest,
     ContainerMissing,
     ContainerOptions,
     ContainerRequest,
@@ -156,6 +157,27 @@ class PodmanRuntime:
             if response.status_code >= 400 or problems:
                 detail = problems[-1] if problems else f"HTTP {response.status_code}"
                 raise ImageUnavailable(image, detail)
+
+    def build_image(self, request: BuildRequest) -> list[str]:
+        with _translated(f"build {request.tag}", image=request.tag):
+            try:
+                _, stream = self._client.images.build(
+                    path=request.context,
+                    dockerfile=request.containerfile,
+                    tag=request.tag,
+                    buildargs=dict(request.args),
+                    target=request.target,
+                    rm=True,
+                    forcerm=True,
+                    timeout=BUILD_TIMEOUT,
+                )
+                return _build_lines(stream)
+            except podman_errors.BuildError as err:
+                tail = _build_lines(err.build_log)[-10:]
+                detail = " ⏎ ".join([*tail, str(err.msg).strip()][-10:])
+                raise ImageUnavailable(
+                    request.tag, f"the build failed: {detail}", reason="build_failed"
+                ) from err
 
     def inspect_image(self, image: str) -> LocalImage | None:
         with _translated(f"inspect image {image}"):
@@ -566,6 +588,23 @@ def _attachment(aliases: Sequence[str], addresses: Sequence[str]) -> dict[str, A
     if addresses:
         out["static_ips"] = list(addresses)
     return out
+
+
+BUILD_TIMEOUT = 3600.0  # seconds for a whole build's answer
+
+
+def _build_lines(stream: Any) -> list[str]:
+    """The text lines of Podman's build stream (JSON objects with a "stream" key)."""
+    lines: list[str] = []
+    for raw in stream or ():
+        try:
+            item = json.loads(raw)
+        except (TypeError, ValueError):
+            continue
+        text = item.get("stream") if isinstance(item, dict) else None
+        if isinstance(text, str):
+            lines.extend(line for line in text.splitlines() if line.strip())
+    return lines[-200:]
 
 
 def _host_ip(address: str) -> str:

@@ -32,6 +32,7 @@ from tenacity import (
 
 from paid.metrics import Metrics
 from paid.runtime.base import (
+    BuildRequest,
     ContainerRequest,
     ImageUnavailable,
     RequestRejected,
@@ -168,6 +169,9 @@ class ResilientRuntime:
 
     def pull_image(self, image: str, *, always: bool = False) -> None:
         self._call("pull", lambda: self.inner.pull_image(image, always=always))
+
+    def build_image(self, request: BuildRequest) -> list[str]:
+        return self._call("build", lambda: self.inner.build_image(request), retry=False)
 
     def inspect_image(self, image: str) -> LocalImage | None:
         return self._call("inspect_image", lambda: self.inner.inspect_image(image))

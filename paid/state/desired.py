@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from paid.state.builds import BuildContext
 from paid.state.configs import ConfigContent
 from paid.state.networks import DEFAULT_NETWORK, Attachment, DesiredNetwork, NetworkSpec
 from paid.state.specs import ServiceDocument, ServiceName, ServiceSpec, shape_of, spec_hash
@@ -26,6 +27,7 @@ class DesiredService:
     image_id: str | None = None  # a rebuilt revision's image as it ran: that, not the tag
     image_digest: str | None = None  # imageUpdate: the digest it runs (in the shape)
     cause: str = ""  # why its revision is new, when paid made it so (an image update)
+    build: BuildContext | None = None  # spec.build as loaded: where the image is built from
 
     def with_digest(self, digest: str | None, *, cause: str = "") -> DesiredService:
         """This service running exactly ``digest`` of its image: its shape and hash say so."""
@@ -45,6 +47,7 @@ class DesiredService:
         secret_fingerprints: Mapping[str, str] | None = None,
         default_network: str = DEFAULT_NETWORK,
         configs: tuple[ConfigContent, ...] = (),
+        build: BuildContext | None = None,
     ) -> DesiredService:
         """A validated document, with its shape and hash worked out once.
 
@@ -72,6 +75,7 @@ class DesiredService:
             source=source,
             secret_fingerprints=fingerprints,
             configs=configs,
+            build=build,
         )
 
 

@@ -20,6 +20,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from paid.state.builds import BuildContext, read_build
 from paid.state.checks import cross_checks, network_checks
 from paid.state.configs import ConfigContent, ConfigError, read_config, read_env_file
 from paid.state.desired import DesiredService, DesiredState
@@ -80,7 +81,7 @@ def load_directory(
         files = files[:MAX_FILES]
     read = {path: read_file(path, display=_display(path)) for path in files}
     referenced = _referenced(read)
-    files = [p for p in files if not _under(p, referenced)]
+    files = [p for p in files if not (_under(p, referenced) and not _paid_file(read[p][0]))]
     documents: list[Document] = []
     for path in files:
         docs, file_errors = read[path]
@@ -112,7 +113,7 @@ def load_directory(
         from_repo = _repo_files(doc, parsed, root, errors)
         if from_repo is None:
             continue
-        parsed, configs = from_repo
+        parsed, configs, build = from_repo
         try:
             services[name] = _desired_service(
                 parsed,
@@ -121,6 +122,7 @@ def load_directory(
                 offline=offline,
                 default_network=default_network,
                 configs=configs,
+                build=build,
             )
         except SecretUnavailable as err:
             errors.append(
@@ -166,22 +168,38 @@ def _twice(doc: Document, kind: str, first: Document) -> LoadError:
 
 def _repo_files(
     doc: Document, parsed: ServiceDocument, root: Path, errors: list[LoadError]
-) -> tuple[ServiceDocument, tuple[ConfigContent, ...]] | None:
-    """The service's configs read and digested, its env files merged into env (env wins).
+) -> tuple[ServiceDocument, tuple[ConfigContent, ...], BuildContext | None] | None:
+    """The service's configs read and digested, its env files merged into env (env wins),
+    its build context digested and the image it makes named.
 
     None after reporting, when one of them cannot be used.
     """
     spec = parsed.spec
-    if not spec.configs and not spec.env_files:
-        return parsed, ()
     base = Path(doc.file).parent
+    build: BuildContext | None = None
+    if spec.build is not None:
+        if spec.image:
+            at: tuple[str | int, ...] = ("spec", "image")
+            why = "with build, paid names the image it builds itself; remove image"
+            errors.append(LoadError(doc.file, doc.line_of(at), dotted(at), why))
+            return None
+        try:
+            build = read_build(root, base, spec.build)
+        except ConfigError as err:
+            at = ("spec", "build", "context")
+            errors.append(LoadError(doc.file, doc.line_of(at), dotted(at), str(err)))
+            return None
+        spec = spec.model_copy(update={"image": build.tag(parsed.metadata.name)})
+        parsed = parsed.model_copy(update={"spec": spec})
+    if not spec.configs and not spec.env_files:
+        return parsed, (), build
     configs: list[ConfigContent] = []
     failed = False
     for i, mount in enumerate(spec.configs):
         try:
             configs.append(read_config(root, base, mount))
         except ConfigError as err:
-            at: tuple[str | int, ...] = ("spec", "configs", i, "source")
+            at = ("spec", "configs", i, "source")
             errors.append(LoadError(doc.file, doc.line_of(at), dotted(at), str(err)))
             failed = True
     from_files: dict[str, str] = {}
@@ -202,7 +220,7 @@ def _repo_files(
             )
             return None
     merged = spec.model_copy(update={"env": {**from_files, **spec.env}, "env_files": []})
-    return parsed.model_copy(update={"spec": merged}), tuple(configs)
+    return parsed.model_copy(update={"spec": merged}), tuple(configs), build
 
 
 def _desired_service(
@@ -213,6 +231,7 @@ def _desired_service(
     offline: bool = False,
     default_network: str = DEFAULT_NETWORK,
     configs: tuple[ConfigContent, ...] = (),
+    build: BuildContext | None = None,
 ) -> DesiredService:
     fingerprints: dict[str, str] = {}
     for key, entry in parsed.spec.secret_env.items():
@@ -233,6 +252,7 @@ def _desired_service(
         secret_fingerprints=fingerprints,
         default_network=default_network,
         configs=configs,
+        build=build,
     )
 
 
@@ -358,10 +378,21 @@ def _referenced(read: Mapping[Path, tuple[list[Document], list[LoadError]]]) -> 
                 continue
             named = [c.get("source") for c in spec.get("configs") or [] if isinstance(c, dict)]
             named += list(spec.get("envFiles") or [])
+            build = spec.get("build")
+            if isinstance(build, dict):
+                named.append(build.get("context", "."))
             for source in named:
                 if isinstance(source, str) and source and "\0" not in source:
                     out.add(Path(os.path.normpath(path.parent / source)))
     return out
+
+
+def _paid_file(docs: list[Document]) -> bool:
+    """Whether a file holds a paid document (a build context may hold the service's own)."""
+    return any(
+        isinstance(d.value, dict) and str(d.value.get("apiVersion", "")).startswith("paid/")
+        for d in docs
+    )
 
 
 def _under(path: Path, referenced: set[Path]) -> bool:

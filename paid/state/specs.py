@@ -39,6 +39,7 @@ from paid.state.basics import (
     no_nul,
     parse_memory,
 )
+from paid.state.builds import Build
 from paid.state.configs import ConfigMount, env_file_name
 from paid.state.container_fields import (
     HOSTNAME,
@@ -184,9 +185,10 @@ class Metadata(Model):
 
 
 class ServiceSpec(Model):
-    # Before image: whether a moving tag is allowed depends on it (the shape's keys are sorted).
+    # Before image, which is checked against them (the shape's keys are sorted anyway).
     image_update: ImageUpdate | None = None
-    image: str
+    build: Build | None = None  # the loader names the image it builds (paid.state.builds)
+    image: str = Field(default="", validate_default=True)
     image_pull_policy: PullPolicy | None = None  # see pull_policy
     command: list[str] | None = None
     args: list[str] | None = None
@@ -251,6 +253,8 @@ class ServiceSpec(Model):
     def _follows_a_tag(self) -> Self:
         if self.image_update is None:
             return self
+        if self.build is not None:
+            raise ValueError("imageUpdate: a built image has no registry tag to follow")
         if "@" in self.image:
             raise ValueError(
                 "imageUpdate: the image is pinned by digest; there is no tag to follow"
@@ -337,6 +341,10 @@ class ServiceSpec(Model):
     @field_validator("image")
     @classmethod
     def _pinned(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            if info.data.get("build") is None:
+                raise ValueError("an image, or a build to make one, is required")
+            return value
         _check_image(value)
         why = _moving(value)
         if why is not None and info.data.get("image_update") is None:
@@ -437,7 +445,7 @@ class ServiceSpec(Model):
             "readOnlyRootFilesystem", "tmpfs", "capabilities", "privileged",
             "noNewPrivileges", "securityOpt", "devices", "ulimits", "sysctls", "shmSize",
             "pidsLimit", "logging", "extraHosts", "dns", "userns", "timezone", "annotations",
-            "hostNetwork", "configs", "envFiles", "secrets",
+            "hostNetwork", "configs", "envFiles", "secrets", "build",
         }
     )  # fmt: skip
 

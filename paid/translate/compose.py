@@ -292,11 +292,8 @@ def _service(
     ctx = Context(str(path), doc, service, name, {}, path.parent, translation, [], project)
     if name != service:
         ctx.notes.append(f"service {service} is named {name} (paid's names: a-z, 0-9, -)")
-    if "image" not in body:
-        ctx.problem(
-            "image",
-            "required: paid runs images" + (" (this one has build:)" if "build" in body else ""),
-        )
+    if "image" not in body and "build" not in body:
+        ctx.problem("image", "required: an image, or a build to make one")
     for key, value in body.items():
         known = BY_NAME.get(str(key))
         if known is None:
@@ -305,6 +302,13 @@ def _service(
             ctx.problem(str(key), known.how)
         else:
             known.handler(value, ctx)
+    if "build" in ctx.spec and "image" in ctx.spec:
+        ctx.notes.append(
+            f"compose tags the build as {body.get('image')}; paid names the image it "
+            f"builds by the context's digest (localhost/paid/{name}:…)"
+        )
+        ctx.spec.pop("image")
+        ctx.spec.pop("imageUpdate", None)
     for secret in body.get("secrets") or []:
         source = secret.get("source") if isinstance(secret, dict) else secret
         if str(source) in project.secrets:

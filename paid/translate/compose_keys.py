@@ -331,6 +331,44 @@ def _bind(source: str, target: str, read_only: bool, ctx: Context, i: int) -> No
         )
 
 
+_BUILD_KEYS = frozenset({"context", "dockerfile", "args", "target"})
+
+
+def _build(value: Any, ctx: Context) -> None:
+    body = {"context": value} if isinstance(value, str) else value
+    if not isinstance(body, dict):
+        ctx.problem("build", "a context directory, or a mapping with context")
+        return
+    for key in body:
+        if key not in _BUILD_KEYS:
+            ctx.problem("build", f"{key}: no paid equivalent (context, dockerfile, args, target)")
+    context = str(body.get("context") or ".")
+    if "://" in context or context.startswith("git@"):
+        ctx.problem("build", f"{context}: a remote context; clone it into the project first")
+        return
+    relative = _project_file(context, ctx, "build")
+    if relative is None:
+        return
+    build: dict[str, Any] = {"context": relative}
+    if body.get("dockerfile"):
+        dockerfile = PurePosixPath(str(body["dockerfile"]))
+        if dockerfile.is_absolute() or ".." in dockerfile.parts:
+            ctx.problem("build", f"dockerfile {dockerfile}: a file inside the context")
+            return
+        build["containerfile"] = str(dockerfile)
+    args: dict[str, str] = {}
+    for key, given in _mapping(body.get("args") or {}).items():
+        if given is None and key not in os.environ:
+            ctx.problem("build", f"args: {key} has no value here (compose passes it through)")
+            continue
+        args[key] = os.environ[key] if given is None else given
+    if args:
+        build["args"] = args
+    if body.get("target"):
+        build["target"] = str(body["target"])
+    ctx.spec["build"] = build
+
+
 def _depends_on(value: Any, ctx: Context) -> None:
     wanted = value if isinstance(value, dict) else {name: {} for name in _strings(value)}
     for name, options in wanted.items():
@@ -599,8 +637,8 @@ def _capabilities(paid: str) -> Handler:
 KEYS: tuple[Key, ...] = (
     Key("image", "image", "required, pinned: a tag other than latest, or a digest; "
         "short names are qualified (redis:7 → docker.io/library/redis:7)", _image),
-    Key("build", "—", "paid runs images: build it (podman build -t localhost/NAME:1 .) and "
-        "set image"),
+    Key("build", "build", "context, dockerfile, args, target; the context is copied into the "
+        "output; an image beside it is dropped (paid names what it builds)", _build),
     Key("command", "args", "a string is split as a shell would", _command),
     Key("entrypoint", "command", "a string is split as a shell would", _entrypoint),
     Key("environment", "env", "list and map forms; a bare NAME takes the importer's "

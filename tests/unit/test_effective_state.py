@@ -144,7 +144,7 @@ def test_rollback_and_retry_speak_json(tmp_path: Path, capsys: Any) -> None:
     state = ["--state-dir", str(tmp_path / "state"), "--output", "json"]
 
     capsys.readouterr()
-    assert 0 == main(["rollback", "web", str(directory), *state])
+    assert 0 == main(["rollback", "web", str(directory), "--pin-only", *state])
     rolled = json.loads(capsys.readouterr().out)
     assert 0 == main(["rollout", "retry", "web", str(directory), *state])
     retried = json.loads(capsys.readouterr().out)

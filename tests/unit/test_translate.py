@@ -166,7 +166,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("service", "expected"),
     [
-        ("build: .\n    image: app:1", "services.web.build: paid runs images"),
+        ("build: {context: ./x, ssh: [default]}", "services.web.build: ssh: no paid equivalent"),
         ("image: a:1\n    scale: 3", "services.web.scale: paid runs one container"),
         ("image: a:1\n    network_mode: service:db", "services.web.network_mode: 'service:db'"),
         ("image: a:1\n    ports: ['8080']", "services.web.ports: 8080: give a host port"),
@@ -586,3 +586,48 @@ def test_an_undeclared_named_volume_is_a_located_refusal(tmp_path: Path) -> None
     assert [f"{path}:4: services.web.volumes: data: not declared under the top-level volumes"] == (
         problems
     )
+
+
+def test_a_build_app_imports_and_validates(tmp_path: Path) -> None:
+    """flask-redis' shape: `build: .` beside `.:/code`, an image name, args and a target."""
+    project = tmp_path / "counter"
+    project.mkdir()
+    (project / "Containerfile").write_text("FROM localhost/base:1 AS app\nCOPY . /code\n")
+    (project / "app.py").write_text("print('count')\n")
+    (project / "compose.yaml").write_text(
+        textwrap.dedent(
+            """\
+            services:
+              web:
+                build:
+                  context: .
+                  dockerfile: Containerfile
+                  args: {MODE: prod}
+                  target: app
+                image: counter-web:latest
+                volumes: [".:/code"]
+              redis:
+                image: redis:7.2
+            """
+        )
+    )
+    out = project / "desired-state"
+
+    assert 0 == main(["import", "compose", str(project / "compose.yaml"), "-o", str(out)])
+
+    spec = yaml.safe_load((out / "web.yaml").read_text())["spec"]
+    expected = {
+        "context": "counter-files",
+        "containerfile": "Containerfile",
+        "args": {"MODE": "prod"},
+        "target": "app",
+    }
+    assert expected == spec["build"]
+    assert "image" not in spec
+    assert (out / "counter-files" / "app.py").is_file()
+    assert not (out / "counter-files" / "desired-state").exists()
+    loaded = load_directory(out, offline=True)
+    assert loaded.ok, loaded.errors
+    assert loaded.desired is not None
+    web = loaded.desired.services["web"]  # type: ignore[index]
+    assert web.spec.image.startswith("localhost/paid/web:")
