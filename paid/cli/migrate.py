@@ -22,7 +22,13 @@ def register(sub: Subparsers, parents: Parents) -> None:
     compose = kinds.add_parser(
         "compose", parents=[parents.common], help="a compose file: one paid file per service"
     )
-    compose.add_argument("file", type=Path, help="compose.yaml")
+    compose.add_argument(
+        "file",
+        type=Path,
+        nargs="+",
+        help="compose.yaml, then files merged onto it in order (as docker compose -f a -f b); "
+        "one file is merged with the compose.override.yaml beside it",
+    )
     quadlet = kinds.add_parser(
         "quadlet",
         parents=[parents.common],
@@ -53,8 +59,7 @@ def register(sub: Subparsers, parents: Parents) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    source: Path = args.file
-    translation = import_compose(source) if args.kind == "compose" else import_quadlet(source)
+    translation = import_compose(args.file) if args.kind == "compose" else import_quadlet(args.file)
     refused = _invalid(translation)
     problems = reported(translation.problems, refused)
     for problem in problems:

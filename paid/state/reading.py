@@ -56,6 +56,10 @@ class Document:
     value: Any
     lines: dict[Path_, int] = field(default_factory=dict)
 
+    def where(self, path: Sequence[str | int]) -> tuple[str, int]:
+        """The file, and the line of the deepest known prefix of ``path``."""
+        return self.file, self.line_of(path)
+
     def line_of(self, path: Sequence[str | int]) -> int:
         """The line of the deepest known prefix of ``path``."""
         for end in range(len(path), -1, -1):

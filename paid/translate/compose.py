@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 from paid.state.configs import ConfigError, parse_env
 from paid.state.reading import Document, read_file
 from paid.translate.compose_keys import BY_NAME, Context, Project, network_name
+from paid.translate.compose_merge import Located, Merged, merge, override_of
 from paid.translate.output import Output, Problem, Translation, in_order
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -130,28 +131,48 @@ def _braced(expression: str, variables: Mapping[str, str], used: set[str]) -> st
 # -- the file ---------------------------------------------------------------------
 
 
-def import_compose(path: Path, *, environ: Mapping[str, str] | None = None) -> Translation:
-    """Translate the compose file at ``path``; problems say what could not be."""
+def import_compose(
+    paths: Path | Sequence[Path], *, environ: Mapping[str, str] | None = None
+) -> Translation:
+    """Translate compose files (merged in order, as ``-f a -f b``); problems say what cannot be.
+
+    One file is merged with the override file compose would read beside it
+    (``compose.override.yaml`` for ``compose.yaml``). The project directory,
+    its ``.env`` and relative paths are the first file's.
+    """
+    files = [paths] if isinstance(paths, Path) else list(paths)
+    if len(files) == 1 and (override := override_of(files[0])) is not None:
+        files.append(override)
+    path = files[0]
     translation = Translation()
-    display = str(path)
-    docs, errors = read_file(path, display=display)
-    for error in errors:
-        translation.problems.append(Problem(error.file, error.line, error.field, error.message))
-    if errors or not docs:
-        return translation
-    doc = docs[0]
-    if not isinstance(doc.value, dict) or not isinstance(doc.value.get("services"), dict):
-        translation.problems.append(
-            Problem(display, 1, "services", "no services: not a compose file")
-        )
-        return translation
     variables = _variables(path.parent / ".env", translation, environ)
     used: set[str] = set()
-    try:
-        compose = interpolate(doc.value, variables, used)
-    except ValueError as err:
-        translation.problems.append(Problem(display, 0, "interpolation", str(err)))
-        return translation
+    docs: list[Document] = []
+    values: list[dict[str, Any]] = []
+    for file in files:
+        display = str(file)
+        read, errors = read_file(file, display=display)
+        for error in errors:
+            translation.problems.append(Problem(error.file, error.line, error.field, error.message))
+        if errors or not read:
+            return translation
+        if not isinstance(read[0].value, dict) or (
+            not isinstance(read[0].value.get("services"), dict) and file == path
+        ):
+            translation.problems.append(
+                Problem(display, 1, "services", "no services: not a compose file")
+            )
+            return translation
+        try:
+            values.append(interpolate(read[0].value, variables, used))
+        except ValueError as err:
+            translation.problems.append(Problem(display, 0, "interpolation", str(err)))
+            return translation
+        docs.append(read[0])
+    compose = values[0]
+    for value in values[1:]:
+        compose = merge(compose, value)
+    doc: Located = Merged(docs, compose) if len(docs) > 1 else docs[0]
     project = Project(name=project_name(compose, path, variables))
     _top_level(compose, doc, path, project, translation)
     for service, body in compose["services"].items():
@@ -184,15 +205,15 @@ class _File:
     """The compose file's top level, as the importer reads it."""
 
     compose: dict[str, Any]
-    doc: Document
+    doc: Located
     path: Path
     project: Project
     translation: Translation
 
     def problem(self, loc: tuple[Any, ...], why: str) -> None:
         key = ".".join(str(p) for p in loc)
-        line = self.doc.line_of(loc)
-        self.translation.problems.append(Problem(str(self.path), line, key, why))
+        file, line = self.doc.where(loc)
+        self.translation.problems.append(Problem(file, line, key, why))
 
 
 def project_name(compose: dict[str, Any], path: Path, variables: Mapping[str, str]) -> str:
@@ -208,7 +229,7 @@ def project_name(compose: dict[str, Any], path: Path, variables: Mapping[str, st
 
 
 def _top_level(
-    compose: dict[str, Any], doc: Document, path: Path, project: Project, translation: Translation
+    compose: dict[str, Any], doc: Located, path: Path, project: Project, translation: Translation
 ) -> None:
     """Service names, networks, volumes, secrets and configs: what services refer to."""
     top = _File(compose, doc, path, project, translation)
@@ -282,7 +303,7 @@ def _file_entry(top: _File, kind: str, name: str, file: Any) -> None:
 def _service(
     service: str,
     body: dict[str, Any],
-    doc: Document,
+    doc: Located,
     path: Path,
     *,
     project: Project,

@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from paid.state.networks import NETWORK_NAME
-from paid.state.reading import Document
 from paid.state.specs import NAME_PATTERN
+from paid.translate.compose_merge import Located
 from paid.translate.output import Problem, Translation
 
 _NAME = re.compile(NAME_PATTERN)
@@ -32,7 +32,7 @@ class Context:
     """One service being translated: where it is, what it became, what went wrong."""
 
     file: str
-    doc: Document
+    doc: Located
     service: str
     name: str
     spec: dict[str, Any]
@@ -44,10 +44,11 @@ class Context:
 
     def problem(self, key: str, why: str, *path: str | int) -> None:
         loc = ("services", self.service, key, *path)
+        file, line = self.doc.where(loc)
         self.translation.problems.append(
             Problem(
-                self.file,
-                self.doc.line_of(loc),
+                file,
+                line,
                 f"services.{self.service}.{key}",
                 why,
                 output=f"{self.name}.yaml",

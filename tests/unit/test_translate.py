@@ -631,3 +631,56 @@ def test_a_build_app_imports_and_validates(tmp_path: Path) -> None:
     assert loaded.desired is not None
     web = loaded.desired.services["web"]  # type: ignore[index]
     assert web.spec.image.startswith("localhost/paid/web:")
+
+
+def test_the_override_file_beside_compose_yaml_is_merged(tmp_path: Path) -> None:
+    """compose.override.yaml: mappings merge, command is replaced, ports add, volumes by target."""
+    _write(
+        tmp_path,
+        """\
+        services:
+          web:
+            image: localhost/web:1
+            command: ["serve", "--prod"]
+            environment: [MODE=prod, LEVEL=info]
+            ports: ["8080:80"]
+            volumes: ["data:/data", "logs:/logs"]
+        volumes: {data: {}, logs: {}, other: {}}
+        """,
+    )
+    (tmp_path / "compose.override.yaml").write_text(
+        textwrap.dedent(
+            """\
+            services:
+              web:
+                command: ["serve", "--debug"]
+                environment: {LEVEL: debug, EXTRA: "1"}
+                ports: ["9090:90"]
+                volumes: ["other:/data"]
+            """
+        )
+    )
+
+    [web] = import_compose(tmp_path / "compose.yaml", environ={}).outputs
+    spec = web.documents[0]["spec"]
+
+    assert ["serve", "--debug"] == spec["args"]
+    assert {"MODE": "prod", "LEVEL": "debug", "EXTRA": "1"} == spec["env"]
+    assert ["8080:80", "9090:90"] == spec["ports"]
+    project = tmp_path.name
+    assert sorted([f"{project}_other:/data", f"{project}_logs:/logs"]) == sorted(spec["volumes"])
+
+
+def test_files_given_in_order_are_merged_and_a_refusal_points_at_its_file(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """-f a -f b: b's keys win; a key b adds that paid refuses is reported at b's line."""
+    base = _write(tmp_path, "services:\n  web:\n    image: localhost/web:1\n")
+    extra = tmp_path / "prod.yaml"
+    extra.write_text("services:\n  web:\n    image: localhost/web:2\n    pid: host\n")
+
+    assert 1 == main(["import", "compose", str(base), str(extra), "-o", str(tmp_path / "out")])
+
+    assert f"{extra}:4: services.web.pid: no paid equivalent" in capsys.readouterr().err
+    translation = import_compose([base, extra], environ={})
+    assert "localhost/web:2" == translation.outputs[0].documents[0]["spec"]["image"]
