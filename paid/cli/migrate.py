@@ -55,6 +55,12 @@ def register(sub: Subparsers, parents: Parents) -> None:
         help="Kubernetes manifests: Deployments, Services, PVCs, ConfigMaps, NetworkPolicies",
     )
     to_kube.add_argument("-o", "--output-file", type=Path, help="default: stdout")
+    to_kube.add_argument(
+        "--pods",
+        action="store_true",
+        help="a Pod per service, named as it, instead of Deployments: for podman kube play, "
+        "where services then find each other by name on a network with DNS",
+    )
     to_kube.set_defaults(handler=_export_kube, offline=True)
 
 
@@ -125,7 +131,7 @@ def _export_kube(args: argparse.Namespace) -> int:
     if result.desired is None:
         print_errors(result)
         return EXIT_ERROR
-    manifests = kube.export(result.desired)
+    manifests = kube.export(result.desired, pods=args.pods)
     for skipped in manifests.skipped:
         stderr(f"paid: not exported: {skipped}")
     text = manifests.text()

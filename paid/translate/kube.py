@@ -1,8 +1,10 @@
 """``paid export kube``: the desired state as Kubernetes manifests, for a cluster or kube play.
 
 Per service a ``Deployment`` (one replica, ``Recreate``: paid's
-stop-first rollout) and, when it publishes ports, a ``Service`` (cluster
-DNS gives the names paid's networks give); per named volume a
+stop-first rollout) and a ``Service`` of its name, so others reach it by
+name as on paid's networks: with its ports when it publishes some,
+headless (``clusterIP: None``, DNS straight to the pod) when it does not;
+each network alias is one more Service of that name; per named volume a
 ``PersistentVolumeClaim``; per config a ``ConfigMap``. Secrets are
 referenced by name (``paid-<file>``, key ``value``), never exported.
 Networks have no Kubernetes equivalent: each becomes a ``NetworkPolicy``
@@ -50,12 +52,18 @@ def _dns_name(text: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:63] or "x"
 
 
-def export(desired: DesiredState) -> Manifests:
-    """Every service, volume, config and network of ``desired`` as Kubernetes objects."""
+def export(desired: DesiredState, *, pods: bool = False) -> Manifests:
+    """Every service, volume, config and network of ``desired`` as Kubernetes objects.
+
+    ``pods``: a bare Pod per service, named as the service, instead of a
+    Deployment. For ``podman kube play`` on one host: Podman (4.3) gives a
+    Deployment's pod a generated name and ignores Services, so only a Pod
+    named as the service is found by that name on a network with DNS.
+    """
     manifests = Manifests()
     volumes: set[str] = set()
     for service in desired:
-        _service(service, manifests, volumes)
+        _service(service, manifests, volumes, pods=pods)
     for name in sorted(volumes):
         manifests.objects.append(
             {
@@ -73,7 +81,8 @@ def export(desired: DesiredState) -> Manifests:
     return manifests
 
 
-def _service(service: DesiredService, manifests: Manifests, claims: set[str]) -> None:
+def _container(service: DesiredService) -> dict[str, Any]:
+    """The container's own fields: image, command, env, ports, resources, probes."""
     spec, name = service.spec, service.name
     container: dict[str, Any] = {"name": name, "image": spec.image}
     if spec.command is not None:
@@ -117,6 +126,14 @@ def _service(service: DesiredService, manifests: Manifests, claims: set[str]) ->
             "failureThreshold": first.failure_threshold + extra,
             "successThreshold": 1,
         }
+    return container
+
+
+def _service(
+    service: DesiredService, manifests: Manifests, claims: set[str], *, pods: bool
+) -> None:
+    spec, name = service.spec, service.name
+    container = _container(service)
     security = _security(spec, name, manifests)
     if security:
         container["securityContext"] = security
@@ -133,23 +150,45 @@ def _service(service: DesiredService, manifests: Manifests, claims: set[str]) ->
     labels = {**service.labels, NAME_LABEL: name}
     pod_labels: dict[str, str] = {NAME_LABEL: str(name)}
     pod_labels.update({NETWORK_LABEL.format(a.name): "true" for a in spec.networks})
-    manifests.objects.append(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "replicas": 1 if spec.enabled else 0,
-                "strategy": {"type": "Recreate"},  # paid's rollout is stop-first too
-                "selector": {"matchLabels": {NAME_LABEL: name}},
-                "template": {"metadata": {"labels": pod_labels}, "spec": pod},
-            },
-        }
-    )
+    template_metadata: dict[str, Any] = {"labels": pod_labels}
+    if spec.annotations:
+        template_metadata["annotations"] = dict(spec.annotations)
+    if pods:
+        if spec.enabled:
+            metadata = {**template_metadata, "name": name}
+            pod_object = {"restartPolicy": "Always", **pod}
+            manifests.objects.append(
+                {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_object}
+            )
+    else:
+        manifests.objects.append(_deployment(name, labels, template_metadata, pod, spec))
+    manifests.objects.append(_kube_service(name, name, spec))
+    for alias in sorted({a for attachment in spec.networks for a in attachment.aliases}):
+        if alias != name:
+            manifests.objects.append(_kube_service(_dns_name(alias), name, spec))
     if spec.ports:
-        manifests.objects.append(_kube_service(name, spec))
         manifests.objects.append(_published_policy(name, spec))
     _skips(spec, name, manifests)
+
+
+def _deployment(
+    name: str,
+    labels: dict[str, str],
+    template_metadata: dict[str, Any],
+    pod: dict[str, Any],
+    spec: ServiceSpec,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": 1 if spec.enabled else 0,
+            "strategy": {"type": "Recreate"},  # paid's rollout is stop-first too
+            "selector": {"matchLabels": {NAME_LABEL: name}},
+            "template": {"metadata": template_metadata, "spec": pod},
+        },
+    }
 
 
 def _probe(probe: Probe) -> dict[str, Any]:
@@ -316,10 +355,16 @@ def _pod_fields(spec: ServiceSpec, name: str, pod: dict[str, Any], manifests: Ma
                 for o in spec.dns.options
             ]
         pod["dnsConfig"] = config
+    security: dict[str, Any] = {}
     if spec.sysctls:
-        pod["securityContext"] = {
-            "sysctls": [{"name": k, "value": v} for k, v in spec.sysctls.items()]
-        }
+        security["sysctls"] = [{"name": k, "value": v} for k, v in spec.sysctls.items()]
+    numeric = [int(g) for g in spec.group_add if g.isdigit()]
+    if numeric:
+        security["supplementalGroups"] = numeric
+    for group in (g for g in spec.group_add if not g.isdigit()):
+        manifests.skipped.append(f"{name}: groupAdd {group!r} (Kubernetes takes numeric ids)")
+    if security:
+        pod["securityContext"] = security
     if spec.shm_size:
         manifests.skipped.append(
             f"{name}: shmSize (mount an emptyDir of medium Memory on /dev/shm)"
@@ -336,7 +381,6 @@ def _skips(spec: ServiceSpec, name: str, manifests: Manifests) -> None:
         ("ulimits", spec.ulimits),
         ("pidsLimit", spec.pids_limit),
         ("securityOpt", spec.security_opt),
-        ("groupAdd", spec.group_add),
         ("userns", spec.userns),
         ("timezone", spec.timezone),
         ("logging", spec.logging),
@@ -351,7 +395,18 @@ def _skips(spec: ServiceSpec, name: str, manifests: Manifests) -> None:
             manifests.skipped.append(f"{name}: {label}")
 
 
-def _kube_service(name: str, spec: ServiceSpec) -> dict[str, Any]:
+def _kube_service(name: str, target: str, spec: ServiceSpec) -> dict[str, Any]:
+    """The Service ``name`` in front of ``target``'s pod: its ports, or headless."""
+    ports = _service_ports(spec)
+    body: dict[str, Any] = {"selector": {NAME_LABEL: target}}
+    if ports:
+        body["ports"] = ports
+    else:
+        body["clusterIP"] = "None"  # headless: the name resolves to the pod, any port
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": body}
+
+
+def _service_ports(spec: ServiceSpec) -> list[dict[str, Any]]:
     seen: set[tuple[int, str]] = set()
     ports = []
     for port in spec.ports:
@@ -367,12 +422,7 @@ def _kube_service(name: str, spec: ServiceSpec) -> dict[str, Any]:
                 "protocol": key[1],
             }
         )
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"selector": {NAME_LABEL: name}, "ports": ports},
-    }
+    return ports
 
 
 def _network_policy(network: str) -> dict[str, Any]:

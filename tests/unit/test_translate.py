@@ -684,3 +684,43 @@ def test_files_given_in_order_are_merged_and_a_refusal_points_at_its_file(
     assert f"{extra}:4: services.web.pid: no paid equivalent" in capsys.readouterr().err
     translation = import_compose([base, extra], environ={})
     assert "localhost/web:2" == translation.outputs[0].documents[0]["spec"]["image"]
+
+
+def test_export_kube_gives_every_service_and_alias_a_name_others_resolve(tmp_path: Path) -> None:
+    """No published port still gets a (headless) Service; an alias is a Service of its own."""
+    objects = _exported(tmp_path)
+    services = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "Service"}
+
+    assert {"proxy", "api", "worker-1", "backend-api"} <= set(services)
+    assert "None" == services["api"]["clusterIP"]  # api publishes nothing: headless
+    assert {"app.kubernetes.io/name": "api"} == services["backend-api"]["selector"]
+    assert "ports" in services["proxy"]
+
+
+def test_export_kube_carries_annotations_and_numeric_groups(tmp_path: Path, capsys: Any) -> None:
+    """annotations reach the pod; numeric groupAdd is supplementalGroups, a name is said."""
+    directory = tmp_path / "desired"
+    directory.mkdir()
+    doc = {
+        "apiVersion": "paid/v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {
+            "image": "localhost/web:1",
+            "groupAdd": ["2000", "video"],
+            "annotations": {"team": "payments"},
+        },
+    }
+    (directory / "web.yaml").write_text(yaml.safe_dump(doc))
+
+    assert 0 == main(["export", "kube", str(directory), "-o", str(tmp_path / "out.yaml")])
+
+    deployment = next(
+        o
+        for o in yaml.safe_load_all((tmp_path / "out.yaml").read_text())
+        if o["kind"] == "Deployment"
+    )
+    template = deployment["spec"]["template"]
+    assert {"team": "payments"} == template["metadata"]["annotations"]
+    assert [2000] == template["spec"]["securityContext"]["supplementalGroups"]
+    assert "web: groupAdd 'video' (Kubernetes takes numeric ids)" in capsys.readouterr().err
