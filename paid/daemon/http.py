@@ -1,26 +1,28 @@
 """The daemon's HTTP endpoints: /metrics, /healthz, /readyz, /status.
 
-An HTTP server in its own thread: answering never waits for a reconcile.
-Handlers read state the manager publishes; they never call Podman.
-Anything but GET/HEAD on a known path is 404 or 405, never a traceback.
+An asyncio server in its own thread: answering never waits for a
+reconcile, and handlers read state the manager publishes; they never call
+Podman. Anything but GET/HEAD on a known path is 404 or 405, never a
+traceback.
 
-Connections are served by a bounded pool (``WORKERS`` threads, at most
-``BACKLOG`` waiting; more are closed at once), each with a socket timeout,
-so a flood of half-open connections cannot pile up threads, and no
-thread is a daemon thread left running while the interpreter shuts down
-(which crashed it). A client that goes away mid-answer is one debug line.
+It cannot be starved. Every connection is a coroutine, not a thread, so
+hundreds of slow clients cost almost nothing; each must send its whole
+request head (at most ``MAX_HEAD`` bytes) within ``HEAD_DEADLINE``
+seconds in all — a client that trickles a byte a second is cut off, not
+waited for read by read — and at most ``MAX_CONNECTIONS`` are held, more
+being closed at once. Each answer is one request (``Connection: close``).
+A client that goes away is one debug line.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-import socket
-import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http import HTTPStatus
 from typing import Any
 
 import structlog
@@ -28,9 +30,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 log = structlog.get_logger("paid.http")
 
-WORKERS = 8
-BACKLOG = 64  # connections waiting for a worker; more are closed unanswered
-TIMEOUT = 5.0  # seconds a connection may take to send its request
+HEAD_DEADLINE = 5.0  # seconds a client has to send its whole request head
+WRITE_DEADLINE = 10.0  # seconds a client has to take its answer
+MAX_HEAD = 8192  # bytes of request line and headers
+MAX_CONNECTIONS = 512  # held at once; more are closed unanswered
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,115 +50,132 @@ class Endpoints:
     status: Callable[[], dict[str, Any]]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "paid"
-    timeout = TIMEOUT
-    endpoints: Endpoints  # set on the subclass made per server
-
-    def do_GET(self) -> None:
-        self._serve(body=True)
-
-    def do_HEAD(self) -> None:
-        self._serve(body=False)
-
-    def _not_allowed(self) -> None:
-        self._send(405, b"method not allowed\n", "text/plain", body=True, allow="GET, HEAD")
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
-
-    def _serve(self, *, body: bool) -> None:
-        path = self.path.split("?", 1)[0]
-        try:
-            if path == "/metrics":
-                self._send(200, self.endpoints.metrics(), CONTENT_TYPE_LATEST, body=body)
-            elif path in ("/healthz", "/readyz"):
-                probe = (self.endpoints.healthz if path == "/healthz" else self.endpoints.readyz)()
-                text = ("ok" if probe.ok else probe.reason) + "\n"
-                self._send(200 if probe.ok else 503, text.encode(), "text/plain", body=body)
-            elif path == "/status":
-                doc = json.dumps(self.endpoints.status(), indent=2, sort_keys=True) + "\n"
-                self._send(200, doc.encode(), "application/json", body=body)
-            else:
-                self._send(404, b"not found\n", "text/plain", body=body)
-        except Exception as err:  # a handler bug must not kill the server
-            log.exception("http_handler_failed", path=path, error=str(err))
-            self._send(500, b"internal error\n", "text/plain", body=body)
-
-    def _send(self, code: int, payload: bytes, ctype: str, *, body: bool, allow: str = "") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Cache-Control", "no-store")
-        if allow:
-            self.send_header("Allow", allow)
-        self.end_headers()
-        if body:
-            self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # access logs would drown the journal; metrics count scrapes
+@dataclass(frozen=True, slots=True)
+class Answer:
+    code: int
+    payload: bytes
+    content_type: str = "text/plain"
+    allow: str = ""
 
 
-class _PooledServer(HTTPServer):
-    """``HTTPServer`` with a bounded worker pool instead of a thread per connection."""
-
-    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
-        # Before binding: a failed bind calls server_close(), which shuts the pool.
-        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="paid-http")
-        self._waiting = threading.Semaphore(WORKERS + BACKLOG)
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._waiting.acquire(blocking=False):
-            log.debug("http_busy_dropped", client=str(client_address))
-            self.shutdown_request(request)
-            return
-        try:
-            self._pool.submit(self._serve_one, request, client_address)
-        except RuntimeError:  # shutting down
-            self._waiting.release()
-            self.shutdown_request(request)
-
-    def _serve_one(self, request: Any, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-            self._waiting.release()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        err = sys.exc_info()[1]
-        if isinstance(err, ConnectionError | TimeoutError | socket.timeout):
-            log.debug("http_client_gone", client=str(client_address), error=str(err))
-            return
-        log.exception("http_connection_failed", client=str(client_address))
-
-    def server_close(self) -> None:
-        super().server_close()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+def answer(endpoints: Endpoints, method: str, target: str) -> Answer:
+    """The answer to one request (``HEAD`` gets the same, the server drops the body)."""
+    path = target.split("?", 1)[0]
+    known = path in ("/metrics", "/healthz", "/readyz", "/status")
+    if method not in ("GET", "HEAD"):
+        if known:
+            return Answer(405, b"method not allowed\n", allow="GET, HEAD")
+        return Answer(404, b"not found\n")
+    if path == "/metrics":
+        return Answer(200, endpoints.metrics(), CONTENT_TYPE_LATEST)
+    if path in ("/healthz", "/readyz"):
+        probe = (endpoints.healthz if path == "/healthz" else endpoints.readyz)()
+        text = ("ok" if probe.ok else probe.reason) + "\n"
+        return Answer(200 if probe.ok else 503, text.encode())
+    if path == "/status":
+        doc = json.dumps(endpoints.status(), indent=2, sort_keys=True) + "\n"
+        return Answer(200, doc.encode(), "application/json")
+    return Answer(404, b"not found\n")
 
 
 class HttpServer:
+    """The endpoints on ``listen`` (``host:port``; port 0 picks one), served from a thread."""
+
     def __init__(self, listen: str, endpoints: Endpoints) -> None:
         host, _, port = listen.rpartition(":")
-        host = host.strip("[]") or "127.0.0.1"
-        handler = type("Handler", (_Handler,), {"endpoints": endpoints})
-        self._server = _PooledServer((host, int(port)), handler)
-        self.address = f"{host}:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.5},
-            name="paid-http",
-            daemon=True,
-        )
+        self._host = host.strip("[]") or "127.0.0.1"
+        self._endpoints = endpoints
+        self._loop = asyncio.new_event_loop()
+        self._held = 0
+        try:
+            self._server = self._loop.run_until_complete(
+                asyncio.start_server(
+                    self._connection, self._host, int(port), limit=MAX_HEAD, backlog=128
+                )
+            )
+        except BaseException:
+            self._loop.close()
+            raise
+        bound = self._server.sockets[0].getsockname()
+        self.address = f"{self._host}:{bound[1]}"
+        self._thread = threading.Thread(target=self._run, name="paid-http", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop accepting, then let the connections in hand finish (each within its timeout)."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=TIMEOUT + 1)
+        """Stop accepting; connections in hand end within their deadlines."""
+
+        async def close() -> None:
+            self._server.close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), HEAD_DEADLINE)
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(HEAD_DEADLINE + 1)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=HEAD_DEADLINE + 1)
+        else:
+            self._loop.run_until_complete(close())
+        self._loop.close()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._held >= MAX_CONNECTIONS:
+            log.debug("http_busy_dropped", client=str(writer.get_extra_info("peername")))
+            writer.close()
+            return
+        self._held += 1
+        try:
+            await self._serve(reader, writer)
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError) as err:
+            log.debug("http_client_gone", error=str(err) or type(err).__name__)
+        except Exception as err:  # a bug must not take the server down
+            log.exception("http_connection_failed", error=str(err))
+        finally:
+            self._held -= 1
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_DEADLINE)
+        except asyncio.LimitOverrunError:
+            await self._write(writer, Answer(400, b"request head too large\n"), body=True)
+            return
+        except TimeoutError:
+            await self._write(writer, Answer(408, b"request head too slow\n"), body=True)
+            return
+        request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        parts = request_line.split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            await self._write(writer, Answer(400, b"bad request\n"), body=True)
+            return
+        method, target = parts[0], parts[1]
+        try:
+            reply = answer(self._endpoints, method, target)
+        except Exception as err:  # a handler bug must not kill the server
+            log.exception("http_handler_failed", path=target, error=str(err))
+            reply = Answer(500, b"internal error\n")
+        await self._write(writer, reply, body=method != "HEAD")
+
+    @staticmethod
+    async def _write(writer: asyncio.StreamWriter, reply: Answer, *, body: bool) -> None:
+        lines = [
+            f"HTTP/1.1 {reply.code} {HTTPStatus(reply.code).phrase}",
+            "Server: paid",
+            f"Content-Type: {reply.content_type}",
+            f"Content-Length: {len(reply.payload)}",
+            "Cache-Control: no-store",
+            "Connection: close",
+        ]
+        if reply.allow:
+            lines.append(f"Allow: {reply.allow}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if body:
+            writer.write(reply.payload)
+        await asyncio.wait_for(writer.drain(), WRITE_DEADLINE)
