@@ -326,8 +326,12 @@ class ConfigStore:
     def _write(path: Path, data: bytes, mode: int) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:  # a full disk writes short before it fails: never a silent half copy
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
+        except OSError as err:
+            raise ConfigError(f"cannot copy a config to {path}: {err.strerror or err}") from err
         finally:
             os.close(fd)
         path.chmod(mode)

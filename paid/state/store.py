@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -142,7 +143,35 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 class StoreError(Exception):
-    """The store cannot be opened or used."""
+    """The store cannot be opened or used; the message names the file and what to do."""
+
+
+def explained(path: Path, err: BaseException) -> StoreError:
+    """SQLite's (or the OS's) error as a StoreError that says what is wrong and what to do.
+
+    Running containers are never touched by any of these: the store is
+    paid's memory, not the host's state.
+    """
+    text = str(err)
+    lowered = text.lower()
+    if "malformed" in lowered or "not a database" in lowered or "file is encrypted" in lowered:
+        return StoreError(
+            f"the store {path} is corrupt ({text}): move it aside (mv {path} {path}.corrupt, "
+            f"and its -wal and -shm files); the next start makes a new one and rebuilds "
+            "what it can from the containers' labels. Revision history, pins and the "
+            "journal in the old file are lost to paid"
+        )
+    if "readonly" in lowered or "read-only" in lowered or _read_only(path.parent):
+        return StoreError(
+            f"the store {path} cannot be written ({text}): its directory or file is read-only; "
+            "make it writable by the user paid runs as"
+        )
+    if "disk is full" in lowered or "no space" in lowered:
+        return StoreError(
+            f"the store {path} cannot be written: no space left on device; free space "
+            "on its file system"
+        )
+    return StoreError(f"the store {path}: {text}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +244,50 @@ class Snapshot:
     documents: list[dict[str, Any]]
 
 
+def _read_only(directory: Path) -> bool:
+    """Whether ``directory`` is on a read-only mount or cannot be written by this user."""
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY) or not os.access(
+            directory, os.W_OK
+        )
+    except OSError:
+        return False
+
+
+def _create(path: Path) -> None:
+    """Make a new store beside ``path`` and link it into place only once it is whole.
+
+    So a ``paid.db`` of 0 bytes is never paid's own (a kill -9 mid-creation
+    leaves only a hidden temporary file), and is reported as lost history.
+    The file is made 0600 before SQLite sees it (SQLite would honour umask);
+    a link, not a rename, so a store another process made meanwhile stays.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
+    os.close(os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        db = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            Store(db, temporary)._migrate()
+        finally:
+            db.close()
+        with suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        for leftover in (temporary, Path(f"{temporary}-wal"), Path(f"{temporary}-shm")):
+            with suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _empty(path: Path) -> bool:
+    """A database file of 0 bytes with no write-ahead log: nothing was ever kept in it."""
+    try:
+        wal = path.with_name(path.name + "-wal")
+        return path.stat().st_size == 0 and (not wal.exists() or wal.stat().st_size == 0)
+    except OSError:
+        return False
+
+
 class Store:
     """Revisions, journal and last good desired state in SQLite.
 
@@ -236,16 +309,28 @@ class Store:
             # Create the file 0600 before SQLite does (it would honour umask), and
             # only when it is missing: closing a descriptor of a database this
             # process has open drops SQLite's POSIX locks on it.
-            with suppress(FileExistsError):
-                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+            if not path.exists():
+                _create(path)
+            elif _empty(path):
+                raise StoreError(
+                    f"the store {path} is empty (0 bytes) but was not made now: its history "
+                    f"was lost (a truncated file?). Move it aside (mv {path} {path}.empty) to "
+                    "start a new one; paid rebuilds what it can from the containers' labels"
+                )
             db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
+        except StoreError:
+            raise
         except (OSError, sqlite3.Error) as err:
-            raise StoreError(f"cannot open the store at {path}: {err}") from err
+            raise explained(path, err) from err
         store = cls(db, path)
-        store._migrate()
+        try:
+            store._migrate()
+        except BaseException:
+            db.close()
+            raise
         return store
 
     def close(self) -> None:
@@ -260,17 +345,31 @@ class Store:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as err:
+                raise explained(self.path, err) from err
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as err:
+                with suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                if isinstance(err, sqlite3.Error):
+                    raise explained(self.path, err) from err
                 raise
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as err:
+                with suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise explained(self.path, err) from err
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as err:
+                raise explained(self.path, err) from err
 
     def _migrate(self) -> None:
         try:
@@ -287,7 +386,7 @@ class Store:
                             db.execute(statement)
                     db.execute(f"PRAGMA user_version = {version + 1}")
         except sqlite3.Error as err:
-            raise StoreError(f"cannot migrate the store at {self.path}: {err}") from err
+            raise explained(self.path, err) from err
 
     @property
     def schema_version(self) -> int:

@@ -66,3 +66,113 @@ def test_journal_records_in_order(tmp_path: Path) -> None:
         web = store.events(service="web")
 
     assert [("a", {"n": 1}), ("c", {})] == [(e.kind, dict(e.data)) for e in web]
+
+
+def _history(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from paid.cli import main  # noqa: PLC0415
+
+    code = main(["history", "web", "--state-dir", str(state_dir)])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def _filled(state_dir: Path) -> None:
+    with Store.open(state_dir) as store:
+        for i in range(200):
+            store.record("test", "x" * 500, service="web", i=i)
+        store.revision_for(service="web", spec_hash="h1", spec={"image": "a:1"}, image="a:1")
+        store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def test_a_corrupt_store_is_named_with_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scribbled pages: one line naming the file, how to move it aside, what is lost."""
+    _filled(tmp_path)
+    path = tmp_path / FILENAME
+    with path.open("r+b") as file:
+        file.seek(4096)
+        file.write(b"\xff" * 8192)
+
+    code, text = _history(tmp_path, capsys)
+
+    assert 1 == code
+    assert f"the store {path} is corrupt" in text
+    assert f"mv {path} {path}.corrupt" in text
+    assert "Traceback" not in text
+
+
+def test_an_emptied_store_is_lost_history_not_a_new_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A paid.db truncated to 0 bytes is refused, never silently started afresh."""
+    _filled(tmp_path)
+    (tmp_path / FILENAME).write_bytes(b"")
+
+    code, text = _history(tmp_path, capsys)
+
+    assert 1 == code
+    assert "is empty (0 bytes) but was not made now" in text
+    assert 0 == (tmp_path / FILENAME).stat().st_size  # left as it was, for the user to look at
+
+
+def test_a_new_store_is_never_left_empty(tmp_path: Path) -> None:
+    """A store is linked into place only once made: no 0-byte paid.db, no temporary file left."""
+    with Store.open(tmp_path) as store:
+        assert SCHEMA_VERSION == store.schema_version
+
+    assert (tmp_path / FILENAME).stat().st_size > 0
+    assert [FILENAME] == sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith("shm"))
+
+
+def _mount(*args: str) -> None:
+    import subprocess  # noqa: PLC0415
+
+    subprocess.run(["mount", *args], check=True, capture_output=True)
+
+
+def _can_mount() -> bool:
+    import os  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    return os.geteuid() == 0 and shutil.which("mount") is not None
+
+
+@pytest.mark.skipif(not _can_mount(), reason="needs root to mount (as CI runs)")
+def test_a_read_only_state_directory_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The state directory on a read-only mount: one line that says read-only, no traceback."""
+    state = tmp_path / "state"
+    _filled(state)
+    _mount("--bind", str(state), str(state))
+    try:
+        _mount("-o", "remount,ro,bind", str(state))
+        code, text = _history(state, capsys)
+    finally:
+        import subprocess  # noqa: PLC0415
+
+        subprocess.run(["umount", "-l", str(state)], check=True)
+    assert 1 == code
+    assert "read-only" in text or "cannot be written" in text, text
+    assert "Traceback" not in text
+
+
+@pytest.mark.skipif(not _can_mount(), reason="needs root to mount (as CI runs)")
+def test_a_full_disk_is_called_no_space_left(tmp_path: Path) -> None:
+    """The store's file system full: StoreError says no space left on device."""
+    import subprocess  # noqa: PLC0415
+
+    state = tmp_path / "state"
+    state.mkdir()
+    _mount("-t", "tmpfs", "-o", "size=256k", "tmpfs", str(state))
+    try:
+
+        def fill(store: Store) -> None:
+            for i in range(10_000):
+                store.record("test", "x" * 4000, service="web", i=i)
+
+        with Store.open(state) as store, pytest.raises(StoreError, match="no space left"):
+            fill(store)
+    finally:
+        subprocess.run(["umount", "-l", str(state)], check=True)
