@@ -25,7 +25,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from paid.runtime.base import ContainerMissing, Runtime, RuntimeFailure
 from paid.state import actual as states
 from paid.state.actual import ActualContainer
 from paid.state.archives import (
+    PARTIAL_SUFFIX,
     SAFETY_PREFIX,
     ArchiveError,
     BackupRecord,
@@ -207,6 +208,7 @@ class BackupController:
     def restore(self, service: DesiredService, backup_id: str | None = None) -> BackupRecord:
         """Put a backup's content back into the service's volumes, then wait until ready."""
         start = time.perf_counter()
+        self.collect_debris([service])
         try:
             record = find_backup(self.directory, service.name, backup_id)
             problems = verify(record)
@@ -261,6 +263,41 @@ class BackupController:
                 f"the data from before is backup {safety.id}"
             )
         return record
+
+    # -- debris ------------------------------------------------------------------
+
+    def collect_debris(self, desired: Iterable[DesiredService]) -> list[str]:
+        """Finish or undo what a killed backup or restore left; the paths it cleaned.
+
+        For each service no backup or restore holds now: a half-made backup
+        (``.<id>.partial``) and a content swap cut short beside a volume
+        (``_data.paid-restore``, ``_data.paid-old``). Run at the daemon's
+        start and before each restore, so debris never outlives the next run.
+        """
+        held = set(self.store.holds())
+        cleaned: list[str] = []
+        for service in desired:
+            if service.name in held:
+                continue
+            parent = self.directory / service.name
+            if parent.is_dir():
+                for entry in parent.iterdir():
+                    if entry.name.startswith(".") and entry.name.endswith(PARTIAL_SUFFIX):
+                        shutil.rmtree(entry, ignore_errors=True)
+                        cleaned.append(str(entry))
+            for volume in service.spec.named_volumes():
+                try:
+                    data = Path(self.runtime.volume_mountpoint(volume))
+                except RuntimeFailure:
+                    continue  # not there (yet), or Podman cannot say: nothing to clean
+                debris = [data.with_name(data.name + s) for s in (RESTORE_SUFFIX, OLD_SUFFIX)]
+                if any(d.exists() for d in debris):
+                    recover(data)
+                    cleaned.extend(str(d) for d in debris)
+        if cleaned:
+            log.warning("backup_debris_collected", paths=cleaned)
+            self.store.record("backup_debris_collected", f"collected {len(cleaned)} leftovers")
+        return cleaned
 
     # -- reading ---------------------------------------------------------------
 

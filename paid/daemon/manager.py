@@ -252,6 +252,7 @@ class Manager:
         self.http.start()  # first: /healthz answers while pre-flight asks the registries
         log.info("http_listening", address=self.http.address)
         self._preflight()
+        self._collect_debris()
         self.workers.start()
         if self.settings.watch_events:
             self._pump.start()
@@ -342,6 +343,16 @@ class Manager:
         self.store.record("daemon_stopped", "paid stopped", pid=os.getpid())
         log.info("daemon_stopped")
         return 0
+
+    def _collect_debris(self) -> None:
+        """What a killed backup or restore left, cleaned before anything else runs."""
+        desired = self.knowledge.desired
+        if desired is None:
+            return
+        try:
+            self.backups.collect_debris(desired)
+        except (OSError, StoreError, RuntimeFailure) as err:
+            log.warning("backup_debris_not_collected", error=str(err))
 
     def _preflight(self) -> None:
         """Run the pre-flight checks once at start; log and export what they found."""

@@ -150,3 +150,46 @@ def test_the_newest_backup_to_restore_is_never_a_restores_own_safety_copy(
     )  # fmt: skip
 
     assert wanted.id == find_backup(root, "s", None).id
+
+
+def test_debris_of_a_killed_restore_and_backup_is_collected_unless_held(tmp_path: Path) -> None:
+    """`_data.paid-restore`, `_data.paid-old` and `.<id>.partial` go; a held service's stay."""
+    from paid.controllers.backups import BackupController  # noqa: PLC0415
+    from paid.controllers.services import ServiceController  # noqa: PLC0415
+    from paid.runtime.fake import FakeRuntime  # noqa: PLC0415
+    from paid.state.store import Store  # noqa: PLC0415
+    from tests.unit.builders import desired_service  # noqa: PLC0415
+
+    runtime = FakeRuntime()
+    volumes = {}
+    for name in ("db-data", "cache-data"):
+        data = tmp_path / "volumes" / name / "_data"
+        data.mkdir(parents=True)
+        (data / "table").write_text("rows\n")
+        (data.with_name("_data.paid-restore") / "half").mkdir(parents=True)
+        runtime.volumes[name] = str(data)
+        volumes[name] = data
+    (volumes["db-data"].with_name("_data.paid-old")).mkdir()
+    backups = tmp_path / "backups"
+    for service in ("db", "cache"):
+        (backups / service / ".20260101T000000.000Z.partial").mkdir(parents=True)
+    with Store.open(tmp_path / "state") as store:
+        store.hold("cache", reason="restore", pid=os.getpid())
+        controller = BackupController(
+            runtime=runtime,
+            store=store,
+            services=ServiceController(runtime=runtime, journal=store),
+            directory=backups,
+        )
+        db = desired_service("db", image="localhost/db:1", volumes=["db-data:/var/lib/db"])
+        cache = desired_service("cache", image="localhost/db:1", volumes=["cache-data:/c"])
+
+        cleaned = controller.collect_debris([db, cache])
+
+    assert 3 == len(cleaned)
+    assert not volumes["db-data"].with_name("_data.paid-restore").exists()
+    assert not volumes["db-data"].with_name("_data.paid-old").exists()
+    assert "rows\n" == (volumes["db-data"] / "table").read_text()  # the volume itself stays
+    assert not list((backups / "db").iterdir())
+    assert volumes["cache-data"].with_name("_data.paid-restore").exists()  # held: in progress
+    assert list((backups / "cache").iterdir())
