@@ -61,8 +61,9 @@ TRIGGERS: Final = (
     "image_update",
 )
 PROBE_KINDS: Final = ("startup", "liveness", "readiness")
-PREFLIGHT_CHECKS: Final = (
-    "podman", "disk", "image", "registry", "port", "host_path", "secret", "backup_dir"
+PREFLIGHT_CHECKS: Final = (  # as paid.controllers.preflight.CHECKS (a test holds them equal)
+    "podman", "state", "disk", "image", "registry", "port", "host_path", "volume", "secret",
+    "backup_dir",
 )  # fmt: skip
 ROLLOUT_RESULTS: Final = ("succeeded", "failed", "rolled_back")
 

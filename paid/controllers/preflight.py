@@ -53,7 +53,8 @@ class Check:
 
 REGISTRY_BUDGET = 5.0  # seconds pre-flight waits for all registries together
 CHECKS = (
-    "podman", "disk", "image", "registry", "port", "host_path", "volume", "secret", "backup_dir"
+    "podman", "state", "disk", "image", "registry", "port", "host_path", "volume", "secret",
+    "backup_dir",
 )  # fmt: skip
 
 
@@ -92,6 +93,7 @@ def preflight(
     except RuntimeFailure as err:
         return [Check("podman", "api", Status.FAIL, f"Podman unreachable: {err}")]
     checks.append(Check("podman", "api", Status.OK, f"Podman {version}"))
+    checks.append(state_owner(listed, state_dir))
     for label, path in (("podman storage", storage), ("state directory", state_dir)):
         checks.append(_disk(label, path, disk))
     in_use = {c.image for c in listed}
@@ -250,6 +252,34 @@ def _present(runtime: Runtime, image: str) -> bool:
         return runtime.image_present(image)
     except RuntimeFailure:
         return False
+
+
+def state_owner(containers: Sequence[ActualContainer], state_dir: str) -> Check:
+    """This instance's containers are this state directory's, not another's that still exists.
+
+    Two paids with different ``--state-dir`` and one instance on one Podman
+    undo each other's work (names in use, a container gone, false
+    rollbacks). A state directory that no longer exists (moved, deleted)
+    is no one's: its containers are adopted.
+    """
+    mine = os.path.realpath(state_dir)
+    others: dict[str, list[str]] = {}
+    for container in containers:
+        owner = container.labels.get(labels.STATE_DIR)
+        if container.managed and owner and owner != mine and os.path.isdir(owner):
+            others.setdefault(owner, []).append(container.name)
+    if not others:
+        return Check("state", mine, Status.OK, "no other state directory manages this instance")
+    owner, names = sorted(others.items())[0]
+    instance = next((c.instance for c in containers if c.name in names), "")
+    return Check(
+        "state",
+        mine,
+        Status.FAIL,
+        f"instance {instance!r} on this Podman is managed from the state directory {owner} "
+        f"({', '.join(sorted(names)[:3])}); this paid's is {mine}: use that --state-dir, or "
+        "give this one its own --instance",
+    )
 
 
 def _shared_volumes(desired: DesiredState, runtime: Runtime) -> list[Check]:

@@ -46,6 +46,7 @@ directory or with the ``prune`` flag off (``World.prune``).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -127,6 +128,7 @@ class Reconciler:
             on_result=self._on_action,
             allowed_host_paths=allowed_host_paths,
             configs=ConfigStore(Path(store.path).parent / "configs"),
+            state_dir=os.path.realpath(Path(store.path).parent),
         )
         self.health = HealthController(
             runtime,

@@ -109,6 +109,7 @@ class ServiceController:
     secrets: SecretSource | None = None  # where secretEnv files are read
     allowed_host_paths: tuple[str, ...] = ()  # --allow-host-path, checked again at create
     configs: ConfigStore | None = None  # where configs' copies are kept (the state dir)
+    state_dir: str | None = None  # stamped on containers (labels.STATE_DIR)
 
     def execute(self, action: Action, service: DesiredService | None) -> ActionResult:
         """Carry out one action; report and journal its result."""
@@ -385,8 +386,13 @@ class ServiceController:
     def request_for(
         self, service: DesiredService, *, revision: int, canary: bool = False
     ) -> ContainerRequest:
-        """``container_request`` with this controller's config copies."""
-        return container_request(service, revision=revision, canary=canary, configs=self.configs)
+        """``container_request`` with this controller's config copies and state directory."""
+        request = container_request(service, revision=revision, canary=canary, configs=self.configs)
+        if self.state_dir is None:
+            return request
+        return dataclasses.replace(
+            request, labels={**request.labels, labels.STATE_DIR: self.state_dir}
+        )
 
     def _record(self, service: DesiredService) -> int:
         """The revision of ``service``'s spec, its document (controller fields too) kept."""

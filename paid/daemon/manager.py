@@ -38,7 +38,7 @@ from paid import __version__
 from paid.controllers.backups import BackupController
 from paid.controllers.health import ProbeKind
 from paid.controllers.images import ImageController, Registry
-from paid.controllers.preflight import preflight
+from paid.controllers.preflight import Status, preflight
 from paid.controllers.queue import WorkQueue
 from paid.controllers.reconciling import FULL, Hooks, Reconciler, Result
 from paid.controllers.timings import Timings
@@ -368,6 +368,10 @@ class Manager:
             registry=self.images.registry,
         )
         self.observers.preflight(checks)
+        for check in checks:
+            if check.check == "state" and check.status is Status.FAIL:
+                # Two state directories on one instance undo each other: never start.
+                raise StoreError(check.reason)
 
     # -- sources -------------------------------------------------------------
 

@@ -30,4 +30,7 @@ ASIDE_SUFFIX: Final = ".paid-prev"
 # changes, removes or prunes its own instance's containers. Containers made
 # before instances existed carry none and belong to the default one.
 INSTANCE: Final = "paid.instance"
+# The state directory (resolved) whose paid made the container: two state directories
+# claiming one instance on one Podman would undo each other's work, so it is refused.
+STATE_DIR: Final = "paid.state-dir"
 DEFAULT_INSTANCE: Final = "default"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,33 @@ def test_another_paid_instance_s_volume_is_refused(
 
     assert 0 != second.returncode
     assert "db (paid instance one)" in second.stdout + second.stderr
+
+
+def test_a_second_state_directory_on_one_instance_is_refused(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, tmp_path: Path
+) -> None:
+    """Another --state-dir for one instance: apply and run refuse, naming both; nothing moves."""
+    write_services(desired_dir, service_doc("web"))
+    assert 0 == _paid(podman, state_dir, "apply", str(desired_dir)).returncode
+    before = podman.inspect("web")["Id"]
+    other = tmp_path / "other-state"
+
+    applied = _paid(podman, other, "apply", str(desired_dir))
+    env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(other)}
+    run = subprocess.run(
+        [sys.executable, "-m", "paid", "run", str(desired_dir), "--listen", "127.0.0.1:0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    for result in (applied, run):
+        assert 1 == result.returncode, result.stdout + result.stderr
+        text = result.stdout + result.stderr
+        assert f"managed from the state directory {os.path.realpath(state_dir)}" in text, text
+        assert "Traceback" not in text
+    assert before == podman.inspect("web")["Id"]
+    shutil.rmtree(state_dir)  # that state directory gone: its containers are adopted
+    assert 0 == _paid(podman, other, "apply", str(desired_dir)).returncode
