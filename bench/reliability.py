@@ -37,6 +37,12 @@ FUZZ = {
     "test_mutated_files_load_or_fail_with_located_errors",
     "generated hostile backup archives": "tests/unit/test_hostile_archives.py::"
     "test_no_generated_archive_touches_anything_outside",
+    "compose files with hostile values at every key": "tests/unit/test_importers_hostile.py::"
+    "test_hostile_values_at_every_key_are_problems_not_crashes",
+    "mutated compose files": "tests/unit/test_importers_hostile.py::"
+    "test_mutated_compose_files_are_problems_not_crashes",
+    "mutated Quadlet units": "tests/unit/test_importers_hostile.py::"
+    "test_mutated_quadlet_units_are_problems_not_crashes",
 }
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -23,7 +24,14 @@ from paid.state.configs import ConfigError, parse_env
 from paid.state.reading import Document, read_file
 from paid.translate.compose_keys import BY_NAME, Context, Project, network_name
 from paid.translate.compose_merge import Located, Merged, merge, override_of
-from paid.translate.output import Output, Problem, Translation, in_order
+from paid.translate.output import (
+    Output,
+    Problem,
+    Translation,
+    collisions,
+    in_order,
+    project_path,
+)
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _TOP_LEVEL = frozenset({"services", "networks", "volumes", "secrets", "configs", "version", "name"})
@@ -172,11 +180,20 @@ def import_compose(
     compose = values[0]
     for value in values[1:]:
         compose = merge(compose, value)
+    if not isinstance(compose.get("services"), dict):
+        translation.problems.append(Problem(str(files[-1]), 1, "services", "a mapping"))
+        return translation
     doc: Located = Merged(docs, compose) if len(docs) > 1 else docs[0]
     project = Project(name=project_name(compose, path, variables))
     _top_level(compose, doc, path, project, translation)
     for service, body in compose["services"].items():
+        if body is not None and not isinstance(body, dict):
+            translation.problems.append(
+                Problem(*doc.where(("services", service)), f"services.{service}", "a mapping")
+            )
+            continue
         _service(str(service), body or {}, doc, path, project=project, translation=translation)
+    translation.problems.extend(collisions(translation, str(path)))
     if used:
         # Names only: values from .env are often passwords, and these files go into git.
         note = ", ".join(f"${{{k}}}" for k in sorted(used))
@@ -236,23 +253,56 @@ def _top_level(
     for key in compose:
         if key not in _TOP_LEVEL and not str(key).startswith("x-"):
             top.problem((key,), "no paid equivalent")
+    taken: dict[str, str] = {}
     for name in compose["services"]:
         new = re.sub(r"[^a-z0-9-]+", "-", str(name).lower()).strip("-")[:63] or "service"
+        if new in taken:
+            why = f"becomes {new!r}, as service {taken[new]!r} does: rename one"
+            top.problem(("services", name), why)
+        taken.setdefault(new, str(name))
         project.names[str(name)] = new
-    for name, declared in (compose.get("networks") or {}).items():
+    for name, body in _entries(top, "networks"):
         if name != "default":
-            _network(top, str(name), declared or {})
-    for name, declared_volume in (compose.get("volumes") or {}).items():
-        body = declared_volume or {}
-        if body.get("driver") not in (None, "local") or body.get("driver_opts"):
-            top.problem(("volumes", name), "only local volumes without driver options")
-        # Compose's own names: <project>_<volume>, so a migrated app finds its data,
-        # and two apps' `db-data` are two volumes. `name:` and `external` are as written.
-        given = body.get("name") or (name if body.get("external") else None)
-        project.volumes[str(name)] = str(given) if given else f"{project.name}_{name}"
+            _guarded(top, ("networks", name), partial(_network, top, name, body))
+    for name, body in _entries(top, "volumes"):
+        _guarded(top, ("volumes", name), partial(_volume, top, name, body))
     for kind in ("secrets", "configs"):
-        for name, body in (compose.get(kind) or {}).items():
-            _file_entry(top, kind, str(name), (body or {}).get("file"))
+        for name, body in _entries(top, kind):
+            _guarded(top, (kind, name), partial(_file_entry, top, kind, name, body.get("file")))
+
+
+def _entries(top: _File, section: str) -> list[tuple[str, dict[str, Any]]]:
+    """A top-level section's entries, each a mapping (an empty one for ``name:``), or problems."""
+    value = top.compose.get(section)
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        top.problem((section,), "a mapping of names to definitions")
+        return []
+    out = []
+    for name, body in value.items():
+        if body is not None and not isinstance(body, dict):
+            top.problem((section, name), "a mapping (or nothing)")
+            continue
+        out.append((str(name), body or {}))
+    return out
+
+
+def _guarded(top: _File, loc: tuple[Any, ...], read: Callable[[], None]) -> None:
+    """One entry read; a value of a shape the reader does not take is that entry's problem."""
+    try:
+        read()
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as err:
+        top.problem(loc, f"not a form paid reads ({err})")
+
+
+def _volume(top: _File, name: str, body: dict[str, Any]) -> None:
+    if body.get("driver") not in (None, "local") or body.get("driver_opts"):
+        top.problem(("volumes", name), "only local volumes without driver options")
+    # Compose's own names: <project>_<volume>, so a migrated app finds its data,
+    # and two apps' `db-data` are two volumes. `name:` and `external` are as written.
+    given = body.get("name") or (name if body.get("external") else None)
+    top.project.volumes[name] = str(given) if given else f"{top.project.name}_{name}"
 
 
 def _network(top: _File, name: str, body: dict[str, Any]) -> None:
@@ -290,12 +340,11 @@ def _file_entry(top: _File, kind: str, name: str, file: Any) -> None:
     if kind == "secrets":
         top.project.secrets[name] = PurePosixPath(str(file)).name
         return
-    source = (top.path.parent / str(file)).resolve()
-    try:
-        relative = source.relative_to(top.path.parent.resolve())
-    except ValueError:
-        top.problem((kind, name), f"{file} is outside the project")
+    found = project_path(top.path.parent, str(file))
+    if isinstance(found, str):
+        top.problem((kind, name), found)
         return
+    relative, source = found
     top.translation.copies[str(relative)] = source
     top.project.configs[name] = str(PurePosixPath(relative))
 
@@ -322,7 +371,10 @@ def _service(
         elif known.handler is None:
             ctx.problem(str(key), known.how)
         else:
-            known.handler(value, ctx)
+            try:
+                known.handler(value, ctx)
+            except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as err:
+                ctx.problem(str(key), f"not a form paid reads ({err})")
     if "build" in ctx.spec and "image" in ctx.spec:
         ctx.notes.append(
             f"compose tags the build as {body.get('image')}; paid names the image it "
@@ -330,7 +382,8 @@ def _service(
         )
         ctx.spec.pop("image")
         ctx.spec.pop("imageUpdate", None)
-    for secret in body.get("secrets") or []:
+    secrets = body.get("secrets")
+    for secret in secrets if isinstance(secrets, list) else []:
         source = secret.get("source") if isinstance(secret, dict) else secret
         if str(source) in project.secrets:
             ctx.notes.append(f"copy the secret file for {source} into paid's secrets directory "

@@ -18,7 +18,7 @@ from typing import Any
 from paid.state.networks import NETWORK_NAME
 from paid.state.specs import NAME_PATTERN
 from paid.translate.compose_merge import Located
-from paid.translate.output import Problem, Translation
+from paid.translate.output import Problem, Translation, project_path
 
 _NAME = re.compile(NAME_PATTERN)
 _NETWORK = re.compile(NETWORK_NAME)
@@ -210,15 +210,11 @@ def _env_file(value: Any, ctx: Context) -> None:
 
 def _project_file(path: str, ctx: Context, key: str) -> str | None:
     """A file of the project, copied into the output at the same relative path."""
-    source = (ctx.root / path).resolve()
-    try:
-        relative = source.relative_to(ctx.root.resolve())
-    except ValueError:
-        ctx.problem(key, f"{path} is outside the project directory")
+    found = project_path(ctx.root, path)
+    if isinstance(found, str):
+        ctx.problem(key, found)
         return None
-    if not source.exists():
-        ctx.problem(key, f"{path} does not exist")
-        return None
+    relative, source = found
     if relative == Path():
         # The project directory itself (`.:/code`): copied whole, under its own name.
         relative = Path(f"{ctx.root.resolve().name or 'project'}-files")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
+from paid.state.reading import kind_of
 from paid.state.specs import ServiceSpec
 
 _ORDER = ["image"] + [f.alias or name for name, f in ServiceSpec.model_fields.items()]
@@ -61,6 +63,59 @@ class Translation:
 
 
 STAGING_PREFIX = ".paid-import-"
+MAX_COPY_BYTES = 1 << 30  # what an import copies in all; more is refused before a byte is copied
+MAX_COPY_FILES = 50_000
+
+
+def project_path(root: Path, path: str) -> tuple[Path, Path] | str:
+    """``(relative, source)`` of a file or directory inside ``root``, or why it is not one.
+
+    Only regular files and directories of them, checked before anything is
+    copied: a FIFO or a device would hang the copy, a symlink out of the
+    project would copy what is not the project's, and a 2 GiB file would be
+    copied whole before anything refused it.
+    """
+    if "\0" in path:
+        return f"{path!r} holds a NUL byte"
+    try:
+        base = root.resolve()
+        source = (root / path).resolve()
+    except (OSError, RuntimeError) as err:
+        return f"{path}: {getattr(err, 'strerror', None) or err}"
+    if source != base and base not in source.parents:
+        return f"{path} is outside the project directory"
+    problem = _tree_problem(source, path)
+    if problem is not None:
+        return problem
+    return source.relative_to(base), source
+
+
+def _tree_problem(source: Path, shown: str) -> str | None:
+    try:
+        info = os.lstat(source)
+    except OSError as err:
+        return f"{shown} does not exist" if err.errno == 2 else f"{shown}: {err.strerror}"
+    if stat.S_ISREG(info.st_mode):
+        return None if info.st_size <= MAX_COPY_BYTES else f"{shown} is larger than 1 GiB"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{shown} is {kind_of(info.st_mode)}: only files and directories are copied"
+    total = files = 0
+    for dirpath, dirnames, filenames in os.walk(source):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            entry = Path(dirpath, name)
+            mode = os.lstat(entry).st_mode
+            if stat.S_ISLNK(mode):
+                continue  # copied as a link, never followed
+            if not stat.S_ISREG(mode):
+                return f"{entry} is {kind_of(mode)}: only files and directories are copied"
+            files += 1
+            total += os.lstat(entry).st_size
+            if files > MAX_COPY_FILES or total > MAX_COPY_BYTES:
+                return f"{shown} holds more than {MAX_COPY_FILES} files or 1 GiB"
+    return None
 
 
 def _not_copied(directory: Path) -> Any:
@@ -75,6 +130,27 @@ def _not_copied(directory: Path) -> Any:
         return {n for n in names if n.startswith(".") or (Path(parent) / n).resolve() == out}
 
     return ignore
+
+
+def collisions(translation: Translation, source: str) -> list[Problem]:
+    """Two outputs, or an output and a copied file, that would be written to one path.
+
+    (A service ``network-web`` beside a network ``web``; an ``env_file:
+    web.yaml`` beside the service ``web``'s own file.) Reported, never one
+    overwriting the other.
+    """
+    seen: dict[str, str] = {}
+    problems = []
+    for filename, what in [(o.filename, "a translated file") for o in translation.outputs] + [
+        (relative, "a copied file") for relative in translation.copies
+    ]:
+        key = str(PurePosixPath(filename))
+        if key in seen:
+            problems.append(
+                Problem(source, 0, key, f"{what} and {seen[key]} would both be {key}: rename one")
+            )
+        seen.setdefault(key, what)
+    return problems
 
 
 def write(translation: Translation, directory: Path) -> list[Path]:

@@ -9,13 +9,16 @@ compose importer. ``KEYS`` is the table the README's mapping comes from.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paid.state.reading import kind_of
 from paid.translate.compose_keys import network_name, seconds
 from paid.translate.output import Output, Problem, Translation, in_order
 
@@ -34,12 +37,43 @@ class Unit:
         return self.path.stem
 
 
+MAX_UNIT_BYTES = 1 << 20
+
+
+class UnitError(Exception):
+    """A unit that cannot be read as text: what it is, said once."""
+
+
+def _unit_text(path: Path) -> str:
+    """A regular file's UTF-8 text, at most ``MAX_UNIT_BYTES``; never blocking on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as err:
+        raise UnitError(f"cannot read: {err.strerror}") from err
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnitError(f"is {kind_of(info.st_mode)}: a unit is a file")
+        data = os.read(fd, MAX_UNIT_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_UNIT_BYTES:
+        raise UnitError(f"larger than {MAX_UNIT_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UnitError(f"not UTF-8 text (byte {err.start})") from err
+
+
 def parse_unit(path: Path) -> Unit:
-    """systemd's unit syntax: sections, ``Key=value``, comments, ``\\`` continuations."""
+    """systemd's unit syntax: sections, ``Key=value``, comments, ``\\`` continuations.
+
+    ``UnitError`` when the file is not a readable text file.
+    """
     unit = Unit(path)
     section = ""
     pending, start = "", 0
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    for number, raw in enumerate(_unit_text(path).splitlines(), start=1):
         line = raw.strip()
         if not pending and (not line or line.startswith(("#", ";"))):
             continue
@@ -357,7 +391,14 @@ def import_quadlet(directory: Path) -> Translation:
     if not directory.is_dir():
         translation.problems.append(Problem(str(directory), 0, "", "not a directory"))
         return translation
-    units = [parse_unit(p) for p in sorted(directory.iterdir()) if p.suffix in _SUFFIXES]
+    units = []
+    for path in sorted(directory.iterdir()):
+        if path.suffix not in _SUFFIXES:
+            continue
+        try:
+            units.append(parse_unit(path))
+        except UnitError as err:
+            translation.problems.append(Problem(str(path), 0, "", str(err)))
     if not units:
         translation.problems.append(Problem(str(directory), 0, "", "no .container units"))
     names = {u.name: _service_name(u) for u in units if u.path.suffix == ".container"}
@@ -384,7 +425,10 @@ def _container(unit: Unit, names: dict[str, str], translation: Translation) -> N
         ctx.line, ctx.key = line, f"{section}.{key}"
         known = _BY_KEY.get((section, key))
         if known is not None and known.handler is not None:
-            known.handler(value, ctx)
+            try:
+                known.handler(value, ctx)
+            except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as err:
+                ctx.problem(f"not a form paid reads ({err})")
         elif known is not None and known.paid != "metadata.name":
             ctx.problem(known.how)
         elif known is None and section not in _IGNORED_SECTIONS:
