@@ -87,6 +87,7 @@ class HttpServer:
         self._endpoints = endpoints
         self._loop = asyncio.new_event_loop()
         self._held = 0
+        self._writers: set[asyncio.StreamWriter] = set()
         try:
             self._server = self._loop.run_until_complete(
                 asyncio.start_server(
@@ -108,12 +109,18 @@ class HttpServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop accepting; connections in hand end within their deadlines."""
+        """Stop accepting, end every connection in hand, then the loop: nothing left pending."""
 
         async def close() -> None:
             self._server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()  # a stalled client is not waited for at shutdown
+            current = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not current]
+            if pending:  # each ends by itself now that its connection is gone
+                await asyncio.wait(pending, timeout=2.0)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), HEAD_DEADLINE)
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
 
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(HEAD_DEADLINE + 1)
@@ -129,6 +136,7 @@ class HttpServer:
             writer.close()
             return
         self._held += 1
+        self._writers.add(writer)
         try:
             await self._serve(reader, writer)
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError) as err:
@@ -137,8 +145,9 @@ class HttpServer:
             log.exception("http_connection_failed", error=str(err))
         finally:
             self._held -= 1
+            self._writers.discard(writer)
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
