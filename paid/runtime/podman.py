@@ -244,6 +244,9 @@ class PodmanRuntime:
         if request.host_network:
             kwargs["network_mode"] = "host"
         elif request.networks:
+            # Said, not left to Podman's default: a rootless Podman's default is slirp4netns,
+            # which refuses networks ("can only be used with Bridge mode networking").
+            kwargs["network_mode"] = "bridge"
             kwargs["networks"] = {
                 name: _attachment(aliases, request.addresses.get(name, ()))
                 for name, aliases in request.networks.items()
@@ -836,6 +839,8 @@ def _translated(what: str, *, image: str | None = None) -> Iterator[None]:
             raise NameInUse(f"{what}: {detail}") from err
         if "address already in use" in detail:  # a host port: an answer, not an outage
             raise RequestRejected(f"{what}: a host port is taken: {detail}") from err
+        if "invalid config provided" in detail:  # 500 for a spec Podman refuses: an answer
+            raise RequestRejected(f"{what}: {detail}") from err
         if "container state improper" in detail:  # 500 for "not running": an answer too
             raise RequestRejected(f"{what}: {detail}") from err
         if "IPAM error" in detail or "failed to find free IP" in detail:  # 500, but an answer
