@@ -114,7 +114,7 @@ def test_invalid_directory_keeps_last_known_good(
     wait_until(lambda: daemon.get("/readyz")[0] == 503, 10)
     code, reason = daemon.get("/readyz")
     assert 503 == code
-    assert "services.yaml:4: spec.image: required field is missing" in reason
+    assert "services.yaml:4: spec.image: an image, or a build to make one, is required" in reason
     assert 0.0 == daemon.metric("paid_desired_state_valid")
     podman.podman("rm", "--force", "--time", "0", "worker")
     wait_until(lambda: "worker" in _running(podman), 15)  # still enforced

@@ -578,7 +578,6 @@ def test_rollback_without_a_daemon_deploys_it_there_and_then(
 
     assert 0 == rolled.returncode, rolled.stdout + rolled.stderr
     assert "1" == _revision(podman)  # already running when the command returns
-    assert IMAGE == (_container(podman, "web") or {}).get("Image")
     again = paid("apply", str(desired_dir))  # the pin holds: apply keeps revision 1
     assert 0 == again.returncode, again.stdout + again.stderr
     assert "1" == _revision(podman)
