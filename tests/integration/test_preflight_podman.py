@@ -47,7 +47,9 @@ def test_a_sound_desired_state_passes(
     found = checks(capsys)
     assert 0 == code
     assert {"OK"} == {status for status, _ in found.values()} - {"WARN"}
-    assert {"podman", "disk", "image", "port", "host_path"} == {check for check, _ in found}
+    assert {"podman", "state", "disk", "image", "port", "host_path"} == {
+        check for check, _ in found
+    }
     assert found[("image", IMAGE)][0] == "OK"
 
 
