@@ -47,6 +47,7 @@ from paid.state.archives import (
     verify,
     write_backup,
 )
+from paid.state.data_volumes import CONTAINER_LABEL
 from paid.state.desired import DesiredService
 from paid.state.specs import Backup, BackupConsistency
 from paid.state.store import HoldTaken, Store
@@ -127,13 +128,19 @@ class BackupController:
         self, service: DesiredService, consistency: BackupConsistency, reason: str
     ) -> BackupRecord:
         volumes = {}
-        for volume in service.spec.named_volumes():
+        container = self._container(service.name)
+        names = _volumes_of(service, container)
+        if not names:
+            raise ArchiveError(
+                "nothing to back up: the service mounts no named volume and its image "
+                "declares no VOLUME (or it has not run yet)"
+            )
+        for volume in names:
             try:
                 volumes[volume] = Path(self.runtime.volume_mountpoint(volume))
             except ContainerMissing:
                 raise ArchiveError(f"volume {volume} does not exist (yet)") from None
             recover(volumes[volume])
-        container = self._container(service.name)
         with self._quiesced(service, container, consistency):
             return write_backup(
                 self.directory,
@@ -215,7 +222,13 @@ class BackupController:
             if problems:
                 raise ArchiveError(f"backup {record.id} refused: " + "; ".join(problems))
             wanted = set(service.spec.named_volumes())
-            strangers = [v.volume for v in record.volumes if v.volume not in wanted]
+            # Data volumes (an image's VOLUMEs) are the service's by name: on a new host the
+            # container that lists them is not there yet.
+            strangers = [
+                v.volume
+                for v in record.volumes
+                if v.volume not in wanted and not v.volume.startswith(f"{service.name}-data-")
+            ]
             if strangers:
                 raise ArchiveError(
                     f"backup {record.id} holds volumes the service no longer mounts: "
@@ -332,6 +345,18 @@ class BackupController:
         if what == "backup":
             self.on_finished(BackupResult(service, False, seconds, error=str(err)))
         return BackupFailed(f"{what} of {service} failed: {err}")
+
+
+def _volumes_of(service: DesiredService, container: ActualContainer | None) -> list[str]:
+    """The volumes a backup holds: the spec's named ones, then the image's data volumes.
+
+    A database whose image declares its data directory a ``VOLUME`` keeps it
+    in a data volume of paid's (``paid.state.data_volumes``), which its
+    container lists: backed up like the ones the spec names.
+    """
+    names = service.spec.named_volumes()
+    listed = container.labels.get(CONTAINER_LABEL, "") if container is not None else ""
+    return names + [v for v in listed.split(",") if v and v not in names]
 
 
 def recover(data: Path) -> None:

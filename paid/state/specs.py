@@ -378,12 +378,6 @@ class ServiceSpec(Model):
                 raise ValueError(f"secret name {key!r} is not a valid environment variable name")
         return value
 
-    @model_validator(mode="after")
-    def _backup_needs_a_volume(self) -> Self:
-        if self.backup is not None and not self.named_volumes():
-            raise ValueError("backup: the service has no named volume to back up")
-        return self
-
     def named_volumes(self) -> list[str]:
         """The Podman volumes (not host paths) the service mounts, in order."""
         return [v.source for v in self.volumes if not v.is_host_path]

@@ -72,3 +72,37 @@ def test_a_volume_of_someone_else_s_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RequestRejected, match="is not paid's data volume"):
         _controller(runtime, tmp_path).create(request, ServiceSpec(image="localhost/db:1"))
     assert "db" not in runtime.containers
+
+
+def test_a_backup_holds_the_image_s_data_volume_and_restores_it(tmp_path: Path) -> None:
+    """No volume in the spec, `VOLUME /data` in the image: backed up, restored, by name."""
+    from paid.controllers.backups import BackupController  # noqa: PLC0415
+    from paid.controllers.services import container_request  # noqa: PLC0415
+    from tests.unit.builders import desired_service  # noqa: PLC0415
+
+    runtime = FakeRuntime(images={"localhost/db:1"})
+    runtime.add_network("paid")
+    runtime.image_volumes["localhost/db:1"] = ("/data",)
+    service = desired_service("db", image="localhost/db:1", backup={"keep": 3})
+    name = data_volume_name("db", "/data")
+    data = tmp_path / "volumes" / name / "_data"
+    data.mkdir(parents=True)
+    runtime.volumes[name] = str(data)
+    runtime.volume_label_sets[name] = {
+        "paid.managed": "true", "paid.service": "db", "paid.volume-path": "/data"
+    }  # fmt: skip
+    with Store.open(tmp_path / "state") as store:
+        services = ServiceController(runtime=runtime, journal=store)
+        services.create(container_request(service, revision=1), service.spec)
+        runtime.start_container("db")
+        controller = BackupController(
+            runtime=runtime, store=store, services=services, directory=tmp_path / "backups"
+        )
+        (data / "table").write_text("rows v1\n")
+        record = controller.backup(service, reason="test")
+        (data / "table").write_text("rows v2, broken\n")
+
+        controller.restore(service, record.id)
+
+    assert [name] == [v.volume for v in record.volumes]
+    assert "rows v1\n" == (data / "table").read_text()
