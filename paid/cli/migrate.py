@@ -7,8 +7,20 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from paid.cli.common import DEFAULT_DIR, EXIT_ERROR, EXIT_OK, load, out, print_errors, stderr
+from paid.cli.common import (
+    DEFAULT_DIR,
+    EXIT_ERROR,
+    EXIT_OK,
+    load,
+    out,
+    print_errors,
+    registry,
+    stderr,
+)
 from paid.cli.options import Parents, Subparsers
+from paid.runtime.base import ImageUnavailable
+from paid.runtime.registry import RegistryClient
+from paid.state.images import parse_reference
 from paid.state.loading import load_directory
 from paid.translate import kube
 from paid.translate.compose import import_compose
@@ -46,6 +58,12 @@ def register(sub: Subparsers, parents: Parents) -> None:
         parser.add_argument(
             "--partial", action="store_true", help="write what can be, list the rest (exit 1)"
         )
+        parser.add_argument(
+            "--pin",
+            action="store_true",
+            help="a moving tag (untagged, latest) is resolved to the digest it names now and "
+            "pinned, instead of followed by digest (imageUpdate)",
+        )
         parser.set_defaults(handler=_import)
     export = sub.add_parser("export", help="translate paid's desired state for another engine")
     targets = export.add_subparsers(dest="target", required=True, metavar="TARGET")
@@ -66,6 +84,12 @@ def register(sub: Subparsers, parents: Parents) -> None:
 
 def _import(args: argparse.Namespace) -> int:
     translation = import_compose(args.file) if args.kind == "compose" else import_quadlet(args.file)
+    if args.pin:
+        client = registry(args)
+        try:
+            translation.problems.extend(pin(translation, client))
+        finally:
+            client.close()
     refused = _invalid(translation)
     problems = reported(translation.problems, refused)
     for problem in problems:
@@ -88,6 +112,30 @@ def _import(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     out(f"paid: wrote {len(written)} files; check them with: paid validate {args.output_dir}")
     return EXIT_OK
+
+
+def pin(translation: Translation, client: RegistryClient) -> list[Problem]:
+    """Each followed tag (``imageUpdate``) resolved to its digest now and pinned to it.
+
+    The digest is written with the tag it came from in the file's comment;
+    a registry that cannot say is a problem for that file, not a guess.
+    """
+    problems = []
+    for output in translation.outputs:
+        for document in output.documents:
+            spec = document.get("spec") or {}
+            image = spec.get("image")
+            if not spec.get("imageUpdate") or not isinstance(image, str):
+                continue
+            try:
+                digest = client.digest(image)
+            except ImageUnavailable as err:
+                problems.append(Problem(output.filename, 0, "spec.image", f"cannot pin: {err}"))
+                continue
+            spec["image"] = parse_reference(image).by_digest(digest)
+            del spec["imageUpdate"]
+            output.notes.append(f"{image} pinned to the digest it named at import: {digest}")
+    return problems
 
 
 def _invalid(translation: Translation) -> list[Problem]:

@@ -214,3 +214,43 @@ def test_which_realms_may_get_credentials(
 ) -> None:
     """https only (http only for an insecure registry spoken to over http), same site only."""
     assert allowed == _may_get_credentials(realm, registry_url, insecure)
+
+
+def test_import_pin_writes_the_digest_a_moving_tag_names_now(
+    registry: Hostile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`paid import compose --pin`: an untagged image becomes name@digest, the tag in a comment."""
+    import yaml  # noqa: PLC0415
+
+    from paid.cli import main  # noqa: PLC0415
+
+    conf = tmp_path / "registries.conf"
+    conf.write_text(f'[[registry]]\nlocation = "{registry.host}"\ninsecure = true\n')
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(f"services:\n  web:\n    image: {registry.host}/app\n")
+    out = tmp_path / "out"
+
+    assert 0 == main(["import", "compose", str(compose), "--pin", "-o", str(out)])
+
+    text = (out / "web.yaml").read_text()
+    spec = yaml.safe_load(text)["spec"]
+    assert {"image": f"{registry.host}/app@{DIGEST}"} == spec
+    assert f"{registry.host}/app pinned to the digest it named at import: {DIGEST}" in text
+
+
+def test_import_pin_without_an_answer_is_a_problem_not_a_guess(
+    registry: Hostile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registry that answers HTML: the import fails for that file, nothing is written."""
+    from paid.cli import main  # noqa: PLC0415
+
+    registry.mode = "html"
+    conf = tmp_path / "registries.conf"
+    conf.write_text(f'[[registry]]\nlocation = "{registry.host}"\ninsecure = true\n')
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(f"services:\n  web:\n    image: {registry.host}/app\n")
+
+    assert 1 == main(["import", "compose", str(compose), "--pin", "-o", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
