@@ -34,3 +34,19 @@ def default_state_dir(env: Mapping[str, str] = os.environ, *, uid: int | None = 
         return ROOT_STATE_DIR
     base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return str(Path(base) / "paid")
+
+
+ROOT_SECRETS_DIR = "/etc/paid/secrets"
+
+
+def default_secrets_dir(env: Mapping[str, str] = os.environ, *, uid: int | None = None) -> str:
+    """``/etc/paid/secrets`` as root, else ``$XDG_CONFIG_HOME/paid/secrets``.
+
+    A rootless user cannot write under /etc; their secrets live in their own
+    configuration directory, beside their own Podman's.
+    """
+    uid = os.getuid() if uid is None else uid
+    if uid == 0:
+        return ROOT_SECRETS_DIR
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return str(Path(base) / "paid" / "secrets")

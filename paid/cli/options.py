@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from paid import settings
 from paid.cli.common import DEFAULT_DIR, DEFAULT_LISTEN, env
 from paid.controllers.timings import Timings
-from paid.state import secrets as secret_files
 from paid.state.labels import DEFAULT_INSTANCE
 from paid.state.specs import NAME_PATTERN
 
@@ -108,9 +107,10 @@ def parents() -> Parents:
     )
     host_paths.add_argument(
         "--secrets-dir",
-        default=env("SECRETS_DIR", secret_files.DEFAULT_DIRECTORY),
+        default=env("SECRETS_DIR") or settings.default_secrets_dir(),
         metavar="DIR",
-        help="where secretEnv files are read (env PAID_SECRETS_DIR; default /etc/paid/secrets)",
+        help="where secretEnv files are read (env PAID_SECRETS_DIR; default /etc/paid/secrets "
+        "as root, else ~/.config/paid/secrets)",
     )
     directory = argparse.ArgumentParser(add_help=False)
     directory.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -12,19 +13,34 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_unit_verifies_cleanly(tmp_path: Path) -> None:
-    """No unknown keys (StartLimitIntervalSec belongs in [Unit]), no other complaint."""
+@pytest.mark.parametrize(
+    ("name", "scope"),
+    [
+        pytest.param("paid.service", [], id="system"),
+        pytest.param("paid-user.service", ["--user"], id="user"),
+    ],
+)
+def test_the_unit_verifies_cleanly(tmp_path: Path, name: str, scope: list[str]) -> None:
+    """No unknown keys (StartLimitIntervalSec belongs in [Unit]), no other complaint.
+
+    The user unit (rootless Podman) is verified as systemd --user reads it.
+    """
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.fail("systemd-analyze is missing: scripts/install-deps installs systemd")
     paid = Path(sys.executable).parent / "paid"  # the unit's /usr/local/bin/paid, here
-    unit = tmp_path / "paid.service"
-    unit.write_text(
-        (ROOT / "systemd" / "paid.service").read_text().replace("/usr/local/bin/paid", str(paid))
-    )
+    unit = tmp_path / name
+    unit.write_text((ROOT / "systemd" / name).read_text().replace("/usr/local/bin/paid", str(paid)))
 
+    runtime = tmp_path / "run"  # systemd --user needs a runtime directory to start a manager
+    runtime.mkdir(mode=0o700)
     result = subprocess.run(
-        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+        [analyze, *scope, "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)},
     )
 
     assert 0 == result.returncode, result.stderr
