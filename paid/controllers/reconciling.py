@@ -49,6 +49,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -67,7 +68,7 @@ from paid.controllers.rollouts import (
 from paid.controllers.services import ActionResult, Outcome, ServiceController, uses_secrets
 from paid.controllers.timings import Backoff, Timings
 from paid.controllers.worlds import FULL, PRUNE, Hooks, Result, Step, StepKind, World
-from paid.runtime.base import Runtime, RuntimeFailure
+from paid.runtime.base import ObjectFault, Runtime, RuntimeFailure
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.checkout import Checkout
@@ -205,6 +206,19 @@ class Reconciler:
         self.hooks.observed(world)
         return world
 
+    def _looked_up(self, name: str) -> ActualContainer | None:
+        """The container holding ``name``; one Podman cannot read is taken from the listing.
+
+        Its record is broken (``container not known`` from the store): as the
+        listing shows it, it is observed as exited, so the rules replace it
+        (``ServiceController.retire`` repairs it first).
+        """
+        try:
+            return self.runtime.inspect_container(name)
+        except ObjectFault:
+            listed = next((c for c in self.runtime.list_containers() if c.name == name), None)
+            return None if listed is None else replace(listed, state="exited", exit_code=255)
+
     def _observe_service(self, requested: DesiredState, service: DesiredService) -> World:
         name = service.name
         scope = frozenset({name, *service.spec.depends_on})
@@ -212,7 +226,7 @@ class Reconciler:
         looked_up = (name, aside_name(name), canary_name(name), *service.spec.depends_on)
         # Podman also answers a name with a container whose ID starts with it: only
         # a container that holds the name itself counts.
-        found = (self.runtime.inspect_container(n) for n in looked_up)
+        found = (self._looked_up(n) for n in looked_up)
         actual = [c for c, n in zip(found, looked_up, strict=True) if c and c.name == n]
         world = World.of(
             effective.state,

@@ -27,6 +27,7 @@ from paid.runtime.base import (
     ContainerOptions,
     ContainerRequest,
     ImageUnavailable,
+    ObjectFault,
     RequestRejected,
     Runtime,
     RuntimeFailure,
@@ -187,12 +188,44 @@ class ServiceController:
         ``required``: a container that holds the name but is not paid's is an
         error (the caller was about to reuse the name), not a quiet skip.
         """
-        container = self.owned(name, service=service, required=required)
+        try:
+            container = self.owned(name, service=service, required=required)
+        except ObjectFault as err:
+            return self._repair(name, service=service, fault=err)
         if container is None:
             return False
-        self.stop(container.id, timeout=timeout)
+        try:
+            self.stop(container.id, timeout=timeout)
+        except ObjectFault as err:
+            return self._repair(name, service=service, fault=err)
         with contextlib.suppress(ContainerMissing):
             self.runtime.remove_container(container.id)
+        return True
+
+    def _repair(self, name: str, *, service: str | None, fault: ObjectFault) -> bool:
+        """A container Podman cannot read (``container not known``): removed by ID, if paid's.
+
+        Found in the listing (which reads Podman's database, not the broken
+        storage), judged on its labels like any other, and removed with
+        force; the caller then makes a new one. One that is not paid's is
+        left alone and the fault stands.
+        """
+        found = next((c for c in self.runtime.list_containers() if name in (c.name, c.id)), None)
+        if found is None:
+            return False
+        if not found.managed or (
+            service is not None and found.labels.get(labels.SERVICE) != service
+        ):
+            raise fault
+        with contextlib.suppress(ContainerMissing):
+            self.runtime.remove_container(found.id)
+        log.warning("container_repaired", container=name, id=found.id[:12], fault=str(fault))
+        self.journal.record(
+            "container_repaired",
+            f"{name} ({found.id[:12]}) could not be read by Podman ({fault}): "
+            "removed, to be made anew",
+            service=found.labels.get(labels.SERVICE),
+        )
         return True
 
     def stop(self, name: str, *, timeout: int | None) -> None:

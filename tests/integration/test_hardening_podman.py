@@ -370,3 +370,42 @@ def test_sigterm_with_hundreds_of_half_open_connections_exits_cleanly(
     text = daemon.log_path.read_text()
     assert "Traceback" not in text
     assert "daemon_stopped" in text
+
+
+def test_a_container_whose_storage_was_removed_is_repaired_and_the_rest_heal(
+    podman: PodmanService, desired_dir: Path, state_dir: Path
+) -> None:
+    """`web`'s storage record removed behind Podman's back: web is repaired, db still heals.
+
+    Podman then answers `container not known` for web. That is one object's
+    fault: the breaker stays closed, db (killed too) is healed in the same
+    apply, and web is found in the listing, checked, removed and made anew.
+    """
+    import json as jsonlib  # noqa: PLC0415
+    import os as oslib  # noqa: PLC0415
+    import sys as syslib  # noqa: PLC0415
+
+    write_services(desired_dir, service_doc("web"), service_doc("db"))
+    env = {**oslib.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state_dir)}
+
+    def apply() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [syslib.executable, "-m", "paid", "apply", str(desired_dir)],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    assert 0 == apply().returncode
+    broken = podman.inspect("web")["Id"]
+    podman.podman("kill", "web")
+    podman.podman("kill", "db")
+    podman.pause()
+    listing = podman.base / "root" / "overlay-containers" / "containers.json"
+    records = jsonlib.loads(listing.read_text())
+    listing.write_text(jsonlib.dumps([r for r in records if r["id"] != broken]))
+    podman.resume()
+
+    healed = apply()
+
+    assert 0 == healed.returncode, healed.stdout + healed.stderr
+    assert broken != podman.inspect("web")["Id"]
+    assert {"running"} == {podman.inspect(n)["State"]["Status"] for n in ("web", "db")}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +138,39 @@ def test_one_broken_container_never_opens_the_breaker() -> None:
     assert "closed" == runtime.breaker_state
     assert 5 == len([c for c in inner.calls if c == ("start", "broken")])  # not retried either
     assert [] == runtime.list_containers()
+
+
+@dataclass
+class BrokenRecord(FakeRuntime):
+    """``web``'s storage is gone: inspecting or stopping it says ``container not known``."""
+
+    broken: set[str] = field(default_factory=set)
+
+    def inspect_container(self, name: str) -> ActualContainer | None:
+        found = self.containers.get(name)
+        if found is not None and found.id in self.broken:
+            raise ObjectFault(f'inspect {name}: getting container from store "{found.id}"')
+        return super().inspect_container(name)
+
+
+def test_a_container_podman_cannot_read_is_repaired_and_made_anew(tmp_path: Path) -> None:
+    """The broken record is found in the listing, checked to be paid's, removed, recreated."""
+    from paid.controllers.converging import converge  # noqa: PLC0415
+    from paid.state.store import Store  # noqa: PLC0415
+    from tests.unit.builders import FAST, desired, desired_service  # noqa: PLC0415
+
+    runtime = BrokenRecord(images={"localhost/app:1"})
+    state = desired(desired_service("web", image="localhost/app:1", rollout={"minReadySeconds": 0}))
+    with Store.open(tmp_path) as store:
+        assert converge(state, runtime=runtime, store=store, timings=FAST).converged
+        broken = runtime.containers["web"].id
+        runtime.broken.add(broken)
+        runtime.kill_container("web")  # crashed, and its record unreadable
+
+        report = converge(state, runtime=runtime, store=store, timings=FAST)
+        repaired = [e.kind for e in store.events(service="web") if e.kind == "container_repaired"]
+
+    assert report.converged, report
+    assert broken != runtime.containers["web"].id
+    assert "running" == runtime.containers["web"].state
+    assert ["container_repaired"] == repaired
