@@ -88,7 +88,12 @@ def main() -> None:
     for label, test in FUZZ.items():
         print(f"{label} ...", file=sys.stderr, flush=True)
         ok, seconds = _fuzz(test, args.examples)
-        result = "no exception, nothing outside touched" if ok else "FAILED (see pytest)"
+        held = (
+            "every problem located, none over 10 s"
+            if "test_importers" in test
+            else ("nothing outside touched")
+        )
+        result = f"no exception, {held}" if ok else "FAILED (see pytest)"
         fuzz_rows.append(f"| {label} | up to {args.examples} | {seconds:.0f} s | {result} |")
 
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
