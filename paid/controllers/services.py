@@ -143,7 +143,7 @@ class ServiceController:
             case ActionKind.CREATE | ActionKind.RECREATE | ActionKind.RESTART:
                 assert service is not None  # noqa: S101 -- the diff only plans these for desired services
                 request = self._request(service)
-                self.prepare(request)
+                self.prepare(request, heal=action.kind is ActionKind.RESTART)
                 if action.kind is ActionKind.RESTART:
                     self._keep_last_logs(name, action.reason)
                 if action.kind is not ActionKind.CREATE:
@@ -246,7 +246,7 @@ class ServiceController:
             last_log_lines=tail,
         )
 
-    def prepare(self, request: ContainerRequest) -> None:
+    def prepare(self, request: ContainerRequest, *, heal: bool = False) -> None:
         """Check the host paths, make the image and the secrets present: nothing else yet.
 
         Raises ``RuntimeFailure`` or ``SecretUnavailable``; either leaves a
@@ -269,7 +269,7 @@ class ServiceController:
                 raise RequestRejected(str(err)) from err
         if request.networks:
             self._check_networks(request)
-        self._ensure_image(request)
+        self._ensure_image(request, heal=heal)
         if not request.secrets:
             return
         if self.secrets is None:
@@ -323,7 +323,7 @@ class ServiceController:
             labels={**request.labels, CONTAINER_LABEL: ",".join(m.source for m in mounts)},
         )
 
-    def _ensure_image(self, request: ContainerRequest) -> None:
+    def _ensure_image(self, request: ContainerRequest, *, heal: bool = False) -> None:
         """The image there as ``imagePullPolicy`` says: pulled if absent, always, or never.
 
         A revision brought back (a rollback, a pin, a quarantine's last good
@@ -343,7 +343,22 @@ class ServiceController:
                 )
             return
         if request.pull_policy == PullPolicy.ALWAYS:
-            self.runtime.pull_image(request.image, always=True)
+            try:
+                self.runtime.pull_image(request.image, always=True)
+            except ImageUnavailable as err:
+                # A registry that does not answer costs a heal nothing: the same revision
+                # runs again from the image on this host. New revisions still need it.
+                if not heal or err.reason != "unreachable":
+                    raise
+                if not self.runtime.image_present(request.image):
+                    raise
+                name = request.labels.get(labels.SERVICE, request.name)
+                log.warning("pull_skipped_for_heal", service=name, image=request.image)
+                self.journal.record(
+                    "pull_skipped",
+                    f"{name}: {err}; healed from the image on this host",
+                    service=name,
+                )
         elif not self.runtime.image_present(request.image):
             if request.pull_policy == PullPolicy.NEVER:
                 raise ImageUnavailable(

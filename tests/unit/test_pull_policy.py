@@ -108,3 +108,27 @@ def test_a_rollback_runs_the_image_its_revision_ran_not_what_the_tag_is_now(
 
         assert not report.converged
         assert running == runtime.containers["web"].id  # revision 2 still runs
+
+
+class RegistryCanGoDown(FakeRuntime):
+    """Pulls as the fake does, until ``down``: then the registry does not answer."""
+
+    down: bool = False
+
+    def pull_image(self, image: str, *, always: bool = False) -> None:
+        if self.down:
+            self._call("pull", image)
+            raise ImageUnavailable(image, "dial tcp: connection refused", reason="unreachable")
+        super().pull_image(image, always=always)
+
+
+def test_a_registry_outage_never_stops_a_heal_but_stops_a_new_revision(tmp_path: Path) -> None:
+    """Always, registry down: a crash is healed from the image here; a new spec waits for it."""
+    runtime = RegistryCanGoDown(images={IMAGE}, pullable={IMAGE})
+    assert _apply(tmp_path, runtime, imagePullPolicy="Always")
+    runtime.down = True
+    runtime.kill_container("web")
+
+    assert _apply(tmp_path, runtime, imagePullPolicy="Always")
+    assert "running" == runtime.containers["web"].state
+    assert not _apply(tmp_path, runtime, imagePullPolicy="Always", env={"NEW": "1"})
