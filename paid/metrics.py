@@ -48,7 +48,8 @@ RUNTIME_OPERATIONS: Final = (
     "kill",
     "volume",
 )
-RUNTIME_RESULTS: Final = ("ok", "error", "unavailable", "rejected")
+# object: Podman answered about one container's broken state (never counted by the breaker)
+RUNTIME_RESULTS: Final = ("ok", "error", "unavailable", "rejected", "object")
 BREAKER_STATES: Final = ("closed", "open", "half_open")
 TRIGGERS: Final = (
     "resync",

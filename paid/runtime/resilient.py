@@ -35,6 +35,7 @@ from paid.runtime.base import (
     BuildRequest,
     ContainerRequest,
     ImageUnavailable,
+    ObjectFault,
     RequestRejected,
     Runtime,
     RuntimeFailure,
@@ -124,6 +125,9 @@ class ResilientRuntime:
             return outcome
         except RequestRejected:
             result = "rejected"
+            raise
+        except ObjectFault:
+            result = "object"
             raise
         except RuntimeUnavailable:
             result = "unavailable"

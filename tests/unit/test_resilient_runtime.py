@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from paid.metrics import Metrics
 from paid.runtime.base import ImageUnavailable, ObjectFault, RuntimeUnavailable
@@ -129,7 +130,8 @@ class OneBrokenContainer(FakeRuntime):
 def test_one_broken_container_never_opens_the_breaker() -> None:
     """An error about one object is that object's: the breaker stays closed for everyone else."""
     inner = OneBrokenContainer()
-    runtime = resilient(inner, fail_max=2)
+    metrics = Metrics(CollectorRegistry())
+    runtime = resilient(inner, metrics, fail_max=2)
 
     for _ in range(5):
         with pytest.raises(ObjectFault):
@@ -138,6 +140,7 @@ def test_one_broken_container_never_opens_the_breaker() -> None:
     assert "closed" == runtime.breaker_state
     assert 5 == len([c for c in inner.calls if c == ("start", "broken")])  # not retried either
     assert [] == runtime.list_containers()
+    assert 5 == metrics.runtime_requests.labels("start", "object")._value.get()
 
 
 @dataclass
