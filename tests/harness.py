@@ -414,3 +414,20 @@ def _forwarded_ports() -> set[int]:
         [iptables, "-t", "nat", "-S"], capture_output=True, text=True, check=False
     ).stdout
     return {int(m) for m in re.findall(r"--dport (\d+)", listed)}
+
+
+def run_paid(
+    podman: PodmanService, state_dir: Path, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The ``paid`` command line, as a user runs it, against ``podman`` with ``state_dir``."""
+    import sys  # noqa: PLC0415
+
+    env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "paid", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -11,6 +11,7 @@ Rounds and their results go into the journal.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import statistics
 import time
@@ -21,7 +22,7 @@ from typing import Protocol
 
 import structlog
 
-from paid.runtime.base import Runtime, RuntimeFailure
+from paid.runtime.base import ContainerMissing, Runtime, RuntimeFailure
 from paid.state import actual as states
 from paid.state.store import Store
 
@@ -167,7 +168,9 @@ class Chaos:
                 self.runtime.kill_container(service)
             elif kind is Breakage.RM:
                 self.runtime.stop_container(service, timeout=0)
-                self.runtime.remove_container(service)
+                # Gone already: paid replaced the stopped container first. It was broken.
+                with contextlib.suppress(ContainerMissing):
+                    self.runtime.remove_container(service)
             else:
                 self.runtime.stop_container(service, timeout=grace)
         except RuntimeFailure as err:

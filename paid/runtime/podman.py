@@ -803,7 +803,6 @@ _NAME_IN_USE = re.compile(r'name "?[^"\s]*"? (is )?already in use')
 # (one broken container opened it for every service).
 _ONE_OBJECT = (
     "container not known",
-    "no such container",
     "no such object",
     "no such volume",
     "getting container from store",
@@ -814,7 +813,6 @@ _ONE_OBJECT = (
     "error setting rlimit",
     "is being used",
     "in use by",
-    "does not exist in database",
 )
 
 
@@ -856,6 +854,8 @@ def _translated(what: str, *, image: str | None = None) -> Iterator[None]:
             raise ContainerMissing(f"{what}: {detail}") from err
         if status in (400, 409, 422):
             raise RequestRejected(f"{what}: {detail}") from err
+        if "no such container" in detail or "does not exist in database" in detail:
+            raise ContainerMissing(f"{what}: {detail}") from err  # 500, but simply gone
         if any(words in detail for words in _ONE_OBJECT):
             raise ObjectFault(f"{what}: {detail}") from err
         failure = RuntimeFailure(f"{what}: Podman answered {status}: {detail}")

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.harness import IMAGE, PodmanService
+from tests.harness import IMAGE, PodmanService, run_paid
 
 pytestmark = pytest.mark.slow
 
@@ -35,16 +33,8 @@ RUN echo "$GREETING" > /www/greeting
 """
 
 
-def _paid(podman: PodmanService, state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "paid", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def _paid(podman: PodmanService, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_paid(podman, state, *args, timeout=300)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import IMAGE, PodmanService, service_doc, write_services
+from tests.harness import IMAGE, PodmanService, run_paid, service_doc, write_services
 
 pytestmark = pytest.mark.slow
 
@@ -25,16 +25,8 @@ VOLUME_IMAGE = "localhost/paid-test/declares-volume:1"
 WRITER = ["sh", "-c", "echo row >> /data/rows && exec sleep 3600"]
 
 
-def _paid(podman: PodmanService, state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "paid", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _paid(podman: PodmanService, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_paid(podman, state, *args, timeout=120)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import PodmanService, free_port
+from tests.harness import PodmanService, free_port, run_paid
 
 pytestmark = pytest.mark.slow
 
@@ -48,15 +47,7 @@ def images(podman_session: PodmanService) -> None:
 
 
 def _paid(podman: PodmanService, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state)}
-    return subprocess.run(
-        [sys.executable, "-m", "paid", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_paid(podman, state, *args, timeout=600)
 
 
 def _call(port: int, body: str | None = None) -> tuple[int, object]:

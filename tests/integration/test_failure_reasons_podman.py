@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.harness import PodmanService, service_doc, write_services
+from tests.harness import PodmanService, run_paid, service_doc, write_services
 
 pytestmark = pytest.mark.slow
 
 
-def _paid(podman: PodmanService, state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "paid", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _paid(podman: PodmanService, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_paid(podman, state, *args, timeout=120)
 
 
 def test_a_crashing_revision_shows_its_last_output(

@@ -373,39 +373,43 @@ def test_sigterm_with_hundreds_of_half_open_connections_exits_cleanly(
 
 
 def test_a_container_whose_storage_was_removed_is_repaired_and_the_rest_heal(
-    podman: PodmanService, desired_dir: Path, state_dir: Path
+    tmp_path: Path,
 ) -> None:
     """`web`'s storage record removed behind Podman's back: web is repaired, db still heals.
 
     Podman then answers `container not known` for web. That is one object's
     fault: the breaker stays closed, db (killed too) is healed in the same
     apply, and web is found in the listing, checked, removed and made anew.
+    A Podman of its own: the broken storage never reaches the suite's.
     """
     import json as jsonlib  # noqa: PLC0415
-    import os as oslib  # noqa: PLC0415
-    import sys as syslib  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
 
-    write_services(desired_dir, service_doc("web"), service_doc("db"))
-    env = {**oslib.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state_dir)}
+    from tests.harness import run_paid  # noqa: PLC0415
 
-    def apply() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [syslib.executable, "-m", "paid", "apply", str(desired_dir)],
-            env=env, capture_output=True, text=True, timeout=120, check=False,
+    podman = PodmanService.start(Path(tempfile.mkdtemp(prefix="paid-repair-")))  # runroot < 50
+    try:
+        podman.build_images()
+        desired_dir, state_dir = tmp_path / "desired", tmp_path / "state"
+        write_services(desired_dir, service_doc("web"), service_doc("db"))
+        assert 0 == run_paid(podman, state_dir, "apply", str(desired_dir)).returncode
+        broken = podman.inspect("web")["Id"]
+        podman.podman("kill", "web")
+        podman.podman("kill", "db")
+        podman.pause()
+        listing = podman.base / "root" / "overlay-containers" / "containers.json"
+        records = jsonlib.loads(listing.read_text())
+        listing.write_text(jsonlib.dumps([r for r in records if r["id"] != broken]))
+        podman.resume()
+
+        healed = run_paid(podman, state_dir, "apply", str(desired_dir))
+
+        assert 0 == healed.returncode, healed.stdout + healed.stderr
+        assert broken != podman.inspect("web")["Id"]
+        assert {"running"} == {podman.inspect(n)["State"]["Status"] for n in ("web", "db")}
+    finally:
+        subprocess.run(
+            podman.command("rm", "--all", "--force", "--time", "0"),
+            env=podman.env, capture_output=True, timeout=60, check=False,
         )  # fmt: skip
-
-    assert 0 == apply().returncode
-    broken = podman.inspect("web")["Id"]
-    podman.podman("kill", "web")
-    podman.podman("kill", "db")
-    podman.pause()
-    listing = podman.base / "root" / "overlay-containers" / "containers.json"
-    records = jsonlib.loads(listing.read_text())
-    listing.write_text(jsonlib.dumps([r for r in records if r["id"] != broken]))
-    podman.resume()
-
-    healed = apply()
-
-    assert 0 == healed.returncode, healed.stdout + healed.stderr
-    assert broken != podman.inspect("web")["Id"]
-    assert {"running"} == {podman.inspect(n)["State"]["Status"] for n in ("web", "db")}
+        podman.pause()

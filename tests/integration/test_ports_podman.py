@@ -9,10 +9,8 @@ API is sent HostIp ``0.0.0.0``).
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import PodmanService, free_port, service_doc, write_services
+from tests.harness import PodmanService, free_port, run_paid, service_doc, write_services
 
 pytestmark = pytest.mark.slow
 
@@ -38,16 +36,8 @@ def _host_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-def _paid(podman: PodmanService, state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "paid", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _paid(podman: PodmanService, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_paid(podman, state, *args, timeout=120)
 
 
 def _get(address: str, port: int, *, deadline: float = 15.0) -> str:
