@@ -29,7 +29,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -416,10 +416,18 @@ def _forwarded_ports() -> set[int]:
     return {int(m) for m in re.findall(r"--dport (\d+)", listed)}
 
 
+class HasUrl(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
 def run_paid(
-    podman: PodmanService, state_dir: Path, *args: str, timeout: float = 120
+    podman: HasUrl, state_dir: Path, *args: str, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """The ``paid`` command line, as a user runs it, against ``podman`` with ``state_dir``."""
+    """The ``paid`` command line, as a user runs it, against ``podman`` with ``state_dir``.
+
+    ``podman``: the suite's Podman or a rootless one (``tests.rootless``).
+    """
     import sys  # noqa: PLC0415
 
     env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state_dir)}
@@ -430,4 +438,27 @@ def run_paid(
         text=True,
         timeout=timeout,
         check=False,
+    )
+
+
+EXAMPLE_CACHE = "/var/tmp/paid-example-cache"
+
+
+def build_example_images(podman: PodmanService, example: Path) -> None:
+    """An example's ``build-images`` (Debian packages) into ``podman``'s storage, cached."""
+    if shutil.which("debootstrap") is None:
+        import pytest  # noqa: PLC0415
+
+        pytest.fail("debootstrap is missing: scripts/install-deps installs it")
+    subprocess.run(
+        [str(example / "build-images")],
+        env={
+            **podman.env,
+            "PODMAN": "podman " + " ".join(podman.global_args()),
+            "PAID_EXAMPLE_CACHE": os.environ.get(
+                "PAID_EXAMPLE_CACHE", "/var/tmp/paid-example-cache"
+            ),
+        },
+        check=True,
+        timeout=1200,
     )

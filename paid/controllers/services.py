@@ -331,7 +331,7 @@ class ServiceController:
         """
         if request.build is not None:
             if not self.runtime.image_present(request.image):
-                self._build(request.build)
+                self._build(request.build, service=request.labels[labels.SERVICE])
             return
         if request.exact_image:
             if not self.runtime.image_present(request.image):
@@ -366,9 +366,8 @@ class ServiceController:
                 )
             self.runtime.pull_image(request.image)
 
-    def _build(self, build: BuildRequest) -> None:
+    def _build(self, build: BuildRequest, *, service: str) -> None:
         """Build the image, its output journalled; a failure touches nothing (raised)."""
-        service = build.tag.rsplit("/", 1)[-1].split(":", 1)[0]
         self.journal.record(
             "image_build_started", f"{service}: building {build.tag}", service=service
         )

@@ -8,9 +8,7 @@ applied as a user would, from a copy whose host port is a free one.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,28 +19,16 @@ import yaml
 
 from paid.cli import main
 from tests.daemon import wait_until
-from tests.harness import PodmanService, free_port
+from tests.harness import PodmanService, build_example_images, free_port
 
 pytestmark = pytest.mark.slow
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "guestbook"
-CACHE = os.environ.get("PAID_EXAMPLE_CACHE", "/var/tmp/paid-example-cache")
 
 
 @pytest.fixture(scope="module")
 def images(podman_session: PodmanService) -> None:
-    if shutil.which("debootstrap") is None:
-        pytest.fail("debootstrap is missing: scripts/install-deps installs it")
-    subprocess.run(
-        [str(EXAMPLE / "build-images")],
-        env={
-            **podman_session.env,
-            "PODMAN": "podman " + " ".join(podman_session.global_args()),
-            "PAID_EXAMPLE_CACHE": CACHE,
-        },
-        check=True,
-        timeout=1200,
-    )
+    build_example_images(podman_session, EXAMPLE)
 
 
 def paid(podman: PodmanService, state_dir: Path, *args: str) -> int:

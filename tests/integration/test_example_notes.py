@@ -11,7 +11,6 @@ volume of paid's, not an anonymous one left behind.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -22,28 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import PodmanService, free_port, run_paid
+from tests.harness import PodmanService, build_example_images, free_port, run_paid
 
 pytestmark = pytest.mark.slow
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "notes"
-CACHE = os.environ.get("PAID_EXAMPLE_CACHE", "/var/tmp/paid-example-cache")
 
 
 @pytest.fixture(scope="module")
 def images(podman_session: PodmanService) -> None:
-    if shutil.which("debootstrap") is None:
-        pytest.fail("debootstrap is missing: scripts/install-deps installs it")
-    subprocess.run(
-        [str(EXAMPLE / "build-images")],
-        env={
-            **podman_session.env,
-            "PODMAN": "podman " + " ".join(podman_session.global_args()),
-            "PAID_EXAMPLE_CACHE": CACHE,
-        },
-        check=True,
-        timeout=1200,
-    )
+    build_example_images(podman_session, EXAMPLE)
 
 
 def _paid(podman: PodmanService, state: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,9 +7,7 @@ reached from the host, and an image's VOLUME kept across a crash heal.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import rootless
-from tests.harness import free_port, service_doc, write_services
+from tests.harness import free_port, run_paid, service_doc, write_services
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,15 +34,7 @@ def user_podman() -> Iterator[rootless.RootlessPodman]:
 def _paid(
     podman: rootless.RootlessPodman, state: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PAID_PODMAN_URL": podman.url, "PAID_STATE_DIR": str(state)}
-    return subprocess.run(
-        [sys.executable, "-m", "paid", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return run_paid(podman, state, *args, timeout=180)
 
 
 def _get(port: int, deadline: float = 20.0) -> str:
