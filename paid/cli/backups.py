@@ -111,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     result = load(args)
     if result.desired is None:
-        print_errors(result)
+        print_errors(result, args)
         return EXIT_ERROR
     if args.all:
         services = [s for s in result.desired if s.spec.backup is not None]

@@ -81,7 +81,7 @@ def _chaos(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     result = load(args)
     if result.desired is None:
-        print_errors(result)
+        print_errors(result, args)
         return EXIT_ERROR
     # Only what the daemon is meant to bring back: enabled, restartPolicy Always.
     names = [

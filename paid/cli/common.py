@@ -17,6 +17,7 @@ from paid.state.desired import DesiredService
 from paid.state.labels import DEFAULT_INSTANCE
 from paid.state.loading import LoadResult, load_directory
 from paid.state.networks import default_network_of
+from paid.state.reading import MAX_FILE_BYTES
 from paid.state.secrets import SecretSource
 
 EXIT_OK = 0
@@ -31,8 +32,13 @@ def env(name: str, default: str | None = None) -> str | None:
 
 
 def load(args: argparse.Namespace) -> LoadResult:
+    """The desired state DIR names: a directory, one file, or ``-`` for standard input."""
+    stdin = None
+    if args.dir == "-":
+        stdin = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)  # over the limit: refused as too big
     return load_directory(
         args.dir,
+        stdin=stdin,
         allowed_host_paths=args.allow_host_path,
         secrets=secret_source(args),
         allowed_devices=getattr(args, "allow_device", ()),
@@ -69,10 +75,31 @@ def secret_source(args: argparse.Namespace) -> SecretSource:
     return SecretSource.open(args.secrets_dir, state_dir=state_dir)
 
 
-def print_errors(result: LoadResult) -> None:
+def print_errors(result: LoadResult, args: argparse.Namespace | None = None) -> None:
+    """Why the desired state does not load: on stderr, and as JSON on stdout with --output json."""
     for error in result.errors:
         stderr(str(error))
     stderr(f"paid: {args_dir_summary(result)}")
+    if args is not None and getattr(args, "output", None) == "json":
+        out(
+            json.dumps(
+                {
+                    "valid": False,
+                    "errors": [
+                        {"file": e.file, "line": e.line, "field": e.field, "message": e.message}
+                        for e in result.errors
+                    ],
+                },
+                indent=2,
+            )
+        )
+
+
+def fail(args: argparse.Namespace, message: str) -> None:
+    """A command's failure: on stderr, and as ``{"error": ...}`` on stdout with --output json."""
+    stderr(message)
+    if getattr(args, "output", None) == "json":
+        out(json.dumps({"error": message.removeprefix("paid: ")}, indent=2))
 
 
 def args_dir_summary(result: LoadResult) -> str:
@@ -84,7 +111,7 @@ def named_service(args: argparse.Namespace) -> DesiredService | None:
     """The desired service ``args.service`` names, or None after saying why."""
     result = load(args)
     if result.desired is None:
-        print_errors(result)
+        print_errors(result, args)
         return None
     service = result.desired.services.get(args.service)
     if service is None:
@@ -99,7 +126,14 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def out(text: str) -> None:
-    print(text, file=sys.stdout, flush=True)
+    """A line of the command's answer. A reader gone (``| head``) ends the output, not the work:
+    the command finishes and exits with its own code."""
+    try:
+        print(text, file=sys.stdout, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # later lines, and the flush at exit, go nowhere
+        os.close(devnull)
 
 
 def stderr(text: str) -> None:

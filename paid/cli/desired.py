@@ -88,8 +88,15 @@ def register(sub: Subparsers, parents: Parents) -> None:
     apply.add_argument(
         "--wait",
         action="store_true",
-        help="when another paid holds the state (a daemon, another apply), wait for it "
-        "instead of handing over to the daemon or stopping",
+        help="when another apply holds the state, wait for it instead of stopping "
+        "(a daemon holds it for good: without --wait, apply hands its work to it)",
+    )
+    apply.add_argument(
+        "--wait-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="with --wait, stop waiting after this long (exit 1); default: as long as it takes",
     )
     apply.set_defaults(handler=_apply)
     checks = sub.add_parser(
@@ -117,6 +124,16 @@ def register(sub: Subparsers, parents: Parents) -> None:
     ).set_defaults(handler=_schema)
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not 0 <= seconds <= 365 * 86400:
+        raise argparse.ArgumentTypeError(f"{value!r}: between 0 and a year of seconds")
+    return seconds
+
+
 def _schema(args: argparse.Namespace) -> int:
     out(json.dumps(json_schema(), indent=2, sort_keys=True))
     return EXIT_OK
@@ -140,7 +157,7 @@ def _validate(args: argparse.Namespace) -> int:
         )
         return EXIT_OK if result.ok else EXIT_ERROR
     if result.desired is None:
-        print_errors(result)
+        print_errors(result, args)
         return EXIT_ERROR
     out(f"{args.dir}: {len(result.desired)} services in {len(result.files)} files, valid")
     return EXIT_OK
@@ -149,14 +166,19 @@ def _validate(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     result = load(args)
     if result.desired is None:
-        print_errors(result)
+        print_errors(result, args)
         return EXIT_ERROR
     plan = _compute_plan(args, result.desired)
     if args.output == "json":
         out(json.dumps(plan.to_json(), indent=2))
     else:
         _print_plan(plan)
-    return EXIT_CHANGES if plan.mutating else EXIT_OK
+    return _plan_code(plan)
+
+
+def _plan_code(plan: Plan) -> int:
+    """2 when apply would change something or holds a change back; 0 when all is as desired."""
+    return EXIT_CHANGES if plan.mutating or plan.withheld else EXIT_OK
 
 
 def _compute_plan(args: argparse.Namespace, desired: DesiredState) -> Plan:
@@ -229,12 +251,12 @@ def _shown(value: object) -> str:
 def _apply(args: argparse.Namespace) -> int:
     result = load(args)
     if result.desired is None:
-        print_errors(result)
+        print_errors(result, args)
         return EXIT_ERROR
     if args.dry_run:
         plan = _compute_plan(args, result.desired)
         _print_plan(plan)
-        return EXIT_CHANGES if plan.mutating else EXIT_OK
+        return _plan_code(plan)
     lock, code = take_writer_lock(args, "apply")
     if lock is None:
         return code
@@ -251,7 +273,16 @@ def take_writer_lock(args: argparse.Namespace, role: str) -> tuple[WriterLock | 
         handed = _hand_over(args, held)
         if handed is not None:
             return None, handed
-        lock.acquire(role=role, directory=args.dir, wait=True)
+        try:
+            lock.acquire(
+                role=role,
+                directory=args.dir,
+                wait=True,
+                timeout=getattr(args, "wait_timeout", None),
+            )
+        except LockHeld as still:
+            stderr(f"paid: {still}, still after --wait-timeout {args.wait_timeout:g} s")
+            return None, EXIT_ERROR
     return lock, EXIT_OK
 
 
@@ -262,9 +293,15 @@ def _hand_over(args: argparse.Namespace, held: LockHeld) -> int | None:
     """
     holder = held.holder
     same_directory = holder is not None and holder.directory == os.path.realpath(args.dir)
-    if args.wait:
-        out(f"waiting for {holder or 'another paid'} to release {held.path} ...")
+    if args.wait and (holder is None or holder.role != "daemon"):
+        stderr(f"paid: waiting for {holder or 'another paid'} to release {held.path} ...")
         return None
+    if args.wait:
+        stderr(
+            f"paid: {held}: a daemon holds the state for as long as it runs, so --wait would "
+            "never end; apply without --wait hands the work to it, or stop it first"
+        )
+        return EXIT_ERROR
     if holder is not None and holder.role == "daemon" and same_directory:
         try:
             os.kill(holder.pid, signal.SIGHUP)
@@ -400,7 +437,7 @@ def _print_report(report: ConvergeReport) -> None:
 def _preflight(args: argparse.Namespace) -> int:
     result = load(args)
     if result.desired is None:
-        print_errors(result)
+        print_errors(result, args)
         return EXIT_ERROR
     runtime = podman(args)
     try:

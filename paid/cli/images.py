@@ -57,7 +57,7 @@ def register(sub: Subparsers, parents: Parents) -> None:
 def _update(args: argparse.Namespace) -> int:
     result = load(args)
     if result.desired is None:
-        print_errors(result)
+        print_errors(result, args)
         return EXIT_ERROR
     desired = result.desired
     client, checker = podman(args), registry(args)

@@ -11,40 +11,88 @@ logs go to stderr.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from paid import __version__, logs
 from paid.cli import (
     backups,
     chaos,
     completion,
+    containers,
     daemon,
     desired,
     images,
+    manual,
     migrate,
     reports,
     revisions,
 )
-from paid.cli.common import EXIT_ERROR, stderr
+from paid.cli.common import EXIT_ERROR, fail
 from paid.cli.options import parents
 from paid.controllers.timings import TimingsError
 from paid.runtime.base import RuntimeFailure, RuntimeUnavailable
 from paid.state.secrets import SecretUnavailable
 from paid.state.store import StoreError
 
-COMMANDS = (desired, images, revisions, daemon, backups, reports, chaos, migrate, completion)
+COMMANDS = (
+    desired,
+    images,
+    revisions,
+    containers,
+    daemon,
+    backups,
+    reports,
+    chaos,
+    migrate,
+    completion,
+)
 EXIT_USAGE = 64  # sysexits' EX_USAGE: never 2, which means "changes pending"
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error exits 64, not 2 (plan's "changes pending")."""
+    """argparse, as a command line people type should behave.
+
+    - A usage error exits 64, not 2 (plan's "changes pending").
+    - A misspelt command or option gets "did you mean".
+    - Options are never abbreviated: ``--output json`` is not ``--output-dir json``.
+    - Descriptions and examples keep their line breaks.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        # Unknown arguments are the (sub)command's own error, with its usage and options.
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self._suggestion(message)}\n")
+
+    def _suggestion(self, message: str) -> str:
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            wrong, known = choice[1], re.findall(r"'([^']*)'", choice[2])
+        else:
+            unknown = re.search(r"unrecognized arguments: (\S+)", message)
+            if not unknown or not unknown[1].startswith("-"):
+                return ""
+            wrong = unknown[1].split("=", 1)[0]
+            known = [o for a in self._actions for o in a.option_strings]
+        close = difflib.get_close_matches(wrong, known, n=1, cutoff=0.6)
+        return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,10 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="paid", description="Keep Podman converged to a declarative desired state."
     )
     parser.add_argument("--version", action="version", version=f"paid {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     shared = parents()
     for module in COMMANDS:
         module.register(sub, shared)
+    manual.describe(parser)
     return parser
 
 
@@ -75,16 +126,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_ERROR
     except RuntimeUnavailable as err:
-        stderr(f"paid: cannot reach Podman at {args.podman_url}: {err}{_socket_hint(args)}")
+        fail(args, f"paid: cannot reach Podman at {args.podman_url}: {err}{_socket_hint(args)}")
         return EXIT_ERROR
     except RuntimeFailure as err:  # Podman answered, and said no
-        stderr(f"paid: Podman at {args.podman_url} refused: {err}")
+        fail(args, f"paid: Podman at {args.podman_url} refused: {err}")
         return EXIT_ERROR
     except (StoreError, SecretUnavailable) as err:
-        stderr(f"paid: {err}")
+        fail(args, f"paid: {err}")
         return EXIT_ERROR
     except TimingsError as err:
-        stderr(f"paid: PAID_TIMINGS: {err}")
+        fail(args, f"paid: PAID_TIMINGS: {err}")
         return EXIT_ERROR
     return code
 

@@ -177,7 +177,7 @@ def _broken(filename: str, problems: list[Problem]) -> bool:
 def _export_kube(args: argparse.Namespace) -> int:
     result = load(args)
     if result.desired is None:
-        print_errors(result)
+        print_errors(result, args)
         return EXIT_ERROR
     manifests = kube.export(result.desired, pods=args.pods)
     for skipped in manifests.skipped:

@@ -113,7 +113,12 @@ def parents() -> Parents:
         "as root, else ~/.config/paid/secrets)",
     )
     directory = argparse.ArgumentParser(add_help=False)
-    directory.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="desired-state directory")
+    directory.add_argument(
+        "dir",
+        nargs="?",
+        default=DEFAULT_DIR,
+        help="the desired state: a directory (default desired-state), one file, or - for stdin",
+    )
     loading = argparse.ArgumentParser(add_help=False, parents=[directory, host_paths])
     guard = argparse.ArgumentParser(add_help=False)
     guard.add_argument(
@@ -122,7 +127,13 @@ def parents() -> Parents:
         help="remove services even when more than half of the managed ones would go",
     )
     output = argparse.ArgumentParser(add_help=False)
-    output.add_argument("--output", choices=("text", "json"), default="text")
+    output.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default), or json for scripts: errors included, on stdout",
+    )
     backups = argparse.ArgumentParser(add_help=False)
     backups.add_argument(
         "--backup-dir",

@@ -43,7 +43,7 @@ def register(sub: Subparsers, parents: Parents) -> None:
 def _slo(args: argparse.Namespace) -> int:
     result = load(args)
     if result.desired is None:
-        print_errors(result)
+        print_errors(result, args)
         return EXIT_ERROR
     now = time.time()
     with Store.open(args.state_dir) as store:

@@ -10,6 +10,7 @@ from typing import Any
 
 from paid.cli.common import (
     DEFAULT_DIR,
+    EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
     daemon_status,
@@ -86,40 +87,37 @@ def register(sub: Subparsers, parents: Parents) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
+    """What runs against what is desired: 0 all as desired, 2 some not, 1 cannot tell."""
     doc = daemon_status(args.listen)
     if doc is not None:
-        valid = (doc.get("desiredState") or {}).get("valid", True)
-        code = EXIT_OK if valid else EXIT_ERROR  # the daemon enforces an older, valid state
-        if args.output == "json":
-            out(json.dumps({**doc, "source": f"daemon at {args.listen}"}, indent=2))
-            return code
-        rows = []
-        for svc in doc.get("services", []):
-            phase = svc.get("phase", "")
-            if svc.get("crashLoopBackOff"):
-                phase = "CrashLoopBackOff"
-            elif svc.get("rollout"):
-                phase = f"RollingOut({svc['rollout']['phase']})"
-            elif svc.get("waitingFor"):
-                phase = "Waiting(" + ",".join(svc["waitingFor"]) + ")"
-            ready = (svc.get("health") or {}).get("ready")
-            rows.append(
-                (
-                    svc.get("name", ""),
-                    phase,
-                    "yes" if ready else ("no" if ready is False else "-"),
-                    f"{_rev(svc.get('runningRevision'))}/{_rev(svc.get('desiredRevision'))}",
-                    svc.get("image") or svc.get("desiredImage") or "-",
-                    svc.get("note") or "",
-                )
-            )
-        out(
-            f"from the daemon at {args.listen}: "
-            + ("ready" if doc.get("ready") else str(doc.get("reason")))
-        )
-        table(("SERVICE", "PHASE", "READY", "REVISION", "IMAGE", "NOTE"), rows)
+        source = f"daemon at {args.listen}"
+        valid = bool((doc.get("desiredState") or {}).get("valid", True))
+        services = list(doc.get("services", []))
+        headline = "ready" if doc.get("ready") else str(doc.get("reason"))
+    else:
+        doc, valid, services = _status_here(args)
+        source, headline = "this host", ""
+    code = _status_code(valid, services)
+    if args.output == "json":
+        out(json.dumps({**doc, "source": source, "exitCode": code}, indent=2))
         return code
+    if headline:
+        out(f"from the {source}: {headline}")
+    now = time.time()
+    table(
+        ("SERVICE", "PHASE", "READY", "REVISION", "PORTS", "AGE", "RESTARTS", "IMAGE", "NOTE"),
+        [_status_row(svc, now) for svc in services],
+    )
+    return code
+
+
+def _status_here(args: argparse.Namespace) -> tuple[dict[str, Any], bool, list[Any]]:
+    """The status document without a daemon: the desired state, Podman's list, the store."""
     result = load(args)
+    if result.desired is None:
+        for error in result.errors:
+            stderr(str(error))
+        stderr(f"paid: {args.dir} does not validate ({len(result.errors)} errors); phases unknown")
     desired = result.desired
     runtime = podman(args)
     try:
@@ -128,42 +126,77 @@ def _status(args: argparse.Namespace) -> int:
         runtime.close()
     revisions: dict[str, int] = {}
     notes: dict[str, str] = {}
-    if desired is not None and os.path.exists(os.path.join(args.state_dir, "paid.db")):
+    restarts: dict[str, int] = {}
+    if os.path.exists(os.path.join(args.state_dir, "paid.db")):
         with Store.open(args.state_dir) as store:
-            for service in desired:
-                number = store.find_revision(service=service.name, spec_hash=service.spec_hash)
-                if number is not None:
-                    revisions[service.name] = number
-            # A pin or a quarantine is drift from the desired state, shown as such.
-            notes = effective_state(desired, store, secret_source(args)).notes
-    statuses = service_statuses(desired, actual, revisions=revisions)
-    if args.output == "json":
-        report: dict[str, Any] = {
-            "desiredState": {
-                "dir": args.dir,
-                "valid": result.ok,
-                "errors": [str(e) for e in result.errors],
-            },
-            "services": [{**s.to_json(), "note": notes.get(s.name)} for s in statuses],
-        }
-        out(json.dumps(report, indent=2))
-        return EXIT_OK if result.ok else EXIT_ERROR
-    if not result.ok:
-        stderr(f"paid: {args.dir} does not validate ({len(result.errors)} errors); phases unknown")
-    header = ("SERVICE", "PHASE", "STATE", "REVISION", "IMAGE", "NOTE")
-    rows = [
-        (
-            s.name,
-            str(s.phase),
-            s.state or "-",
-            f"{_rev(s.running_revision)}/{_rev(s.desired_revision)}",
-            s.image or s.desired_image or "-",
-            notes.get(s.name, ""),
-        )
-        for s in statuses
-    ]
-    table(header, rows)
-    return EXIT_OK if result.ok else EXIT_ERROR
+            created = {c.name: c.created_at for c in actual if c.managed and c.created_at}
+            restarts = store.restarts_since(created)
+            if desired is not None:
+                for service in desired:
+                    number = store.find_revision(service=service.name, spec_hash=service.spec_hash)
+                    if number is not None:
+                        revisions[service.name] = number
+                # A pin or a quarantine is drift from the desired state, shown as such.
+                notes = effective_state(desired, store, secret_source(args)).notes
+    statuses = service_statuses(desired, actual, revisions=revisions, restarts=restarts)
+    services = [{**s.to_json(), "note": notes.get(s.name)} for s in statuses]
+    doc: dict[str, Any] = {
+        "desiredState": {
+            "dir": args.dir,
+            "valid": result.ok,
+            "errors": [str(e) for e in result.errors],
+        },
+        "services": services,
+    }
+    return doc, result.ok, services
+
+
+def _status_code(valid: bool, services: list[Any]) -> int:
+    """1 when the desired state is not valid; 2 when a service is not as desired; else 0."""
+    if not valid:
+        return EXIT_ERROR
+    settled = ("Running", "Disabled")
+    for svc in services:
+        ready = (svc.get("health") or {}).get("ready")
+        if svc.get("phase") not in settled or svc.get("note") or ready is False:
+            return EXIT_CHANGES
+        if svc.get("rollout") or svc.get("crashLoopBackOff") or svc.get("waitingFor"):
+            return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _status_row(svc: dict[str, Any], now: float) -> tuple[str, ...]:
+    phase = str(svc.get("phase", ""))
+    if svc.get("crashLoopBackOff"):
+        phase = "CrashLoopBackOff"
+    elif svc.get("rollout"):
+        phase = f"RollingOut({svc['rollout']['phase']})"
+    elif svc.get("waitingFor"):
+        phase = "Waiting(" + ",".join(svc["waitingFor"]) + ")"
+    elif phase == "Stopped" and svc.get("state"):
+        phase = f"Stopped({svc['state']})"
+    ready = (svc.get("health") or {}).get("ready")
+    created = svc.get("createdAt")
+    return (
+        str(svc.get("name", "")),
+        phase,
+        "yes" if ready else ("no" if ready is False else "-"),
+        f"{_rev(svc.get('runningRevision'))}/{_rev(svc.get('desiredRevision'))}",
+        ",".join(svc.get("ports") or ()) or "-",
+        _age(now - float(created)) if created else "-",
+        str(svc.get("restarts") or 0),
+        str(svc.get("image") or svc.get("desiredImage") or "-"),
+        str(svc.get("note") or ""),
+    )
+
+
+def _age(seconds: float) -> str:
+    """kubectl's way: 45s, 12m, 5h, 3d."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= 2 * size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
 
 
 def _history(args: argparse.Namespace) -> int:

@@ -123,7 +123,10 @@ class StatusViews:
         s = self.knowledge.copy()
         notes = dict(s.notes)
         revisions: dict[str, int] = {}
+        restarts: dict[str, int] = {}
         try:
+            created = {c.name: c.created_at for c in s.observed if c.managed and c.created_at}
+            restarts = self.store.restarts_since(created)
             for name, hold in self.store.holds().items():
                 notes[name] = f"held by pid {hold.pid} for a {hold.reason}: paid leaves it alone"
             targets = self.store.image_targets()
@@ -134,7 +137,9 @@ class StatusViews:
                     revisions[svc.name] = number
         except StoreError:
             pass  # the store is busy or gone: show what Podman runs all the same
-        statuses = service_statuses(s.desired, list(s.observed), revisions=revisions)
+        statuses = service_statuses(
+            s.desired, list(s.observed), revisions=revisions, restarts=restarts
+        )
         ready = self.readyz()
         health = self.reconciler.health
         return {

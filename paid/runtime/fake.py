@@ -233,6 +233,7 @@ class FakeRuntime:
             labels={**request.labels, INSTANCE: self.instance},
             image_id=image_id(request.image),
             networks=() if request.host_network else tuple(sorted(request.networks)),
+            created_at=time.time(),
         )
         for network, aliases in request.networks.items():
             self.aliases[(network, container_id)] = tuple(aliases)
@@ -254,7 +255,7 @@ class FakeRuntime:
                             f"start {name}: cannot listen on the TCP port: listen tcp4 "
                             f"{port.host_ip}:{port.host_port}: bind: address already in use"
                         )
-        self._set(name, state="running", exit_code=0, published=ports)
+        self._set(name, state="running", exit_code=0, published=ports, started_at=time.time())
 
     def unpause_container(self, name: str) -> None:
         self._call("unpause", name)

@@ -14,8 +14,13 @@ import json
 import os
 import re
 import resource
+import shutil
 import socket
+import subprocess
+import tempfile
+import time
 import tomllib
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -66,9 +71,13 @@ class PodmanRuntime:
         self.instance = instance  # stamped on what it creates; others' containers are foreign
         self.auth = auth  # None: Podman's own credentials (its default auth file)
         self.requests: Counter[tuple[str, str]] = Counter()
+        self._tunnel = SshTunnel.open(url) if url.startswith("ssh://") else None
         try:
-            self._client = PodmanClient(base_url=url, timeout=timeout)
+            base_url = self._tunnel.url if self._tunnel else url
+            self._client = PodmanClient(base_url=base_url, timeout=timeout)
         except (ValueError, podman_errors.PodmanError) as err:
+            if self._tunnel:
+                self._tunnel.close()
             raise RuntimeUnavailable(f"cannot use Podman URL {url!r}: {err}") from err
         self._client.api.hooks["response"].append(self._count)
 
@@ -83,6 +92,8 @@ class PodmanRuntime:
 
     def close(self) -> None:
         self._client.close()
+        if self._tunnel:
+            self._tunnel.close()
 
     # -- Runtime -------------------------------------------------------
 
@@ -124,6 +135,8 @@ class PodmanRuntime:
             labels=dict(config.get("Labels") or {}),
             image_id=str(attrs.get("Image") or ""),
             networks=tuple(sorted((attrs.get("NetworkSettings") or {}).get("Networks") or {})),
+            created_at=_epoch(attrs.get("Created")),
+            started_at=_epoch(state.get("StartedAt")),
         ).seen_by(self.instance)
 
     def image_present(self, image: str) -> bool:
@@ -367,7 +380,7 @@ class PodmanRuntime:
             response = self._client.api.get("/secrets/json")
             response.raise_for_status()
             return {
-                str(item["Spec"]["Name"]): _epoch(str(item.get("CreatedAt", "")))
+                str(item["Spec"]["Name"]): _epoch(item.get("CreatedAt")) or 0.0
                 for item in response.json()
             }
 
@@ -461,6 +474,46 @@ class PodmanRuntime:
             response.raise_for_status(not_found=podman_errors.NotFound)
             return _demultiplex(response.content)[-lines:]
 
+    def stream_logs(
+        self,
+        container_id: str,
+        *,
+        follow: bool = False,
+        since: float | None = None,
+        tail: int | None = None,
+        timestamps: bool = False,
+    ) -> Iterator[tuple[int, bytes]]:
+        """What the container wrote, as (1 stdout | 2 stderr, bytes), as Podman sends it.
+
+        With ``follow``, it goes on until the container stops (or the caller stops reading).
+        """
+        params = {"stdout": "true", "stderr": "true", "follow": str(follow).lower()}
+        if since is not None:
+            params["since"] = str(int(since))
+        if tail is not None:
+            params["tail"] = str(tail)
+        if timestamps:
+            params["timestamps"] = "true"
+        with _translated(f"logs of {container_id[:12]}"):
+            response = self._client.api.get(
+                f"/containers/{container_id}/logs", params=params, stream=True, timeout=None
+            )
+            response.raise_for_status(not_found=podman_errors.NotFound)
+            try:
+                yield from _frames(response.iter_content(chunk_size=None))
+            finally:
+                response.close()
+
+    def handover_argv(self, *args: str) -> list[str]:
+        """The ``podman`` command line that talks to this same service (``podman --url``).
+
+        For what only Podman's own client does well: an interactive exec with a terminal.
+        """
+        program = shutil.which("podman")
+        if program is None:
+            raise RuntimeUnavailable("the podman command is not installed here")
+        return [program, "--url", self.url, *args]
+
     def _post(
         self,
         name: str,
@@ -544,6 +597,28 @@ def _demultiplex(raw: bytes) -> list[str]:
     return out.decode("utf-8", "replace").splitlines()
 
 
+def _frames(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
+    """A Docker-style multiplexed stream as (stream, bytes); a tty's plain stream as stdout."""
+    buffer = b""
+    plain: bool | None = None
+    for chunk in chunks:
+        buffer += chunk
+        if plain is None and len(buffer) >= 8:
+            plain = not (buffer[0] in (0, 1, 2) and buffer[1:4] == b"\0\0\0")
+        if plain:
+            yield 1, buffer
+            buffer = b""
+            continue
+        while len(buffer) >= 8:
+            size = int.from_bytes(buffer[4:8], "big")
+            if len(buffer) < 8 + size:
+                break
+            yield (2 if buffer[0] == 2 else 1), buffer[8 : 8 + size]
+            buffer = buffer[8 + size :]
+    if buffer:
+        yield 1, buffer
+
+
 def _image(attrs: dict[str, Any]) -> LocalImage:
     """An image from Podman's inspect or list answer (both spell these alike)."""
     names = [str(n) for n in (attrs.get("RepoTags") or attrs.get("Names") or ())]
@@ -568,7 +643,98 @@ def _actual(attrs: dict[str, Any]) -> ActualContainer:
         image_id=str(attrs.get("ImageID") or ""),
         published=tuple(_published(attrs.get("Ports") or [])),
         networks=tuple(sorted(str(n) for n in attrs.get("Networks") or ())),
+        created_at=_epoch(attrs.get("Created")),
+        started_at=_epoch(attrs.get("StartedAt")),
     )
+
+
+CONNECT_TIMEOUT = 10.0  # seconds for an ssh:// connection to be up
+
+
+class SshTunnel:
+    """``ssh://user@host[:port]/path/podman.sock`` as a local socket: ssh's own forwarding.
+
+    podman-py's ssh transport waits five minutes for a socket that a failed
+    ssh never makes, and trusts any host key. This one runs ``ssh -N -L``
+    in batch mode with the user's own known_hosts and keys (or
+    ``CONTAINER_SSHKEY``), and gives up as soon as ssh does, or after
+    ``CONNECT_TIMEOUT``, with ssh's own words.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], directory: str, socket_path: str) -> None:
+        self._process, self._directory, self.socket_path = process, directory, socket_path
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    @classmethod
+    def open(cls, url: str, *, timeout: float = CONNECT_TIMEOUT) -> SshTunnel:
+        parsed = urllib.parse.urlsplit(url)
+        if not parsed.hostname or not parsed.path:
+            raise RuntimeUnavailable(
+                f"{url!r}: an ssh URL is ssh://[user@]host[:port]/path/to/podman.sock"
+            )
+        directory = tempfile.mkdtemp(prefix="paid-ssh-")
+        local = os.path.join(directory, "podman.sock")
+        command = [
+            "ssh",
+            "-N",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-o",
+            f"ConnectTimeout={max(1, int(timeout))}",
+            "-L",
+            f"{local}:{parsed.path}",
+        ]
+        if parsed.port:
+            command += ["-p", str(parsed.port)]
+        if os.environ.get("CONTAINER_SSHKEY"):
+            command += ["-i", os.environ["CONTAINER_SSHKEY"]]
+        command += [f"{parsed.username}@{parsed.hostname}" if parsed.username else parsed.hostname]
+        try:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+        except OSError as err:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise RuntimeUnavailable(f"cannot run ssh: {err.strerror or err}") from err
+        tunnel = cls(process, directory, local)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(local):
+            if process.poll() is not None:
+                said = (process.stderr.read() if process.stderr else b"").decode(errors="replace")
+                tunnel.close()
+                raise RuntimeUnavailable(f"ssh failed: {said.strip() or process.returncode}")
+            if time.monotonic() >= deadline:
+                tunnel.close()
+                raise RuntimeUnavailable(f"ssh: no connection within {timeout:g} s")
+            time.sleep(0.05)
+        return tunnel
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=5)
+            if self._process.poll() is None:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stderr:
+            self._process.stderr.close()
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+
+def _epoch(value: Any) -> float | None:
+    """Podman's times, as the list call gives them (epoch seconds or RFC 3339), or None."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if value > 0 else None  # Go's zero time is negative
+    if isinstance(value, str) and value:
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value).timestamp()
+    return None
 
 
 def _published(ports: list[dict[str, Any]]) -> Iterator[PortMapping]:
@@ -867,14 +1033,6 @@ def _translated(what: str, *, image: str | None = None) -> Iterator[None]:
         raise RuntimeFailure(f"{what}: {err}") from err
     except requests.RequestException as err:
         raise RuntimeUnavailable(f"{what}: {err}") from err
-
-
-def _epoch(timestamp: str) -> float:
-    """Podman's RFC 3339 time (nanoseconds, ``Z`` or an offset) as epoch seconds."""
-    try:
-        return datetime.fromisoformat(timestamp).timestamp()
-    except ValueError:
-        return 0.0
 
 
 def _explain(err: Exception) -> str:

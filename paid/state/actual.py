@@ -35,6 +35,8 @@ class ActualContainer:
     published: tuple[PortMapping, ...] = ()  # host ports, as the list call reports them
     foreign: bool = False  # paid's, but another instance's: as good as unmanaged here
     networks: tuple[str, ...] | None = None  # the networks it is on; None: not reported
+    created_at: float | None = None  # epoch seconds, when Podman reports it
+    started_at: float | None = None  # epoch seconds of the last start; None: never started
 
     @property
     def managed(self) -> bool:

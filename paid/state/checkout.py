@@ -23,6 +23,8 @@ def describe(directory: str | os.PathLike[str]) -> Checkout | None:
     git = shutil.which("git")
     if git is None:
         return None
+    if os.path.isfile(directory):  # one desired-state file: its directory's checkout
+        directory = os.path.dirname(os.path.abspath(directory))
     try:
         head = subprocess.run(
             [git, "-C", str(directory), "rev-parse", "--verify", "HEAD"],

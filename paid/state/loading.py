@@ -32,6 +32,7 @@ from paid.state.reading import (
     Document,
     LoadError,
     dotted,
+    read_bytes,
     read_file,
 )
 from paid.state.secrets import SecretSource, SecretUnavailable, file_secret_key
@@ -63,23 +64,22 @@ def load_directory(
     allowed_devices: Iterable[str] = (),
     offline: bool = False,
     default_network: str = DEFAULT_NETWORK,
+    stdin: bytes | None = None,
 ) -> LoadResult:
     """Load and validate every ``*.yaml``/``*.yml`` file under ``directory``.
 
-    Hidden files and directories (``.git``) are skipped. Host-path volumes
-    must lie under one of ``allowed_host_paths``. Secret files are read
-    from ``secrets`` to fingerprint them; a missing one is an error. A
-    service that names no network joins ``default_network``.
+    ``directory`` may also be one file, or ``-`` with its bytes in ``stdin``
+    (paths in it are then relative to the current directory). Hidden
+    files and directories (``.git``) are skipped. Host-path volumes must
+    lie under one of ``allowed_host_paths``. Secret files are read from
+    ``secrets`` to fingerprint them; a missing one is an error. A service
+    that names no network joins ``default_network``.
     """
-    root = Path(directory)
-    if not root.is_dir():
-        return LoadResult(None, (LoadError(str(root), 0, "", "not a directory"),))
-    files = sorted(_yaml_files(root))
     errors: list[LoadError] = []
-    if len(files) > MAX_FILES:
-        errors.append(LoadError(str(root), 0, "", f"more than {MAX_FILES} YAML files"))
-        files = files[:MAX_FILES]
-    read = {path: read_file(path, display=_display(path)) for path in files}
+    found = _sources(Path(directory), stdin, errors)
+    if found is None:
+        return LoadResult(None, tuple(errors))
+    root, files, read = found
     referenced = _referenced(read)
     files = [p for p in files if not (_under(p, referenced) and not _paid_file(read[p][0]))]
     documents: list[Document] = []
@@ -140,7 +140,7 @@ def load_directory(
     )
     written = {_raw_name(doc) for doc in documents if _is_network(doc)} - {None}
     errors.extend(network_checks(where, networks, written=written, default_network=default_network))
-    shown = tuple(_display(p) for p in files)
+    shown = tuple("-" if stdin is not None else _display(p) for p in files)
     if errors:
         return LoadResult(None, tuple(sorted(set(errors))), shown)
     declared = {
@@ -152,6 +152,30 @@ def load_directory(
     return LoadResult(
         DesiredState.of(services, declared, default_network=default_network), (), shown
     )
+
+
+Read = dict[Path, tuple[list[Document], list[LoadError]]]
+
+
+def _sources(
+    root: Path, stdin: bytes | None, errors: list[LoadError]
+) -> tuple[Path, list[Path], Read] | None:
+    """The root that paths are relative to, the files, and what each holds."""
+    if stdin is not None:
+        files = [Path.cwd() / "-"]
+        return Path.cwd(), files, {files[0]: read_bytes(stdin, display="-")}
+    if root.is_file():
+        files, root = [root], root.parent
+    elif root.is_dir():
+        files = sorted(_yaml_files(root))
+    else:
+        problem = "no such file or directory" if not root.exists() else "not a directory or file"
+        errors.append(LoadError(str(root), 0, "", problem))
+        return None
+    if len(files) > MAX_FILES:
+        errors.append(LoadError(str(root), 0, "", f"more than {MAX_FILES} YAML files"))
+        files = files[:MAX_FILES]
+    return root, files, {path: read_file(path, display=_display(path)) for path in files}
 
 
 def _twice(doc: Document, kind: str, first: Document) -> LoadError:

@@ -25,6 +25,9 @@ from typing import Any
 FILENAME = "paid.lock"
 
 
+POLL = 0.1  # seconds between tries while waiting with a timeout
+
+
 @dataclass(frozen=True, slots=True)
 class Holder:
     pid: int
@@ -50,15 +53,27 @@ class WriterLock:
         self.path = Path(state_dir) / FILENAME
         self._fd: int | None = None
 
-    def acquire(self, *, role: str, directory: str, wait: bool = False) -> None:
-        """Take the lock, or raise ``LockHeld`` naming the holder (``wait``: block until free)."""
+    def acquire(
+        self, *, role: str, directory: str, wait: bool = False, timeout: float | None = None
+    ) -> None:
+        """Take the lock, or raise ``LockHeld`` naming the holder.
+
+        ``wait``: block until it is free, or, with ``timeout``, for at most
+        that many seconds before raising ``LockHeld``.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
-            raise LockHeld(self.path, self.holder()) from None
+            while True:
+                try:
+                    blocking = wait and deadline is None
+                    fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                    break
+                except BlockingIOError:
+                    if not wait or (deadline is not None and time.monotonic() >= deadline):
+                        raise LockHeld(self.path, self.holder()) from None
+                    time.sleep(min(POLL, max(0.0, (deadline or 0) - time.monotonic())))
         except BaseException:
             os.close(fd)
             raise

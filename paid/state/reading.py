@@ -100,6 +100,11 @@ def read_file(path: Path, *, display: str) -> tuple[list[Document], list[LoadErr
         return [], [LoadError(display, 0, "", str(err))]
     except OSError as err:
         return [], [LoadError(display, 0, "", f"cannot read: {err.strerror or err}")]
+    return read_bytes(data, display=display)
+
+
+def read_bytes(data: bytes, *, display: str) -> tuple[list[Document], list[LoadError]]:
+    """The documents of one file's bytes (a file read, or standard input)."""
     if len(data) > MAX_FILE_BYTES:
         return [], [LoadError(display, 0, "", f"file is over the limit of {MAX_FILE_BYTES} bytes")]
     try:

@@ -14,6 +14,7 @@ from typing import Any
 from paid.state import actual as states
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
+from paid.state.shorthands import PortMapping
 
 
 class Phase(StrEnum):
@@ -37,6 +38,10 @@ class ServiceStatus:
     desired_image: str | None
     running_revision: int | None
     desired_revision: int | None
+    ports: tuple[str, ...] = ()  # as published: "0.0.0.0:8080->80/tcp"
+    created_at: float | None = None  # of the container that holds the name
+    started_at: float | None = None
+    restarts: int = 0  # paid's starts and restarts of that container
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -49,10 +54,16 @@ def service_statuses(
     actual: Iterable[ActualContainer],
     *,
     revisions: Mapping[str, int] | None = None,
+    restarts: Mapping[str, int] | None = None,
 ) -> list[ServiceStatus]:
-    """``revisions`` maps a service to the revision number of its desired spec."""
+    """``revisions`` maps a service to the revision number of its desired spec.
+
+    ``restarts`` maps a service to how often paid started or restarted
+    the container now holding its name (``restarts_since`` of the store).
+    """
     by_name = {c.name: c for c in actual}
     revisions = revisions or {}
+    restarts = restarts or {}
     names = set(desired.services if desired else ()) | {n for n, c in by_name.items() if c.managed}
     out: list[ServiceStatus] = []
     for name in sorted(names):
@@ -84,9 +95,18 @@ def service_statuses(
                 desired_image=service.spec.image if service else None,
                 running_revision=container.revision if container and container.managed else None,
                 desired_revision=revisions.get(name),
+                ports=tuple(_port(p) for p in container.published) if container else (),
+                created_at=container.created_at if container else None,
+                started_at=container.started_at if container else None,
+                restarts=restarts.get(name, 0),
             )
         )
     return out
+
+
+def _port(mapping: PortMapping) -> str:
+    ip = f"[{mapping.host_ip}]" if ":" in mapping.host_ip else mapping.host_ip
+    return f"{ip}:{mapping.host_port}->{mapping.container_port}/{mapping.protocol}"
 
 
 def _camel(name: str) -> str:

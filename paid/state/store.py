@@ -738,6 +738,21 @@ class Store:
         rows = self._query(query + " ORDER BY id", args)
         return [Event(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
+    def restarts_since(self, since: Mapping[str, float]) -> dict[str, int]:
+        """Per service, the starts and restarts paid made since the time given for it."""
+        if not since:
+            return {}
+        rows = self._query(
+            "SELECT service, at FROM events WHERE kind = 'action_done' AND at >= ?"
+            " AND json_extract(data, '$.action') IN ('start', 'restart')",
+            [min(since.values())],
+        )
+        counts: dict[str, int] = {}
+        for service, at in rows:
+            if service in since and at >= since[service]:
+                counts[service] = counts.get(service, 0) + 1
+        return counts
+
     # -- last valid desired state ---------------------------------------
 
     def save_snapshot(self, *, digest: str, documents: list[dict[str, Any]]) -> None:

@@ -159,7 +159,10 @@ def _holder(state_dir: Path) -> dict[str, Any] | None:
 def test_two_applies_at_once_one_waits_one_stops_none_breaks(
     podman: PodmanService, desired_dir: Path, state_dir: Path
 ) -> None:
-    """A second apply names the first's pid and stops; with --wait it runs after; all intact."""
+    """A second apply names the first's pid and stops; with --wait it runs after; all intact.
+
+    ``--wait-timeout`` gives up while the first still holds the lock.
+    """
     names = [f"s{i}" for i in range(6)]
     slow = {"minReadySeconds": 3}
     write_services(desired_dir, *(service_doc(n, rollout=slow) for n in names))
@@ -174,6 +177,7 @@ def test_two_applies_at_once_one_waits_one_stops_none_breaks(
     wait_until(lambda: (_holder(state_dir) or {}).get("pid") == first.pid, 30)
 
     refused = _paid(podman, state_dir, "apply", str(desired_dir))
+    gave_up = _paid(podman, state_dir, "apply", str(desired_dir), "--wait", "--wait-timeout", "0.3")
     waited = _paid(podman, state_dir, "apply", str(desired_dir), "--wait")
     first_out, _ = first.communicate(timeout=120)
 
@@ -181,7 +185,10 @@ def test_two_applies_at_once_one_waits_one_stops_none_breaks(
     assert 1 == refused.returncode
     assert f"paid apply (pid {first.pid}" in refused.stderr
     assert 0 == waited.returncode, waited.stdout + waited.stderr
-    assert "waiting for paid apply" in waited.stdout
+    assert "waiting for paid apply" in waited.stderr
+    assert 1 == gave_up.returncode
+    assert f"paid apply (pid {first.pid}" in gave_up.stderr
+    assert "--wait-timeout 0.3 s" in gave_up.stderr
     assert names == _names(podman)
     assert {"running"} == {c["State"] for c in podman.containers()}
     with Store.open(state_dir) as store:
@@ -193,15 +200,21 @@ def test_two_applies_at_once_one_waits_one_stops_none_breaks(
 def test_apply_beside_the_daemon_hands_over(
     podman: PodmanService, daemon: Daemon, desired_dir: Path
 ) -> None:
-    """The daemon holds the state: apply hands it the work (SIGHUP) and says so."""
+    """The daemon holds the state: apply hands it the work (SIGHUP) and says so.
+
+    ``--wait`` beside a daemon refuses at once instead of waiting for ever.
+    """
     write_services(desired_dir, service_doc("web"))
     daemon.extra += ["--watch-interval", "3600"]  # it will not notice the edit by itself
     daemon.start()
     wait_until(lambda: daemon.service("web")["phase"] == "Running", 30)
     write_services(desired_dir, service_doc("web", image=IMAGE_V2))
 
+    never = _paid(podman, daemon.state_dir, "apply", str(desired_dir), "--wait")
     handed = _paid(podman, daemon.state_dir, "apply", str(desired_dir))
 
+    assert 1 == never.returncode  # --wait on a daemon would never end: said at once
+    assert "never end" in never.stderr
     assert 0 == handed.returncode, handed.stderr
     assert f"handed to the running daemon (pid {daemon.process.pid if daemon.process else 0})" in (
         handed.stdout

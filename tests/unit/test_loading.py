@@ -124,7 +124,7 @@ def test_missing_directory_is_an_error(tmp_path: Path) -> None:
     result = load_directory(tmp_path / "nope")
 
     assert result.desired is None
-    assert "not a directory" == result.errors[0].message
+    assert "no such file or directory" == result.errors[0].message
 
 
 def test_merge_keys_are_supported_and_explicit_keys_win(tmp_path: Path) -> None:
