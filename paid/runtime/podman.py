@@ -14,6 +14,7 @@ import json
 import os
 import re
 import resource
+import shlex
 import shutil
 import socket
 import subprocess
@@ -658,7 +659,8 @@ class SshTunnel:
     ssh never makes, and trusts any host key. This one runs ``ssh -N -L``
     in batch mode with the user's own known_hosts and keys (or
     ``CONTAINER_SSHKEY``), and gives up as soon as ssh does, or after
-    ``CONNECT_TIMEOUT``, with ssh's own words.
+    ``CONNECT_TIMEOUT``, with ssh's own words. ``PAID_SSH_COMMAND`` (as
+    git's ``GIT_SSH_COMMAND``) replaces ``ssh``, with options of its own.
     """
 
     def __init__(self, process: subprocess.Popen[bytes], directory: str, socket_path: str) -> None:
@@ -678,7 +680,7 @@ class SshTunnel:
         directory = tempfile.mkdtemp(prefix="paid-ssh-")
         local = os.path.join(directory, "podman.sock")
         command = [
-            "ssh",
+            *shlex.split(os.environ.get("PAID_SSH_COMMAND") or "ssh"),
             "-N",
             "-o",
             "BatchMode=yes",
