@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,16 +20,28 @@ from typing import Any
 from paid.state.reading import kind_of
 from paid.translate.compose_keys import network_name, seconds
 from paid.translate.output import Output, Problem, Translation, in_order
+from paid.translate.systemd_syntax import Host, SpecifierError, drop_ins, expand, words
 
 _SUFFIXES = (".container", ".network", ".volume")
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One ``Key=value`` of a unit or of one of its drop-ins, where it was written."""
+
+    section: str
+    key: str
+    value: str
+    line: int
+    file: Path
+
+
 @dataclass
 class Unit:
-    """One unit file: its entries in order, each with its line."""
+    """One unit file with its drop-ins: its entries in order, each with its file and line."""
 
     path: Path
-    entries: list[tuple[str, str, str, int]] = field(default_factory=list)  # section, key, value
+    entries: list[Entry] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -68,9 +79,22 @@ def _unit_text(path: Path) -> str:
 def parse_unit(path: Path) -> Unit:
     """systemd's unit syntax: sections, ``Key=value``, comments, ``\\`` continuations.
 
-    ``UnitError`` when the file is not a readable text file.
+    The unit's drop-ins (``systemd_syntax.drop_ins``) are read after it, in
+    systemd's order. An empty assignment (``Environment=``) resets what the
+    key was given before it, as systemd's list settings do. ``UnitError``
+    when a file is not a readable text file.
     """
     unit = Unit(path)
+    _read_entries(path, unit)
+    for part in drop_ins(path):
+        try:
+            _read_entries(part, unit)
+        except UnitError as err:
+            raise UnitError(f"its drop-in {part}: {err}") from err
+    return unit
+
+
+def _read_entries(path: Path, unit: Unit) -> None:
     section = ""
     pending, start = "", 0
     for number, raw in enumerate(_unit_text(path).splitlines(), start=1):
@@ -86,9 +110,13 @@ def parse_unit(path: Path) -> Unit:
             section = line[1:-1]
             continue
         key, found, value = line.partition("=")
-        if found:
-            unit.entries.append((section, key.strip(), value.strip(), at))
-    return unit
+        if not found:
+            continue
+        key, value = key.strip(), value.strip()
+        if not value:  # systemd: an empty assignment clears the list
+            unit.entries = [e for e in unit.entries if (e.section, e.key) != (section, key)]
+            continue
+        unit.entries.append(Entry(section, key, value, at, path))
 
 
 @dataclass
@@ -100,26 +128,32 @@ class Context:
     names: dict[str, str]  # container unit name -> service name
     line: int = 0
     key: str = ""
+    file: Path | None = None  # the unit, or the drop-in the entry is in
     user: list[str] = field(default_factory=list)  # User=, Group=
+    follows: bool = False  # AutoUpdate=registry
+    pinned_at: tuple[Path | None, int] = (None, 0)  # where Image= was
 
     def problem(self, why: str) -> None:
-        self.translation.problems.append(Problem(str(self.unit.path), self.line, self.key, why))
+        where = self.file or self.unit.path
+        self.translation.problems.append(Problem(str(where), self.line, self.key, why))
 
 
 Handler = Callable[[str, Context], None]
 
 
 def _words(value: str, ctx: Context) -> list[str]:
-    try:
-        return shlex.split(value)
-    except ValueError as err:
-        ctx.problem(f"cannot split as systemd would: {err}")
-        return []
+    return words(value)
+
+
+def _one(value: str) -> str:
+    """A single-valued key's value, unquoted as systemd does (``Image="x"`` is x)."""
+    split = words(value)
+    return split[0] if len(split) == 1 else value
 
 
 def _set(paid: str, convert: Callable[[str], Any] = str) -> Handler:
     def handler(value: str, ctx: Context) -> None:
-        ctx.spec[paid] = convert(value)
+        ctx.spec[paid] = convert(_one(value))
 
     return handler
 
@@ -136,10 +170,19 @@ def _boolean(value: str) -> bool:
 
 
 def _image(value: str, ctx: Context) -> None:
-    tail = value.rsplit("/", 1)[-1]
-    if "@" not in tail and (":" not in tail or tail.endswith(":latest")):
-        ctx.problem(f"{value} is not pinned: give a version tag or a digest")
+    value = _one(value)
     ctx.spec["image"] = value
+    ctx.pinned_at = (ctx.file, ctx.line)
+    if value.endswith((".image", ".build")):
+        ctx.problem(f"{value}: an .image or .build unit; paid pulls or builds (spec.build) itself")
+        return
+
+
+def _moving(image: str) -> bool:
+    if image.endswith((".image", ".build")):
+        return False  # refused as such
+    tail = image.rsplit("/", 1)[-1]
+    return "@" not in tail and (":" not in tail or tail.endswith(":latest"))
 
 
 def _exec(value: str, ctx: Context) -> None:
@@ -175,9 +218,15 @@ def _environment_file(value: str, ctx: Context) -> None:
 
 
 def _publish(value: str, ctx: Context) -> None:
+    value = _one(value)
+    if value.startswith(":"):  # an empty address: every address, as Podman reads it
+        value = value[1:]
     body = value.rsplit("/", 1)[0]
     if ":" not in body:
         ctx.problem(f"{value}: give a host port (host:container)")
+        return
+    if body.split(":")[-2] == "":
+        ctx.problem(f"{value}: give a host port (host:container); paid does not pick one")
         return
     ctx.spec.setdefault("ports", []).append(value.removesuffix("/tcp"))
 
@@ -200,10 +249,17 @@ def _volume(value: str, ctx: Context) -> None:
 
 
 def _network(value: str, ctx: Context) -> None:
+    value = _one(value)
     if value == "host":
         ctx.spec["hostNetwork"] = True
         return
     name, _, options = value.partition(":")
+    if name.endswith(".container"):
+        ctx.problem(
+            f"{value}: another container's network namespace; paid has none shared: put both "
+            "services on one network and reach the other by its name"
+        )
+        return
     if options:
         ctx.problem(f"{value}: network options have no paid equivalent")
     if name in ("none", "private", "slirp4netns", "pasta") or name.startswith("container:"):
@@ -229,7 +285,13 @@ def _capability(part: str) -> Handler:
 
 
 def _device(value: str, ctx: Context) -> None:
-    device = value.split(":", maxsplit=1)[0]
+    device = _one(value).split(":", maxsplit=1)[0]
+    if device.startswith("-"):  # Quadlet: pass it only if it exists
+        device = device[1:]
+        ctx.notes.append(f"device {device} was optional (-): paid requires it to exist")
+    if not device.startswith("/"):
+        ctx.problem(f"{value}: a device is an absolute path under /dev")
+        return
     ctx.spec.setdefault("devices", []).append(device)
     ctx.notes.append(f"device {device}: run paid with --allow-device {device}")
 
@@ -304,6 +366,106 @@ def _depends(value: str, ctx: Context) -> None:
                 wanted.append(ctx.names[unit])
 
 
+def _memory(value: str, ctx: Context) -> None:
+    ctx.spec.setdefault("resources", {})["memory"] = _one(value)
+
+
+def _pids(value: str, ctx: Context) -> None:
+    limit = int(_one(value))
+    if limit <= 0:  # -1 or 0: no limit, paid's default
+        return
+    ctx.spec["pidsLimit"] = limit
+
+
+def _dns(part: str) -> Handler:
+    def handler(value: str, ctx: Context) -> None:
+        ctx.spec.setdefault("dns", {}).setdefault(part, []).extend(_words(value, ctx))
+
+    return handler
+
+
+def _add_host(value: str, ctx: Context) -> None:
+    for word in _words(value, ctx):
+        ctx.spec.setdefault("extraHosts", []).append(word)
+
+
+def _network_alias(value: str, ctx: Context) -> None:
+    ctx.spec.setdefault("_aliases", []).extend(_words(value, ctx))
+
+
+def _security(option: str) -> Handler:
+    def handler(value: str, ctx: Context) -> None:
+        ctx.spec.setdefault("securityOpt", []).append(f"{option}={_one(value)}")
+
+    return handler
+
+
+def _label_opt(part: str) -> Handler:
+    def handler(value: str, ctx: Context) -> None:
+        if part == "disable":
+            if _boolean(value):
+                ctx.spec.setdefault("securityOpt", []).append("label=disable")
+            return
+        if part == "nested":
+            if _boolean(value):
+                ctx.spec.setdefault("securityOpt", []).append("label=nested")
+            return
+        ctx.spec.setdefault("securityOpt", []).append(f"label={part}:{_one(value)}")
+
+    return handler
+
+
+def _masks(option: str) -> Handler:
+    def handler(value: str, ctx: Context) -> None:
+        paths = [p for w in _words(value, ctx) for p in w.split(":") if p]
+        if paths:
+            ctx.spec.setdefault("securityOpt", []).append(f"{option}={':'.join(paths)}")
+
+    return handler
+
+
+def _pull(value: str, ctx: Context) -> None:
+    mapped = {"always": "Always", "missing": "IfNotPresent", "never": "Never", "newer": "Always"}
+    policy = _one(value)
+    if policy not in mapped:
+        ctx.problem(f"Pull={policy}: one of {', '.join(mapped)}")
+        return
+    if policy == "newer":
+        ctx.notes.append("Pull=newer: paid pulls Always (a registry answers what is newer)")
+    ctx.spec["imagePullPolicy"] = mapped[policy]
+
+
+def _auto_update(value: str, ctx: Context) -> None:
+    policy = _one(value)
+    if policy == "registry":
+        ctx.spec["imageUpdate"] = {"policy": "registry"}
+        ctx.follows = True
+    elif policy == "local":
+        ctx.problem("AutoUpdate=local: paid follows registries (imageUpdate) or builds (build)")
+    else:
+        ctx.problem(f"AutoUpdate={policy}: registry or local")
+
+
+def _log_opt(value: str, ctx: Context) -> None:
+    for word in _words(value, ctx):
+        name, _, item = word.partition("=")
+        if name in ("max-size", "max_size"):
+            ctx.spec.setdefault("logging", {})["maxSize"] = item
+        else:
+            ctx.problem(f"LogOpt={word}: paid has max-size only")
+
+
+def _stop_signal(value: str, ctx: Context) -> None:
+    signal = _one(value).upper()
+    ctx.spec["stopSignal"] = (
+        signal if signal.startswith("SIG") or signal.isdigit() else f"SIG{signal}"
+    )
+
+
+def _group_add(value: str, ctx: Context) -> None:
+    ctx.spec.setdefault("groupAdd", []).extend(_words(value, ctx))
+
+
 def _noted(why: str) -> Handler:
     def handler(value: str, ctx: Context) -> None:
         ctx.notes.append(why.format(value=value))
@@ -321,7 +483,8 @@ class Key:
 
 
 KEYS: tuple[Key, ...] = (
-    Key("Container", "Image", "image", "pinned: a tag other than latest, or a digest", _image),
+    Key("Container", "Image", "image", "pinned (a tag other than latest, or a digest), "
+        "or followed with AutoUpdate=registry", _image),
     Key("Container", "Exec", "args", "split as systemd does", _exec),
     Key("Container", "Entrypoint", "command", "split as systemd does", _entrypoint),
     Key("Container", "Environment", "env", "KEY=VALUE words", _environment),
@@ -366,6 +529,35 @@ KEYS: tuple[Key, ...] = (
         lambda v, ctx: ctx.spec.setdefault("logging", {}).__setitem__("driver", v)),
     Key("Container", "StopTimeout", "terminationGracePeriodSeconds", "seconds", _stop_timeout),
     Key("Container", "ContainerName", "metadata.name", "the service's name", None),
+    Key("Container", "Memory", "resources.memory", "as is", _memory),
+    Key("Container", "PidsLimit", "pidsLimit", "-1 or 0: no limit", _pids),
+    Key("Container", "StopSignal", "stopSignal", "SIG added when left out", _stop_signal),
+    Key("Container", "DNS", "dns.servers", "addresses", _dns("servers")),
+    Key("Container", "DNSSearch", "dns.search", "domains", _dns("search")),
+    Key("Container", "DNSOption", "dns.options", "options", _dns("options")),
+    Key("Container", "AddHost", "extraHosts", "name:ip", _add_host),
+    Key("Container", "GroupAdd", "groupAdd", "as is", _group_add),
+    Key("Container", "NetworkAlias", "networks[].aliases", "on each network it joins",
+        _network_alias),
+    Key("Container", "SeccompProfile", "securityOpt seccomp=", "as is", _security("seccomp")),
+    Key("Container", "AppArmor", "securityOpt apparmor=", "as is", _security("apparmor")),
+    Key("Container", "SecurityLabelDisable", "securityOpt label=disable", "as is",
+        _label_opt("disable")),
+    Key("Container", "SecurityLabelNested", "securityOpt label=nested", "as is",
+        _label_opt("nested")),
+    Key("Container", "SecurityLabelType", "securityOpt label=type:", "as is",
+        _label_opt("type")),
+    Key("Container", "SecurityLabelLevel", "securityOpt label=level:", "as is",
+        _label_opt("level")),
+    Key("Container", "SecurityLabelFileType", "securityOpt label=filetype:", "as is",
+        _label_opt("filetype")),
+    Key("Container", "Mask", "securityOpt mask=", "paths", _masks("mask")),
+    Key("Container", "Unmask", "securityOpt unmask=", "paths", _masks("unmask")),
+    Key("Container", "Pull", "imagePullPolicy", "always → Always, missing → IfNotPresent, "
+        "never → Never, newer → Always", _pull),
+    Key("Container", "AutoUpdate", "imageUpdate", "registry → follow the tag's digest",
+        _auto_update),
+    Key("Container", "LogOpt", "logging.maxSize", "max-size only", _log_opt),
     Key("Container", "Notify", "—", "paid's readiness is its probes",
         _noted("Notify={value} is dropped: paid judges readiness by its probes")),
     Key("Container", "Secret", "—", "a Podman secret by name: put its value in a file of the "
@@ -385,8 +577,13 @@ _BY_KEY = {(k.section, k.key): k for k in KEYS}
 _IGNORED_SECTIONS = frozenset({"Install", "Unit", "Service", "Quadlet"})
 
 
-def import_quadlet(directory: Path) -> Translation:
-    """Translate every Quadlet unit of ``directory``."""
+def import_quadlet(directory: Path, *, host: Host | None = None) -> Translation:
+    """Translate every Quadlet unit of ``directory``, with its drop-ins.
+
+    ``host``: what ``%h``, ``%t`` and the other user-dependent specifiers
+    stand for (default: the user importing).
+    """
+    host = host or Host.current()
     translation = Translation()
     if not directory.is_dir():
         translation.problems.append(Problem(str(directory), 0, "", "not a directory"))
@@ -404,7 +601,7 @@ def import_quadlet(directory: Path) -> Translation:
     names = {u.name: _service_name(u) for u in units if u.path.suffix == ".container"}
     for unit in units:
         if unit.path.suffix == ".container":
-            _container(unit, names, translation)
+            _container(unit, names, translation, host)
         elif unit.path.suffix == ".network":
             _network_unit(unit, translation)
         else:
@@ -414,17 +611,30 @@ def import_quadlet(directory: Path) -> Translation:
 
 def _service_name(unit: Unit) -> str:
     given = next(
-        (v for s, k, v, _ in unit.entries if (s, k) == ("Container", "ContainerName")), None
+        (
+            _one(e.value)
+            for e in unit.entries
+            if (e.section, e.key) == ("Container", "ContainerName")
+        ),
+        None,
     )
     return re.sub(r"[^a-z0-9-]+", "-", (given or unit.name).lower()).strip("-")[:63] or "service"
 
 
-def _container(unit: Unit, names: dict[str, str], translation: Translation) -> None:
+def _container(unit: Unit, names: dict[str, str], translation: Translation, host: Host) -> None:
     ctx = Context(unit, {}, translation, [], names)
-    for section, key, value, line in unit.entries:
-        ctx.line, ctx.key = line, f"{section}.{key}"
+    personal: set[str] = set()
+    for entry in unit.entries:
+        section, key = entry.section, entry.key
+        ctx.line, ctx.key, ctx.file = entry.line, f"{section}.{key}", entry.file
         known = _BY_KEY.get((section, key))
         if known is not None and known.handler is not None:
+            try:
+                value, used = expand(entry.value, unit=unit.path.name, host=host)
+            except SpecifierError as err:
+                ctx.problem(str(err))
+                continue
+            personal |= used
             try:
                 known.handler(value, ctx)
             except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as err:
@@ -433,6 +643,23 @@ def _container(unit: Unit, names: dict[str, str], translation: Translation) -> N
             ctx.problem(known.how)
         elif known is None and section not in _IGNORED_SECTIONS:
             ctx.problem("no paid equivalent")
+    ctx.file = None
+    if personal:
+        resolved = ", ".join(sorted(personal))
+        ctx.notes.append(f"{resolved} resolved for {host.user} (home {host.home}) when imported")
+    image = ctx.spec.get("image")
+    if isinstance(image, str) and _moving(image) and not ctx.follows:
+        ctx.file, ctx.line = ctx.pinned_at
+        ctx.key = "Container.Image"
+        ctx.problem(
+            f"{image} is not pinned: give a version tag or a digest, or AutoUpdate=registry "
+            "to follow it"
+        )
+        ctx.file = None
+    aliases = ctx.spec.pop("_aliases", None)
+    if aliases:
+        joined = ctx.spec.get("networks") or ["paid"]
+        ctx.spec["networks"] = [{"name": n, "aliases": list(aliases)} for n in joined]
     if ctx.user:
         ctx.spec["user"] = ":".join(ctx.user[:2])
     if "image" not in ctx.spec:
@@ -454,7 +681,8 @@ def _container(unit: Unit, names: dict[str, str], translation: Translation) -> N
 def _network_unit(unit: Unit, translation: Translation) -> None:
     spec: dict[str, Any] = {}
     labels: dict[str, str] = {}
-    for section, key, value, line in unit.entries:
+    for entry in unit.entries:
+        section, key, value, line = entry.section, entry.key, _one(entry.value), entry.line
         if section != "Network":
             continue
         if key == "Subnet":
@@ -464,12 +692,12 @@ def _network_unit(unit: Unit, translation: Translation) -> None:
         elif key == "DisableDNS":
             spec["dns"] = not _boolean(value)
         elif key == "Label":
-            labels.update(dict(w.partition("=")[::2] for w in shlex.split(value)))
+            labels.update(dict(w.partition("=")[::2] for w in words(entry.value)))
         elif key == "Driver" and value == "bridge":
             continue
         else:
             why = "no paid equivalent" if key != "NetworkName" else "paid names it after the unit"
-            translation.problems.append(Problem(str(unit.path), line, f"Network.{key}", why))
+            translation.problems.append(Problem(str(entry.file), line, f"Network.{key}", why))
     name = network_name(unit.name)
     metadata: dict[str, Any] = {"name": name}
     if labels:
@@ -481,10 +709,11 @@ def _network_unit(unit: Unit, translation: Translation) -> None:
 
 
 def _volume_unit(unit: Unit, translation: Translation) -> None:
-    for section, key, _, line in unit.entries:
-        if section == "Volume" and key not in ("Label", "VolumeName"):
+    for entry in unit.entries:
+        if entry.section == "Volume" and entry.key not in ("Label", "VolumeName"):
             why = "paid's named volumes are local, without options"
-            translation.problems.append(Problem(str(unit.path), line, f"Volume.{key}", why))
+            where = Problem(str(entry.file), entry.line, f"Volume.{entry.key}", why)
+            translation.problems.append(where)
 
 
 def mapping_table() -> str:

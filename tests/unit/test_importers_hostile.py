@@ -269,9 +269,9 @@ def test_a_sparse_giant_is_refused_before_a_byte_is_copied(tmp_path: Path) -> No
             lambda p: p.write_bytes(b"[Container]\nImage=\xff\n"), "not UTF-8", id="bytes"
         ),
         pytest.param(
-            lambda p: p.write_text('[Container]\nImage=localhost/a:1\nLabel="team=a\n'),
-            "Container.Label",
-            id="open-quote",
+            lambda p: p.write_text("[Container]\nImage=localhost/a:1\nExec=%\n"),
+            "Container.Exec",
+            id="lone-percent",
         ),
         pytest.param(
             lambda p: p.write_text("[Container]\nImage=localhost/a:1\nHealthRetries=x\n"),
@@ -283,7 +283,7 @@ def test_a_sparse_giant_is_refused_before_a_byte_is_copied(tmp_path: Path) -> No
 def test_hostile_units_are_problems_and_never_hang(
     tmp_path: Path, make: object, expected: str
 ) -> None:
-    """A unit that is a directory, a FIFO, /dev/zero, not UTF-8, or badly quoted: a problem."""
+    """A unit that is a directory, a FIFO, /dev/zero, not UTF-8, or a bad specifier: a problem."""
     unit = tmp_path / "web.container"
     make(unit)  # type: ignore[operator]
     started = time.monotonic()
