@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
 
+from paid.state.field_docs import FIELD_DOCS
 from paid.state.networks import NETWORK_NAME, NetworkDocument
 from paid.state.specs import ServiceDocument
 
@@ -31,8 +32,19 @@ _SIZE = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?\s*([KMGT]i?|[kmgt]|[K
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema 2020-12 of every kind of document: Service and Network."""
+    """JSON Schema 2020-12 of every kind of document: Service and Network.
+
+    Every property carries a description (``FIELD_DOCS``). Only standard
+    keywords: pydantic's OpenAPI ``discriminator`` is left out, so strict
+    validators (ajv) accept it; ``kind``'s constants choose the branch.
+    """
     schema = _DOCUMENT.json_schema(by_alias=True, mode="validation")
+    schema.pop("discriminator", None)
+    for name, definition in schema.get("$defs", {}).items():
+        for field, prop in (definition.get("properties") or {}).items():
+            described = FIELD_DOCS.get(f"{name}.{field}") or FIELD_DOCS.get(field)
+            if described:
+                prop["description"] = described
     widened = _widen(schema)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -51,7 +63,14 @@ def _widen(node: Any) -> Any:
     ref = node.get("$ref")
     if isinstance(ref, str) and ref in _SHORTHANDS:
         return {"anyOf": [_SHORTHANDS[ref], node]}
-    return {k: _widen(v) if k != "properties" else _properties(v) for k, v in node.items()}
+    return {
+        _STANDARD.get(k, k): _widen(v) if k != "properties" else _properties(v)
+        for k, v in node.items()
+    }
+
+
+# pydantic writes a constraint it cannot place (after a BeforeValidator) under its own name.
+_STANDARD = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
 
 
 def _properties(properties: dict[str, Any]) -> dict[str, Any]:
@@ -62,5 +81,7 @@ def _properties(properties: dict[str, Any]) -> dict[str, Any]:
             widened = {"anyOf": [_SIZE, widened]}
         elif name == "cpus":
             widened = {"anyOf": [{"type": "string", "pattern": r"^[0-9]+m$|^[0-9.]+$"}, widened]}
+        if "description" in prop and "description" not in widened:
+            widened = {"description": prop["description"], **widened}
         out[name] = widened
     return out

@@ -81,3 +81,71 @@ def test_typos_and_wrong_values_fail(tmp_path: Path, spec: dict[str, Any], words
 
     assert 1 == result.returncode
     assert words in result.stdout
+
+
+AJV = ROOT / ".cache" / "ajv"
+AJV_CHECK = """
+const Ajv2020 = require(process.argv[2] + "/node_modules/ajv/dist/2020");
+const fs = require("fs");
+const ajv = new Ajv2020({strict: true, allErrors: true});
+const validate = ajv.compile(JSON.parse(fs.readFileSync(process.argv[3])));
+let bad = 0;
+for (const file of process.argv.slice(4)) {
+  if (!validate(JSON.parse(fs.readFileSync(file)))) {
+    bad++;
+    console.log(file, JSON.stringify(validate.errors));
+  }
+}
+process.exit(bad ? 1 : 0);
+"""
+
+
+def _ajv(tmp_path: Path, documents: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    if not (AJV / "node_modules" / "ajv").is_dir():
+        pytest.fail("ajv is not installed: run scripts/install-deps (CI does)")
+    tmp_path.mkdir()
+    files = []
+    for i, document in enumerate(documents):
+        path = tmp_path / f"doc{i}.json"
+        path.write_text(json.dumps(document))
+        files.append(str(path))
+    script = tmp_path / "check.js"
+    script.write_text(AJV_CHECK)
+    return subprocess.run(
+        ["node", str(script), str(AJV), str(SCHEMA), *files],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_ajv_in_strict_mode_accepts_the_schema(tmp_path: Path) -> None:
+    """No non-standard keyword (pydantic's discriminator, ge): strict ajv compiles and judges."""
+    good = _ajv(tmp_path / "good", [service_doc("web", ports=["8080:80"], volumes=["d:/d"])])
+    bad = _ajv(tmp_path / "bad", [service_doc("web", restartPolicyy="Always")])
+
+    assert 0 == good.returncode, good.stdout + good.stderr
+    assert 1 == bad.returncode
+    assert "restartPolicyy" in bad.stdout
+
+
+def test_every_property_has_a_description() -> None:
+    """yaml-language-server shows it on hover: none may be left without."""
+    missing: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for name, prop in (node.get("properties") or {}).items():
+                if not prop.get("description"):
+                    missing.append(f"{where}.{name}")
+            for value in node.values():
+                walk(value, where)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, where)
+
+    schema = json_schema()
+    for name, definition in schema["$defs"].items():
+        walk(definition, name)
+
+    assert [] == missing
