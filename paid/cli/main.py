@@ -26,6 +26,7 @@ from paid.cli import (
     containers,
     daemon,
     desired,
+    files,
     images,
     manual,
     migrate,
@@ -49,6 +50,7 @@ COMMANDS = (
     reports,
     chaos,
     migrate,
+    files,
     completion,
 )
 EXIT_USAGE = 64  # sysexits' EX_USAGE: never 2, which means "changes pending"

@@ -85,6 +85,53 @@ def test_scripts_install_makes_a_venv_a_command_and_a_unit_that_verifies(tmp_pat
         [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
     )
     assert "" == verified.stdout + verified.stderr
+    documentation = unit.read_text().split("Documentation=file://", 1)[1].split("\n", 1)[0]
+    assert "paid" in Path(documentation).read_text()[:200]  # the README, installed
     assert 0o700 == (tmp_path / "etc" / "secrets").stat().st_mode & 0o777
     again = install()
     assert 0 == again.returncode, again.stderr  # idempotent: an upgrade in place
+
+
+@pytest.mark.slow
+def test_scripts_install_user_puts_everything_under_home(tmp_path: Path) -> None:
+    """scripts/install --user: venv, command, user unit and config under $HOME; it verifies."""
+    home = tmp_path / "home"
+    home.mkdir()
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": str(runtime),  # no systemd --user runs here: nothing is enabled
+        "PIP_CACHE_DIR": str(Path.home() / ".cache" / "pip"),
+    }
+
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "install"), "--user"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert 0 == result.returncode, result.stdout + result.stderr
+    paid = home / ".local" / "bin" / "paid"
+    assert paid.resolve() == (home / ".local/share/paid/venv/bin/paid").resolve()
+    unit = home / ".config" / "systemd" / "user" / "paid.service"
+    text = unit.read_text()
+    assert f"ExecStart={paid} run {home}/.config/paid/desired-state" in text
+    assert (home / ".config" / "paid" / "desired-state").is_dir()
+    assert 0o700 == (home / ".config" / "paid" / "secrets").stat().st_mode & 0o777
+    assert "systemd is not running here" in result.stdout
+    analyze = shutil.which("systemd-analyze")
+    assert analyze is not None
+    verified = subprocess.run(
+        [analyze, "--user", "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(home)},
+    )
+    assert "" == verified.stdout + verified.stderr
