@@ -65,6 +65,53 @@ def test_rules_and_dashboard_use_only_metrics_paid_exports() -> None:
     assert set() == used - exported
 
 
+def test_every_alert_has_a_promtool_test() -> None:
+    """Each rule is exercised by paid-rules.test.yml, firing at least once."""
+    rules = yaml.safe_load((MONITORING / "paid-rules.yml").read_text())
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    tests = yaml.safe_load((MONITORING / "tests" / "paid-rules.test.yml").read_text())
+    fired = {
+        case["alertname"]
+        for test in tests["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
+
+    assert set() == alerts - fired
+
+
+def test_the_dashboard_graphs_every_metric_family_per_service() -> None:
+    """A panel for every family paid exports; per-service ones follow the $service variable."""
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    families = {f.name: f for f in Metrics().registry.collect()}
+    per_service = {
+        name
+        for name, family in families.items()
+        for sample in family.samples
+        if "service" in sample.labels
+    } | {
+        n
+        for n, c in Metrics().registry._names_to_collectors.items()
+        if "service" in getattr(c, "_labelnames", ())
+    }
+
+    ungraphed = {
+        name for name in families if not any(re.search(rf"\b{name}(_[a-z]+)?\b", e) for e in exprs)
+    }
+    unfiltered = [
+        e
+        for e in exprs
+        for name in per_service
+        if re.search(rf"\b{name}(_total|_bucket)?\{{", e) and 'service=~"$service"' not in e
+    ]
+
+    assert set() == ungraphed
+    assert "paid_service_up" in variables["service"]["query"]
+    assert [] == unfiltered
+
+
 @pytest.fixture
 def prometheus(tmp_path: Path) -> tuple[Path, int]:
     if shutil.which("prometheus") is None:
