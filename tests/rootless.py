@@ -3,13 +3,15 @@
 ``RootlessPodman.start()`` makes the user ``paid-rootless`` (with subordinate
 ids), gives it a runtime directory and ``/dev/net/tun`` (slirp4netns needs
 it), imports the test image into its storage and runs its ``podman system
-service`` on ``/run/user/<uid>/podman/podman.sock``. paid itself runs as
+service`` on ``/run/user/<uid>/podman/podman.sock``. Most tests run paid as
 root against that socket: the containers, networks and volumes are the
-user's, made by rootless Podman, which is what the test is about.
+user's, made by rootless Podman. ``user_paid()`` gives the user a paid of
+its own, for paid itself run rootless on its per-user defaults.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -159,3 +161,49 @@ class RootlessPodman:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=30)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SYSTEM_PYTHON = Path("/usr/bin/python3")  # Debian's: the suite's own may live under /root (0700)
+
+
+def user_paid() -> Path:
+    """A ``paid`` command the unprivileged user can run: this checkout in a venv of its own.
+
+    Built once per version of the sources (their hash names it) in /var/tmp
+    from Debian's Python, readable by everyone; pip's cache makes a rebuild quick.
+    """
+    digest = hashlib.sha256()
+    for path in sorted([ROOT / "pyproject.toml", *(ROOT / "paid").rglob("*")]):
+        if path.is_file():
+            digest.update(path.relative_to(ROOT).as_posix().encode())
+            digest.update(path.read_bytes())
+    venv = Path(f"/var/tmp/paid-rootless-venv-{digest.hexdigest()[:16]}")
+    paid = venv / "bin" / "paid"
+    if paid.exists():
+        return paid
+    for old in Path("/var/tmp").glob("paid-rootless-venv-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    building = Path(f"{venv}.partial")
+    shutil.rmtree(building, ignore_errors=True)
+    subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", str(building)], check=True, timeout=120)
+    source = building / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "*.egg-info"))
+    subprocess.run(
+        [str(building / "bin" / "pip"), "install", "-q", str(source)],
+        check=True,
+        timeout=600,
+        capture_output=True,
+    )
+    shutil.rmtree(source)
+    building.rename(venv)
+    # The venv's scripts name the interpreter by the .partial path: rewrite them.
+    for script in (venv / "bin").iterdir():
+        if script.is_file() and not script.is_symlink():
+            text = script.read_bytes()
+            if text.startswith(b"#!") and str(building).encode() in text[:200]:
+                script.write_bytes(text.replace(str(building).encode(), str(venv).encode(), 1))
+    (venv / "pyvenv.cfg").write_text(
+        (venv / "pyvenv.cfg").read_text().replace(str(building), str(venv))
+    )
+    return paid

@@ -2,7 +2,9 @@
 
 Each check says OK, WARN or FAIL with the reason, before anything is
 changed: Podman reachable (and its version), free disk on Podman's storage
-and on the state directory, every image present or pullable, every host
+and on the state directory, what a rootless Podman cannot do (low ports,
+limits without their cgroup controller, no subordinate UIDs), every image
+present or pullable, every host
 port free or held by the service's own container, every host path there,
 every secret file readable (and not readable by others), the backup
 directory writable with free space.
@@ -30,8 +32,9 @@ from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
 from paid.state.images import short
+from paid.state.podman_host import PodmanHost
 from paid.state.secrets import SecretSource
-from paid.state.specs import PortMapping
+from paid.state.specs import PortMapping, ServiceSpec
 
 
 class Status(StrEnum):
@@ -53,8 +56,8 @@ class Check:
 
 REGISTRY_BUDGET = 5.0  # seconds pre-flight waits for all registries together
 CHECKS = (
-    "podman", "state", "disk", "image", "registry", "port", "host_path", "volume", "secret",
-    "backup_dir",
+    "podman", "state", "disk", "rootless", "image", "registry", "port", "host_path", "volume",
+    "secret", "backup_dir",
 )  # fmt: skip
 
 
@@ -89,13 +92,15 @@ def preflight(
     try:
         version = runtime.version()
         listed = list(actual) if actual is not None else runtime.list_containers()
-        storage = _storage_path(runtime, state_dir)
+        host = _host(runtime, state_dir)
     except RuntimeFailure as err:
         return [Check("podman", "api", Status.FAIL, f"Podman unreachable: {err}")]
     checks.append(Check("podman", "api", Status.OK, f"Podman {version}"))
     checks.append(state_owner(listed, state_dir))
-    for label, path in (("podman storage", storage), ("state directory", state_dir)):
+    for label, path in (("podman storage", host.graph_root), ("state directory", state_dir)):
         checks.append(_disk(label, path, disk))
+    if host.rootless:
+        checks.extend(rootless_checks(desired, host, port_start=_unprivileged_port_start()))
     in_use = {c.image for c in listed}
     policies: dict[str, set[str]] = {}
     for svc in desired:
@@ -137,36 +142,126 @@ def preflight(
     return checks
 
 
-STORAGE_CACHE = "podman-storage.json"
-STORAGE_CACHE_SECONDS = 3600.0
+HOST_CACHE = "podman-host.json"
+HOST_CACHE_SECONDS = 3600.0
 
 
-def _storage_path(runtime: Runtime, state_dir: str) -> str:
-    """Podman's storage directory, remembered for an hour in the state directory.
+def _host(runtime: Runtime, state_dir: str) -> PodmanHost:
+    """What Podman says of its host, remembered for an hour in the state directory.
 
     Podman answers it only from /info, which costs ~0.1 s (it gathers
-    everything about the host); the path changes when someone reconfigures
-    Podman's storage, which the hour and a vanished path both catch.
+    everything about the host); it changes when someone reconfigures
+    Podman, which the hour and a vanished storage path both catch.
     """
-    cache = os.path.join(state_dir, STORAGE_CACHE)
+    cache = os.path.join(state_dir, HOST_CACHE)
     try:
         with open(cache, encoding="utf-8") as handle:
             remembered = json.load(handle)
-        path, at = str(remembered["graphRoot"]), float(remembered["at"])
-        if time.time() - at < STORAGE_CACHE_SECONDS and os.path.isdir(path):
-            return path
+        host, at = PodmanHost.from_json(remembered["host"]), float(remembered["at"])
+        if time.time() - at < HOST_CACHE_SECONDS and os.path.isdir(host.graph_root):
+            return host
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    path = runtime.storage_path()
+    host = runtime.host()
     try:
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
         partial = f"{cache}.{os.getpid()}"
         with open(partial, "w", encoding="utf-8") as handle:
-            json.dump({"graphRoot": path, "at": time.time()}, handle)
+            json.dump({"host": host.to_json(), "at": time.time()}, handle)
         os.replace(partial, cache)
     except OSError:
         pass  # no cache: ask again next time
-    return path
+    return host
+
+
+def _unprivileged_port_start() -> int | None:
+    """The lowest port an unprivileged process may bind here (Linux's sysctl), if known."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", encoding="ascii") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+LIMITS = ("memory", "cpu", "pids")
+
+
+def rootless_checks(
+    desired: DesiredState, host: PodmanHost, *, port_start: int | None
+) -> list[Check]:
+    """What a rootless Podman cannot do for this desired state, said before anything fails.
+
+    - Host ports below ``net.ipv4.ip_unprivileged_port_start``: refused (FAIL).
+    - Memory, CPU and PID limits: ignored on cgroup v1, and on v2 unless the
+      controller is delegated to the user (WARN: the service runs unlimited).
+    - No subordinate UID range: images with files of other owners cannot be
+      unpacked (WARN).
+    """
+    out: list[Check] = []
+    for svc in desired:
+        for port in svc.spec.ports:
+            if port_start is not None and port.host_port < port_start:
+                out.append(
+                    Check(
+                        "rootless",
+                        f"{svc.name}:{port}",
+                        Status.FAIL,
+                        f"a rootless Podman cannot publish port {port.host_port} (below "
+                        f"net.ipv4.ip_unprivileged_port_start={port_start}): publish one of "
+                        f"{port_start} or above (8080:{port.container_port}), or run `sysctl "
+                        f"net.ipv4.ip_unprivileged_port_start={port.host_port}` as root",
+                    )
+                )
+        wanted = _limits_of(svc.spec)
+        if not wanted:
+            continue
+        if host.cgroup_version == "v1":
+            out.append(
+                Check(
+                    "rootless",
+                    f"{svc.name}:resources",
+                    Status.WARN,
+                    f"{', '.join(wanted)} limits are not applied by a rootless Podman on cgroup "
+                    "v1: the service runs without them (boot with cgroup v2: "
+                    "systemd.unified_cgroup_hierarchy=1)",
+                )
+            )
+            continue
+        missing = [c for c in wanted if c not in (host.cgroup_controllers or LIMITS)]
+        if missing:
+            out.append(
+                Check(
+                    "rootless",
+                    f"{svc.name}:resources",
+                    Status.WARN,
+                    f"the {', '.join(missing)} cgroup controller is not delegated to this user: "
+                    "those limits are not applied (systemd: Delegate=memory pids cpu in "
+                    "user@.service)",
+                )
+            )
+    if host.subordinate_uids == 0:
+        out.append(
+            Check(
+                "rootless",
+                "subuid",
+                Status.WARN,
+                "no subordinate UID range for this user: images with files of other owners "
+                "cannot be unpacked (usermod --add-subuids 100000-165535 --add-subgids "
+                "100000-165535 USER, then podman system migrate)",
+            )
+        )
+    return out
+
+
+def _limits_of(spec: ServiceSpec) -> list[str]:
+    wanted = []
+    if spec.resources.memory is not None:
+        wanted.append("memory")
+    if spec.resources.cpus is not None:
+        wanted.append("cpu")
+    if spec.pids_limit is not None:
+        wanted.append("pids")
+    return wanted
 
 
 def _writable(path: str) -> Check:

@@ -15,6 +15,7 @@ from paid.state.configs import ConfigContent
 from paid.state.container_fields import TmpfsMount
 from paid.state.images import LocalImage
 from paid.state.networks import ActualNetwork, NetworkSpec
+from paid.state.podman_host import PodmanHost
 from paid.state.secrets import SecretMount
 from paid.state.specs import PortMapping, VolumeMount
 
@@ -220,8 +221,8 @@ class Runtime(Protocol):
 
     def version(self) -> str: ...
 
-    def storage_path(self) -> str:
-        """Where the runtime keeps images and containers (for disk checks)."""
+    def host(self) -> PodmanHost:
+        """Podman's storage directory and its rootless facts (Podman's /info)."""
         ...
 
     def image_present(self, image: str) -> bool: ...

@@ -43,6 +43,7 @@ from paid.state.actual import ActualContainer
 from paid.state.images import LocalImage
 from paid.state.labels import DEFAULT_INSTANCE, INSTANCE
 from paid.state.networks import ActualNetwork, NetworkSpec
+from paid.state.podman_host import PodmanHost
 
 MUTATING_CALLS = frozenset(
     {
@@ -111,6 +112,7 @@ class FakeRuntime:
     failing_builds: set[str] = field(default_factory=set)  # tags whose build fails
     streams: list[FakeEventStream] = field(default_factory=list)
     instance: str = DEFAULT_INSTANCE
+    podman_host: PodmanHost = field(default_factory=lambda: PodmanHost(graph_root="/"))
     networks: dict[str, ActualNetwork] = field(default_factory=dict)
     network_specs: dict[str, NetworkSpec] = field(default_factory=dict)
     aliases: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # net, ctr
@@ -161,9 +163,9 @@ class FakeRuntime:
         self._call("version")
         return "fake"
 
-    def storage_path(self) -> str:
+    def host(self) -> PodmanHost:
         self._call("info")
-        return "/"
+        return self.podman_host
 
     def image_present(self, image: str) -> bool:
         self._call("image_exists", image)

@@ -51,6 +51,7 @@ from paid.state.container_fields import TmpfsMount
 from paid.state.images import LocalImage
 from paid.state.labels import DEFAULT_INSTANCE, INSTANCE
 from paid.state.networks import ActualNetwork, NetworkSpec
+from paid.state.podman_host import PodmanHost
 from paid.state.secrets import SecretMount
 from paid.state.specs import PortMapping, signal_number
 
@@ -107,11 +108,21 @@ class PodmanRuntime:
             headers = response.headers
             return str(headers.get("Libpod-API-Version") or headers.get("API-Version") or "?")
 
-    def storage_path(self) -> str:
+    def host(self) -> PodmanHost:
         with _translated("info"):
             response = self._client.api.get("/info")
             response.raise_for_status()
-            return str((response.json().get("store") or {}).get("graphRoot") or "/")
+            info = response.json()
+        host = info.get("host") or {}
+        controllers = host.get("cgroupControllers")
+        uid_map = (host.get("idMappings") or {}).get("uidmap") or []
+        return PodmanHost(
+            graph_root=str((info.get("store") or {}).get("graphRoot") or "/"),
+            rootless=bool((host.get("security") or {}).get("rootless")),
+            cgroup_version=str(host.get("cgroupVersion") or "v2"),
+            cgroup_controllers=None if controllers is None else tuple(map(str, controllers)),
+            subordinate_uids=sum(int(m.get("size") or 0) for m in uid_map[1:]),
+        )
 
     def list_containers(self) -> list[ActualContainer]:
         with _translated("list containers"):

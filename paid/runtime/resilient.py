@@ -44,6 +44,7 @@ from paid.runtime.base import (
 from paid.state.actual import ActualContainer
 from paid.state.images import LocalImage
 from paid.state.networks import ActualNetwork, NetworkSpec
+from paid.state.podman_host import PodmanHost
 
 T = TypeVar("T")
 
@@ -165,8 +166,8 @@ class ResilientRuntime:
     def version(self) -> str:
         return self._call("version", self.inner.version)
 
-    def storage_path(self) -> str:
-        return self._call("info", self.inner.storage_path)
+    def host(self) -> PodmanHost:
+        return self._call("info", self.inner.host)
 
     def image_present(self, image: str) -> bool:
         return self._call("image_present", lambda: self.inner.image_present(image))
