@@ -366,6 +366,53 @@ def _depends(value: str, ctx: Context) -> None:
                 wanted.append(ctx.names[unit])
 
 
+def _mount(value: str, ctx: Context) -> None:
+    """``Mount=type=volume|bind|tmpfs,source=,destination=,ro`` as Podman's --mount reads it."""
+    for word in _words(value, ctx):
+        options: dict[str, str] = {}
+        for part in word.split(","):
+            key, _, item = part.partition("=")
+            options[key.strip().lower()] = item.strip() if _ else "true"
+        kind = options.pop("type", "volume")
+        source = options.pop("source", options.pop("src", ""))
+        target = options.pop("destination", options.pop("dst", options.pop("target", "")))
+        read_only = _boolean(options.pop("ro", options.pop("readonly", "false")))
+        if options.pop("rw", "true").lower() in ("false", "0", "no"):
+            read_only = True
+        if not target.startswith("/"):
+            ctx.problem(f"{word}: a destination (an absolute path) is required")
+        elif kind == "tmpfs":
+            tmpfs: dict[str, Any] = {"path": target}
+            if "tmpfs-size" in options:
+                tmpfs["size"] = options.pop("tmpfs-size")
+            if "tmpfs-mode" in options:
+                tmpfs["mode"] = options.pop("tmpfs-mode")
+            ctx.spec.setdefault("tmpfs", []).append(tmpfs if len(tmpfs) > 1 else target)
+        elif kind in ("volume", "bind") and source:
+            suffix = ":ro" if read_only else ""
+            _volume(f"{source}:{target}{suffix}", ctx)
+        else:
+            why = "an anonymous volume; name it" if kind == "volume" else f"type={kind}"
+            ctx.problem(f"{word}: {why}: paid mounts named volumes, host paths and tmpfs")
+            continue
+        ignored = sorted(set(options) - {"relabel", "z", "bind-propagation"})
+        if ignored:
+            ctx.notes.append(f"Mount {target}: {', '.join(ignored)} dropped (no paid equivalent)")
+
+
+def _remap(value: str, ctx: Context) -> None:
+    mode = _one(value).strip()
+    if mode in ("auto", "keep-id", "host", "nomap"):
+        ctx.spec["userns"] = mode
+    else:
+        ctx.problem(f"RemapUsers={mode}: auto, keep-id, host or nomap (manual maps have no field)")
+
+
+def _volatile_tmp(value: str, ctx: Context) -> None:
+    if _boolean(_one(value)):
+        ctx.spec.setdefault("tmpfs", []).append("/var/tmp")  # noqa: S108 -- the container's
+
+
 def _memory(value: str, ctx: Context) -> None:
     ctx.spec.setdefault("resources", {})["memory"] = _one(value)
 
@@ -563,7 +610,12 @@ KEYS: tuple[Key, ...] = (
     Key("Container", "Secret", "—", "a Podman secret by name: put its value in a file of the "
         "secrets directory and use secrets or secretEnv"),
     Key("Container", "PodmanArgs", "—", "raw podman arguments cannot be judged; translate them"),
-    Key("Container", "Mount", "—", "use Volume= or Tmpfs="),
+    Key("Container", "Mount", "volumes / tmpfs", "type=volume and bind → volumes, type=tmpfs → "
+        "tmpfs; other types are refused", _mount),
+    Key("Container", "RemapUsers", "userns", "auto, keep-id, host, nomap", _remap),
+    Key("Container", "VolatileTmp", "tmpfs", "yes → a tmpfs on /var/tmp", _volatile_tmp),
+    Key("Container", "ExposeHostPort", "—", "nothing to do: services reach each other's ports",
+        _noted("ExposeHostPort={value} is dropped: services reach each other's ports")),
     Key("Container", "Pod", "—", "paid has no pods"),
     Key("Service", "Restart", "restartPolicy", "always → Always, on-failure → OnFailure, "
         "no → Never", _restart),

@@ -220,6 +220,33 @@ def test_every_key_with_a_paid_field_is_translated_and_valid(tmp_path: Path) -> 
     assert any("optional" in n for n in notes)
 
 
+def test_mounts_user_namespaces_and_volatile_tmp(tmp_path: Path) -> None:
+    """Mount= of volumes, binds and tmpfs (quoted as Quadlet's tests write them), RemapUsers=."""
+    _write(
+        tmp_path,
+        {
+            "web.container": """\
+                [Container]
+                Image=localhost/a:1
+                Mount=type=volume,source=cache.volume,destination=/cache,ro=true
+                Mount="type=bind,src=/srv/with spaces,dst=/srv"
+                Mount=type=tmpfs,tmpfs-size=512M,destination=/scratch
+                RemapUsers=keep-id
+                VolatileTmp=yes
+                ExposeHostPort=1000
+                """,
+        },
+    )
+
+    spec, problems, notes = _spec(tmp_path)
+
+    assert [] == problems
+    assert ["cache:/cache:ro", "/srv/with spaces:/srv"] == spec["volumes"]
+    assert [{"path": "/scratch", "size": "512M"}, "/var/tmp"] == spec["tmpfs"]
+    assert "keep-id" == spec["userns"]
+    assert any("ExposeHostPort=1000 is dropped" in n for n in notes)
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
@@ -231,6 +258,9 @@ def test_every_key_with_a_paid_field_is_translated_and_valid(tmp_path: Path) -> 
         pytest.param("PublishPort=::80", "give a host port", id="no-host-port"),
         pytest.param("AddDevice=null", "absolute path", id="relative-device"),
         pytest.param("Image=web.build", ".image or .build unit", id="build-unit"),
+        pytest.param("Mount=type=devpts,destination=/dev/pts", "type=devpts", id="mount-type"),
+        pytest.param("Mount=type=volume,destination=/x", "anonymous volume", id="anon-mount"),
+        pytest.param("RemapUsers=manual", "manual maps have no field", id="remap-manual"),
     ],
 )
 def test_what_paid_cannot_take_is_said_clearly_at_its_line(
