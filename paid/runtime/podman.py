@@ -74,9 +74,12 @@ class PodmanRuntime:
         self.auth = auth  # None: Podman's own credentials (its default auth file)
         self.requests: Counter[tuple[str, str]] = Counter()
         self._tunnel = SshTunnel.open(url) if url.startswith("ssh://") else None
+        # tcp://: a host that drops packets is given CONNECT_TIMEOUT to answer, not the whole
+        # request's (a unix socket connects or fails at once; ssh:// is bounded by its tunnel).
+        bounded: Any = (CONNECT_TIMEOUT, timeout) if url.startswith("tcp://") else timeout
         try:
             base_url = self._tunnel.url if self._tunnel else url
-            self._client = PodmanClient(base_url=base_url, timeout=timeout)
+            self._client = PodmanClient(base_url=base_url, timeout=bounded)
         except (ValueError, podman_errors.PodmanError) as err:
             if self._tunnel:
                 self._tunnel.close()
@@ -1009,7 +1012,8 @@ def _translated(what: str, *, image: str | None = None) -> Iterator[None]:
         status = err.response.status_code if err.response is not None else None
         detail = _explain(err)
         if status is None:
-            raise RuntimeUnavailable(f"{what}: Podman is unreachable ({detail})") from err
+            cause = _transport_cause(err)
+            raise RuntimeUnavailable(f"{what}: Podman is unreachable ({cause or detail})") from err
         if image is not None and "image not known" in detail:
             raise ImageUnavailable(image, detail) from err
         if _NAME_IN_USE.search(detail):  # Podman 4.3 answers 500, not 409, for this
@@ -1046,6 +1050,20 @@ def _translated(what: str, *, image: str | None = None) -> Iterator[None]:
         raise RuntimeFailure(f"{what}: {err}") from err
     except requests.RequestException as err:
         raise RuntimeUnavailable(f"{what}: {err}") from err
+
+
+def _transport_cause(err: Exception) -> str | None:
+    """Why the connection failed, in the words of the OS or of requests: not "GET failed"."""
+    cause = err.__cause__
+    if isinstance(cause, requests.ConnectTimeout):
+        return f"no answer within {CONNECT_TIMEOUT:g} s"
+    if isinstance(cause, requests.ReadTimeout):
+        return "it accepted the connection but did not answer in time"
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return str(cause.strerror)
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _explain(err: Exception) -> str:

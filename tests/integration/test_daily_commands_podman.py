@@ -246,3 +246,42 @@ def test_ssh_urls_work_and_fail_fast_with_ssh_s_words(
     assert "Traceback" not in unknown.stderr
     assert 1 == closed.returncode
     assert "Connection refused" in json.loads(closed.stdout)["error"]
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        pytest.param("unix:///nonexistent/podman.sock", "No such file or directory", id="unix"),
+        pytest.param("tcp://127.0.0.1:1", "Connection refused", id="tcp-refused"),
+        pytest.param("tcp://198.51.100.7:8080", "no answer within 10 s", id="tcp-dropped"),
+        pytest.param("ssh://root@127.0.0.1:1/run/podman.sock", "Connection refused", id="ssh"),
+    ],
+)
+def test_every_transport_fails_fast_with_one_clear_message(
+    desired_dir: Path, tmp_path: Path, url: str, said: str
+) -> None:
+    """A Podman that is not there: why, in the OS's words, within seconds; never a traceback.
+
+    The dropped one is a TEST-NET address whose packets this test drops (iptables), as a
+    firewall would: the connect gives up after 10 s, not the request's 60.
+    """
+    write_services(desired_dir, service_doc("web"))
+    dropped = ["OUTPUT", "-d", "198.51.100.7", "-j", "DROP"]
+    if "198.51.100.7" in url:
+        subprocess.run(["iptables", "-A", *dropped], check=True)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "paid", "plan", str(desired_dir), "--podman-url", url],
+            env={**os.environ, "PAID_STATE_DIR": str(tmp_path / "state")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        if "198.51.100.7" in url:
+            subprocess.run(["iptables", "-D", *dropped], check=True)
+
+    assert 1 == done.returncode
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
