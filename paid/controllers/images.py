@@ -88,9 +88,16 @@ class ImageController:
 
     # -- updates -------------------------------------------------------------
 
-    def resolve_missing(self, desired: DesiredState) -> None:
-        """Give each following service without a target for its tag the tag's digest now."""
+    def unresolved(self, desired: DesiredState) -> tuple[dict[str, ImageTarget], dict[str, str]]:
+        """For each following service without a target for its tag: the tag's digest now.
+
+        A read: nothing is written (``paid plan`` uses it as is). Returns the
+        targets learnt, and why the others could not be (a registry that did
+        not answer is asked again after ``RESOLVE_RETRY_SECONDS``).
+        """
         targets = self.store.image_targets()
+        learnt: dict[str, ImageTarget] = {}
+        unknown: dict[str, str] = {}
         for service in following(desired):
             name, image = service.name, service.spec.image
             target = targets.get(name)
@@ -98,6 +105,7 @@ class ImageController:
                 continue
             failed_at = self._unresolved.get((name, image))
             if failed_at is not None and self._clock() - failed_at < RESOLVE_RETRY_SECONDS:
+                unknown[name] = f"{image}: the registry did not answer a moment ago"
                 continue
             try:
                 digest = self.registry.digest(image)
@@ -105,14 +113,29 @@ class ImageController:
                 # It runs by tag until the registry answers; its pull says the same.
                 self._unresolved[(name, image)] = self._clock()
                 log.warning("image_unresolved", service=name, image=image, error=str(err))
+                unknown[name] = f"{image}: {err}"
                 continue
             self._unresolved.pop((name, image), None)
-            self.store.set_image_target(
-                ImageTarget(name, image, digest, None, f"{image} was {digest}", settled=True)
+            learnt[name] = ImageTarget(
+                name, image, digest, None, f"{image} was {digest}", settled=True
             )
+        return learnt, unknown
+
+    def resolve_missing(self, desired: DesiredState) -> dict[str, str]:
+        """Give each following service without a target for its tag the tag's digest now.
+
+        Returns why the others have none yet (``unresolved``).
+        """
+        learnt, unknown = self.unresolved(desired)
+        for name, target in learnt.items():
+            self.store.set_image_target(target)
             self.store.record(
-                "image_resolved", f"{name}: {image} is {digest}", service=name, digest=digest
+                "image_resolved",
+                f"{name}: {target.image} is {target.digest}",
+                service=name,
+                digest=target.digest,
             )
+        return unknown
 
     def check(
         self,

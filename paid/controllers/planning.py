@@ -51,6 +51,10 @@ def plan(reconciler: Reconciler, world: World) -> Plan:
             wanted = decide(world.requested, service.name, world.by_name).action
             if wanted is not None and wanted != step.action:
                 withheld.append(_because(wanted, note))
+    for name, why in sorted(world.unresolved.items()):
+        notes.append(
+            f"{name}: the digest its tag points at is not known ({why}); it is shown by tag"
+        )
     try:
         networks = reconciler.networks.plan(world.desired, world.actual, prune=world.prune)
     except RuntimeFailure as err:

@@ -76,6 +76,7 @@ from paid.state.configs import ConfigStore, digests_in
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import decide, diff
 from paid.state.flags import Flags
+from paid.state.images import ImageTarget
 from paid.state.plans import Action, ActionKind, Plan, ServiceDecision
 from paid.state.secrets import SecretSource
 from paid.state.store import Store
@@ -109,6 +110,7 @@ class Reconciler:
         sweep_secrets: bool = False,
         allowed_host_paths: tuple[str, ...] = (),
         images: ImageController | None = None,
+        dry: bool = False,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -121,7 +123,8 @@ class Reconciler:
         self._prune_allowed = prune_allowed
         self.allow_mass_prune = allow_mass_prune
         self._clock = clock
-        self.images = images  # None (``paid plan``): tags are not resolved, nothing is written
+        self.images = images  # None: tags are not resolved
+        self.dry = dry  # ``paid plan``: observe writes nothing (digests learnt are kept in memory)
         self.services = ServiceController(
             runtime=runtime,
             journal=store,
@@ -188,9 +191,13 @@ class Reconciler:
         service = requested.services.get(key) if key else None  # type: ignore[call-overload]
         if service is not None:
             return self._observe_service(requested, service)
-        if self.images is not None:
-            self.images.resolve_missing(requested)  # a following service runs by digest
-        effective = effective_state(requested, self.store, self.secrets)
+        learnt: dict[str, ImageTarget] = {}
+        unknown: dict[str, str] = {}
+        if self.images is not None and self.dry:  # learnt, as apply would, and not recorded
+            learnt, unknown = self.images.unresolved(requested)
+        elif self.images is not None:  # a following service runs by digest
+            unknown = self.images.resolve_missing(requested)
+        effective = effective_state(requested, self.store, self.secrets, targets=learnt)
         actual = self.runtime.list_containers()
         world = World.of(
             effective.state,
@@ -201,6 +208,7 @@ class Reconciler:
             expired_pins=effective.expired_pins,
             frozen=effective.frozen,
             prune=self._prune_allowed() and self._flags().prune,
+            unresolved=unknown,
         )
         self.health.sync(world.desired, actual)
         self.hooks.observed(world)

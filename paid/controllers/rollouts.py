@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import structlog
@@ -87,14 +87,17 @@ def effective_state(
     secrets: SecretSource | None = None,
     *,
     only: frozenset[str] | None = None,
+    targets: Mapping[str, ImageTarget] | None = None,
 ) -> Effective:
     """Apply `paid rollback` pins and failed-revision quarantines to ``desired``.
 
     A pure read: a pin whose desired spec has moved on no longer applies and
-    is returned in ``expired_pins``; only a reconcile removes it.
+    is returned in ``expired_pins``; only a reconcile removes it. ``targets``
+    adds image targets not (yet) in the store: the digests ``paid plan``
+    learnt, as apply would learn and record them.
     """
     pins = store.pins()
-    targets = store.image_targets()
+    targets = {**store.image_targets(), **(targets or {})}
     services = dict(desired.services)
     notes: dict[str, str] = {}
     expired: list[str] = []

@@ -77,6 +77,7 @@ class World:
     prune: bool = True  # removals allowed: the directory is valid and the flag on
     by_name: Mapping[str, ActualContainer] = field(default_factory=dict)
     looked_up: frozenset[str] | None = None  # a partial view: the names looked up; None: all
+    unresolved: Mapping[str, str] = field(default_factory=dict)  # service -> why no digest
 
     @classmethod
     def of(
@@ -91,6 +92,7 @@ class World:
         frozen: frozenset[str] = frozenset(),
         prune: bool = True,
         looked_up: frozenset[str] | None = None,
+        unresolved: Mapping[str, str] | None = None,
     ) -> World:
         by_name: dict[str, ActualContainer] = {}
         for container in actual:
@@ -106,6 +108,7 @@ class World:
             prune=prune,
             by_name=by_name,
             looked_up=looked_up,
+            unresolved=dict(unresolved or {}),
         )
 
 
