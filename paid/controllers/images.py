@@ -257,7 +257,10 @@ class ImageController:
                 report.removed.append(image)
                 continue
             try:
-                self.runtime.remove_image(image.id)
+                # Several tags (all paid's: ``prunable`` keeps any other): Podman removes an
+                # image by ID only with force, so each tag goes, and the image with the last.
+                for name in image.tags if len(image.tags) > 1 else (image.id,):
+                    self.runtime.remove_image(name)
             except RequestRejected as err:  # a container took it since the listing
                 report.skipped[image.id] = str(err)
                 continue

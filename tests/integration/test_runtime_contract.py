@@ -7,6 +7,7 @@ the rest of paid must hear about).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -189,3 +190,30 @@ def test_a_network_that_is_not_there_refuses_the_container(runtime: Runtime) -> 
     assert not refused.value.transient
     assert "nowhere" in str(refused.value)
     assert "svc" not in {c.name for c in runtime.list_containers()}
+
+
+def test_an_image_with_two_tags_is_removed_tag_by_tag(
+    runtime: Runtime, request: pytest.FixtureRequest
+) -> None:
+    """By ID Podman wants force (an answer: RequestRejected); by name, one tag goes."""
+    second = "localhost/paid-test/second-tag:1"
+    if isinstance(runtime, FakeRuntime):
+        runtime.tag_image(IMAGE, second)
+    else:
+        request.getfixturevalue("podman").podman("tag", IMAGE, second)
+    try:
+        image = runtime.inspect_image(second)
+        assert image is not None
+        assert {IMAGE, second} <= set(image.tags)
+
+        with pytest.raises(RequestRejected):
+            runtime.remove_image(image.id)
+        runtime.remove_image(second)
+
+        assert runtime.inspect_image(second) is None
+        kept = runtime.inspect_image(IMAGE)
+        assert kept is not None
+        assert image.id == kept.id  # the other tag keeps the image
+    finally:
+        with contextlib.suppress(ContainerMissing):
+            runtime.remove_image(second)
