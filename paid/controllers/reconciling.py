@@ -381,7 +381,8 @@ class Reconciler:
         if result.outcome is Outcome.DONE:
             return Result(0.0, step=step)  # level-based: look again to confirm
         if result.outcome is Outcome.CONFLICT:
-            return Result(error=action.reason, step=step)
+            mark = {name: conflict_fingerprint(service, current)}
+            return Result(error=action.reason, step=step, terminal=True, fingerprints=mark)
         return Result(error=result.detail, step=step)
 
     def _full(self, world: World) -> Result:
@@ -419,7 +420,18 @@ class Reconciler:
         conflicts = tuple(str(r) for r in networks if r.conflict)
         failed = [str(r) for r in networks if r.error is not None and not r.conflict]
         error = unlisted or (failed[0] if failed else None)
-        return Result(enqueue=tuple(keys), notes=plan.notes + conflicts, error=error)
+        services = world.desired.services
+        marks = {
+            a.service: conflict_fingerprint(
+                services.get(a.service),  # type: ignore[call-overload]
+                world.by_name.get(a.service),
+            )
+            for a in plan.actions
+            if a.kind is ActionKind.CONFLICT
+        }
+        return Result(
+            enqueue=tuple(keys), notes=plan.notes + conflicts, error=error, fingerprints=marks
+        )
 
     def _left_behind(self, name: str, world: World) -> bool:
         """A container kept aside or a canary of ``name``: an interrupted rollout to settle."""
@@ -550,3 +562,9 @@ class Reconciler:
 def _owned_by(container: ActualContainer, service: str) -> bool:
     """A container paid made for ``service`` (its labels say so, not its name)."""
     return container.labels.get(labels.SERVICE) == service
+
+
+def conflict_fingerprint(service: DesiredService | None, holder: ActualContainer | None) -> str:
+    """What a conflict hinges on: the desired spec, and which container holds the name."""
+    spec = service.spec_hash if service is not None else "-"
+    return f"{spec}:{holder.id if holder is not None else '-'}"

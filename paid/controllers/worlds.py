@@ -61,6 +61,10 @@ class Result:
     step: Step | None = None  # service keys: the step taken
     enqueue: tuple[str, ...] = ()  # FULL: keys that need work
     notes: tuple[str, ...] = ()  # FULL: guards that held something back
+    # An error only a change mends (a stranger's container holds the name): not retried
+    # until the world or the desired state changes, which ``fingerprints`` tell.
+    terminal: bool = False
+    fingerprints: Mapping[str, str] = field(default_factory=dict)  # key -> what it hinges on
 
 
 @dataclass(frozen=True, slots=True)
