@@ -8,13 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from paid.controllers.networks import NetworkResult
-from paid.controllers.services import ActionResult
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
 from paid.state.plans import Action
-from paid.state.store import Hold
+
+if TYPE_CHECKING:  # types only: the values stay free of the controllers and the store
+    from paid.controllers.networks import NetworkResult
+    from paid.controllers.services import ActionResult
+    from paid.state.store import Hold
 
 FULL = "*"  # the key of a full pass
 PRUNE = "*prune"  # the key of the guarded removal of orphans
