@@ -9,15 +9,13 @@ compose importer. ``KEYS`` is the table the README's mapping comes from.
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paid.state.reading import kind_of
+from paid.state.reading import NotRegular, read_regular_file
 from paid.translate.compose_keys import network_name, seconds
 from paid.translate.output import Output, Problem, Translation, in_order
 from paid.translate.systemd_syntax import Host, SpecifierError, drop_ins, expand, words
@@ -58,16 +56,11 @@ class UnitError(Exception):
 def _unit_text(path: Path) -> str:
     """A regular file's UTF-8 text, at most ``MAX_UNIT_BYTES``; never blocking on a FIFO."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        data = read_regular_file(path, limit=MAX_UNIT_BYTES)
+    except NotRegular as err:
+        raise UnitError(f"is {err.kind}: a unit is a file") from err
     except OSError as err:
         raise UnitError(f"cannot read: {err.strerror}") from err
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnitError(f"is {kind_of(info.st_mode)}: a unit is a file")
-        data = os.read(fd, MAX_UNIT_BYTES + 1)
-    finally:
-        os.close(fd)
     if len(data) > MAX_UNIT_BYTES:
         raise UnitError(f"larger than {MAX_UNIT_BYTES} bytes")
     try:
