@@ -494,6 +494,19 @@ def _tmpfs_mount(
     ctx.spec.setdefault("tmpfs", []).append(mount if len(mount) > 1 else path)
 
 
+def _security_opt(value: Any, ctx: Context) -> None:
+    """Docker writes ``label:disable`` and ``no-new-privileges:true``; Podman ``label=disable``."""
+    for i, item in enumerate(_strings(value)):
+        name, _, setting = item.replace("=", ":", 1).partition(":")
+        if name == "no-new-privileges":
+            ctx.spec["noNewPrivileges"] = setting.lower() not in ("false", "0", "no")
+        elif name in ("label", "apparmor", "seccomp", "mask", "unmask") and setting:
+            ctx.spec.setdefault("securityOpt", []).append(f"{name}={setting}")
+        else:
+            ctx.problem("security_opt", f"{item}: label, apparmor, seccomp, mask, unmask or "
+                        "no-new-privileges", i)  # fmt: skip
+
+
 def _devices(value: Any, ctx: Context) -> None:
     for i, item in enumerate(_strings(value)):
         parts = item.split(":")
@@ -689,7 +702,8 @@ KEYS: tuple[Key, ...] = (
     Key("cap_add", "capabilities.add", "CAP_ prefix dropped", _capabilities("add")),
     Key("cap_drop", "capabilities.drop", "CAP_ prefix dropped", _capabilities("drop")),
     Key("privileged", "privileged", "as is", _copy("privileged", bool)),
-    Key("security_opt", "securityOpt", "as is", _copy("securityOpt", _strings)),
+    Key("security_opt", "securityOpt / noNewPrivileges", "no-new-privileges → noNewPrivileges; "
+        "label, apparmor, seccomp, mask, unmask in either spelling (: or =)", _security_opt),
     Key("devices", "devices", "at their own path only (--allow-device)", _devices),
     Key("ulimits", "ulimits", "a number or soft/hard", _ulimits),
     Key("sysctls", "sysctls", "list and map forms", _sysctls),
