@@ -80,3 +80,17 @@ def test_the_quadlet_golden_input_uses_every_key_paid_translates() -> None:
     translated = {(k.section, k.key) for k in quadlet.KEYS if k.handler is not None}
 
     assert set() == translated - used
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_kube_export_of_each_golden_state(case: str, tmp_path: Path) -> None:
+    """``paid export kube`` of each ``expected/`` directory equals its ``kube.yaml``."""
+    written = tmp_path / "kube.yaml"
+    golden = GOLDEN / case / "kube.yaml"
+
+    code = main(["export", "kube", str(GOLDEN / case / "expected"), "-o", str(written)])
+    if os.environ.get("PAID_UPDATE_GOLDEN"):
+        shutil.copy(written, golden)
+
+    assert 0 == code
+    assert golden.read_text() == written.read_text()
