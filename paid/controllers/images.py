@@ -57,7 +57,7 @@ class Registry(Protocol):
         ...
 
 
-def following(desired: DesiredState) -> list[DesiredService]:
+def followers(desired: DesiredState) -> list[DesiredService]:
     """The services that follow their tag, in dependency order."""
     return [s for s in desired if s.spec.image_update is not None]
 
@@ -98,7 +98,7 @@ class ImageController:
         targets = self.store.image_targets()
         learnt: dict[str, ImageTarget] = {}
         unknown: dict[str, str] = {}
-        for service in following(desired):
+        for service in followers(desired):
             name, image = service.name, service.spec.image
             target = targets.get(name)
             if target is not None and target.applies_to(image):
@@ -147,7 +147,7 @@ class ImageController:
         """What each following service's tag points at now, against what it runs. Reads only."""
         targets = self.store.image_targets()
         found = []
-        for service in following(desired):
+        for service in followers(desired):
             name, image = service.name, service.spec.image
             target = targets.get(name)
             current = target.digest if target is not None and target.applies_to(image) else None
