@@ -182,8 +182,13 @@ def _plan_code(plan: Plan) -> int:
 
 
 def _compute_plan(args: argparse.Namespace, desired: DesiredState) -> Plan:
-    """What ``paid apply`` would do: the reconciler's own steps, taken by nobody."""
+    """What ``paid apply`` would do: the reconciler's own steps, taken by nobody.
+
+    Built as apply builds it, image controller included: a following service's
+    tag is resolved as apply would resolve it (read, not recorded).
+    """
     runtime = podman(args)
+    checker = registry(args)
     try:
         with Store.open(args.state_dir) as store:
             reconciler = Reconciler(
@@ -193,6 +198,8 @@ def _compute_plan(args: argparse.Namespace, desired: DesiredState) -> Plan:
                 secrets=secret_source(args),
                 allow_mass_prune=args.allow_mass_prune,
                 probe_workers=1,
+                images=ImageController(runtime=runtime, store=store, registry=checker),
+                dry=True,
             )
             try:
                 world = reconciler.observe()
@@ -202,6 +209,7 @@ def _compute_plan(args: argparse.Namespace, desired: DesiredState) -> Plan:
                 reconciler.close()
     finally:
         runtime.close()
+        checker.close()
 
 
 def _print_plan(plan: Plan) -> None:

@@ -57,7 +57,7 @@ class Registry(Protocol):
         ...
 
 
-def following(desired: DesiredState) -> list[DesiredService]:
+def followers(desired: DesiredState) -> list[DesiredService]:
     """The services that follow their tag, in dependency order."""
     return [s for s in desired if s.spec.image_update is not None]
 
@@ -88,16 +88,24 @@ class ImageController:
 
     # -- updates -------------------------------------------------------------
 
-    def resolve_missing(self, desired: DesiredState) -> None:
-        """Give each following service without a target for its tag the tag's digest now."""
+    def unresolved(self, desired: DesiredState) -> tuple[dict[str, ImageTarget], dict[str, str]]:
+        """For each following service without a target for its tag: the tag's digest now.
+
+        A read: nothing is written (``paid plan`` uses it as is). Returns the
+        targets learnt, and why the others could not be (a registry that did
+        not answer is asked again after ``RESOLVE_RETRY_SECONDS``).
+        """
         targets = self.store.image_targets()
-        for service in following(desired):
+        learnt: dict[str, ImageTarget] = {}
+        unknown: dict[str, str] = {}
+        for service in followers(desired):
             name, image = service.name, service.spec.image
             target = targets.get(name)
             if target is not None and target.applies_to(image):
                 continue
             failed_at = self._unresolved.get((name, image))
             if failed_at is not None and self._clock() - failed_at < RESOLVE_RETRY_SECONDS:
+                unknown[name] = f"{image}: the registry did not answer a moment ago"
                 continue
             try:
                 digest = self.registry.digest(image)
@@ -105,14 +113,29 @@ class ImageController:
                 # It runs by tag until the registry answers; its pull says the same.
                 self._unresolved[(name, image)] = self._clock()
                 log.warning("image_unresolved", service=name, image=image, error=str(err))
+                unknown[name] = f"{image}: {err}"
                 continue
             self._unresolved.pop((name, image), None)
-            self.store.set_image_target(
-                ImageTarget(name, image, digest, None, f"{image} was {digest}", settled=True)
+            learnt[name] = ImageTarget(
+                name, image, digest, None, f"{image} was {digest}", settled=True
             )
+        return learnt, unknown
+
+    def resolve_missing(self, desired: DesiredState) -> dict[str, str]:
+        """Give each following service without a target for its tag the tag's digest now.
+
+        Returns why the others have none yet (``unresolved``).
+        """
+        learnt, unknown = self.unresolved(desired)
+        for name, target in learnt.items():
+            self.store.set_image_target(target)
             self.store.record(
-                "image_resolved", f"{name}: {image} is {digest}", service=name, digest=digest
+                "image_resolved",
+                f"{name}: {target.image} is {target.digest}",
+                service=name,
+                digest=target.digest,
             )
+        return unknown
 
     def check(
         self,
@@ -124,7 +147,7 @@ class ImageController:
         """What each following service's tag points at now, against what it runs. Reads only."""
         targets = self.store.image_targets()
         found = []
-        for service in following(desired):
+        for service in followers(desired):
             name, image = service.name, service.spec.image
             target = targets.get(name)
             current = target.digest if target is not None and target.applies_to(image) else None
@@ -234,7 +257,10 @@ class ImageController:
                 report.removed.append(image)
                 continue
             try:
-                self.runtime.remove_image(image.id)
+                # Several tags (all paid's: ``prunable`` keeps any other): Podman removes an
+                # image by ID only with force, so each tag goes, and the image with the last.
+                for name in image.tags if len(image.tags) > 1 else (image.id,):
+                    self.runtime.remove_image(name)
             except RequestRejected as err:  # a container took it since the listing
                 report.skipped[image.id] = str(err)
                 continue

@@ -8,16 +8,12 @@ What a guard holds back is listed apart, with its reason.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from paid.controllers.worlds import World
 from paid.runtime.base import RuntimeFailure
-from paid.state.desired import DesiredService
-from paid.state.diffing import decide, diff, field_changes
-from paid.state.loading import to_document
-from paid.state.plans import Action, ActionKind, Change, Plan
-from paid.state.specs import ServiceSpec
+from paid.state.diffing import decide, diff
+from paid.state.plans import Action, ActionKind, Plan
 
 if TYPE_CHECKING:
     from paid.controllers.reconciling import Reconciler
@@ -51,6 +47,10 @@ def plan(reconciler: Reconciler, world: World) -> Plan:
             wanted = decide(world.requested, service.name, world.by_name).action
             if wanted is not None and wanted != step.action:
                 withheld.append(_because(wanted, note))
+    for name, why in sorted(world.unresolved.items()):
+        notes.append(
+            f"{name}: the digest its tag points at is not known ({why}); it is shown by tag"
+        )
     try:
         networks = reconciler.networks.plan(world.desired, world.actual, prune=world.prune)
     except RuntimeFailure as err:
@@ -59,17 +59,6 @@ def plan(reconciler: Reconciler, world: World) -> Plan:
     return Plan(
         actions=tuple(actions), withheld=tuple(withheld), notes=tuple(notes), networks=networks
     )
-
-
-def steering_changes(recorded: Mapping[str, Any], service: DesiredService) -> tuple[Change, ...]:
-    """The controller fields of ``service`` that differ from a revision's recorded spec."""
-    document = to_document(service)
-    now = document["spec"]
-    fields = ServiceSpec.model_fields
-    names = [fields[n].alias or n for n in ServiceSpec.CONTROLLER_FIELDS]
-    before = {k: recorded.get(k) for k in names}
-    after = {k: now.get(k) for k in names}
-    return field_changes(before, after)
 
 
 def _because(action: Action, reason: str) -> Action:

@@ -48,35 +48,32 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import structlog
 
-from paid.controllers import planning
+from paid.controllers import planning, rules
 from paid.controllers.health import HealthController
 from paid.controllers.images import ImageController
 from paid.controllers.networks import NetworkController
-from paid.controllers.planning import steering_changes
-from paid.controllers.rollouts import (
-    RolloutController,
-    aside_name,
-    canary_name,
-    effective_state,
-)
+from paid.controllers.rollouts import RolloutController, effective_state
+from paid.controllers.rules import Facts
 from paid.controllers.services import ActionResult, Outcome, ServiceController, uses_secrets
 from paid.controllers.timings import Backoff, Timings
 from paid.controllers.worlds import FULL, PRUNE, Hooks, Result, Step, StepKind, World
 from paid.runtime.base import ObjectFault, Runtime, RuntimeFailure
-from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.checkout import Checkout
 from paid.state.configs import ConfigStore, digests_in
 from paid.state.desired import DesiredService, DesiredState
-from paid.state.diffing import decide, diff
+from paid.state.diffing import diff
 from paid.state.flags import Flags
-from paid.state.plans import Action, ActionKind, Plan, ServiceDecision
+from paid.state.images import ImageTarget
+from paid.state.labels import aside_name, canary_name
+from paid.state.plans import ActionKind, Plan
 from paid.state.secrets import SecretSource
 from paid.state.store import Store
 
@@ -109,6 +106,7 @@ class Reconciler:
         sweep_secrets: bool = False,
         allowed_host_paths: tuple[str, ...] = (),
         images: ImageController | None = None,
+        dry: bool = False,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -121,7 +119,8 @@ class Reconciler:
         self._prune_allowed = prune_allowed
         self.allow_mass_prune = allow_mass_prune
         self._clock = clock
-        self.images = images  # None (``paid plan``): tags are not resolved, nothing is written
+        self.images = images  # None: tags are not resolved
+        self.dry = dry  # ``paid plan``: observe writes nothing (digests learnt are kept in memory)
         self.services = ServiceController(
             runtime=runtime,
             journal=store,
@@ -188,9 +187,13 @@ class Reconciler:
         service = requested.services.get(key) if key else None  # type: ignore[call-overload]
         if service is not None:
             return self._observe_service(requested, service)
-        if self.images is not None:
-            self.images.resolve_missing(requested)  # a following service runs by digest
-        effective = effective_state(requested, self.store, self.secrets)
+        learnt: dict[str, ImageTarget] = {}
+        unknown: dict[str, str] = {}
+        if self.images is not None and self.dry:  # learnt, as apply would, and not recorded
+            learnt, unknown = self.images.unresolved(requested)
+        elif self.images is not None:  # a following service runs by digest
+            unknown = self.images.resolve_missing(requested)
+        effective = effective_state(requested, self.store, self.secrets, targets=learnt)
         actual = self.runtime.list_containers()
         world = World.of(
             effective.state,
@@ -201,6 +204,7 @@ class Reconciler:
             expired_pins=effective.expired_pins,
             frozen=effective.frozen,
             prune=self._prune_allowed() and self._flags().prune,
+            unresolved=unknown,
         )
         self.health.sync(world.desired, actual)
         self.hooks.observed(world)
@@ -258,67 +262,48 @@ class Reconciler:
         return self._take(step, world)
 
     def step(self, name: str, world: World) -> Step:
-        """What ``reconcile(name, world)`` would do now, without doing any of it."""
-        hold = world.holds.get(name)
-        service = world.desired.services.get(name)  # type: ignore[call-overload]
-        if hold is not None:
-            pending = self._decide(name, world).action
-            return Step(
-                StepKind.HELD,
-                name,
-                pending,
-                f"held by pid {hold.pid} for a {hold.reason}: paid leaves it alone",
-            )
-        if service is not None:
-            if name in self.rollouts.active:
-                phase = self.rollouts.active[name].gate.phase
-                return Step(StepKind.ROLLOUT, name, reason=str(phase))
-            canary = world.by_name.get(canary_name(name))
-            if (
-                canary is not None and canary.managed and _owned_by(canary, name)
-            ):  # see _left_behind
-                return Step(
-                    StepKind.CANARY_CLEANUP,
-                    name,
-                    Action(ActionKind.REMOVE, canary.name, "a canary nobody judges"),
-                    "a canary left by a paid that stopped",
-                )
-            aside = world.by_name.get(aside_name(name))
-            if aside is not None and aside.managed and _owned_by(aside, name):
-                return Step(
-                    StepKind.RESUME,
-                    name,
-                    Action(ActionKind.RECREATE, name, "finishing an interrupted rollout"),
-                    "a container kept aside by an interrupted rollout",
-                )
-        decision = self._decide(name, world)
-        if decision.orphan:
-            return Step(StepKind.ORPHAN, name, reason="no longer desired: the prune decides")
-        action = decision.action
-        if action is None and service is not None:
-            action = self._steering_update(service, world)
-        if action is None:
-            return Step(StepKind.IDLE, name)
-        if action.kind is ActionKind.RECREATE and name in world.frozen:
-            return Step(StepKind.QUARANTINED, name, action, world.notes.get(name, "quarantined"))
-        if decision.waiting_on:
-            return Step(
-                StepKind.WAIT,
-                name,
-                action,
-                f"waiting for {', '.join(decision.waiting_on)} to be ready",
-                waiting_on=decision.waiting_on,
-            )
-        if service is not None and self._gated(action, service):
-            wait = self.rollouts.backoff(service)
-            if wait > 0:
-                return Step(StepKind.BACK_OFF, name, action, "first deploy failed", wait=wait)
-            return Step(StepKind.ROLL_OUT, name, action, action.reason)
-        if action.kind is ActionKind.RESTART:
-            wait = self.crashes.remaining(name)
-            if wait > 0:
-                return Step(StepKind.BACK_OFF, name, action, action.reason, wait=wait)
-        return Step(StepKind.EXECUTE, name, action, action.reason)
+        """What ``reconcile(name, world)`` would do now, without doing any of it (``rules``)."""
+        return rules.step(name, world, self.facts(world, (name,)))
+
+    def facts(self, world: World, names: Iterable[str]) -> Facts:
+        """What the controllers and the store know now about ``names``: the rules' other input.
+
+        Only reads: the rollouts in progress, health, back-off remainders, and
+        from the store whether each desired revision once succeeded and the
+        spec its running revision recorded.
+        """
+        wanted = [n for n in names if n in world.desired.services]
+        proven: set[str] = set()
+        recorded: dict[str, Mapping[str, Any]] = {}
+        first_deploy: dict[str, float] = {}
+        for name in wanted:
+            service = world.desired.services[name]  # type: ignore[index]
+            if not self.rollouts.needs_gate(service):
+                proven.add(name)
+            first_deploy[name] = self.rollouts.backoff(service)
+            document = self._recorded(name, world)
+            if document is not None:
+                recorded[name] = document
+        return Facts(
+            rolling_out={n: str(a.gate.phase) for n, a in self.rollouts.active.items()},
+            ready=frozenset(n for n in world.desired.services if self.health.ready(n)),
+            unhealthy=self.health.unhealthy(),
+            first_deploy_wait=first_deploy,
+            crash_wait={n: self.crashes.remaining(n) for n in wanted},
+            proven=frozenset(proven),
+            recorded=recorded,
+        )
+
+    def _recorded(self, name: str, world: World) -> Mapping[str, Any] | None:
+        """The spec the running revision of ``name`` recorded, when it runs the desired hash."""
+        container = world.by_name.get(name)
+        if container is None or not container.managed or container.revision is None:
+            return None
+        revision = self.store.revision(name, container.revision)
+        if revision is None or revision.document is None:
+            return None
+        spec = revision.document.get("spec")
+        return spec if isinstance(spec, dict) else {}
 
     def plan(self, world: World) -> Plan:
         """What ``paid apply`` would do from ``world`` (see ``paid.controllers.planning``)."""
@@ -373,7 +358,8 @@ class Reconciler:
         if result.outcome is Outcome.DONE:
             return Result(0.0, step=step)  # level-based: look again to confirm
         if result.outcome is Outcome.CONFLICT:
-            return Result(error=action.reason, step=step)
+            mark = {name: conflict_fingerprint(service, current)}
+            return Result(error=action.reason, step=step, terminal=True, fingerprints=mark)
         return Result(error=result.detail, step=step)
 
     def _full(self, world: World) -> Result:
@@ -397,7 +383,7 @@ class Reconciler:
             if name in self.rollouts.active
             or self.health.failed(name)
             or self._left_behind(name, world)
-            or self._steering_update(service, world) is not None
+            or rules.steering_update(service, world, self._recorded(name, world)) is not None
         ]
         for note in plan.notes:
             log.warning("prune_withheld", reason=note)
@@ -411,13 +397,24 @@ class Reconciler:
         conflicts = tuple(str(r) for r in networks if r.conflict)
         failed = [str(r) for r in networks if r.error is not None and not r.conflict]
         error = unlisted or (failed[0] if failed else None)
-        return Result(enqueue=tuple(keys), notes=plan.notes + conflicts, error=error)
+        services = world.desired.services
+        marks = {
+            a.service: conflict_fingerprint(
+                services.get(a.service),  # type: ignore[call-overload]
+                world.by_name.get(a.service),
+            )
+            for a in plan.actions
+            if a.kind is ActionKind.CONFLICT
+        }
+        return Result(
+            enqueue=tuple(keys), notes=plan.notes + conflicts, error=error, fingerprints=marks
+        )
 
     def _left_behind(self, name: str, world: World) -> bool:
         """A container kept aside or a canary of ``name``: an interrupted rollout to settle."""
         for other in (aside_name(name), canary_name(name)):
             container = world.by_name.get(other)
-            if container is not None and container.managed and _owned_by(container, name):
+            if container is not None and container.managed and rules.owned_by(container, name):
                 return True
         return False
 
@@ -498,47 +495,8 @@ class Reconciler:
 
     # -- rules -----------------------------------------------------------------
 
-    def _decide(self, name: str, world: World) -> ServiceDecision:
-        return decide(
-            world.desired,
-            name,
-            world.by_name,
-            ready=self.health.ready,
-            unhealthy=self.health.unhealthy(),
-        )
 
-    def _steering_update(self, service: DesiredService, world: World) -> Action | None:
-        """Fields that steer paid (probes, rollout, dependsOn, ...) changed: record them.
-
-        They are outside the spec hash, so the container stays; the revision's
-        stored document is brought up to date, which is what ``apply`` changes.
-        """
-        container = world.by_name.get(service.name)
-        if container is None or not container.managed or container.revision is None:
-            return None
-        if container.spec_hash != service.spec_hash:
-            return None
-        recorded = self.store.revision(service.name, container.revision)
-        if recorded is None or recorded.document is None:
-            return None
-        changes = steering_changes(recorded.document.get("spec") or {}, service)
-        if not changes:
-            return None
-        return Action(
-            ActionKind.UPDATE,
-            service.name,
-            "fields that steer paid changed (no container replaced)",
-            tuple(sorted({c.path.split(".")[1] for c in changes})),
-            changes,
-        )
-
-    def _gated(self, action: Action, service: DesiredService) -> bool:
-        """Spec changes, and first deploys of a revision, go through the health gate."""
-        if action.kind is ActionKind.RECREATE:
-            return True
-        return action.kind is ActionKind.CREATE and self.rollouts.needs_gate(service)
-
-
-def _owned_by(container: ActualContainer, service: str) -> bool:
-    """A container paid made for ``service`` (its labels say so, not its name)."""
-    return container.labels.get(labels.SERVICE) == service
+def conflict_fingerprint(service: DesiredService | None, holder: ActualContainer | None) -> str:
+    """What a conflict hinges on: the desired spec, and which container holds the name."""
+    spec = service.spec_hash if service is not None else "-"
+    return f"{spec}:{holder.id if holder is not None else '-'}"

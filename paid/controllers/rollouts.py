@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import structlog
@@ -44,6 +44,7 @@ from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.flags import Flags
 from paid.state.images import ImageTarget, repo_digest
+from paid.state.labels import aside_name, canary_name
 from paid.state.loading import from_documents, to_document
 from paid.state.rollouts import Observation, RolloutGate, RolloutPhase, advance, next_wake
 from paid.state.secrets import SecretSource, SecretUnavailable
@@ -55,20 +56,12 @@ log = structlog.get_logger("paid.rollouts")
 ASIDE_SUFFIX = labels.ASIDE_SUFFIX
 
 
-def aside_name(service: str) -> str:
-    return service + ASIDE_SUFFIX
-
-
 @dataclass
 class ActiveRollout:
     gate: RolloutGate
     previous: str | None  # the container kept aside, if any
     previous_revision: int | None
     canary: bool = False  # judging the canary beside the old container
-
-
-def canary_name(service: str) -> str:
-    return service + labels.CANARY_SUFFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +80,17 @@ def effective_state(
     secrets: SecretSource | None = None,
     *,
     only: frozenset[str] | None = None,
+    targets: Mapping[str, ImageTarget] | None = None,
 ) -> Effective:
     """Apply `paid rollback` pins and failed-revision quarantines to ``desired``.
 
     A pure read: a pin whose desired spec has moved on no longer applies and
-    is returned in ``expired_pins``; only a reconcile removes it.
+    is returned in ``expired_pins``; only a reconcile removes it. ``targets``
+    adds image targets not (yet) in the store: the digests ``paid plan``
+    learnt, as apply would learn and record them.
     """
     pins = store.pins()
-    targets = store.image_targets()
+    targets = {**store.image_targets(), **(targets or {})}
     services = dict(desired.services)
     notes: dict[str, str] = {}
     expired: list[str] = []

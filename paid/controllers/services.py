@@ -549,7 +549,7 @@ def container_request(
     ports = tuple(spec.ports)
     if canary:
         owned[labels.CANARY] = "true"
-        name = service.name + labels.CANARY_SUFFIX
+        name = labels.canary_name(service.name)
         ports = tuple(spec.rollout.canary.ports) if spec.rollout.canary else ()
     args = spec.args if spec.args is not None else ([] if spec.command is not None else None)
     image, exact, policy = spec.image, False, str(spec.pull_policy)

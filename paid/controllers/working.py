@@ -8,6 +8,10 @@ calls ``Reconciler.reconcile`` and acts on the ``Result``:
   back-off (1 s, doubling to 60 s), reset by the next success;
 - ``requeue_after``: look again after that long (0: at once);
 - ``enqueue``: add those keys now;
+- ``terminal`` (a conflict): not retried; a FULL pass enqueues the key
+  again only when its ``fingerprint`` (the desired spec, the container
+  holding the name) has changed, while an event or a direct request for
+  the key always runs it;
 - otherwise the key is done until something asks again.
 
 A bug in one reconcile is logged with its traceback and treated as an
@@ -47,6 +51,7 @@ class Workers:
         self.reconciler = reconciler
         self.queue = queue
         self.errors: Backoff[str] = Backoff((timings or Timings()).requeue, clock)
+        self.parked: dict[str, str] = {}  # key -> the fingerprint of its terminal error
         self.inflight: dict[str, float] = {}  # key -> when its reconcile began
         self._on_result = on_result
         self._on_failure = on_failure
@@ -108,7 +113,16 @@ class Workers:
 
     def _requeue(self, key: str, result: Result) -> None:
         for other in result.enqueue:
+            parked = self.parked.get(other)
+            if parked is not None and parked == result.fingerprints.get(other):
+                continue  # nothing it hinges on has changed: the same answer again
             self.queue.add(other)
+        if result.terminal:
+            self.parked[key] = result.fingerprints.get(key, "")
+            self.errors.reset(key)
+            log.warning("reconcile_parked", key=key, error=result.error)
+            return
+        self.parked.pop(key, None)
         if result.error is not None:
             self.queue.add_after(key, self.errors.attempt(key))
             return

@@ -8,13 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from paid.controllers.networks import NetworkResult
-from paid.controllers.services import ActionResult
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
 from paid.state.plans import Action
-from paid.state.store import Hold
+
+if TYPE_CHECKING:  # types only: the values stay free of the controllers and the store
+    from paid.controllers.networks import NetworkResult
+    from paid.controllers.services import ActionResult
+    from paid.state.store import Hold
 
 FULL = "*"  # the key of a full pass
 PRUNE = "*prune"  # the key of the guarded removal of orphans
@@ -61,6 +64,10 @@ class Result:
     step: Step | None = None  # service keys: the step taken
     enqueue: tuple[str, ...] = ()  # FULL: keys that need work
     notes: tuple[str, ...] = ()  # FULL: guards that held something back
+    # An error only a change mends (a stranger's container holds the name): not retried
+    # until the world or the desired state changes, which ``fingerprints`` tell.
+    terminal: bool = False
+    fingerprints: Mapping[str, str] = field(default_factory=dict)  # key -> what it hinges on
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +84,7 @@ class World:
     prune: bool = True  # removals allowed: the directory is valid and the flag on
     by_name: Mapping[str, ActualContainer] = field(default_factory=dict)
     looked_up: frozenset[str] | None = None  # a partial view: the names looked up; None: all
+    unresolved: Mapping[str, str] = field(default_factory=dict)  # service -> why no digest
 
     @classmethod
     def of(
@@ -91,6 +99,7 @@ class World:
         frozen: frozenset[str] = frozenset(),
         prune: bool = True,
         looked_up: frozenset[str] | None = None,
+        unresolved: Mapping[str, str] | None = None,
     ) -> World:
         by_name: dict[str, ActualContainer] = {}
         for container in actual:
@@ -106,6 +115,7 @@ class World:
             prune=prune,
             by_name=by_name,
             looked_up=looked_up,
+            unresolved=dict(unresolved or {}),
         )
 
 

@@ -111,6 +111,7 @@ class FakeRuntime:
     image_volumes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # image -> VOLUMEs
     failing_builds: set[str] = field(default_factory=set)  # tags whose build fails
     streams: list[FakeEventStream] = field(default_factory=list)
+    same_as: dict[str, str] = field(default_factory=dict)  # a second tag -> the image it names
     instance: str = DEFAULT_INSTANCE
     podman_host: PodmanHost = field(default_factory=lambda: PodmanHost(graph_root="/"))
     networks: dict[str, ActualNetwork] = field(default_factory=dict)
@@ -169,7 +170,7 @@ class FakeRuntime:
 
     def image_present(self, image: str) -> bool:
         self._call("image_exists", image)
-        return image in self.images or image in {image_id(i) for i in self.images}
+        return image in self.images or image in {self._id(i) for i in self.images}
 
     def pull_image(self, image: str, *, always: bool = False) -> None:
         self._call("pull", image + (" (always)" if always else ""))
@@ -188,38 +189,62 @@ class FakeRuntime:
 
     def inspect_image(self, image: str) -> LocalImage | None:
         self._call("inspect_image", image)
-        for ref in self.images:
-            if image in (ref, image_id(ref)):
+        for ref in sorted(self.images):
+            if image in (ref, self._id(ref)):
                 return self._local(ref)
         return None
 
     def list_images(self) -> list[LocalImage]:
         self._call("list_images")
-        return [self._local(ref) for ref in sorted(self.images)]
+        first: dict[str, str] = {}
+        for ref in sorted(self.images):
+            first.setdefault(self._id(ref), ref)
+        return [self._local(ref) for ref in first.values()]
 
     def remove_image(self, image_id_: str) -> None:
+        """By ID: the image, unless it has several tags (Podman asks for force); by name:
+        that tag, and the image with its last one."""
         self._call("remove_image", image_id_)
-        refs = [r for r in self.images if image_id(r) == image_id_]
+        if image_id_ in self.images:
+            refs, the_id = [image_id_], self._id(image_id_)
+        else:
+            refs, the_id = [r for r in self.images if self._id(r) == image_id_], image_id_
         if not refs:
             raise ContainerMissing(f"image {image_id_[:12]} is gone")
-        if any(c.image_id == image_id_ for c in self.containers.values()):
+        last = all(self._id(r) != the_id for r in self.images - set(refs))
+        if last and any(c.image_id == the_id for c in self.containers.values()):
             raise RequestRejected(f"image {image_id_[:12]} is in use by a container")
+        tags = [r for r in refs if "@" not in r]
+        if len(tags) > 1:
+            raise RequestRejected(
+                f"remove image {image_id_[:12]}: unable to delete image by ID with more than "
+                f"one tag ({tags}): please force removal"
+            )
         self.images.difference_update(refs)
+
+    def tag_image(self, image: str, tag: str) -> None:
+        """The fake's ``podman tag``: ``tag`` names the same image as ``image``."""
+        self.images.add(tag)
+        self.same_as[tag] = self.same_as.get(image, image)
+
+    def _id(self, ref: str) -> str:
+        return image_id(self.same_as.get(ref, ref))
 
     def _local(self, ref: str) -> LocalImage:
         """A reference ``name@digest`` has that digest; others, the fake's digest of the name."""
         name, _, digest = ref.partition("@")
-        digests = (ref,) if digest else (f"{name.rsplit(':', 1)[0]}@sha256:{image_id(ref)}",)
+        digests = (ref,) if digest else (f"{name.rsplit(':', 1)[0]}@sha256:{self._id(ref)}",)
+        same = sorted(r for r in self.images if "@" not in r and self._id(r) == self._id(ref))
         return LocalImage(
-            id=image_id(ref),
-            tags=() if digest else (ref,),
+            id=self._id(ref),
+            tags=() if digest else tuple(same),
             repo_digests=digests,
             volumes=self.image_volumes.get(ref, ()),
         )
 
     def create_container(self, request: ContainerRequest) -> str:
         self._call("create", request.name)
-        if request.image not in self.images and request.image not in map(image_id, self.images):
+        if request.image not in self.images and request.image not in map(self._id, self.images):
             raise ImageUnavailable(request.image, "image not known")
         if request.name in self.containers:
             raise NameInUse(f"the container name {request.name!r} is already in use")
@@ -233,7 +258,7 @@ class FakeRuntime:
             image=request.image,
             state="created",
             labels={**request.labels, INSTANCE: self.instance},
-            image_id=image_id(request.image),
+            image_id=self._id(request.image),
             networks=() if request.host_network else tuple(sorted(request.networks)),
             created_at=time.time(),
         )

@@ -47,7 +47,6 @@ import hashlib
 import json
 import os
 import re
-import stat
 import threading
 import time
 import tomllib
@@ -62,6 +61,7 @@ import requests
 
 from paid.runtime.base import ImageUnavailable
 from paid.state.images import DEFAULT_REGISTRY, Reference, is_digest, parse_reference
+from paid.state.reading import NotRegular, read_regular_file
 
 TIMEOUT = 10.0  # seconds for each request of a check, all of it: headers, body, redirects
 MAX_FILE = 1 << 20  # an auth file or registries.conf larger than this is refused
@@ -100,19 +100,13 @@ class Credentials:
 def _read_small(path: Path, what: str) -> str:
     """A regular file's text; a FIFO, a device or a huge file is refused without blocking."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        data = read_regular_file(path, limit=MAX_FILE)
+    except NotRegular as err:
+        raise ConfigFileError(f"{path}: {what}: not a regular file ({err.kind})") from err
     except OSError as err:
         raise ConfigFileError(f"{path}: {what}: cannot read: {err.strerror}") from err
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigFileError(f"{path}: {what}: not a regular file")
-        if info.st_size > MAX_FILE:
-            raise ConfigFileError(f"{path}: {what}: larger than {MAX_FILE} bytes")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(MAX_FILE + 1)
-    finally:
-        os.close(fd)
+    if len(data) > MAX_FILE:
+        raise ConfigFileError(f"{path}: {what}: larger than {MAX_FILE} bytes")
     try:
         return data.decode()
     except UnicodeDecodeError as err:

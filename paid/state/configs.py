@@ -34,7 +34,7 @@ from pathlib import Path
 from pydantic import field_validator
 
 from paid.state.basics import Model, absolute_path, no_nul
-from paid.state.reading import kind_of
+from paid.state.reading import NotRegular, kind_of, read_regular_file
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # per config, a directory's files together
 MAX_CONFIG_FILES = 1_000
@@ -162,28 +162,15 @@ def _digest(source: Path, mode: int) -> str:
 
 
 def _read(path: Path, *, limit: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY | os.O_NOFOLLOW)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"{path} is {kind_of(st.st_mode)}: refused unread")
-        if st.st_size > limit:
-            raise ConfigError(f"{path}: a config holds at most {MAX_CONFIG_BYTES} bytes")
-        data = os.read(fd, limit + 1) if limit >= 0 else b""
-        while len(data) <= limit:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            data += chunk
-        if len(data) > limit:
-            raise ConfigError(f"{path}: a config holds at most {MAX_CONFIG_BYTES} bytes")
-        return data
+        data = read_regular_file(path, limit=limit, follow_symlinks=False)
+    except NotRegular as err:
+        raise ConfigError(f"{path} is {err.kind}: refused unread") from None
     except OSError as err:
-        if isinstance(err, ConfigError):
-            raise
         raise ConfigError(f"{path}: {err.strerror or err}") from None
-    finally:
-        os.close(fd)
+    if len(data) > limit:
+        raise ConfigError(f"{path}: a config holds at most {MAX_CONFIG_BYTES} bytes")
+    return data
 
 
 # -- env files -------------------------------------------------------------------

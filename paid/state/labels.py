@@ -34,3 +34,13 @@ INSTANCE: Final = "paid.instance"
 # claiming one instance on one Podman would undo each other's work, so it is refused.
 STATE_DIR: Final = "paid.state-dir"
 DEFAULT_INSTANCE: Final = "default"
+
+
+def aside_name(service: str) -> str:
+    """The name a rollout keeps the old container under while the new one starts."""
+    return service + ASIDE_SUFFIX
+
+
+def canary_name(service: str) -> str:
+    """The name of a service's canary."""
+    return service + CANARY_SUFFIX

@@ -96,7 +96,7 @@ class _DuplicateKey(Exception):
 def read_file(path: Path, *, display: str) -> tuple[list[Document], list[LoadError]]:
     try:
         data = read_regular_file(path, limit=MAX_FILE_BYTES)
-    except _NotRegular as err:
+    except NotRegular as err:
         return [], [LoadError(display, 0, "", str(err))]
     except OSError as err:
         return [], [LoadError(display, 0, "", f"cannot read: {err.strerror or err}")]
@@ -164,22 +164,32 @@ def read_bytes(data: bytes, *, display: str) -> tuple[list[Document], list[LoadE
     return documents, errors
 
 
-class _NotRegular(OSError):
-    pass
+class NotRegular(OSError):
+    """A path that is not a regular file (a FIFO, a device, a directory ...): refused unread."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"not a regular file ({kind}); refused unread")
+        self.kind = kind
 
 
-def read_regular_file(path: str | os.PathLike[str], *, limit: int) -> bytes:
+def read_regular_file(
+    path: str | os.PathLike[str], *, limit: int, follow_symlinks: bool = True
+) -> bytes:
     """At most ``limit + 1`` bytes of a regular file; anything else is refused unread.
 
-    Opened non-blocking, so a FIFO never hangs the open, and checked with
-    fstat on the open descriptor (not the path, which may change meanwhile):
-    FIFOs, devices (``/dev/zero``), sockets and directories are refused.
+    The one bounded read of files paid is given (desired state, configs,
+    units, credentials). Opened non-blocking, so a FIFO never hangs the
+    open, and checked with fstat on the open descriptor (not the path,
+    which may change meanwhile): FIFOs, devices (``/dev/zero``), sockets
+    and directories raise ``NotRegular``; without ``follow_symlinks`` a
+    symlink is refused by the kernel (``O_NOFOLLOW``, ELOOP).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    fd = os.open(path, flags if follow_symlinks else flags | os.O_NOFOLLOW)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise _NotRegular(f"not a regular file ({kind_of(st.st_mode)}); refused unread")
+            raise NotRegular(kind_of(st.st_mode))
         chunks: list[bytes] = []
         left = limit + 1
         while left > 0:

@@ -284,7 +284,8 @@ def _volumes(value: Any, ctx: Context) -> None:
             read_only = "ro" in mode.split(",")
             kind = "volume" if source is None or not _is_path(source) else "bind"
         if kind == "tmpfs":
-            ctx.spec.setdefault("tmpfs", []).append(target)
+            options = item.get("tmpfs") if isinstance(item, dict) else None
+            _tmpfs_mount(target, options if isinstance(options, dict) else {}, ctx, i)
         elif kind == "bind":
             _bind(str(source), target, read_only, ctx, i)
         elif kind == "volume":
@@ -464,10 +465,46 @@ def _copy(paid: str, convert: Callable[[Any], Any] = lambda v: v) -> Handler:
 
 
 def _tmpfs(value: Any, ctx: Context) -> None:
-    for item in _strings(value):
-        path, _, options = item.partition(":")
-        size = re.search(r"size=([0-9]+[kmgKMG]?)", options)
-        ctx.spec.setdefault("tmpfs", []).append({"path": path, "size": size[1]} if size else path)
+    """``tmpfs: /run:size=64m,mode=1770,uid=1000`` (one string or a list of them)."""
+    for i, item in enumerate(_strings(value)):
+        path, _, written = item.partition(":")
+        options = dict(o.partition("=")[::2] for o in written.split(",") if o)
+        _tmpfs_mount(path, options, ctx, i, key="tmpfs")
+
+
+def _tmpfs_mount(
+    path: str, options: dict[str, Any], ctx: Context, index: int, *, key: str = "volumes"
+) -> None:
+    """A tmpfs with its size, mode, uid and gid; other options are named as dropped."""
+    mount: dict[str, Any] = {"path": path}
+    for name, value in options.items():
+        if name == "size":
+            mount["size"] = str(value)
+        elif name == "mode":  # an int is YAML's reading of 01777; a string is written octal
+            text = f"{value:o}" if isinstance(value, int) else str(value).lower()
+            mount["mode"] = text.removeprefix("0o").lstrip("0").rjust(3, "0")
+        elif name in ("uid", "gid"):
+            try:
+                mount[name] = int(value)
+            except (TypeError, ValueError):
+                ctx.problem(key, f"{path}: {name}={value!r} is not a number", index)
+                return
+        else:
+            ctx.notes.append(f"tmpfs {path}: {name} dropped (paid sets size, mode, uid and gid)")
+    ctx.spec.setdefault("tmpfs", []).append(mount if len(mount) > 1 else path)
+
+
+def _security_opt(value: Any, ctx: Context) -> None:
+    """Docker writes ``label:disable`` and ``no-new-privileges:true``; Podman ``label=disable``."""
+    for i, item in enumerate(_strings(value)):
+        name, _, setting = item.replace("=", ":", 1).partition(":")
+        if name == "no-new-privileges":
+            ctx.spec["noNewPrivileges"] = setting.lower() not in ("false", "0", "no")
+        elif name in ("label", "apparmor", "seccomp", "mask", "unmask") and setting:
+            ctx.spec.setdefault("securityOpt", []).append(f"{name}={setting}")
+        else:
+            ctx.problem("security_opt", f"{item}: label, apparmor, seccomp, mask, unmask or "
+                        "no-new-privileges", i)  # fmt: skip
 
 
 def _devices(value: Any, ctx: Context) -> None:
@@ -661,11 +698,12 @@ KEYS: tuple[Key, ...] = (
     Key("working_dir", "workingDir", "as is", _copy("workingDir", str)),
     Key("hostname", "hostname", "as is", _copy("hostname", str)),
     Key("read_only", "readOnlyRootFilesystem", "as is", _copy("readOnlyRootFilesystem", bool)),
-    Key("tmpfs", "tmpfs", "with size=", _tmpfs),
+    Key("tmpfs", "tmpfs", "with size=, mode=, uid=, gid=", _tmpfs),
     Key("cap_add", "capabilities.add", "CAP_ prefix dropped", _capabilities("add")),
     Key("cap_drop", "capabilities.drop", "CAP_ prefix dropped", _capabilities("drop")),
     Key("privileged", "privileged", "as is", _copy("privileged", bool)),
-    Key("security_opt", "securityOpt", "as is", _copy("securityOpt", _strings)),
+    Key("security_opt", "securityOpt / noNewPrivileges", "no-new-privileges → noNewPrivileges; "
+        "label, apparmor, seccomp, mask, unmask in either spelling (: or =)", _security_opt),
     Key("devices", "devices", "at their own path only (--allow-device)", _devices),
     Key("ulimits", "ulimits", "a number or soft/hard", _ulimits),
     Key("sysctls", "sysctls", "list and map forms", _sysctls),

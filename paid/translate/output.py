@@ -160,7 +160,15 @@ def write(translation: Translation, directory: Path) -> list[Path]:
     file that already exists in ``directory`` is an error before anything
     is moved, so an import never overwrites a hand-edited file.
     """
-    targets = [o.filename for o in translation.outputs] + list(translation.copies)
+    # A file also inside a copied directory (a config file in a bind-mounted directory)
+    # comes with that directory.
+    folders = [Path(r) for r, source in translation.copies.items() if source.is_dir()]
+    copies = {
+        relative: source
+        for relative, source in translation.copies.items()
+        if not any(folder in Path(relative).parents for folder in folders)
+    }
+    targets = [o.filename for o in translation.outputs] + list(copies)
     taken = [t for t in targets if (directory / t).exists()]
     if taken:
         raise FileExistsError(f"{directory}: already has {', '.join(sorted(taken))}")
@@ -170,7 +178,7 @@ def write(translation: Translation, directory: Path) -> list[Path]:
     try:
         for output in translation.outputs:
             (staging / output.filename).write_text(output.text())
-        for relative, source in translation.copies.items():
+        for relative, source in copies.items():
             target = staging / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.is_dir():

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from paid.cli import main
+from paid.state.store import Store
 from tests.daemon import Daemon, wait_until
 from tests.harness import IMAGE, PodmanService, Registry, service_doc, use_registry, write_services
 
@@ -147,6 +148,40 @@ def test_a_moved_tag_is_found_by_check_and_rolled_out_by_update(
     assert revisions[1]["reason"].startswith(f"image updated: {first} → {second}")
     assert ["superseded", "succeeded"] == [r["outcome"] for r in revisions]
     assert 0 == host.check()[0]
+
+
+def test_plan_learns_the_digest_apply_will_run_and_records_nothing(
+    registry: Registry, host: Host
+) -> None:
+    """A service starts following its tag: plan shows the digest apply then runs; no write.
+
+    Before, plan had no image controller: it showed no digest, and apply ran one.
+    """
+    remote = f"{registry.host}/paid-test/follow:planned"
+    digest = host.push(edition(host.podman, 1), remote)
+    plain = follower("web", remote)
+    del plain["spec"]["imageUpdate"]
+    write_services(host.desired_dir, plain)
+    assert 0 == host.paid("apply", str(host.desired_dir))
+    write_services(host.desired_dir, follower("web", remote))
+    with Store.open(host.state_dir) as store:
+        before = (store.data_version(), store.image_targets())
+    host.capsys.readouterr()
+
+    planned_code = host.paid("plan", str(host.desired_dir), "-o", "json")
+    planned = json.loads(host.capsys.readouterr().out)
+    with Store.open(host.state_dir) as store:
+        after = (store.data_version(), store.image_targets())
+    assert 0 == host.paid("apply", str(host.desired_dir))
+    again = host.paid("plan", str(host.desired_dir))
+
+    assert 2 == planned_code
+    (action,) = planned["actions"]
+    assert ("recreate", "web") == (action["action"], action["service"])
+    assert digest in json.dumps(action["changes"])
+    assert before == after  # the plan wrote nothing, not even the target it learnt
+    assert f"{registry.host}/paid-test/follow@{digest}" == host.podman.inspect("web")["ImageName"]
+    assert 0 == again  # apply did what the plan said: nothing is left
 
 
 def test_a_bad_digest_is_rolled_back_and_never_retried_and_a_good_push_after_it_rolls_out(

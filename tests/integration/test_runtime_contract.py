@@ -7,7 +7,9 @@ the rest of paid must hear about).
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +28,7 @@ from paid.runtime.base import (
 from paid.runtime.fake import FakeRuntime
 from paid.runtime.podman import PodmanRuntime
 from paid.state.networks import NetworkSpec
-from paid.state.specs import PortMapping
+from paid.state.specs import PortMapping, VolumeMount
 from tests.harness import IMAGE, PodmanService, free_port
 
 LABELS = {"paid.managed": "true", "paid.service": "svc"}
@@ -189,3 +191,108 @@ def test_a_network_that_is_not_there_refuses_the_container(runtime: Runtime) -> 
     assert not refused.value.transient
     assert "nowhere" in str(refused.value)
     assert "svc" not in {c.name for c in runtime.list_containers()}
+
+
+def test_an_image_with_two_tags_is_removed_tag_by_tag(
+    runtime: Runtime, request: pytest.FixtureRequest
+) -> None:
+    """By ID Podman wants force (an answer: RequestRejected); by name, one tag goes."""
+    second = "localhost/paid-test/second-tag:1"
+    if isinstance(runtime, FakeRuntime):
+        runtime.tag_image(IMAGE, second)
+    else:
+        request.getfixturevalue("podman").podman("tag", IMAGE, second)
+    try:
+        image = runtime.inspect_image(second)
+        assert image is not None
+        assert {IMAGE, second} <= set(image.tags)
+
+        with pytest.raises(RequestRejected):
+            runtime.remove_image(image.id)
+        runtime.remove_image(second)
+
+        assert runtime.inspect_image(second) is None
+        kept = runtime.inspect_image(IMAGE)
+        assert kept is not None
+        assert image.id == kept.id  # the other tag keeps the image
+    finally:
+        with contextlib.suppress(ContainerMissing):
+            runtime.remove_image(second)
+
+
+def test_version_and_host_are_answered(runtime: Runtime) -> None:
+    """A version, and the host's storage path; the suite's Podman is rootful."""
+    host = runtime.host()
+
+    assert runtime.version()
+    assert host.graph_root.startswith("/")
+    assert host.rootless is False
+
+
+def test_secrets_are_made_idempotently_listed_and_removed(runtime: Runtime) -> None:
+    """Made twice is made once (a retry); listed with a time; removed; gone is ContainerMissing."""
+    runtime.create_secret("paid-contract-s1", b"value")
+    runtime.create_secret("paid-contract-s1", b"value")
+
+    listed = runtime.list_secrets()
+    assert listed["paid-contract-s1"] > 0
+    runtime.remove_secret("paid-contract-s1")
+    assert "paid-contract-s1" not in runtime.list_secrets()
+    with pytest.raises(ContainerMissing):
+        runtime.remove_secret("paid-contract-s1")
+
+
+def test_volumes_carry_paid_s_labels_a_mountpoint_and_their_users(runtime: Runtime) -> None:
+    """Labels (with the instance), a mountpoint, the containers using it; a missing one is None."""
+    runtime.create_volume("paid-contract-v1", labels={"paid.managed": "true"})
+    runtime.create_container(
+        _request("svc", volumes=[VolumeMount(source="paid-contract-v1", destination="/data")])
+    )
+    try:
+        labels_ = runtime.volume_labels("paid-contract-v1")
+        assert labels_ is not None
+        assert "true" == labels_["paid.managed"]
+        assert "default" == labels_["paid.instance"]
+        assert runtime.volume_mountpoint("paid-contract-v1").startswith("/")
+        assert ["svc"] == [c.name for c in runtime.volume_users("paid-contract-v1")]
+        assert runtime.volume_labels("paid-contract-nothing") is None
+        with pytest.raises(ContainerMissing):
+            runtime.volume_mountpoint("paid-contract-nothing")
+    finally:
+        runtime.remove_container("svc")
+
+
+def test_rename_pause_unpause_exec_and_logs(runtime: Runtime) -> None:
+    """The operations rollouts, backups and probes use, with the same answers on both sides."""
+    runtime.create_container(
+        _request("svc", command=["sh", "-c", "echo one; echo two; sleep 3600"])
+    )
+    runtime.create_container(_request("other"))
+    runtime.start_container("svc")
+    if isinstance(runtime, FakeRuntime):  # the fake runs nothing: it is told what would happen
+        runtime.exec_codes["svc"] = 3
+        runtime.logs["svc"] = ["one", "two"]
+
+    assert 3 == runtime.exec_in("svc", ["sh", "-c", "exit 3"], timeout=30)
+    assert ["two"] == _eventually(lambda: runtime.logs_tail("svc", lines=1), ["two"])
+    runtime.pause_container("svc")
+    assert "paused" == _state(runtime, "svc")
+    runtime.unpause_container("svc")
+    assert "running" == _state(runtime, "svc")
+    with pytest.raises(RequestRejected):
+        runtime.unpause_container("svc")
+    with pytest.raises(NameInUse):
+        runtime.rename_container("svc", "other")
+    runtime.rename_container("svc", "svc-renamed")
+    assert "running" == _state(runtime, "svc-renamed")
+    assert _state(runtime, "svc") is None
+
+
+def _eventually(read: Any, wanted: Any, seconds: float = 10.0) -> Any:
+    """What ``read()`` gives once it gives ``wanted`` (a container's output takes a moment)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = read()
+        if got == wanted or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)

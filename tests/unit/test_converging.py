@@ -14,8 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paid.controllers.converging import ConvergeReport, converge
-from paid.controllers.reconciling import Reconciler, StepKind
+from paid.controllers.queue import WorkQueue
+from paid.controllers.reconciling import FULL, Reconciler, StepKind
 from paid.controllers.services import Outcome, ServiceController
+from paid.controllers.working import Workers
 from paid.runtime.base import ContainerRequest
 from paid.runtime.fake import FakeRuntime
 from paid.state.actual import ActualContainer
@@ -130,6 +132,40 @@ def test_conflict_is_reported_and_left_alone(store: Store) -> None:
     assert {"api": "dependency db did not converge"} == report.unfinished
     assert [] == runtime.mutating_calls
     assert not runtime.containers["db"].managed
+
+
+def test_a_conflict_is_parked_until_the_name_or_the_spec_changes(store: Store) -> None:
+    """Not retried on every pass (journal and log quiet); a freed name is taken at once."""
+    state = desired(DB)
+    runtime = networks_made(FakeRuntime(images=set(IMAGES)), state)
+    runtime.add(unmanaged("db"))
+    reconciler = Reconciler(runtime=runtime, store=store, desired=lambda: state, timings=FAST)
+    queue = WorkQueue()
+    workers = Workers(reconciler, queue, count=1, timings=FAST)
+
+    def conflicts() -> int:
+        return sum(e.kind == "action_conflict" for e in store.events(service="db"))
+
+    def drain() -> None:
+        while (key := queue.get(timeout=0)) is not None:
+            workers.process(key)
+            queue.done(key)
+
+    workers.process(FULL)
+    drain()
+    first = (conflicts(), queue.pending())
+    for _ in range(3):  # resyncs: the same stranger holds the name
+        workers.process(FULL)
+        drain()
+    after_resyncs = (conflicts(), queue.pending())
+    del runtime.containers["db"]  # the stranger leaves
+    workers.process(FULL)
+    freed = queue.pending()
+
+    assert (1, set()) == first
+    assert (1, set()) == after_resyncs
+    assert {"db"} == freed
+    reconciler.close()
 
 
 class _GoesAway(FakeRuntime):

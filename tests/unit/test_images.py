@@ -240,3 +240,25 @@ def test_follow_a_tag_through_converge_update_then_reject_a_bad_digest(store: St
     assert ("error", None) == (checked[0].state, checked[0].latest)
     assert "cannot be reached" in checked[0].detail
     assert ("web", "check_failed") == results[-1]
+
+
+def test_prune_removes_an_image_with_two_of_paids_tags_tag_by_tag(store: Store) -> None:
+    """Podman refuses an ID with two tags unless forced: paid removes each tag, never forces;
+    an image also tagged by someone else keeps that tag and the image."""
+    runtime = FakeRuntime(images={"localhost/app:2", "localhost/other:1"})
+    runtime.tag_image("localhost/app:2", "localhost/app:latest")  # both names paid ran
+    runtime.tag_image("localhost/other:1", "localhost/theirs:1")  # a stranger's second name
+    found = {ref: runtime.inspect_image(ref) for ref in ("localhost/app:2", "localhost/other:1")}
+    ids = {ref: image.id for ref, image in found.items() if image is not None}
+    store.set_image("web", 1, image="localhost/app:latest", image_id="0" * 64, digest=None)
+    store.set_image("web", 2, image="localhost/app:2", image_id=ids["localhost/app:2"], digest=None)
+    store.set_image(
+        "job", 1, image="localhost/other:1", image_id=ids["localhost/other:1"], digest=None
+    )
+    images = ImageController(runtime=runtime, store=store, registry=DictRegistry(D1))
+
+    report = images.prune(desired())
+
+    assert [ids["localhost/app:2"]] == [i.id for i in report.removed]
+    assert {} == report.skipped
+    assert {"localhost/other:1", "localhost/theirs:1"} == runtime.images

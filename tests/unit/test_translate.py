@@ -724,3 +724,32 @@ def test_export_kube_carries_annotations_and_numeric_groups(tmp_path: Path, caps
     assert {"team": "payments"} == template["metadata"]["annotations"]
     assert [2000] == template["spec"]["securityContext"]["supplementalGroups"]
     assert "web: groupAdd 'video' (Kubernetes takes numeric ids)" in capsys.readouterr().err
+
+
+def test_compose_tmpfs_keeps_size_mode_uid_and_gid(tmp_path: Path) -> None:
+    """Short and long forms: size, mode, uid, gid kept (they were dropped); others noted."""
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(
+        textwrap.dedent(
+            """\
+            services:
+              web:
+                image: localhost/web:1
+                tmpfs: ["/run:size=64m,mode=1770,uid=1000,gid=1000,noexec"]
+                volumes:
+                  - type: tmpfs
+                    target: /cache
+                    tmpfs: {size: 1048576, mode: 0o1777}
+            """
+        )
+    )
+
+    translation = import_compose(compose, environ={})
+
+    spec = _specs(translation)["web"]
+    assert [
+        {"path": "/run", "size": "64m", "mode": "1770", "uid": 1000, "gid": 1000},
+        {"path": "/cache", "size": "1048576", "mode": "1777"},
+    ] == spec["tmpfs"]
+    assert any("noexec dropped" in n for o in translation.outputs for n in o.notes)
+    assert [] == translation.problems
