@@ -163,19 +163,20 @@ class BackupController:
         if not running or consistency is BackupConsistency.LIVE:
             yield
             return
-        name = service.name
+        assert container is not None  # noqa: S101 -- running, so found (and paid's: _container)
+        owned = container.id  # by ID: the container checked as paid's, never another of the name
         if consistency is BackupConsistency.PAUSE:
-            self.runtime.pause_container(name)
+            self.runtime.pause_container(owned)
             try:
                 yield
             finally:
-                self.runtime.unpause_container(name)
+                self.runtime.unpause_container(owned)
             return
-        self.services.stop(name, timeout=service.spec.termination_grace_period_seconds)
+        self.services.stop(owned, timeout=service.spec.termination_grace_period_seconds)
         try:
             yield
         finally:
-            self.runtime.start_container(name)
+            self.runtime.start_container(owned)
 
     def _upload(self, record: BackupRecord) -> None:
         if not self.upload_command:
@@ -243,16 +244,16 @@ class BackupController:
             with self._held(service.name, "restore"):
                 container = self._container(service.name)
                 running = container is not None and container.state == states.RUNNING
-                if container is not None:
+                if container is not None:  # paid's (``_container``), stopped by its ID
                     self.services.stop(
-                        service.name, timeout=service.spec.termination_grace_period_seconds
+                        container.id, timeout=service.spec.termination_grace_period_seconds
                     )
                 for volume in record.volumes:
                     _replace_content(
                         Path(self.runtime.volume_mountpoint(volume.volume)), record, volume.volume
                     )
                 if container is not None:
-                    self.runtime.start_container(service.name)
+                    self.runtime.start_container(container.id)
             ready = True
             if running and container is not None and self._wait_ready is not None:
                 fresh = self._container(service.name)

@@ -159,20 +159,24 @@ class Chaos:
         self, number: int, service: str, kind: Breakage, deadline: float, grace: int
     ) -> Round:
         before = self._ready_id(service)
+        target = before or self._owned_id(service)
+        if target is None:
+            return Round(number, service, str(kind), None, "no container of paid's to break")
         self.store.record(
             "chaos_break", f"{service}: {kind} (round {number})", service=service, action=str(kind)
         )
         started = self.clock()
         try:
+            # By ID: the container checked as paid's, never a stranger that took the name.
             if kind is Breakage.KILL:
-                self.runtime.kill_container(service)
+                self.runtime.kill_container(target)
             elif kind is Breakage.RM:
-                self.runtime.stop_container(service, timeout=0)
+                self.runtime.stop_container(target, timeout=0)
                 # Gone already: paid replaced the stopped container first. It was broken.
                 with contextlib.suppress(ContainerMissing):
-                    self.runtime.remove_container(service)
+                    self.runtime.remove_container(target)
             else:
-                self.runtime.stop_container(service, timeout=grace)
+                self.runtime.stop_container(target, timeout=grace)
         except RuntimeFailure as err:
             return Round(number, service, str(kind), None, f"could not break it: {err}")
         log.info("chaos_break", service=service, action=str(kind), round=number)
@@ -184,6 +188,13 @@ class Chaos:
         if not self._wait(back, deadline, since=started):
             return Round(number, service, str(kind), None, "not ready again in time")
         return Round(number, service, str(kind), self.clock() - started)
+
+    def _owned_id(self, service: str) -> str | None:
+        """The ID of the container holding ``service``'s name, when it is paid's."""
+        for container in self.runtime.list_containers():
+            if container.name == service and container.managed:
+                return container.id
+        return None
 
     def _ready_id(self, service: str) -> str | None:
         """The service's container, when Podman runs it and the daemon finds it ready."""

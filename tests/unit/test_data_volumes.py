@@ -106,3 +106,38 @@ def test_a_backup_holds_the_image_s_data_volume_and_restores_it(tmp_path: Path) 
 
     assert [name] == [v.volume for v in record.volumes]
     assert "rows v1\n" == (data / "table").read_text()
+
+
+def test_backup_and_restore_act_on_the_container_by_its_id(tmp_path: Path) -> None:
+    """Pause, stop and start name the ID of the container checked as paid's, never its name."""
+    from paid.controllers.backups import BackupController  # noqa: PLC0415
+    from paid.controllers.services import container_request  # noqa: PLC0415
+    from tests.unit.builders import desired_service  # noqa: PLC0415
+
+    runtime = FakeRuntime(images={"localhost/db:1"})
+    runtime.add_network("paid")
+    runtime.image_volumes["localhost/db:1"] = ("/data",)
+    service = desired_service("db", image="localhost/db:1", backup={"keep": 3})
+    name = data_volume_name("db", "/data")
+    data = tmp_path / "volumes" / name / "_data"
+    data.mkdir(parents=True)
+    runtime.volumes[name] = str(data)
+    runtime.volume_label_sets[name] = {
+        "paid.managed": "true", "paid.service": "db", "paid.volume-path": "/data"
+    }  # fmt: skip
+    with Store.open(tmp_path / "state") as store:
+        services = ServiceController(runtime=runtime, journal=store)
+        container_id = services.create(container_request(service, revision=1), service.spec)
+        runtime.start_container(container_id)
+        controller = BackupController(
+            runtime=runtime, store=store, services=services, directory=tmp_path / "backups"
+        )
+        runtime.calls.clear()
+        record = controller.backup(service, reason="test")
+        controller.restore(service, record.id)
+
+    touched = [
+        (op, arg) for op, arg in runtime.calls if op in ("pause", "unpause", "stop", "start")
+    ]
+    assert touched  # the backup paused it; the restore stopped and started it
+    assert {container_id} == {arg for _, arg in touched}
