@@ -132,14 +132,20 @@ class ServiceController:
                 self.retire(name, service=None, timeout=None, required=True)
             case ActionKind.STOP:
                 grace = service.spec.termination_grace_period_seconds if service else None
-                self.stop(name, timeout=grace)
+                stopping = self.owned(name, service=name, required=True)
+                if stopping is not None:
+                    self.stop(stopping.id, timeout=grace)
             case ActionKind.UPDATE:
                 assert service is not None  # noqa: S101 -- planned for desired services only
                 self._record(service)
-            case ActionKind.START if action.reason == "paused":
-                self.runtime.unpause_container(name)
-            case ActionKind.START:
-                self.runtime.start_container(name)
+            case ActionKind.START:  # the container checked as paid's, by its ID
+                starting = self.owned(name, service=name, required=True)
+                if starting is None:
+                    raise ContainerMissing(f"start {name}: no container holds the name any more")
+                if action.reason == "paused":
+                    self.runtime.unpause_container(starting.id)
+                else:
+                    self.runtime.start_container(starting.id)
             case ActionKind.CREATE | ActionKind.RECREATE | ActionKind.RESTART:
                 assert service is not None  # noqa: S101 -- the diff only plans these for desired services
                 request = self._request(service)
@@ -149,8 +155,7 @@ class ServiceController:
                 if action.kind is not ActionKind.CREATE:
                     grace = service.spec.termination_grace_period_seconds
                     self.retire(name, service=name, timeout=grace, required=True)
-                self.create(request, service.spec)
-                self.runtime.start_container(name)
+                self.runtime.start_container(self.create(request, service.spec))
             case _:
                 raise AssertionError(f"cannot perform {action.kind}")
 
