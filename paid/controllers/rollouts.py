@@ -56,6 +56,9 @@ log = structlog.get_logger("paid.rollouts")
 ASIDE_SUFFIX = labels.ASIDE_SUFFIX
 
 
+MAX_GATE_POLL = 1.0  # seconds: a gate is looked at at least this often while it runs
+
+
 @dataclass
 class ActiveRollout:
     gate: RolloutGate
@@ -178,9 +181,8 @@ class RolloutController:
         self._backups_before: dict[str, str] = {}  # service -> backup taken before the rollout
         self.active: dict[str, ActiveRollout] = {}
         # A failed first deploy has nothing to roll back to: its spec backs off.
-        self.first_deploy: Backoff[tuple[str, str]] = Backoff(
-            (timings or Timings()).first_deploy, clock
-        )
+        self.timings = timings or Timings()
+        self.first_deploy: Backoff[tuple[str, str]] = Backoff(self.timings.first_deploy, clock)
 
     def needs_gate(self, service: DesiredService) -> bool:
         """A revision that never succeeded is rolled out through the gate."""
@@ -353,19 +355,24 @@ class RolloutController:
         gate = self._gate(service, revision)
         self.active[name] = ActiveRollout(gate, previous, previous_revision)
         try:
-            self.services.create(
+            created: str | None = self.services.create(
                 self.services.request_for(service, revision=revision), service.spec
             )
         except NameInUse:
             # A paid killed mid-rollout had its create finished by Podman after
             # it died: let the gate judge whatever holds the name (its spec
-            # hash must match, or the rollout fails and rolls back).
+            # hash must match, or the rollout fails and rolls back), if paid's.
             log.warning("rollout_adopted", service=name, revision=revision)
+            adopted = self.services.owned(name, service=name)
+            created = adopted.id if adopted is not None else None
         except RuntimeFailure as err:
             self._fail(service, f"revision {revision} could not be created: {err}")
             return
+        if created is None:
+            self._fail(service, f"revision {revision}: its name is held by a container not paid's")
+            return
         try:
-            self.runtime.start_container(name)
+            self.runtime.start_container(created)  # by ID: the container just made (or adopted)
         except RuntimeFailure as err:
             self._fail(service, f"revision {revision} could not start: {err}")
 
@@ -382,7 +389,7 @@ class RolloutController:
         )
         if resumable and current is not None:
             if current.state in states.NOT_STARTED:  # killed between create and start
-                self.runtime.start_container(name)
+                self.runtime.start_container(current.id)
             revision = current.revision or self._revision(service)
             log.warning("rollout_resumed", service=name, revision=revision)
             self.active[name] = ActiveRollout(
@@ -396,7 +403,7 @@ class RolloutController:
             grace = service.spec.termination_grace_period_seconds
             self.services.retire(current.id, service=name, timeout=grace)
         self.runtime.rename_container(aside.id, name)
-        self.runtime.start_container(name)
+        self.runtime.start_container(aside.id)  # a rename keeps the ID: the one checked
         self.store.record(
             "rollout_interrupted",
             f"{name}: an interrupted rollout was undone; revision {aside.revision} restored",
@@ -443,7 +450,7 @@ class RolloutController:
             self._end_canary(service, None if succeeded else gate.reason)
             if succeeded:
                 self._replace(service, current, gate.revision, active.previous_revision)
-                return 0.2
+                return self.timings.rollout_poll
             return None
         if gate.phase is RolloutPhase.SUCCEEDED:
             if judged is not None and judged.image_id:
@@ -453,7 +460,7 @@ class RolloutController:
         if gate.phase is RolloutPhase.FAILED:
             self._fail(service, gate.reason)
             return None
-        return max(0.2, min(1.0, next_wake(gate, seen.now)))
+        return max(self.timings.rollout_poll, min(MAX_GATE_POLL, next_wake(gate, seen.now)))
 
     def _record_image(self, service: DesiredService, revision: int, image_id: str) -> None:
         """The image ID and the registry digest the revision ran (``paid history``)."""
