@@ -69,20 +69,26 @@ class RootlessPodman:
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         }
 
-    def podman(self, *args: str, check: bool = True) -> str:
-        """``podman ARGS`` as the user, on its own storage."""
-        result = subprocess.run(
-            ["podman", *args],
-            env=self.env(),
+    def run(
+        self, argv: list[str], *, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``argv`` run as the user, in its home, with its environment (and ``env``)."""
+        return subprocess.run(
+            argv,
+            env={**self.env(), **(env or {})},
             user=self.uid,
             group=self.uid,
             extra_groups=[],
             cwd=self.home,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=timeout,
             check=False,
         )
+
+    def podman(self, *args: str, check: bool = True) -> str:
+        """``podman ARGS`` as the user, on its own storage."""
+        result = self.run(["podman", *args])
         if check and result.returncode != 0:
             raise RuntimeError(f"podman {' '.join(args)}: {result.stderr}")
         return result.stdout

@@ -24,10 +24,6 @@ def register(sub: Subparsers, parents: Parents) -> None:
     completion = sub.add_parser(
         "completion",
         help="print a shell completion script",
-        description="Print a completion script: commands, options, option values, service "
-        "names (read from the desired state) and directories.",
-        epilog="examples:\n  paid completion bash > /etc/bash_completion.d/paid\n"
-        "  paid completion fish > ~/.config/fish/completions/paid.fish",
     )
     completion.add_argument("shell", nargs="?", choices=("bash", "zsh", "fish"))
     completion.add_argument(

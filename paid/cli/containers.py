@@ -27,10 +27,6 @@ def register(sub: Subparsers, parents: Parents) -> None:
         "logs",
         parents=[parents.common],
         help="what a service's container wrote (stdout and stderr)",
-        description="Print what a service's container wrote, stdout to stdout and stderr to "
-        "stderr. With --follow, keep printing, and go on with the next container when paid "
-        "replaces or restarts it (a heal, a rollout).",
-        epilog="examples:\n  paid logs web --tail 50\n  paid logs web -f --since 10m",
     )
     logs.add_argument("service", help="the service's name")
     logs.add_argument(
@@ -49,10 +45,6 @@ def register(sub: Subparsers, parents: Parents) -> None:
         "exec",
         parents=[parents.common],
         help="run a command in a service's container",
-        description="Run a command in a service's running container, through Podman's own "
-        "client (podman --url ... exec), with a terminal when stdin is one. The exit code is "
-        "the command's.",
-        epilog="examples:\n  paid exec db -- psql -U app\n  paid exec -T web -- cat /etc/hostname",
     )
     enter.add_argument("service", help="the service's name")
     enter.add_argument("command", nargs=argparse.REMAINDER, help="after --: the command and args")

@@ -37,11 +37,6 @@ def register(sub: Subparsers, parents: Parents) -> None:
     files = sub.add_parser(
         "files",
         help="where the units, alert rules, dashboard and schema paid ships are",
-        description="List the files installed with paid, print where one is, or write a copy. "
-        "A unit written with --to runs this paid (ExecStart=) and points at the installed "
-        "README (Documentation=).",
-        epilog="examples:\n  paid files\n  paid files paid-rules.yml\n"
-        "  paid files paid-user.service --to ~/.config/systemd/user/paid.service",
     )
     files.add_argument("name", nargs="?", choices=sorted(PARTS), help="one of them")
     files.add_argument("--to", metavar="FILE", help="write a copy there (atomically)")

@@ -83,6 +83,18 @@ PAGES: dict[str, tuple[str, list[str]]] = {
         "failed outside the desired state, a database, a secret).",
         ["paid rollout retry web"],
     ),
+    "logs": (
+        "Print what a service's container wrote, stdout to stdout and stderr to stderr. With "
+        "--follow, keep printing, and go on with the next container when paid replaces or "
+        "restarts it (a heal, a rollout).",
+        ["paid logs web --tail 50", "paid logs web -f --since 10m"],
+    ),
+    "exec": (
+        "Run a command in a service's running container, through Podman's own client "
+        "(podman --url ... exec), with a terminal when stdin is one. The exit code is the "
+        "command's.",
+        ["paid exec db -- psql -U app", "paid exec -T web -- cat /etc/hostname"],
+    ),
     "run": (
         "The daemon: watch the desired state and Podman, and converge for ever; serves "
         "/healthz, /readyz, /status and /metrics on --listen. Meant to run under systemd.",
@@ -139,6 +151,24 @@ PAGES: dict[str, tuple[str, list[str]]] = {
         [
             "paid import quadlet ~/.config/containers/systemd",
             "paid import quadlet --partial units/",
+        ],
+    ),
+    "files": (
+        "List the files installed with paid, print where one is, or write a copy. A unit "
+        "written with --to runs this paid (ExecStart=) and points at the installed README "
+        "(Documentation=).",
+        [
+            "paid files",
+            "paid files paid-rules.yml",
+            "paid files paid-user.service --to ~/.config/systemd/user/paid.service",
+        ],
+    ),
+    "completion": (
+        "Print a completion script: commands, options, option values, service names (read "
+        "from the desired state) and directories.",
+        [
+            "paid completion bash > /etc/bash_completion.d/paid",
+            "paid completion fish > ~/.config/fish/completions/paid.fish",
         ],
     ),
     "export kube": (

@@ -260,6 +260,9 @@ class ImageController:
                 # Several tags (all paid's: ``prunable`` keeps any other): Podman removes an
                 # image by ID only with force, so each tag goes, and the image with the last.
                 for name in image.tags if len(image.tags) > 1 else (image.id,):
+                    now = self.runtime.inspect_image(name)  # a tag moved meanwhile is not ours
+                    if name != image.id and (now is None or now.id != image.id):
+                        raise RequestRejected(f"{name} names another image now")
                     self.runtime.remove_image(name)
             except RequestRejected as err:  # a container took it since the listing
                 report.skipped[image.id] = str(err)

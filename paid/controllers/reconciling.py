@@ -268,38 +268,41 @@ class Reconciler:
     def facts(self, world: World, names: Iterable[str]) -> Facts:
         """What the controllers and the store know now about ``names``: the rules' other input.
 
-        Only reads: the rollouts in progress, health, back-off remainders, and
-        from the store whether each desired revision once succeeded and the
-        spec its running revision recorded.
+        Only reads, and only what the rules can use for these names: the
+        rollouts in progress, the readiness of their dependencies, health,
+        back-off remainders; from the store, whether a revision with no
+        container yet once succeeded, and the spec a running revision recorded.
         """
-        wanted = [n for n in names if n in world.desired.services]
+        wanted = [world.desired.services[n] for n in names if n in world.desired.services]  # type: ignore[index]
         proven: set[str] = set()
         recorded: dict[str, Mapping[str, Any]] = {}
-        first_deploy: dict[str, float] = {}
-        for name in wanted:
-            service = world.desired.services[name]  # type: ignore[index]
-            if not self.rollouts.needs_gate(service):
-                proven.add(name)
-            first_deploy[name] = self.rollouts.backoff(service)
-            document = self._recorded(name, world)
+        for service in wanted:
+            container = world.by_name.get(service.name)
+            if container is None and not self.rollouts.needs_gate(service):  # a CREATE
+                proven.add(service.name)
+            document = self._recorded(service, container)
             if document is not None:
-                recorded[name] = document
+                recorded[service.name] = document
+        dependencies = {d for s in wanted for d in s.spec.depends_on}
         return Facts(
             rolling_out={n: str(a.gate.phase) for n, a in self.rollouts.active.items()},
-            ready=frozenset(n for n in world.desired.services if self.health.ready(n)),
+            ready=frozenset(d for d in dependencies if self.health.ready(d)),
             unhealthy=self.health.unhealthy(),
-            first_deploy_wait=first_deploy,
-            crash_wait={n: self.crashes.remaining(n) for n in wanted},
+            first_deploy_wait={s.name: self.rollouts.backoff(s) for s in wanted},
+            crash_wait={s.name: self.crashes.remaining(s.name) for s in wanted},
             proven=frozenset(proven),
             recorded=recorded,
         )
 
-    def _recorded(self, name: str, world: World) -> Mapping[str, Any] | None:
-        """The spec the running revision of ``name`` recorded, when it runs the desired hash."""
-        container = world.by_name.get(name)
+    def _recorded(
+        self, service: DesiredService, container: ActualContainer | None
+    ) -> Mapping[str, Any] | None:
+        """The spec the running revision recorded, when the container runs the desired spec."""
         if container is None or not container.managed or container.revision is None:
             return None
-        revision = self.store.revision(name, container.revision)
+        if container.spec_hash != service.spec_hash:
+            return None  # a recreate is due: steering fields do not matter
+        revision = self.store.revision(service.name, container.revision)
         if revision is None or revision.document is None:
             return None
         spec = revision.document.get("spec")
@@ -383,7 +386,10 @@ class Reconciler:
             if name in self.rollouts.active
             or self.health.failed(name)
             or self._left_behind(name, world)
-            or rules.steering_update(service, world, self._recorded(name, world)) is not None
+            or rules.steering_update(
+                service, world, self._recorded(service, world.by_name.get(name))
+            )
+            is not None
         ]
         for note in plan.notes:
             log.warning("prune_withheld", reason=note)

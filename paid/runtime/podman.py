@@ -510,8 +510,13 @@ class PodmanRuntime:
         if timestamps:
             params["timestamps"] = "true"
         with _translated(f"logs of {container_id[:12]}"):
+            # Following waits for lines for as long as the reader wants; a one-off read
+            # has the usual deadline, so a stuck Podman never hangs `paid logs`.
             response = self._client.api.get(
-                f"/containers/{container_id}/logs", params=params, stream=True, timeout=None
+                f"/containers/{container_id}/logs",
+                params=params,
+                stream=True,
+                timeout=None if follow else DEFAULT_TIMEOUT,
             )
             response.raise_for_status(not_found=podman_errors.NotFound)
             try:

@@ -40,10 +40,6 @@ class Context:
 Handler = Callable[[str, Context], None]
 
 
-def _words(value: str, ctx: Context) -> list[str]:
-    return words(value)
-
-
 def one(value: str) -> str:
     """A single-valued key's value, unquoted as systemd does (``Image="x"`` is x)."""
     split = words(value)
@@ -59,7 +55,7 @@ def _set(paid: str, convert: Callable[[str], Any] = str) -> Handler:
 
 def _append(paid: str) -> Handler:
     def handler(value: str, ctx: Context) -> None:
-        ctx.spec.setdefault(paid, []).extend(_words(value, ctx) or [value])
+        ctx.spec.setdefault(paid, []).extend(words(value) or [value])
 
     return handler
 
@@ -85,16 +81,16 @@ def moving(image: str) -> bool:
 
 
 def _exec(value: str, ctx: Context) -> None:
-    ctx.spec["args"] = _words(value, ctx)
+    ctx.spec["args"] = words(value)
 
 
 def _entrypoint(value: str, ctx: Context) -> None:
-    ctx.spec["command"] = _words(value, ctx)
+    ctx.spec["command"] = words(value)
 
 
 def _environment(value: str, ctx: Context) -> None:
     env = ctx.spec.setdefault("env", {})
-    for word in _words(value, ctx):
+    for word in words(value):
         key, found, item = word.partition("=")
         if not found:
             ctx.problem(f"{word!r} is not KEY=VALUE")
@@ -178,7 +174,7 @@ def _group(value: str, ctx: Context) -> None:
 def _capability(part: str) -> Handler:
     def handler(value: str, ctx: Context) -> None:
         caps = ctx.spec.setdefault("capabilities", {}).setdefault(part, [])
-        caps.extend(w.upper().removeprefix("CAP_") for w in _words(value, ctx))
+        caps.extend(w.upper().removeprefix("CAP_") for w in words(value))
 
     return handler
 
@@ -207,7 +203,7 @@ def _ulimit(value: str, ctx: Context) -> None:
 def _pairs(paid: str) -> Handler:
     def handler(value: str, ctx: Context) -> None:
         target = ctx.spec.setdefault(paid, {})
-        for word in _words(value, ctx):
+        for word in words(value):
             key, _, item = word.partition("=")
             target[key] = item
 
@@ -215,7 +211,7 @@ def _pairs(paid: str) -> Handler:
 
 
 def _labels(value: str, ctx: Context) -> None:
-    for word in _words(value, ctx):
+    for word in words(value):
         key, _, item = word.partition("=")
         ctx.spec.setdefault("_labels", {})[key] = item
 
@@ -267,7 +263,7 @@ def _depends(value: str, ctx: Context) -> None:
 
 def _mount(value: str, ctx: Context) -> None:
     """``Mount=type=volume|bind|tmpfs,source=,destination=,ro`` as Podman's --mount reads it."""
-    for word in _words(value, ctx):
+    for word in words(value):
         options: dict[str, str] = {}
         for part in word.split(","):
             key, _, item = part.partition("=")
@@ -325,18 +321,9 @@ def _pids(value: str, ctx: Context) -> None:
 
 def _dns(part: str) -> Handler:
     def handler(value: str, ctx: Context) -> None:
-        ctx.spec.setdefault("dns", {}).setdefault(part, []).extend(_words(value, ctx))
+        ctx.spec.setdefault("dns", {}).setdefault(part, []).extend(words(value))
 
     return handler
-
-
-def _add_host(value: str, ctx: Context) -> None:
-    for word in _words(value, ctx):
-        ctx.spec.setdefault("extraHosts", []).append(word)
-
-
-def _network_alias(value: str, ctx: Context) -> None:
-    ctx.spec.setdefault("_aliases", []).extend(_words(value, ctx))
 
 
 def _security(option: str) -> Handler:
@@ -363,7 +350,7 @@ def _label_opt(part: str) -> Handler:
 
 def _masks(option: str) -> Handler:
     def handler(value: str, ctx: Context) -> None:
-        paths = [p for w in _words(value, ctx) for p in w.split(":") if p]
+        paths = [p for w in words(value) for p in w.split(":") if p]
         if paths:
             ctx.spec.setdefault("securityOpt", []).append(f"{option}={':'.join(paths)}")
 
@@ -393,7 +380,7 @@ def _auto_update(value: str, ctx: Context) -> None:
 
 
 def _log_opt(value: str, ctx: Context) -> None:
-    for word in _words(value, ctx):
+    for word in words(value):
         name, _, item = word.partition("=")
         if name in ("max-size", "max_size"):
             ctx.spec.setdefault("logging", {})["maxSize"] = item
@@ -406,10 +393,6 @@ def _stop_signal(value: str, ctx: Context) -> None:
     ctx.spec["stopSignal"] = (
         signal if signal.startswith("SIG") or signal.isdigit() else f"SIG{signal}"
     )
-
-
-def _group_add(value: str, ctx: Context) -> None:
-    ctx.spec.setdefault("groupAdd", []).extend(_words(value, ctx))
 
 
 def _noted(why: str) -> Handler:
@@ -481,10 +464,10 @@ KEYS: tuple[Key, ...] = (
     Key("Container", "DNS", "dns.servers", "addresses", _dns("servers")),
     Key("Container", "DNSSearch", "dns.search", "domains", _dns("search")),
     Key("Container", "DNSOption", "dns.options", "options", _dns("options")),
-    Key("Container", "AddHost", "extraHosts", "name:ip", _add_host),
-    Key("Container", "GroupAdd", "groupAdd", "as is", _group_add),
+    Key("Container", "AddHost", "extraHosts", "name:ip", _append("extraHosts")),
+    Key("Container", "GroupAdd", "groupAdd", "as is", _append("groupAdd")),
     Key("Container", "NetworkAlias", "networks[].aliases", "on each network it joins",
-        _network_alias),
+        _append("_aliases")),
     Key("Container", "SeccompProfile", "securityOpt seccomp=", "as is", _security("seccomp")),
     Key("Container", "AppArmor", "securityOpt apparmor=", "as is", _security("apparmor")),
     Key("Container", "SecurityLabelDisable", "securityOpt label=disable", "as is",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from paid.state.store import Store
 from tests.daemon import Daemon, wait_until
 from tests.harness import IMAGE, IMAGE_V2, PodmanService, service_doc, write_services
 
@@ -274,3 +275,34 @@ def test_a_slow_service_does_not_stall_the_others(
 
     assert "slow" in daemon.status()["reconciling"]  # still stopping: fast did not wait for it
     wait_until(lambda: podman.inspect("slow")["ImageName"] == IMAGE_V2, 60)
+
+
+def _resyncs(daemon: Daemon) -> int:
+    metrics = daemon.get("/metrics")[1]
+    for line in metrics.splitlines():
+        if line.startswith('paid_reconcile_triggers_total{trigger="resync"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def test_a_stranger_holding_the_name_is_reported_once_then_left_until_it_goes(
+    daemon: Daemon, podman: PodmanService, desired_dir: Path
+) -> None:
+    """--resync-interval 1: a conflict is journalled once across resyncs, not retried each
+    pass; when the stranger goes, the service is made at once."""
+    podman.podman("run", "-d", "--name", "web", IMAGE, "sleep", "600")
+    stranger = podman.inspect("web")["Id"]
+    write_services(desired_dir, service_doc("web"))
+    daemon.extra += ["--resync-interval", "1"]
+    daemon.start(wait_ready=False)
+
+    wait_until(lambda: _resyncs(daemon) >= 5, 60)
+    with Store.open(daemon.state_dir) as store:
+        conflicts = [e for e in store.events(service="web") if e.kind == "action_conflict"]
+    assert 1 == len(conflicts)
+    assert stranger == podman.inspect("web")["Id"]  # left alone
+    assert "running" == podman.inspect("web")["State"]["Status"]
+
+    podman.podman("rm", "--force", "--time", "0", "web")
+    wait_until(lambda: daemon.service("web")["phase"] == "Running", 60)
+    assert stranger != podman.inspect("web")["Id"]

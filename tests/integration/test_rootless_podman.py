@@ -124,17 +124,8 @@ def _as_user(
     podman: rootless.RootlessPodman, *args: str, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
     """``paid ARGS`` run by the unprivileged user itself, with its own defaults."""
-    return subprocess.run(
-        [str(rootless.user_paid()), *args],
-        env={**podman.env(), "PAID_LOG_FORMAT": "json"},
-        user=podman.uid,
-        group=podman.uid,
-        extra_groups=[],
-        cwd=podman.home,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    return podman.run(
+        [str(rootless.user_paid()), *args], timeout=timeout, env={"PAID_LOG_FORMAT": "json"}
     )
 
 

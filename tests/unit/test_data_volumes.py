@@ -6,12 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from paid.controllers.services import ServiceController
+from paid.controllers.backups import BackupController
+from paid.controllers.services import ServiceController, container_request
 from paid.runtime.base import ContainerRequest, RequestRejected
 from paid.runtime.fake import FakeRuntime
 from paid.state.data_volumes import data_volume_name, unmounted
+from paid.state.desired import DesiredService
 from paid.state.specs import ServiceSpec
 from paid.state.store import Store
+from tests.unit.builders import desired_service
 
 
 @pytest.mark.parametrize(
@@ -74,12 +77,8 @@ def test_a_volume_of_someone_else_s_is_refused(tmp_path: Path) -> None:
     assert "db" not in runtime.containers
 
 
-def test_a_backup_holds_the_image_s_data_volume_and_restores_it(tmp_path: Path) -> None:
-    """No volume in the spec, `VOLUME /data` in the image: backed up, restored, by name."""
-    from paid.controllers.backups import BackupController  # noqa: PLC0415
-    from paid.controllers.services import container_request  # noqa: PLC0415
-    from tests.unit.builders import desired_service  # noqa: PLC0415
-
+def _db_with_a_data_volume(tmp_path: Path) -> tuple[FakeRuntime, DesiredService, str, Path]:
+    """A fake host where db's image declares `VOLUME /data`, and paid's volume for it."""
     runtime = FakeRuntime(images={"localhost/db:1"})
     runtime.add_network("paid")
     runtime.image_volumes["localhost/db:1"] = ("/data",)
@@ -91,6 +90,12 @@ def test_a_backup_holds_the_image_s_data_volume_and_restores_it(tmp_path: Path) 
     runtime.volume_label_sets[name] = {
         "paid.managed": "true", "paid.service": "db", "paid.volume-path": "/data"
     }  # fmt: skip
+    return runtime, service, name, data
+
+
+def test_a_backup_holds_the_image_s_data_volume_and_restores_it(tmp_path: Path) -> None:
+    """No volume in the spec, `VOLUME /data` in the image: backed up, restored, by name."""
+    runtime, service, name, data = _db_with_a_data_volume(tmp_path)
     with Store.open(tmp_path / "state") as store:
         services = ServiceController(runtime=runtime, journal=store)
         services.create(container_request(service, revision=1), service.spec)
@@ -110,21 +115,7 @@ def test_a_backup_holds_the_image_s_data_volume_and_restores_it(tmp_path: Path) 
 
 def test_backup_and_restore_act_on_the_container_by_its_id(tmp_path: Path) -> None:
     """Pause, stop and start name the ID of the container checked as paid's, never its name."""
-    from paid.controllers.backups import BackupController  # noqa: PLC0415
-    from paid.controllers.services import container_request  # noqa: PLC0415
-    from tests.unit.builders import desired_service  # noqa: PLC0415
-
-    runtime = FakeRuntime(images={"localhost/db:1"})
-    runtime.add_network("paid")
-    runtime.image_volumes["localhost/db:1"] = ("/data",)
-    service = desired_service("db", image="localhost/db:1", backup={"keep": 3})
-    name = data_volume_name("db", "/data")
-    data = tmp_path / "volumes" / name / "_data"
-    data.mkdir(parents=True)
-    runtime.volumes[name] = str(data)
-    runtime.volume_label_sets[name] = {
-        "paid.managed": "true", "paid.service": "db", "paid.volume-path": "/data"
-    }  # fmt: skip
+    runtime, service, _, _ = _db_with_a_data_volume(tmp_path)
     with Store.open(tmp_path / "state") as store:
         services = ServiceController(runtime=runtime, journal=store)
         container_id = services.create(container_request(service, revision=1), service.spec)
