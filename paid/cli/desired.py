@@ -29,11 +29,13 @@ from paid.cli.common import (
     table,
 )
 from paid.cli.options import Parents, Subparsers, timings
+from paid.controllers import wiring
 from paid.controllers.converging import ConvergeReport, converge
-from paid.controllers.images import ImageController
 from paid.controllers.preflight import Check, DiskThresholds, failed, preflight
-from paid.controllers.reconciling import Reconciler, World
+from paid.controllers.reconciling import World
 from paid.controllers.services import Outcome
+from paid.controllers.wiring import Mode
+from paid.controllers.worlds import Wants
 from paid.runtime.resilient import ResilientRuntime
 from paid.state.checkout import describe
 from paid.state.desired import DesiredState
@@ -191,15 +193,13 @@ def _compute_plan(args: argparse.Namespace, desired: DesiredState) -> Plan:
     checker = registry(args)
     try:
         with Store.open(args.state_dir) as store:
-            reconciler = Reconciler(
-                runtime=runtime,
-                store=store,
-                desired=lambda: desired,
+            reconciler = wiring.build(
+                runtime,
+                store,
+                Wants(desired=lambda: desired, allow_mass_prune=args.allow_mass_prune),
                 secrets=secret_source(args),
-                allow_mass_prune=args.allow_mass_prune,
-                probe_workers=1,
-                images=ImageController(runtime=runtime, store=store, registry=checker),
-                dry=True,
+                registry=checker,
+                mode=Mode.PLAN,
             )
             try:
                 world = reconciler.observe()
@@ -362,9 +362,6 @@ def converge_once(
 
     try:
         with Store.open(args.state_dir) as store:
-            images = ImageController(runtime=runtime, store=store, registry=checker)
-            if updates:
-                images.apply(updates)
             report = converge(
                 desired,
                 runtime=runtime,
@@ -378,7 +375,8 @@ def converge_once(
                 timings=timings(),
                 gate=checked,
                 allowed_host_paths=tuple(args.allow_host_path),
-                images=images,
+                registry=checker,
+                updates=updates or (),
             )
     finally:
         client.close()

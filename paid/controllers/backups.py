@@ -166,17 +166,17 @@ class BackupController:
         assert container is not None  # noqa: S101 -- running, so found (and paid's: _container)
         owned = container.id  # by ID: the container checked as paid's, never another of the name
         if consistency is BackupConsistency.PAUSE:
-            self.runtime.pause_container(owned)
+            self.services.pause(owned)
             try:
                 yield
             finally:
-                self.runtime.unpause_container(owned)
+                self.services.unpause(owned)
             return
         self.services.stop(owned, timeout=service.spec.termination_grace_period_seconds)
         try:
             yield
         finally:
-            self.runtime.start_container(owned)
+            self.services.start(owned)
 
     def _upload(self, record: BackupRecord) -> None:
         if not self.upload_command:
@@ -253,7 +253,7 @@ class BackupController:
                         Path(self.runtime.volume_mountpoint(volume.volume)), record, volume.volume
                     )
                 if container is not None:
-                    self.runtime.start_container(container.id)
+                    self.services.start(container.id)
             ready = True
             if running and container is not None and self._wait_ready is not None:
                 fresh = self._container(service.name)

@@ -17,19 +17,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from paid.controllers.images import ImageController
+from paid.controllers import wiring
+from paid.controllers.images import Registry
 from paid.controllers.networks import NetworkResult
 from paid.controllers.queue import WorkQueue
 from paid.controllers.reconciling import FULL, PRUNE, Hooks, Reconciler, Result, StepKind, World
 from paid.controllers.services import ActionResult, Outcome
 from paid.controllers.timings import Timings
+from paid.controllers.wiring import Mode
 from paid.controllers.working import Workers
+from paid.controllers.worlds import Wants
 from paid.runtime.base import Runtime
 from paid.state.checkout import Checkout
 from paid.state.desired import DesiredService, DesiredState
+from paid.state.images import Update
 from paid.state.plans import ActionKind, Plan
 from paid.state.secrets import SecretSource
 from paid.state.store import Store
@@ -76,36 +80,43 @@ def converge(
     clock: Callable[[], float] = time.monotonic,
     gate: Callable[[World], bool] | None = None,
     allowed_host_paths: tuple[str, ...] = (),
-    images: ImageController | None = None,
+    registry: Registry | None = None,
+    updates: Sequence[Update] = (),
 ) -> ConvergeReport:
     """Drive ``desired`` to convergence once; the report says what happened.
 
     ``gate`` (the pre-flight checks) sees the first observation before
-    anything is done; when it says no, nothing is touched.
+    anything is done; when it says no, nothing is touched. ``updates`` (from
+    ``paid update``) become their services' targets first; with a
+    ``registry``, following services' tags are resolved as the daemon does.
     """
     drive = _Drive(progress)
-    reconciler = Reconciler(
-        runtime=runtime,
-        store=store,
-        desired=lambda: desired,
+    reconciler = wiring.build(
+        runtime,
+        store,
+        Wants(
+            desired=lambda: desired,
+            checkout=lambda: checkout,
+            allow_mass_prune=allow_mass_prune,
+            allowed_host_paths=allowed_host_paths,
+        ),
         secrets=secrets,
-        checkout=lambda: checkout,
-        allow_mass_prune=allow_mass_prune,
-        allowed_host_paths=allowed_host_paths,
-        backup=backup,
+        registry=registry,
         timings=timings,
-        clock=clock,
-        probe_workers=8,
         hooks=Hooks(
             action=drive.on_action,
             rollout_finished=drive.on_rollout_finished,
             network=drive.report.networks.append,
+            probe_transition=drive.on_probe_transition,
         ),
-        on_probe_transition=drive.on_probe_transition,
-        images=images,
+        backup=backup,
+        clock=clock,
+        mode=Mode.APPLY,
     )
     try:
-        return drive.run(reconciler, desired, workers=workers, clock=clock, gate=gate)
+        if updates and reconciler.images is not None:
+            reconciler.images.apply(list(updates))
+        return drive.run(reconciler, workers=workers, clock=clock, gate=gate)
     finally:
         reconciler.close()
 
@@ -120,7 +131,7 @@ class _Drive:
         self.phases: dict[str, str] = {}
         self.changed = threading.Condition()
         self.queue: WorkQueue | None = None
-        self.desired = DesiredState()
+        self.pool: Workers | None = None
 
     # -- hooks (called from worker and probe threads) ---------------------------
 
@@ -130,17 +141,10 @@ class _Drive:
     def on_rollout_finished(self, name: str, result: str, reason: str) -> None:
         self.report.rollouts[name] = result
         self.report.reasons[name] = reason
-        self._wake_dependents(name)
 
-    def on_probe_transition(self, name: str, kind: object, passing: bool, detail: str) -> None:
-        if passing and str(kind) == "readiness" and self.queue is not None:
-            self.queue.add(name)
-            self._wake_dependents(name)
-
-    def _wake_dependents(self, name: str) -> None:
-        if self.queue is not None:
-            for other in self.desired.dependents(name):  # type: ignore[arg-type]
-                self.queue.add(other)
+    def on_probe_transition(self, name: str, kind: str, passing: bool, detail: str) -> None:
+        if self.pool is not None:
+            self.pool.wake(self.pool.reconciler.woken_by_probe(name, kind, passing))
 
     def on_result(self, key: str, result: Result, seconds: float) -> None:
         step = result.step
@@ -155,13 +159,11 @@ class _Drive:
     def run(
         self,
         reconciler: Reconciler,
-        desired: DesiredState,
         *,
         workers: int,
         clock: Callable[[], float],
         gate: Callable[[World], bool] | None,
     ) -> ConvergeReport:
-        self.desired = desired
         world = reconciler.observe()
         assert world is not None  # noqa: S101 -- desired is given
         if gate is not None and not gate(world):
@@ -176,7 +178,7 @@ class _Drive:
                     ActionResult(action, Outcome.WITHHELD, "; ".join(self.report.plan.notes))
                 )
         self.queue = WorkQueue(clock=clock)
-        pool = Workers(
+        pool = self.pool = Workers(
             reconciler,
             self.queue,
             count=workers,

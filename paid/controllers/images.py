@@ -26,7 +26,7 @@ image a container uses, whoever's container it is.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -47,8 +47,6 @@ from paid.state.images import (
 from paid.state.store import Store
 
 log = structlog.get_logger("paid.images")
-
-RESOLVE_RETRY_SECONDS = 30.0  # a tag whose digest could not be had is asked again after this
 
 
 class Registry(Protocol):
@@ -78,8 +76,10 @@ class ImageController:
         registry: Registry,
         on_result: Callable[[str, str], None] = lambda service, result: None,
         clock: Callable[[], float] = time.monotonic,
+        retry_after: float = 30.0,
     ) -> None:
         self.runtime = runtime
+        self.retry_after = retry_after  # a tag the registry did not resolve is asked again then
         self.store = store
         self.registry = registry
         self._on_result = on_result  # (service, result): updated | rolled_back | failed | ...
@@ -93,7 +93,7 @@ class ImageController:
 
         A read: nothing is written (``paid plan`` uses it as is). Returns the
         targets learnt, and why the others could not be (a registry that did
-        not answer is asked again after ``RESOLVE_RETRY_SECONDS``).
+        not answer is asked again after ``Timings.registry_retry``).
         """
         targets = self.store.image_targets()
         learnt: dict[str, ImageTarget] = {}
@@ -104,7 +104,7 @@ class ImageController:
             if target is not None and target.applies_to(image):
                 continue
             failed_at = self._unresolved.get((name, image))
-            if failed_at is not None and self._clock() - failed_at < RESOLVE_RETRY_SECONDS:
+            if failed_at is not None and self._clock() - failed_at < self.retry_after:
                 unknown[name] = f"{image}: the registry did not answer a moment ago"
                 continue
             try:
@@ -121,13 +121,12 @@ class ImageController:
             )
         return learnt, unknown
 
-    def resolve_missing(self, desired: DesiredState) -> dict[str, str]:
-        """Give each following service without a target for its tag the tag's digest now.
-
-        Returns why the others have none yet (``unresolved``).
-        """
-        learnt, unknown = self.unresolved(desired)
+    def record(self, learnt: Mapping[str, ImageTarget]) -> None:
+        """Make each digest an observation learnt (``unresolved``) its service's target."""
+        targets = self.store.image_targets()
         for name, target in learnt.items():
+            if targets.get(name) == target:
+                continue
             self.store.set_image_target(target)
             self.store.record(
                 "image_resolved",
@@ -135,7 +134,6 @@ class ImageController:
                 service=name,
                 digest=target.digest,
             )
-        return unknown
 
     def check(
         self,

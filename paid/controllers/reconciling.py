@@ -46,11 +46,9 @@ directory or with the ``prune`` flag off (``World.prune``).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -61,16 +59,14 @@ from paid.controllers.images import ImageController
 from paid.controllers.networks import NetworkController
 from paid.controllers.rollouts import RolloutController, effective_state
 from paid.controllers.rules import Facts
-from paid.controllers.services import ActionResult, Outcome, ServiceController, uses_secrets
+from paid.controllers.services import Outcome, ServiceController, uses_secrets
 from paid.controllers.timings import Backoff, Timings
-from paid.controllers.worlds import FULL, PRUNE, Hooks, Result, Step, StepKind, World
+from paid.controllers.worlds import FULL, PRUNE, Hooks, Result, Step, StepKind, Wants, World
 from paid.runtime.base import ObjectFault, Runtime, RuntimeFailure
 from paid.state.actual import ActualContainer
-from paid.state.checkout import Checkout
-from paid.state.configs import ConfigStore, digests_in
+from paid.state.configs import digests_in
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import diff
-from paid.state.flags import Flags
 from paid.state.images import ImageTarget
 from paid.state.labels import aside_name, canary_name
 from paid.state.plans import ActionKind, Plan
@@ -90,66 +86,32 @@ class Reconciler:
         *,
         runtime: Runtime,
         store: Store,
-        desired: Callable[[], DesiredState | None],
+        wants: Wants,
+        services: ServiceController,
+        health: HealthController,
+        rollouts: RolloutController,
+        networks: NetworkController,
+        images: ImageController | None = None,
         secrets: SecretSource | None = None,
-        checkout: Callable[[], Checkout | None] = lambda: None,
-        flags: Callable[[], Flags] = Flags,
-        prune_allowed: Callable[[], bool] = lambda: True,
-        allow_mass_prune: bool = False,
-        backup: Callable[[DesiredService], str | None] | None = None,
         timings: Timings | None = None,
         hooks: Hooks | None = None,
         clock: Callable[[], float] = time.monotonic,
-        probe_workers: int = 16,
-        on_probe_transition: Callable[..., None] = lambda *args: None,
-        on_probe: Callable[[str, float], None] | None = None,
         sweep_secrets: bool = False,
-        allowed_host_paths: tuple[str, ...] = (),
-        images: ImageController | None = None,
-        dry: bool = False,
     ) -> None:
+        """Parts connected by ``paid.controllers.wiring.build``, which every driver calls."""
         self.runtime = runtime
         self.store = store
+        self.wants = wants
         self.secrets = secrets
         self.timings = timings or Timings()
         self.hooks = hooks or Hooks()
-        self._desired = desired
-        self._checkout = checkout
-        self._flags = flags
-        self._prune_allowed = prune_allowed
-        self.allow_mass_prune = allow_mass_prune
+        self.allow_mass_prune = wants.allow_mass_prune
         self._clock = clock
+        self.services = services
+        self.health = health
+        self.rollouts = rollouts
+        self.networks = networks
         self.images = images  # None: tags are not resolved
-        self.dry = dry  # ``paid plan``: observe writes nothing (digests learnt are kept in memory)
-        self.services = ServiceController(
-            runtime=runtime,
-            journal=store,
-            secrets=secrets,
-            on_result=self._on_action,
-            allowed_host_paths=allowed_host_paths,
-            configs=ConfigStore(Path(store.path).parent / "configs"),
-            state_dir=os.path.realpath(Path(store.path).parent),
-        )
-        self.health = HealthController(
-            runtime,
-            on_transition=on_probe_transition,
-            on_probe=on_probe,
-            clock=clock,
-            workers=probe_workers,
-        )
-        self.rollouts = RolloutController(
-            runtime=runtime,
-            store=store,
-            services=self.services,
-            ready=self.health.ready,
-            health=self.health,
-            flags=flags,
-            clock=clock,
-            on_finished=self._rollout_finished,
-            backup=backup,
-            timings=self.timings,
-        )
-        self.networks = NetworkController(runtime, store)
         self.crashes: Backoff[str] = Backoff(self.timings.crash, clock)
         # A long-lived driver sweeps unused Podman secrets at least once, even
         # when nothing desired or running uses any (left by an earlier state).
@@ -159,14 +121,6 @@ class Reconciler:
 
     def close(self) -> None:
         self.health.close()
-
-    def _on_action(self, result: ActionResult) -> None:
-        self.hooks.action(result)
-
-    def _rollout_finished(self, service: str, result: str, why: str) -> None:
-        if self.images is not None:
-            self.images.finished(service, result, why)
-        self.hooks.rollout_finished(service, result, why)
 
     # -- observing -----------------------------------------------------------
 
@@ -180,19 +134,16 @@ class Reconciler:
 
         None while there is no valid desired state to enforce.
         """
-        requested = self._desired()
+        requested = self.wants.desired()
         if requested is None:
             return None
-        self.services.checkout = self._checkout()
         service = requested.services.get(key) if key else None  # type: ignore[call-overload]
         if service is not None:
             return self._observe_service(requested, service)
         learnt: dict[str, ImageTarget] = {}
         unknown: dict[str, str] = {}
-        if self.images is not None and self.dry:  # learnt, as apply would, and not recorded
+        if self.images is not None:  # a following service runs by digest: learnt, not recorded
             learnt, unknown = self.images.unresolved(requested)
-        elif self.images is not None:  # a following service runs by digest
-            unknown = self.images.resolve_missing(requested)
         effective = effective_state(requested, self.store, self.secrets, targets=learnt)
         actual = self.runtime.list_containers()
         world = World.of(
@@ -203,8 +154,9 @@ class Reconciler:
             notes=effective.notes,
             expired_pins=effective.expired_pins,
             frozen=effective.frozen,
-            prune=self._prune_allowed() and self._flags().prune,
+            prune=self.wants.prune_allowed() and self.wants.flags().prune,
             unresolved=unknown,
+            learnt=learnt,
         )
         self.health.sync(world.desired, actual)
         self.hooks.observed(world)
@@ -255,6 +207,8 @@ class Reconciler:
             if key in (FULL, name):
                 self.store.unpin(name)  # the desired spec moved on: the pin ends
         if key == FULL:
+            if self.images is not None:
+                self.images.record(world.learnt)  # what this observation learnt of tags
             return self._full(world)
         if key == PRUNE:
             return self._prune(world)
@@ -308,6 +262,16 @@ class Reconciler:
         spec = revision.document.get("spec")
         return spec if isinstance(spec, dict) else {}
 
+    def woken_by_probe(self, service: str, kind: str, passing: bool) -> tuple[str, ...]:
+        """The keys a probe's changed verdict wakes: the service, and its dependents once ready."""
+        if kind == "readiness" and passing:
+            return (service, *self._dependents(service))
+        return (service,)
+
+    def _dependents(self, service: str) -> tuple[str, ...]:
+        desired = self.wants.desired()
+        return () if desired is None else tuple(sorted(desired.dependents(service)))  # type: ignore[arg-type]
+
     def plan(self, world: World) -> Plan:
         """What ``paid apply`` would do from ``world`` (see ``paid.controllers.planning``)."""
         return planning.plan(self, world)
@@ -340,7 +304,9 @@ class Reconciler:
                 active = self.rollouts.active.get(name)
                 phase = str(active.gate.phase) if active is not None else "finished"
                 after = Step(StepKind.ROLLOUT, name, reason=phase)
-                return Result(0.0 if wait is None else wait, step=after)
+                # A finished rollout wakes the services that wait on this one.
+                woken = () if active is not None else self._dependents(name)
+                return Result(0.0 if wait is None else wait, step=after, enqueue=woken)
             case StepKind.CANARY_CLEANUP:
                 self.rollouts.clean_canary(service, world.by_name[canary_name(name)])
                 return Result(0.0, step=step)
@@ -446,7 +412,7 @@ class Reconciler:
             )
             if runs_it and service is not None and current is not None:
                 if current.state != "running":
-                    self.runtime.start_container(current.id)
+                    self.services.start(current.id)
                 self.rollouts.adopt(service, current)
                 continue
             reason = "interrupted: paid stopped before the health gate judged it"

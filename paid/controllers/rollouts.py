@@ -45,7 +45,7 @@ from paid.state.desired import DesiredService, DesiredState
 from paid.state.flags import Flags
 from paid.state.images import ImageTarget, repo_digest
 from paid.state.labels import aside_name, canary_name
-from paid.state.loading import from_documents, to_document
+from paid.state.loading import from_documents
 from paid.state.rollouts import Observation, RolloutGate, RolloutPhase, advance, next_wake
 from paid.state.secrets import SecretSource, SecretUnavailable
 from paid.state.specs import RolloutStrategy
@@ -207,24 +207,11 @@ class RolloutController:
             progress_deadline_seconds=rollout.progress_deadline_seconds + (bake or 0),
         )
 
-    def _revision(self, service: DesiredService) -> int:
-        document = to_document(service)
-        checkout = self.services.checkout
-        return self.store.revision_for(
-            service=service.name,
-            spec_hash=service.spec_hash,
-            spec=service.shape,
-            image=service.spec.image,
-            document=document,
-            git_commit=checkout.commit if checkout else None,
-            git_dirty=checkout.dirty if checkout else None,
-        )
-
     # -- a rollout's life ----------------------------------------------------
 
     def begin(self, service: DesiredService, current: ActualContainer | None) -> None:
         name = service.name
-        revision = self._revision(service)
+        revision = self.services.record(service)
         previous_revision = current.revision if current is not None and current.managed else None
         self.store.set_outcome(name, revision, "progressing", service.cause or "rollout started")
         self.store.record(
@@ -285,7 +272,7 @@ class RolloutController:
             container_id = self.services.create(
                 self.services.request_for(service, revision=revision, canary=True), service.spec
             )
-            self.runtime.start_container(canary_name(name))
+            self.services.start(canary_name(name))
         except RuntimeFailure as err:
             self._end_canary(service, f"canary could not start: {err}")
             return
@@ -350,7 +337,7 @@ class RolloutController:
                 return
             # By ID: the container observed, not whatever holds the name now.
             self.services.stop(current.id, timeout=service.spec.termination_grace_period_seconds)
-            self.runtime.rename_container(current.id, aside_name(name))
+            self.services.rename(current.id, aside_name(name))
             previous = aside_name(name)
         gate = self._gate(service, revision)
         self.active[name] = ActiveRollout(gate, previous, previous_revision)
@@ -372,7 +359,7 @@ class RolloutController:
             self._fail(service, f"revision {revision}: its name is held by a container not paid's")
             return
         try:
-            self.runtime.start_container(created)  # by ID: the container just made (or adopted)
+            self.services.start(created)  # by ID: the container just made (or adopted)
         except RuntimeFailure as err:
             self._fail(service, f"revision {revision} could not start: {err}")
 
@@ -389,8 +376,8 @@ class RolloutController:
         )
         if resumable and current is not None:
             if current.state in states.NOT_STARTED:  # killed between create and start
-                self.runtime.start_container(current.id)
-            revision = current.revision or self._revision(service)
+                self.services.start(current.id)
+            revision = current.revision or self.services.record(service)
             log.warning("rollout_resumed", service=name, revision=revision)
             self.active[name] = ActiveRollout(
                 self._gate(service, revision),
@@ -402,8 +389,8 @@ class RolloutController:
         if current is not None and current.managed:
             grace = service.spec.termination_grace_period_seconds
             self.services.retire(current.id, service=name, timeout=grace)
-        self.runtime.rename_container(aside.id, name)
-        self.runtime.start_container(aside.id)  # a rename keeps the ID: the one checked
+        self.services.rename(aside.id, name)
+        self.services.start(aside.id)  # a rename keeps the ID: the one checked
         self.store.record(
             "rollout_interrupted",
             f"{name}: an interrupted rollout was undone; revision {aside.revision} restored",
@@ -412,7 +399,7 @@ class RolloutController:
 
     def adopt(self, service: DesiredService, current: ActualContainer) -> None:
         """A revision a killed paid began and never judged, running now: judge it."""
-        revision = current.revision or self._revision(service)
+        revision = current.revision or self.services.record(service)
         log.warning("rollout_resumed", service=service.name, revision=revision)
         self.store.record(
             "rollout_resumed",
@@ -578,8 +565,8 @@ class RolloutController:
             # The container kept aside, checked on its labels and moved by its ID.
             kept = self.services.owned(restore, service=name, required=True)
             if kept is not None:
-                self.runtime.rename_container(kept.id, name)
-                self.runtime.start_container(kept.id)
+                self.services.rename(kept.id, name)
+                self.services.start(kept.id)
         rolled_back = previous_revision is not None and not kept_failed and not blocked
         outcome = "rolled_back" if rolled_back else "failed"
         self.store.set_outcome(name, revision, outcome, failed, quarantine=rolled_back)

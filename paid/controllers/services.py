@@ -106,7 +106,8 @@ class ServiceController:
     runtime: Runtime
     journal: Journal
     on_result: Callable[[ActionResult], None] = field(default=lambda result: None)
-    checkout: Checkout | None = None  # the git commit the desired state came from
+    # The git commit the desired state came from, read when a revision is recorded.
+    checkout: Callable[[], Checkout | None] = field(default=lambda: None)
     secrets: SecretSource | None = None  # where secretEnv files are read
     allowed_host_paths: tuple[str, ...] = ()  # --allow-host-path, checked again at create
     configs: ConfigStore | None = None  # where configs' copies are kept (the state dir)
@@ -137,15 +138,15 @@ class ServiceController:
                     self.stop(stopping.id, timeout=grace)
             case ActionKind.UPDATE:
                 assert service is not None  # noqa: S101 -- planned for desired services only
-                self._record(service)
+                self.record(service)
             case ActionKind.START:  # the container checked as paid's, by its ID
                 starting = self.owned(name, service=name, required=True)
                 if starting is None:
                     raise ContainerMissing(f"start {name}: no container holds the name any more")
                 if action.reason == "paused":
-                    self.runtime.unpause_container(starting.id)
+                    self.unpause(starting.id)
                 else:
-                    self.runtime.start_container(starting.id)
+                    self.start(starting.id)
             case ActionKind.CREATE | ActionKind.RECREATE | ActionKind.RESTART:
                 assert service is not None  # noqa: S101 -- the diff only plans these for desired services
                 request = self._request(service)
@@ -155,7 +156,7 @@ class ServiceController:
                 if action.kind is not ActionKind.CREATE:
                     grace = service.spec.termination_grace_period_seconds
                     self.retire(name, service=name, timeout=grace, required=True)
-                self.runtime.start_container(self.create(request, service.spec))
+                self.start(self.create(request, service.spec))
             case _:
                 raise AssertionError(f"cannot perform {action.kind}")
 
@@ -233,9 +234,25 @@ class ServiceController:
         )
         return True
 
-    def stop(self, name: str, *, timeout: int | None) -> None:
+    # The container verbs. Everything in paid that changes a container calls
+    # these (or ``create``, ``retire``), always with the ID of a container
+    # checked as paid's (``owned``): the executor, rollouts, backups, restores.
+
+    def stop(self, container_id: str, *, timeout: int | None) -> None:
         with contextlib.suppress(ContainerMissing):  # gone already: the goal of a stop
-            self.runtime.stop_container(name, timeout=10 if timeout is None else timeout)
+            self.runtime.stop_container(container_id, timeout=10 if timeout is None else timeout)
+
+    def start(self, container_id: str) -> None:
+        self.runtime.start_container(container_id)
+
+    def pause(self, container_id: str) -> None:
+        self.runtime.pause_container(container_id)
+
+    def unpause(self, container_id: str) -> None:
+        self.runtime.unpause_container(container_id)
+
+    def rename(self, container_id: str, name: str) -> None:
+        self.runtime.rename_container(container_id, name)
 
     def _keep_last_logs(self, name: str, reason: str, lines: int = 20) -> None:
         """Journal the last lines of an instance about to be replaced."""
@@ -433,7 +450,7 @@ class ServiceController:
         return removed, kept
 
     def _request(self, service: DesiredService) -> ContainerRequest:
-        return self.request_for(service, revision=self._record(service))
+        return self.request_for(service, revision=self.record(service))
 
     def request_for(
         self, service: DesiredService, *, revision: int, canary: bool = False
@@ -446,17 +463,21 @@ class ServiceController:
             request, labels={**request.labels, labels.STATE_DIR: self.state_dir}
         )
 
-    def _record(self, service: DesiredService) -> int:
-        """The revision of ``service``'s spec, its document (controller fields too) kept."""
+    def record(self, service: DesiredService) -> int:
+        """The revision of ``service``'s spec, its document (controller fields too) kept.
+
+        The one place a revision is recorded: a create here, a rollout's begin.
+        """
         document = to_document(service)
+        checkout = self.checkout()
         return self.journal.revision_for(
             service=service.name,
             spec_hash=service.spec_hash,
             spec=service.shape,
             image=service.spec.image,
             document=document,
-            git_commit=self.checkout.commit if self.checkout else None,
-            git_dirty=self.checkout.dirty if self.checkout else None,
+            git_commit=checkout.commit if checkout else None,
+            git_dirty=checkout.dirty if checkout else None,
         )
 
     def _report(self, result: ActionResult) -> ActionResult:

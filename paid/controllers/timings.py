@@ -65,6 +65,8 @@ class Timings:
     """The shortest wait between two steps of a rollout (the longest is 1 s)."""
     probe_tick: float = 0.25
     """How often due probes are started."""
+    registry_retry: float = 30.0
+    """Ask a registry again for a tag's digest it did not give."""
 
     @classmethod
     def parse(cls, text: str) -> Timings:

@@ -7,7 +7,8 @@ calls ``Reconciler.reconcile`` and acts on the ``Result``:
 - ``error`` (or a raised ``RuntimeFailure``): requeue after the requeue
   back-off (1 s, doubling to 60 s), reset by the next success;
 - ``requeue_after``: look again after that long (0: at once);
-- ``enqueue``: add those keys now;
+- ``enqueue``: add those keys now (a full pass's work, the dependents a
+  finished rollout wakes); ``wake`` adds what a driver heard;
 - ``terminal`` (a conflict): not retried; a FULL pass enqueues the key
   again only when its ``fingerprint`` (the desired spec, the container
   holding the name) has changed, while an event or a direct request for
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import structlog
 
@@ -71,6 +72,11 @@ class Workers:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=timeout)
+
+    def wake(self, keys: Iterable[str]) -> None:
+        """Reconcile ``keys`` soon: a driver heard something (an event, a probe, a signal)."""
+        for key in keys:
+            self.queue.add(key)
 
     def _work(self) -> None:
         while True:

@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING
 
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
+from paid.state.flags import Flags
+from paid.state.images import ImageTarget
 from paid.state.plans import Action
 
 if TYPE_CHECKING:  # types only: the values stay free of the controllers and the store
     from paid.controllers.networks import NetworkResult
     from paid.controllers.services import ActionResult
+    from paid.state.checkout import Checkout
     from paid.state.store import Hold
 
 FULL = "*"  # the key of a full pass
@@ -85,6 +88,8 @@ class World:
     by_name: Mapping[str, ActualContainer] = field(default_factory=dict)
     looked_up: frozenset[str] | None = None  # a partial view: the names looked up; None: all
     unresolved: Mapping[str, str] = field(default_factory=dict)  # service -> why no digest
+    # Following services' tags whose digest this observation learnt: a full pass records them.
+    learnt: Mapping[str, ImageTarget] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -100,6 +105,7 @@ class World:
         prune: bool = True,
         looked_up: frozenset[str] | None = None,
         unresolved: Mapping[str, str] | None = None,
+        learnt: Mapping[str, ImageTarget] | None = None,
     ) -> World:
         by_name: dict[str, ActualContainer] = {}
         for container in actual:
@@ -116,6 +122,7 @@ class World:
             by_name=by_name,
             looked_up=looked_up,
             unresolved=dict(unresolved or {}),
+            learnt=dict(learnt or {}),
         )
 
 
@@ -128,3 +135,19 @@ class Hooks:
     restarted: Callable[[str, str], None] = lambda service, why: None  # why: crash | liveness
     observed: Callable[[World], None] = lambda world: None
     network: Callable[[NetworkResult], None] = lambda result: None  # a network action taken
+    # A probe's verdict changed: (service, kind, passing, detail), from the probe threads.
+    probe_transition: Callable[[str, str, bool, str], None] = lambda *args: None
+    probe: Callable[[str, float], None] = lambda kind, seconds: None  # a probe took so long
+    image_result: Callable[[str, str], None] = lambda service, result: None  # updated, ...
+
+
+@dataclass(frozen=True, slots=True)
+class Wants:
+    """What the reconciler enforces, read afresh at every observation, and what it may do."""
+
+    desired: Callable[[], DesiredState | None]
+    checkout: Callable[[], Checkout | None] = lambda: None
+    flags: Callable[[], Flags] = Flags
+    prune_allowed: Callable[[], bool] = lambda: True
+    allow_mass_prune: bool = False
+    allowed_host_paths: tuple[str, ...] = ()

@@ -1,18 +1,17 @@
 """Handlers: what happened → which keys to reconcile.
 
 Each handler turns one kind of happening (a Podman event, a probe
-transition, a finished rollout, the event stream coming back) into keys
-for the work queue, and counts the trigger. Level-based: a key says only
+transition, the event stream coming back) into keys the workers wake,
+and counts the trigger. Level-based: a key says only
 *which* service to look at, never what to do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import structlog
 
-from paid.controllers.queue import WorkQueue
 from paid.controllers.reconciling import FULL
 from paid.metrics import Metrics
 from paid.runtime.base import RuntimeEvent
@@ -25,21 +24,23 @@ log = structlog.get_logger("paid.daemon")
 class Handlers:
     def __init__(
         self,
-        queue: WorkQueue,
+        wake: Callable[[Iterable[str]], None],
         *,
         metrics: Metrics,
         desired: Callable[[], DesiredState | None],
         flags: Callable[[], Flags],
+        woken_by_probe: Callable[[str, str, bool], Iterable[str]],
     ) -> None:
-        self.queue = queue
+        self._wake = wake  # the workers': only they touch the queue
         self.metrics = metrics
         self._desired = desired
         self._flags = flags
+        self._woken_by_probe = woken_by_probe
 
     def trigger(self, key: str, why: str) -> None:
         """Ask for a reconcile of ``key``, counted once under ``why``."""
         self.metrics.triggers.labels(why).inc()
-        self.queue.add(key)
+        self._wake((key,))
 
     def event(self, event: RuntimeEvent) -> None:
         if not self._flags().event_watch:
@@ -55,15 +56,5 @@ class Handlers:
         self.trigger(FULL, "resync")  # events may have been missed while away
 
     def probe_transition(self, service: str, kind: str, passing: bool) -> None:
-        self.trigger(service, "probe")
-        if kind == "readiness" and passing:
-            self._wake_dependents(service)
-
-    def rollout_finished(self, service: str) -> None:
-        self._wake_dependents(service)
-
-    def _wake_dependents(self, service: str) -> None:
-        desired = self._desired()
-        if desired is not None:
-            for other in desired.dependents(service):  # type: ignore[arg-type]
-                self.queue.add(other)
+        self.metrics.triggers.labels("probe").inc()
+        self._wake(self._woken_by_probe(service, kind, passing))

@@ -35,14 +35,16 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from paid import __version__
+from paid.controllers import wiring
 from paid.controllers.backups import BackupController
-from paid.controllers.health import ProbeKind
-from paid.controllers.images import ImageController, Registry
+from paid.controllers.images import Registry
 from paid.controllers.preflight import Status, preflight
 from paid.controllers.queue import WorkQueue
 from paid.controllers.reconciling import FULL, Hooks, Reconciler, Result
 from paid.controllers.timings import Timings
+from paid.controllers.wiring import Mode
 from paid.controllers.working import Workers
+from paid.controllers.worlds import Wants
 from paid.daemon.backups import BackupSchedule
 from paid.daemon.desired import DesiredSource
 from paid.daemon.handlers import Handlers
@@ -117,9 +119,6 @@ class Manager:
         self.queue = WorkQueue(clock=clock)
         self.secrets = SecretSource.open(settings.secrets_dir, state_dir=store.path.parent)
         self.flags_file = FlagsFile(settings.flags_path, store=store, on_change=self._flags_changed)
-        self.handlers = Handlers(
-            self.queue, metrics=metrics, desired=self._desired, flags=self._flags
-        )
         self.desired = DesiredSource(
             settings.directory,
             knowledge=self.knowledge,
@@ -131,43 +130,16 @@ class Manager:
             default_network=settings.default_network,
             on_loaded=lambda desired: self.backup_schedule.sync(desired),  # noqa: PLW0108 -- made below
         )
-        self.images = ImageController(
-            runtime=runtime,
-            store=store,
-            registry=registry or RegistryClient(),
-            on_result=lambda service, result: metrics.image_updates.labels(service, result).inc(),
-            clock=clock,
-        )
-        self.reconciler = Reconciler(
-            runtime=runtime,
-            store=store,
-            desired=self._desired,
-            secrets=self.secrets,
-            checkout=lambda: self.desired.checkout,
-            flags=self._flags,
-            prune_allowed=self.desired.valid,
-            allow_mass_prune=settings.allow_mass_prune,
-            allowed_host_paths=settings.allowed_host_paths,
-            backup=lambda svc: self.backup_schedule.backup(svc, reason="before rollout"),
-            timings=settings.timings,
-            clock=clock,
-            on_probe_transition=self._on_probe_transition,
-            on_probe=lambda kind, seconds: metrics.probe_duration.labels(kind).observe(seconds),
-            sweep_secrets=True,
-            images=self.images,
-        )
+        self.reconciler = self._reconciler(registry or RegistryClient())
+        images = self.reconciler.images
+        assert images is not None  # noqa: S101 -- built with a registry
+        self.images = images
         self.observers = Observers(
             knowledge=self.knowledge,
             metrics=metrics,
             store=store,
             health=self.reconciler.health,
             slo_default=settings.slo_default,
-        )
-        self.reconciler.hooks = Hooks(
-            action=self.observers.action,
-            rollout_finished=self._on_rollout_finished,
-            restarted=self.observers.restarted,
-            observed=self.observers.observed,
         )
         self.workers = Workers(
             self.reconciler,
@@ -178,12 +150,20 @@ class Manager:
             on_failure=self._on_podman_failure,
             clock=clock,
         )
+        self.handlers = Handlers(
+            self.workers.wake,
+            metrics=metrics,
+            desired=self._desired,
+            flags=self._flags,
+            woken_by_probe=self.reconciler.woken_by_probe,
+        )
         self.backups = BackupController(
             runtime=runtime,
             store=store,
             services=self.reconciler.services,
             directory=settings.backup_dir or store.path.parent / "backups",
             upload_command=settings.backup_upload_command,
+            on_finished=lambda *args: self.backup_schedule.observe(*args),  # noqa: PLW0108 -- made later
         )
         self._scheduler = BackgroundScheduler(daemon=True)
         self.backup_schedule = BackupSchedule(
@@ -193,7 +173,6 @@ class Manager:
             desired=self._desired,
             enabled=lambda: self._flags().backups,
         )
-        self.backups.on_finished = self.backup_schedule.observe
         self.observers.flags(self._flags())
         self._store_version = store.data_version()
         self._stop = threading.Event()
@@ -231,6 +210,39 @@ class Manager:
                 readyz=self.views.readyz,
                 status=self.views.status,
             ),
+        )
+
+    def _reconciler(self, registry: Registry) -> Reconciler:
+        """The reconciler, its hooks reporting to the observers, metrics and handlers."""
+        settings, metrics = self.settings, self.metrics
+        return wiring.build(
+            self.runtime,
+            self.store,
+            Wants(
+                desired=self._desired,
+                checkout=lambda: self.desired.checkout,
+                flags=self._flags,
+                prune_allowed=self.desired.valid,
+                allow_mass_prune=settings.allow_mass_prune,
+                allowed_host_paths=settings.allowed_host_paths,
+            ),
+            secrets=self.secrets,
+            registry=registry,
+            timings=settings.timings,
+            hooks=Hooks(
+                action=lambda result: self.observers.action(result),  # noqa: PLW0108 -- made later
+                rollout_finished=self._on_rollout_finished,
+                restarted=lambda service, why: self.observers.restarted(service, why),  # noqa: PLW0108 -- made later
+                observed=lambda world: self.observers.observed(world),  # noqa: PLW0108 -- made later
+                probe_transition=self._on_probe_transition,
+                probe=lambda kind, seconds: metrics.probe_duration.labels(kind).observe(seconds),
+                image_result=lambda service, result: metrics.image_updates.labels(
+                    service, result
+                ).inc(),
+            ),
+            backup=lambda svc: self.backup_schedule.backup(svc, reason="before rollout"),
+            clock=self._clock,
+            mode=Mode.DAEMON,
         )
 
     def _desired(self) -> DesiredState | None:
@@ -457,15 +469,12 @@ class Manager:
         self.observers.podman_failed(f"event stream lost ({error})")
         self.metrics.podman_up.set(0)
 
-    def _on_probe_transition(
-        self, service: str, kind: ProbeKind, passing: bool, detail: str
-    ) -> None:
-        self.observers.probe_transition(service, str(kind), passing, detail)
-        self.handlers.probe_transition(service, str(kind), passing)
+    def _on_probe_transition(self, service: str, kind: str, passing: bool, detail: str) -> None:
+        self.observers.probe_transition(service, kind, passing, detail)
+        self.handlers.probe_transition(service, kind, passing)
 
     def _on_rollout_finished(self, service: str, result: str, reason: str) -> None:
         self.observers.rollout_finished(service, result, reason)
-        self.handlers.rollout_finished(service)
 
     def _scrape(self) -> bytes:
         self.metrics.queue_depth.set(self.queue.depth())

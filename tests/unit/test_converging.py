@@ -13,11 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from paid.controllers import wiring
 from paid.controllers.converging import ConvergeReport, converge
 from paid.controllers.queue import WorkQueue
-from paid.controllers.reconciling import FULL, Reconciler, StepKind
+from paid.controllers.reconciling import FULL, StepKind
 from paid.controllers.services import Outcome, ServiceController
+from paid.controllers.wiring import Mode
 from paid.controllers.working import Workers
+from paid.controllers.worlds import Wants
 from paid.runtime.base import ContainerRequest
 from paid.runtime.fake import FakeRuntime
 from paid.state.actual import ActualContainer
@@ -139,7 +142,7 @@ def test_a_conflict_is_parked_until_the_name_or_the_spec_changes(store: Store) -
     state = desired(DB)
     runtime = networks_made(FakeRuntime(images=set(IMAGES)), state)
     runtime.add(unmanaged("db"))
-    reconciler = Reconciler(runtime=runtime, store=store, desired=lambda: state, timings=FAST)
+    reconciler = wiring.build(runtime, store, Wants(desired=lambda: state), timings=FAST)
     queue = WorkQueue()
     workers = Workers(reconciler, queue, count=1, timings=FAST)
 
@@ -350,8 +353,8 @@ def test_secret_file_changed_since_loading_costs_the_running_container_nothing(
     (tmp_path / "token").write_bytes(b"newer still")  # changed again before the create
     runtime.calls.clear()
 
-    reconciler = Reconciler(
-        runtime=runtime, store=store, desired=lambda: desired(api_new), secrets=source
+    reconciler = wiring.build(
+        runtime, store, Wants(desired=lambda: desired(api_new)), secrets=source
     )
     world = reconciler.observe()
     assert world is not None
@@ -491,7 +494,7 @@ def test_an_unmanaged_container_named_like_a_canary_is_never_touched(store: Stor
 
 
 def _plan(runtime: FakeRuntime, store: Store, state: DesiredState) -> Any:
-    reconciler = Reconciler(runtime=runtime, store=store, desired=lambda: state, probe_workers=1)
+    reconciler = wiring.build(runtime, store, Wants(desired=lambda: state), mode=Mode.PLAN)
     try:
         world = reconciler.observe()
         assert world is not None

@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from paid.cli import main
-from paid.controllers.reconciling import FULL, Reconciler
+from paid.controllers import wiring
+from paid.controllers.reconciling import FULL
 from paid.controllers.rollouts import effective_state
+from paid.controllers.wiring import Mode
+from paid.controllers.worlds import Wants
 from paid.runtime.fake import FakeRuntime
 from paid.state.loading import load_directory, to_document
 from paid.state.store import Store
@@ -64,8 +67,8 @@ def test_pin_holds_until_the_desired_spec_changes(tmp_path: Path) -> None:
         pinned = effective_state(desired(V2), store)
         moved_on = effective_state(desired(V3), store)
         pins_after_reads = store.pins()
-        reconciler = Reconciler(
-            runtime=FakeRuntime(), store=store, desired=lambda: desired(V3), probe_workers=1
+        reconciler = wiring.build(
+            FakeRuntime(), store, Wants(desired=lambda: desired(V3)), mode=Mode.PLAN
         )
         world = reconciler.observe()
         assert world is not None

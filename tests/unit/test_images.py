@@ -209,28 +209,33 @@ def test_follow_a_tag_through_converge_update_then_reject_a_bad_digest(store: St
     )
     state = desired(follower(readinessProbe={"exec": {"command": ["true"]}, "periodSeconds": 1}))
 
-    def apply() -> Any:
-        return converge(state, runtime=runtime, store=store, timings=FAST, images=images)
+    def update() -> Any:
+        """`paid update`: check, then converge with the moved tags as targets."""
+        moved = [u for u in images.check(state) if u.moved]
+        return converge(
+            state, runtime=runtime, store=store, timings=FAST, registry=registry, updates=moved
+        )
 
-    assert apply().converged
+    def journal() -> list[str]:
+        kinds = ("image_resolved", "image_updated", "image_update_rolled_back")
+        return [e.kind for e in store.events(service="web") if e.kind in kinds]
+
+    assert update().converged
     assert by_digest(D1) == runtime.containers["web"].image
     assert [u.state for u in images.check(state)] == ["current"]
 
     registry.now = D2
-    moved = images.apply(images.check(state))
-    assert [(D1, D2)] == [(u.current, u.latest) for u in moved]
-    assert apply().converged
+    assert update().converged
     assert by_digest(D2) == runtime.containers["web"].image
-    assert [("web", "updated")] == results
+    assert ["image_updated"] == journal()
 
     registry.now = D3
-    images.apply(images.check(state))
     runtime.exec_codes["web"] = 1  # D3 never gets ready
-    report = apply()
+    report = update()
     runtime.exec_codes["web"] = 0
     assert "rolled_back" == report.rollouts["web"]
     assert by_digest(D2) == runtime.containers["web"].image
-    assert ("web", "rolled_back") == results[-1]
+    assert "image_update_rolled_back" == journal()[-1]
     assert D2 == store.image_targets()["web"].digest
     assert "bad" == images.check(state)[0].state
     assert [] == images.apply(images.check(state))
