@@ -24,7 +24,7 @@ from paid.cli.common import (
 )
 from paid.cli.desired import converge_once, take_writer_lock
 from paid.cli.options import Parents, Subparsers, listen_option
-from paid.controllers.rollouts import effective_state, following
+from paid.controllers.effective import effective_state, following
 from paid.state.desired import DesiredState
 from paid.state.images import short
 from paid.state.statuses import service_statuses

@@ -206,7 +206,7 @@ class _Drive:
         if self.report.converged and (self.report.results or self.report.rollouts):
             final = reconciler.observe()
             if final is not None:
-                reconciler.collect_secrets(final)
+                reconciler.collector.secrets(final)
         return self.report
 
     def _settled(self, pool: Workers) -> bool:

@@ -54,17 +54,18 @@ from typing import Any
 import structlog
 
 from paid.controllers import planning, rules
+from paid.controllers.collecting import Collector
+from paid.controllers.effective import effective_state
 from paid.controllers.health import HealthController
 from paid.controllers.images import ImageController
 from paid.controllers.networks import NetworkController
-from paid.controllers.rollouts import RolloutController, effective_state
+from paid.controllers.rollouts import RolloutController
 from paid.controllers.rules import Facts
-from paid.controllers.services import Outcome, ServiceController, uses_secrets
+from paid.controllers.services import Outcome, ServiceController
 from paid.controllers.timings import Backoff, Timings
 from paid.controllers.worlds import FULL, PRUNE, Hooks, Result, Step, StepKind, Wants, World
 from paid.runtime.base import ObjectFault, Runtime, RuntimeFailure
 from paid.state.actual import ActualContainer
-from paid.state.configs import digests_in
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import diff
 from paid.state.images import ImageTarget
@@ -113,9 +114,7 @@ class Reconciler:
         self.networks = networks
         self.images = images  # None: tags are not resolved
         self.crashes: Backoff[str] = Backoff(self.timings.crash, clock)
-        # A long-lived driver sweeps unused Podman secrets at least once, even
-        # when nothing desired or running uses any (left by an earlier state).
-        self._secrets_maybe_stale = sweep_secrets
+        self.collector = Collector(runtime, store, services.configs, sweep_secrets=sweep_secrets)
         self._settled = False  # interrupted revisions are settled on the first full pass
         self._configs_collected: tuple[int, frozenset[str]] | None = None
 
@@ -364,8 +363,8 @@ class Reconciler:
             if (key != PRUNE or world.prune) and key not in keys:
                 keys.append(key)
         if not plan.actions:
-            self.collect_secrets(world)
-            self.collect_configs(world)
+            self.collector.secrets(world)
+            self.collector.configs(world)
         conflicts = tuple(str(r) for r in networks if r.conflict)
         failed = [str(r) for r in networks if r.error is not None and not r.conflict]
         error = unlisted or (failed[0] if failed else None)
@@ -435,37 +434,6 @@ class Reconciler:
         removed = any(a.kind is ActionKind.REMOVE for a in plan.actions)
         # A network whose last member just left goes in this same pass, not the next apply.
         return Result(notes=plan.notes, enqueue=(FULL,) if removed else ())
-
-    def collect_secrets(self, world: World) -> None:
-        """Remove paid's Podman secrets nothing uses (no list call when none exist)."""
-        if not (uses_secrets(world.desired, list(world.actual)) or self._secrets_maybe_stale):
-            return
-        try:
-            removed, kept = self.services.collect_secrets(
-                world.desired, list(world.actual), now=time.time()
-            )
-        except RuntimeFailure as err:
-            log.warning("secret_collection_failed", error=str(err))
-            return
-        if removed:
-            log.info("secrets_removed", secrets=removed)
-        self._secrets_maybe_stale = kept > 0
-
-    def collect_configs(self, world: World) -> None:
-        """Remove the copies of configs that no kept revision, container or desired spec names."""
-        configs = self.services.configs
-        if configs is None or not configs.directory.is_dir():
-            return
-        keep = {
-            c.digest for state in (world.desired, world.requested) for s in state for c in s.configs
-        }
-        keep.update(d for c in world.actual for d in digests_in(c.shape))
-        keep.update(d for spec in self.store.recorded_specs() for d in digests_in(spec))
-        removed = configs.collect(keep)
-        if removed:
-            log.info("config_copies_removed", digests=[d[:12] for d in removed])
-
-    # -- rules -----------------------------------------------------------------
 
 
 def conflict_fingerprint(service: DesiredService | None, holder: ActualContainer | None) -> str:

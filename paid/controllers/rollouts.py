@@ -29,25 +29,23 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 
 import structlog
 
 from paid.controllers.health import HealthController
 from paid.controllers.services import ServiceController
 from paid.controllers.timings import Backoff, Timings
-from paid.runtime.base import ContainerMissing, NameInUse, Runtime, RuntimeFailure
+from paid.controllers.verdicts import ActiveRollout, Verdicts
+from paid.runtime.base import NameInUse, Runtime, RuntimeFailure
 from paid.state import actual as states
 from paid.state import labels
 from paid.state.actual import ActualContainer
-from paid.state.desired import DesiredService, DesiredState
+from paid.state.desired import DesiredService
 from paid.state.flags import Flags
-from paid.state.images import ImageTarget, repo_digest
 from paid.state.labels import aside_name, canary_name
-from paid.state.loading import from_documents
 from paid.state.rollouts import Observation, RolloutGate, RolloutPhase, advance, next_wake
-from paid.state.secrets import SecretSource, SecretUnavailable
+from paid.state.secrets import SecretUnavailable
 from paid.state.specs import RolloutStrategy
 from paid.state.store import Store
 
@@ -57,101 +55,6 @@ ASIDE_SUFFIX = labels.ASIDE_SUFFIX
 
 
 MAX_GATE_POLL = 1.0  # seconds: a gate is looked at at least this often while it runs
-
-
-@dataclass
-class ActiveRollout:
-    gate: RolloutGate
-    previous: str | None  # the container kept aside, if any
-    previous_revision: int | None
-    canary: bool = False  # judging the canary beside the old container
-
-
-@dataclass(frozen=True, slots=True)
-class Effective:
-    """The state paid enforces: desired, with pins and quarantines applied."""
-
-    state: DesiredState
-    notes: dict[str, str]  # service -> why it does not run its desired spec
-    expired_pins: tuple[str, ...] = ()  # pins whose desired spec moved on: a writer ends them
-    frozen: frozenset[str] = frozenset()  # quarantined with nothing good to go back to
-
-
-def effective_state(
-    desired: DesiredState,
-    store: Store,
-    secrets: SecretSource | None = None,
-    *,
-    only: frozenset[str] | None = None,
-    targets: Mapping[str, ImageTarget] | None = None,
-) -> Effective:
-    """Apply `paid rollback` pins and failed-revision quarantines to ``desired``.
-
-    A pure read: a pin whose desired spec has moved on no longer applies and
-    is returned in ``expired_pins``; only a reconcile removes it. ``targets``
-    adds image targets not (yet) in the store: the digests ``paid plan``
-    learnt, as apply would learn and record them.
-    """
-    pins = store.pins()
-    targets = {**store.image_targets(), **(targets or {})}
-    services = dict(desired.services)
-    notes: dict[str, str] = {}
-    expired: list[str] = []
-    frozen: set[str] = set()
-    for name, svc in desired.services.items():
-        if only is not None and name not in only:
-            continue  # a targeted reconcile judges these services, no others
-        target = None
-        pin = pins.get(name)
-        if pin is not None and pin.desired_hash != svc.spec_hash:
-            expired.append(name)  # the desired spec moved on: the pin ends
-            pin = None
-        if pin is not None:
-            target = store.revision(name, pin.revision)
-            if target is not None:
-                notes[name] = f"pinned to revision {pin.revision} by paid rollback ({pin.reason})"
-        else:
-            followed = services[name] = following(svc, targets.get(name))
-            number = store.find_revision(service=name, spec_hash=followed.spec_hash)
-            revision = store.revision(name, number) if number is not None else None
-            if revision is not None and revision.quarantined:
-                target = store.last_good(name, excluding=number)
-                if target is not None:
-                    notes[name] = (
-                        f"revision {number} is quarantined ({revision.reason}); "
-                        f"running revision {target.number}; "
-                        f"`paid rollout retry {name}` to try again"
-                    )
-                else:
-                    frozen.add(name)
-                    notes[name] = (
-                        f"revision {number} is quarantined ({revision.reason}) and no earlier "
-                        "revision is known good: what runs is left as it is; "
-                        f"`paid rollout retry {name}` to try again"
-                    )
-        if target is not None and target.document is not None:
-            rebuilt = from_documents(
-                [target.document],
-                origin=f"revision {target.number}",
-                secrets=secrets,
-                default_network=desired.default_network,
-            )
-            if rebuilt.desired is not None:
-                # Exactly the image that revision ran, never what its tag points at now.
-                again = rebuilt.desired.services[name].with_digest(target.spec.get("imageDigest"))
-                services[name] = replace(again, image_id=target.image_id)
-    state = DesiredState.of(services, desired.networks, default_network=desired.default_network)
-    return Effective(state, notes, tuple(expired), frozenset(frozen))
-
-
-def following(service: DesiredService, target: ImageTarget | None) -> DesiredService:
-    """A service with ``imageUpdate`` runs its target digest; an unsettled one says why."""
-    if service.spec.image_update is None or target is None:
-        return service
-    if not target.applies_to(service.spec.image):
-        return service  # its tag changed: the next full pass resolves the new one
-    cause = target.reason if not target.settled and target.previous is not None else ""
-    return service.with_digest(target.digest, cause=cause)
 
 
 class RolloutController:
@@ -176,13 +79,20 @@ class RolloutController:
         self._health = health
         self._flags = flags
         self._clock = clock
-        self._on_finished = on_finished
         self._backup = backup  # takes a backup, returns its ID (None: it failed)
-        self._backups_before: dict[str, str] = {}  # service -> backup taken before the rollout
         self.active: dict[str, ActiveRollout] = {}
         # A failed first deploy has nothing to roll back to: its spec backs off.
         self.timings = timings or Timings()
         self.first_deploy: Backoff[tuple[str, str]] = Backoff(self.timings.first_deploy, clock)
+        self.verdicts = Verdicts(
+            runtime=runtime,
+            store=store,
+            services=services,
+            health=health,
+            flags=flags,
+            first_deploy=self.first_deploy,
+            on_finished=on_finished,
+        )
 
     def needs_gate(self, service: DesiredService) -> bool:
         """A revision that never succeeded is rolled out through the gate."""
@@ -230,17 +140,17 @@ class RolloutController:
             # Nothing touched yet: the old container keeps serving. The world is at
             # fault (an image not pushed yet, a registry away, a secret file missing),
             # not the revision: it backs off and is tried again, never quarantined.
-            self._finish(
+            self.verdicts.finish(
                 name, revision, previous_revision, failed=str(err), restore=None, blocked=True
             )
-            self._count_first_failure(service)
+            self.verdicts.count_first_failure(service)
             return
         if current is not None and current.managed and self._wants_backup(service):
             assert self._backup is not None  # noqa: S101 -- checked by _wants_backup
             backup_id = self._backup(service)
             if backup_id is None:
                 # Nothing touched yet: the old container keeps serving.
-                self._finish(
+                self.verdicts.finish(
                     name,
                     revision,
                     previous_revision,
@@ -248,7 +158,7 @@ class RolloutController:
                     restore=None,
                 )
                 return
-            self._backups_before[name] = backup_id
+            self.verdicts.backups_before[name] = backup_id
         canary = service.spec.rollout.strategy is RolloutStrategy.CANARY and self._flags().canary
         if canary and current is not None and current.managed and self._health is not None:
             self._begin_canary(service, revision, previous_revision)
@@ -292,7 +202,7 @@ class RolloutController:
             self.services.retire(canary_name(name), service=name, timeout=grace)
         if failed is not None:
             # The old container was never touched.
-            self._finish(
+            self.verdicts.finish(
                 name,
                 active.gate.revision,
                 active.previous_revision,
@@ -330,10 +240,10 @@ class RolloutController:
                     f"{aside_name(name)} is held by container {blocker.id[:12]}, which is "
                     "not paid's: nothing was stopped"
                 )
-                self._finish(
+                self.verdicts.finish(
                     name, revision, previous_revision, failed=why, restore=None, blocked=True
                 )
-                self._count_first_failure(service)
+                self.verdicts.count_first_failure(service)
                 return
             # By ID: the container observed, not whatever holds the name now.
             self.services.stop(current.id, timeout=service.spec.termination_grace_period_seconds)
@@ -441,100 +351,17 @@ class RolloutController:
             return None
         if gate.phase is RolloutPhase.SUCCEEDED:
             if judged is not None and judged.image_id:
-                self._record_image(service, gate.revision, judged.image_id)
-            self._succeed(service, active)
+                self.verdicts.record_image(service, gate.revision, judged.image_id)
+            del self.active[service.name]
+            self.verdicts.succeed(service, active)
             return None
         if gate.phase is RolloutPhase.FAILED:
             self._fail(service, gate.reason)
             return None
         return max(self.timings.rollout_poll, min(MAX_GATE_POLL, next_wake(gate, seen.now)))
 
-    def _record_image(self, service: DesiredService, revision: int, image_id: str) -> None:
-        """The image ID and the registry digest the revision ran (``paid history``)."""
-        digest = service.image_digest
-        if digest is None:
-            with contextlib.suppress(RuntimeFailure):
-                found = self.runtime.inspect_image(image_id)
-                digest = repo_digest(found.repo_digests, service.spec.image) if found else None
-        self.store.set_image(
-            service.name, revision, image=service.spec.image, image_id=image_id, digest=digest
-        )
-
-    def _succeed(self, service: DesiredService, active: ActiveRollout) -> None:
-        name, revision = service.name, active.gate.revision
-        del self.active[name]
-        # Also a container set aside by a paid that was killed while Podman
-        # still carried out its last request: the new revision has won. Only
-        # paid's own container for this service, checked by ID, ever goes.
-        with contextlib.suppress(ContainerMissing):
-            self.services.retire(aside_name(name), service=name, timeout=None)
-        if active.previous_revision is not None and active.previous_revision != revision:
-            self.store.set_outcome(
-                name, active.previous_revision, "superseded", f"by revision {revision}"
-            )
-        reason = f"{service.cause}; {active.gate.reason}" if service.cause else active.gate.reason
-        self.store.set_outcome(name, revision, "succeeded", reason)
-        self.first_deploy.reset((name, service.spec_hash))
-        self.store.prune_revisions(
-            name, keep=service.spec.revision_history_limit, protect={revision}
-        )
-        self.store.record(
-            "rollout_succeeded",
-            f"{name}: revision {revision} {active.gate.reason}",
-            service=name,
-            revision=revision,
-        )
-        log.info("rollout_succeeded", service=name, revision=revision)
-        self._backups_before.pop(name, None)
-        self._on_finished(name, "succeeded", active.gate.reason)
-
     def _fail(self, service: DesiredService, reason: str) -> None:
-        name = service.name
-        reason = f"{service.cause}; {reason}" if service.cause else reason
-        active = self.active.pop(name)
-        revision = active.gate.revision
-        tail: list[str] = []
-        with contextlib.suppress(RuntimeFailure):
-            tail = self.runtime.logs_tail(name, lines=20)
-        reason += _why(self._probe_answers(name), tail)
-        auto = service.spec.rollout.auto_rollback and self._flags().auto_rollback
-        restore = active.previous if auto else None
-        grace = service.spec.termination_grace_period_seconds
-        if restore is not None or active.previous is None:
-            with contextlib.suppress(ContainerMissing):
-                self.services.retire(name, service=name, timeout=grace)
-        elif active.previous is not None:
-            # No rollback wanted: the failed revision stays; the old one goes
-            # (its spec stays in the store for `paid rollback`).
-            with contextlib.suppress(ContainerMissing):
-                self.services.retire(active.previous, service=name, timeout=grace)
-        self._finish(
-            name,
-            revision,
-            active.previous_revision,
-            failed=reason,
-            restore=restore,
-            logs=tail,
-            kept_failed=not auto and active.previous is not None,
-        )
-        if active.previous is None:
-            self._count_first_failure(service)
-
-    def _probe_answers(self, name: str) -> list[str]:
-        """The last answer of each of the container's probes that is not passing."""
-        if self._health is None:
-            return []
-        probes = self._health.summary(name).get("probes")
-        if not isinstance(probes, dict):
-            return []
-        return [
-            f"{kind} probe: {state['detail']}"
-            for kind, state in sorted(probes.items())
-            if isinstance(state, dict) and state.get("passing") is not True and state.get("detail")
-        ]
-
-    def _count_first_failure(self, service: DesiredService) -> None:
-        self.first_deploy.attempt((service.name, service.spec_hash))
+        self.verdicts.fail(service, self.active.pop(service.name), reason)
 
     def _wants_backup(self, service: DesiredService) -> bool:
         backup = service.spec.backup
@@ -544,68 +371,3 @@ class RolloutController:
             and backup.before_rollout
             and self._flags().backups
         )
-
-    def _finish(
-        self,
-        name: str,
-        revision: int,
-        previous_revision: int | None,
-        *,
-        failed: str,
-        restore: str | None,
-        logs: list[str] | None = None,
-        kept_failed: bool = False,
-        blocked: bool = False,
-    ) -> None:
-        """Record a failed rollout; ``blocked``: the world, not the revision, is at fault.
-
-        A blocked revision is not quarantined: it backs off and is tried again.
-        """
-        if restore is not None:
-            # The container kept aside, checked on its labels and moved by its ID.
-            kept = self.services.owned(restore, service=name, required=True)
-            if kept is not None:
-                self.services.rename(kept.id, name)
-                self.services.start(kept.id)
-        rolled_back = previous_revision is not None and not kept_failed and not blocked
-        outcome = "rolled_back" if rolled_back else "failed"
-        self.store.set_outcome(name, revision, outcome, failed, quarantine=rolled_back)
-        message = f"{name}: revision {revision} failed: {failed}"
-        if rolled_back:
-            message += f"; back on revision {previous_revision}"
-        backup_id = self._backups_before.pop(name, None)
-        if rolled_back and backup_id is not None:
-            message += (
-                f"; the data from before the rollout is backup {backup_id} "
-                f"(paid restore {name} --backup {backup_id})"
-            )
-        self.store.record(
-            "rollout_rolled_back" if rolled_back else "rollout_failed",
-            message,
-            service=name,
-            revision=revision,
-            previous=previous_revision,
-            last_log_lines=logs or [],
-        )
-        log.warning(
-            "rollout_failed",
-            service=name,
-            revision=revision,
-            reason=failed,
-            rolled_back=rolled_back,
-        )
-        self._on_finished(name, outcome, failed)
-
-
-def _why(probes: list[str], tail: list[str], *, lines: int = 5, width: int = 200) -> str:
-    """What a failed revision said: its probes' last answers and its last log lines, bounded.
-
-    Part of the outcome's reason, so ``paid apply``, ``paid history`` and
-    ``paid postmortem`` show why, not only "exited 1"; the journal keeps
-    the last 20 lines in full.
-    """
-    parts = [p[:width] for p in probes]
-    shown = [line[:width] for line in tail[-lines:] if line.strip()]
-    if shown:
-        parts.append("last output: " + " ⏎ ".join(shown))
-    return "".join(f"; {p}" for p in parts)

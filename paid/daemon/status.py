@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from paid import __version__
+from paid.controllers.effective import following
 from paid.controllers.reconciling import FULL, PRUNE, Reconciler, Step, StepKind
-from paid.controllers.rollouts import following
 from paid.daemon.http import Probe
 from paid.runtime.resilient import ResilientRuntime
 from paid.state.actual import ActualContainer

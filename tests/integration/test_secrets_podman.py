@@ -9,10 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from paid.controllers.services import ServiceController
+from paid.controllers.collecting import unused_secrets
 from paid.runtime.podman import PodmanRuntime
 from paid.state.desired import DesiredState
-from paid.state.store import Store
 from tests.daemon import Daemon, wait_until
 from tests.harness import PodmanService, service_doc, write_services
 
@@ -141,8 +140,6 @@ def test_podman_secrets_are_made_once_listed_with_their_age_and_collected(
     """The runtime against the real API: create is idempotent, list gives creation times
     on this clock, and collection removes only paid's secrets that nothing uses."""
     runtime = PodmanRuntime(podman.url)
-    store = Store.open(tmp_path / "state")
-    controller = ServiceController(runtime=runtime, journal=store)
     try:
         runtime.create_secret("paid.old.TOKEN.0000000000000000", b"v1")
         runtime.create_secret("paid.old.TOKEN.0000000000000000", b"v1")  # again: no error
@@ -151,11 +148,10 @@ def test_podman_secrets_are_made_once_listed_with_their_age_and_collected(
         assert {"paid.old.TOKEN.0000000000000000", "not-paids"} == set(listed)
         assert abs(time.time() - listed["paid.old.TOKEN.0000000000000000"]) < 60
 
-        young, _ = controller.collect_secrets(DesiredState(), [], now=time.time())
-        removed, kept = controller.collect_secrets(DesiredState(), [], now=time.time() + 3600)
+        young, _ = unused_secrets(runtime, DesiredState(), [], now=time.time())
+        removed, kept = unused_secrets(runtime, DesiredState(), [], now=time.time() + 3600)
     finally:
         runtime.close()
-        store.close()
 
     assert [] == young  # made a moment ago: a rollout may be about to use it
     assert (["paid.old.TOKEN.0000000000000000"], 0) == (removed, kept)

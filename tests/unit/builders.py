@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from paid.controllers.services import container_request
+from paid.controllers.requests import container_request
 from paid.controllers.timings import BackoffPolicy, Timings
 from paid.runtime.fake import FakeRuntime
 from paid.state import labels

@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paid.controllers import wiring
+from paid.controllers.collecting import unused_secrets
 from paid.controllers.converging import ConvergeReport, converge
 from paid.controllers.queue import WorkQueue
 from paid.controllers.reconciling import FULL, StepKind
-from paid.controllers.services import Outcome, ServiceController
+from paid.controllers.services import Outcome
 from paid.controllers.wiring import Mode
 from paid.controllers.working import Workers
 from paid.controllers.worlds import Wants
@@ -375,7 +376,6 @@ def test_unused_secrets_are_collected_once_nothing_can_need_them(
     source, api = _with_secret(tmp_path, b"v1")
     runtime = FakeRuntime(images=set(IMAGES))
     apply(runtime, store, desired(api), secrets=source)
-    controller = ServiceController(runtime=runtime, journal=store, secrets=source)
     (current,) = runtime.secrets
     runtime.secrets.update(
         {
@@ -387,15 +387,15 @@ def test_unused_secrets_are_collected_once_nothing_can_need_them(
     old_container = replace(runtime.containers["api"], name="api.paid-prev", id="old")
     runtime.add(old_container)
 
-    removed, kept = controller.collect_secrets(
-        desired(api), runtime.list_containers(), now=1000.0 + 60
+    removed, kept = unused_secrets(
+        runtime, desired(api), runtime.list_containers(), now=1000.0 + 60
     )
 
     assert ["paid.api.TOKEN.0000000000000000"] == removed
     assert {current, "paid.api.TOKEN.1111111111111111", "someone-elses"} == set(runtime.secrets)
     assert 2 == kept
 
-    removed, _ = controller.collect_secrets(desired(), [], now=time.time() + 3600)
+    removed, _ = unused_secrets(runtime, desired(), [], now=time.time() + 3600)
     assert {current, "paid.api.TOKEN.1111111111111111"} == set(removed)
 
 

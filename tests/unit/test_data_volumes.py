@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from paid.controllers.backups import BackupController
-from paid.controllers.services import ServiceController, container_request
+from paid.controllers.requests import container_request
+from paid.controllers.services import ServiceController
 from paid.runtime.base import ContainerRequest, RequestRejected
 from paid.runtime.fake import FakeRuntime
 from paid.state.data_volumes import data_volume_name, unmounted

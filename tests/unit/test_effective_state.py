@@ -8,8 +8,8 @@ from typing import Any
 
 from paid.cli import main
 from paid.controllers import wiring
+from paid.controllers.effective import effective_state
 from paid.controllers.reconciling import FULL
-from paid.controllers.rollouts import effective_state
 from paid.controllers.wiring import Mode
 from paid.controllers.worlds import Wants
 from paid.runtime.fake import FakeRuntime

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from paid.controllers.converging import converge
+from paid.controllers.effective import following
 from paid.controllers.images import ImageController
-from paid.controllers.rollouts import following
 from paid.runtime.base import ImageUnavailable
 from paid.runtime.fake import FakeRuntime
 from paid.runtime.registry import AuthFile, ConfigFileError, Credentials, RegistriesConf

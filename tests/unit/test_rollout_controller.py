@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from paid.controllers.rollouts import RolloutController, aside_name, effective_state
-from paid.controllers.services import ServiceController, container_request
+from paid.controllers.effective import effective_state
+from paid.controllers.requests import container_request
+from paid.controllers.rollouts import RolloutController
+from paid.controllers.services import ServiceController
 from paid.runtime.fake import FakeRuntime
 from paid.state.desired import DesiredService
 from paid.state.flags import Flags
+from paid.state.labels import aside_name
 from paid.state.store import Store
 from tests.unit.builders import desired, desired_service, paid_network
 
