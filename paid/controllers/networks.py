@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from paid.controllers.services import Journal
+from paid.controllers.journal import Journal
 from paid.runtime.base import ContainerMissing, RequestRejected, Runtime, RuntimeFailure
 from paid.state import labels
 from paid.state.actual import ActualContainer

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
 
 import structlog
 
+from paid.controllers.journal import Journal
+from paid.controllers.preparing import Preparer
 from paid.controllers.requests import container_request
 from paid.runtime.base import (
-    BuildRequest,
     ContainerMissing,
     ContainerRequest,
-    ImageUnavailable,
     ObjectFault,
     RequestRejected,
     Runtime,
@@ -34,22 +33,15 @@ from paid.runtime.base import (
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.checkout import Checkout
-from paid.state.configs import ConfigError, ConfigStore
-from paid.state.data_volumes import (
-    CONTAINER_LABEL,
-    data_volume_labels,
-    data_volume_name,
-    unmounted,
-)
+from paid.state.configs import ConfigStore
 from paid.state.desired import DesiredService
 from paid.state.loading import to_document
-from paid.state.paths import within
 from paid.state.plans import Action, ActionKind
 from paid.state.secrets import (
     SecretSource,
     SecretUnavailable,
 )
-from paid.state.specs import PullPolicy, ServiceSpec, VolumeMount
+from paid.state.specs import ServiceSpec
 
 log = structlog.get_logger("paid.services")
 
@@ -70,26 +62,6 @@ class ActionResult:
     unreachable: bool = False  # failed because Podman could not be reached
 
 
-class Journal(Protocol):
-    """Where revisions are numbered and actions recorded (the store)."""
-
-    def revision_for(
-        self,
-        *,
-        service: str,
-        spec_hash: str,
-        spec: Mapping[str, object],
-        image: str,
-        document: Mapping[str, object] | None = None,
-        git_commit: str | None = None,
-        git_dirty: bool | None = None,
-    ) -> int: ...
-
-    def record(
-        self, kind: str, message: str, *, service: str | None = None, **data: object
-    ) -> None: ...
-
-
 @dataclass
 class ServiceController:
     runtime: Runtime
@@ -101,6 +73,12 @@ class ServiceController:
     allowed_host_paths: tuple[str, ...] = ()  # --allow-host-path, checked again at create
     configs: ConfigStore | None = None  # where configs' copies are kept (the state dir)
     state_dir: str | None = None  # stamped on containers (labels.STATE_DIR)
+    preparer: Preparer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.preparer = Preparer(
+            self.runtime, self.journal, self.secrets, self.allowed_host_paths, self.configs
+        )
 
     def execute(self, action: Action, service: DesiredService | None) -> ActionResult:
         """Carry out one action; report and journal its result."""
@@ -258,37 +236,8 @@ class ServiceController:
         )
 
     def prepare(self, request: ContainerRequest, *, heal: bool = False) -> None:
-        """Check the host paths, make the image and the secrets present: nothing else yet.
-
-        Raises ``RuntimeFailure`` or ``SecretUnavailable``; either leaves a
-        running old container as it was.
-        """
-        for volume in request.volumes:
-            if volume.is_host_path and not within(volume.source, self.allowed_host_paths):
-                # Resolved now, right before the create: a symlink planted
-                # since validation (/srv/etc-link -> /etc) is caught here.
-                raise RequestRejected(
-                    f"host path {volume.source} is not under an allowed prefix "
-                    f"({', '.join(self.allowed_host_paths) or 'none configured'})"
-                )
-        for config in request.configs:
-            if self.configs is None:
-                raise RequestRejected("configs need a state directory to keep their copies")
-            try:
-                self.configs.ensure(config.content)
-            except (ConfigError, OSError) as err:
-                raise RequestRejected(str(err)) from err
-        if request.networks:
-            self._check_networks(request)
-        self._ensure_image(request, heal=heal)
-        if not request.secrets:
-            return
-        if self.secrets is None:
-            raise SecretUnavailable("secretEnv needs a secrets directory (--secrets-dir)")
-        present = self.runtime.list_secrets()
-        for mount in request.secrets:
-            if mount.podman_name not in present:
-                self.runtime.create_secret(mount.podman_name, self.secrets.value_for(mount))
+        """What the container needs, made present before anything is stopped (``Preparer``)."""
+        self.preparer.prepare(request, heal=heal)
 
     def create(self, request: ContainerRequest, spec: ServiceSpec) -> str:
         """Create the container, each ``VOLUME`` its image declares kept in a named volume.
@@ -299,116 +248,8 @@ class ServiceController:
         two copies of a database must never share files.
         """
         if request.labels.get(labels.CANARY) != "true":
-            request = self._with_data_volumes(request, spec)
+            request = self.preparer.with_data_volumes(request, spec)
         return self.runtime.create_container(request)
-
-    def _with_data_volumes(self, request: ContainerRequest, spec: ServiceSpec) -> ContainerRequest:
-        image = self.runtime.inspect_image(request.image)
-        paths = unmounted(image.volumes if image else (), spec)
-        if not paths:
-            return request
-        service = request.labels[labels.SERVICE]
-        mounts: list[VolumeMount] = []
-        for path in paths:
-            name = data_volume_name(service, path)
-            wanted = data_volume_labels(service, path)
-            found = self.runtime.volume_labels(name)
-            if found is None:
-                self.runtime.create_volume(name, labels=wanted)
-                self.journal.record(
-                    "data_volume_created",
-                    f"{service}: volume {name} keeps {path} (declared by the image) across heals",
-                    service=service,
-                    volume=name,
-                    path=path,
-                )
-            elif any(found.get(k) != v for k, v in wanted.items()):
-                raise RequestRejected(
-                    f"volume {name} exists and is not paid's data volume for {service} {path}: "
-                    "left alone; remove or rename it, or mount a volume of your own there"
-                )
-            mounts.append(VolumeMount(source=name, destination=path))
-        return dataclasses.replace(
-            request,
-            volumes=(*request.volumes, *mounts),
-            labels={**request.labels, CONTAINER_LABEL: ",".join(m.source for m in mounts)},
-        )
-
-    def _ensure_image(self, request: ContainerRequest, *, heal: bool = False) -> None:
-        """The image there as ``imagePullPolicy`` says: pulled if absent, always, or never.
-
-        A revision brought back (a rollback, a pin, a quarantine's last good
-        one) runs the image it ran, by ID; a tag that moved since is not it.
-        """
-        if request.build is not None:
-            if not self.runtime.image_present(request.image):
-                self._build(request.build, service=request.labels[labels.SERVICE])
-            return
-        if request.exact_image:
-            if not self.runtime.image_present(request.image):
-                raise ImageUnavailable(
-                    request.image,
-                    "the image this revision ran is no longer on this host (its tag may "
-                    "point elsewhere now)",
-                    reason="absent",
-                )
-            return
-        if request.pull_policy == PullPolicy.ALWAYS:
-            try:
-                self.runtime.pull_image(request.image, always=True)
-            except ImageUnavailable as err:
-                # A registry that does not answer costs a heal nothing: the same revision
-                # runs again from the image on this host. New revisions still need it.
-                if not heal or err.reason != "unreachable":
-                    raise
-                if not self.runtime.image_present(request.image):
-                    raise
-                name = request.labels.get(labels.SERVICE, request.name)
-                log.warning("pull_skipped_for_heal", service=name, image=request.image)
-                self.journal.record(
-                    "pull_skipped",
-                    f"{name}: {err}; healed from the image on this host",
-                    service=name,
-                )
-        elif not self.runtime.image_present(request.image):
-            if request.pull_policy == PullPolicy.NEVER:
-                raise ImageUnavailable(
-                    request.image, "imagePullPolicy is Never, and it is not here", reason="absent"
-                )
-            self.runtime.pull_image(request.image)
-
-    def _build(self, build: BuildRequest, *, service: str) -> None:
-        """Build the image, its output journalled; a failure touches nothing (raised)."""
-        self.journal.record(
-            "image_build_started", f"{service}: building {build.tag}", service=service
-        )
-        try:
-            lines = self.runtime.build_image(build)
-        except ImageUnavailable as err:
-            self.journal.record(
-                "image_build_failed", f"{service}: {err}", service=service, tag=build.tag
-            )
-            raise
-        self.journal.record(
-            "image_built",
-            f"{service}: built {build.tag}",
-            service=service,
-            tag=build.tag,
-            last_lines=lines[-20:],
-        )
-
-    def _check_networks(self, request: ContainerRequest) -> None:
-        """Every network the container joins is there and paid's (one list call)."""
-        found = {n.name: n for n in self.runtime.list_networks()}
-        for name in request.networks:
-            network = found.get(name)
-            if network is None:
-                raise RequestRejected(f"network {name} does not exist (yet)")
-            if not network.managed:
-                raise RequestRejected(
-                    f"network {name} ({network.id[:12]}) is not paid's: "
-                    "the container is not put on it"
-                )
 
     def _request(self, service: DesiredService) -> ContainerRequest:
         return self.request_for(service, revision=self.record(service))

@@ -87,6 +87,7 @@ class World:
     prune: bool = True  # removals allowed: the directory is valid and the flag on
     by_name: Mapping[str, ActualContainer] = field(default_factory=dict)
     looked_up: frozenset[str] | None = None  # a partial view: the names looked up; None: all
+    scope: frozenset[str] | None = None  # a partial view: the services it is about; None: all
     unresolved: Mapping[str, str] = field(default_factory=dict)  # service -> why no digest
     # Following services' tags whose digest this observation learnt: a full pass records them.
     learnt: Mapping[str, ImageTarget] = field(default_factory=dict)
@@ -104,6 +105,7 @@ class World:
         frozen: frozenset[str] = frozenset(),
         prune: bool = True,
         looked_up: frozenset[str] | None = None,
+        scope: frozenset[str] | None = None,
         unresolved: Mapping[str, str] | None = None,
         learnt: Mapping[str, ImageTarget] | None = None,
     ) -> World:
@@ -121,6 +123,7 @@ class World:
             prune=prune,
             by_name=by_name,
             looked_up=looked_up,
+            scope=scope,
             unresolved=dict(unresolved or {}),
             learnt=dict(learnt or {}),
         )
