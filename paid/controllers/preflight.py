@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from paid.controllers.images import Registry
+from paid.controllers.preparing import present_or_pulled
 from paid.runtime.base import ImageUnavailable, Runtime, RuntimeFailure
 from paid.state import labels
 from paid.state.actual import ActualContainer
@@ -34,7 +35,7 @@ from paid.state.desired import DesiredState
 from paid.state.images import short
 from paid.state.podman_host import PodmanHost
 from paid.state.secrets import SecretSource
-from paid.state.specs import PortMapping, ServiceSpec
+from paid.state.specs import PortMapping, PullPolicy, ServiceSpec
 
 
 class Status(StrEnum):
@@ -114,7 +115,10 @@ def preflight(
         elif registry is not None and "Always" in policies[image] and "@" not in image:
             continue  # pulled at each create: the registry is asked instead (below)
         else:
-            checks.append(_image(runtime, image, pull="Never" not in policies[image]))
+            # Pulled if any service using it may pull it.
+            only_never = policies[image] == {str(PullPolicy.NEVER)}
+            policy = PullPolicy.NEVER if only_never else PullPolicy.IF_NOT_PRESENT
+            checks.append(_image(runtime, image, policy))
     if registry is not None:
         asked = sorted(i for i, p in policies.items() if "Always" in p and "@" not in i)
         present = {i: i in in_use or _present(runtime, i) for i in asked}
@@ -329,17 +333,11 @@ def _disk(label: str, path: str, limits: DiskThresholds) -> Check:
     return Check("disk", label, Status.OK, text)
 
 
-def _image(runtime: Runtime, image: str, *, pull: bool = True) -> Check:
+def _image(runtime: Runtime, image: str, policy: PullPolicy) -> Check:
     try:
-        if runtime.image_present(image):
-            return Check("image", image, Status.OK, "present")
-        if not pull:
-            why = "imagePullPolicy is Never, and it is not on this host"
-            return Check("image", image, Status.FAIL, why)
-        runtime.pull_image(image)
+        return Check("image", image, Status.OK, present_or_pulled(runtime, image, policy))
     except RuntimeFailure as err:
         return Check("image", image, Status.FAIL, str(err))
-    return Check("image", image, Status.OK, "pulled")
 
 
 def _present(runtime: Runtime, image: str) -> bool:

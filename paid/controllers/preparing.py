@@ -147,12 +147,8 @@ class Preparer:
                     f"{name}: {err}; healed from the image on this host",
                     service=name,
                 )
-        elif not self.runtime.image_present(request.image):
-            if request.pull_policy == PullPolicy.NEVER:
-                raise ImageUnavailable(
-                    request.image, "imagePullPolicy is Never, and it is not here", reason="absent"
-                )
-            self.runtime.pull_image(request.image)
+        else:
+            present_or_pulled(self.runtime, request.image, request.pull_policy)
 
     def _build(self, build: BuildRequest, *, service: str) -> None:
         """Build the image, its output journalled; a failure touches nothing (raised)."""
@@ -186,3 +182,19 @@ class Preparer:
                     f"network {name} ({network.id[:12]}) is not paid's: "
                     "the container is not put on it"
                 )
+
+
+def present_or_pulled(runtime: Runtime, image: str, policy: PullPolicy | str) -> str:
+    """``IfNotPresent`` and ``Never``: the image there, pulled if absent and allowed.
+
+    Returns "present" or "pulled"; raises ``ImageUnavailable``. The one
+    place this rule lives: a create's preparation and pre-flight both call it.
+    """
+    if runtime.image_present(image):
+        return "present"
+    if PullPolicy(policy) is PullPolicy.NEVER:
+        raise ImageUnavailable(
+            image, "imagePullPolicy is Never, and it is not here", reason="absent"
+        )
+    runtime.pull_image(image)
+    return "pulled"
