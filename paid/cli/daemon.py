@@ -81,9 +81,10 @@ def register(sub: Subparsers, parents: Parents) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from paid.daemon.manager import Manager, Settings  # noqa: PLC0415
+    from paid.daemon.manager import Manager  # noqa: PLC0415
     from paid.metrics import Metrics  # noqa: PLC0415
     from paid.runtime.resilient import ResilientRuntime  # noqa: PLC0415
+    from paid.settings import Settings  # noqa: PLC0415
 
     metrics = Metrics()
     client = podman(args)
@@ -123,7 +124,9 @@ def _run(args: argparse.Namespace) -> int:
         try:
             manager = Manager(
                 settings,
-                runtime=ResilientRuntime(client, metrics=metrics),
+                runtime=ResilientRuntime(
+                    client, metrics=metrics, retry=settings.timings.podman_retry
+                ),
                 events=client,
                 store=store,
                 metrics=metrics,

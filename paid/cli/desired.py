@@ -336,7 +336,8 @@ def converge_once(
 ) -> int:
     """``paid apply``'s drive (``paid update``'s too: ``updates`` become targets first)."""
     client = podman(args)
-    runtime = ResilientRuntime(client)
+    tuned = timings()
+    runtime = ResilientRuntime(client, retry=tuned.podman_retry)
     checker = registry(args)
 
     def checked(world: World) -> bool:
@@ -372,7 +373,7 @@ def converge_once(
                 progress=out if args.output == "text" else stderr,
                 backup=before_rollout(args, runtime, store),
                 workers=args.workers,
-                timings=timings(),
+                timings=tuned,
                 gate=checked,
                 allowed_host_paths=tuple(args.allow_host_path),
                 registry=checker,

@@ -35,8 +35,8 @@ from paid.cli import (
 )
 from paid.cli.common import EXIT_ERROR, fail
 from paid.cli.options import parents
-from paid.controllers.timings import TimingsError
 from paid.runtime.base import RuntimeFailure, RuntimeUnavailable
+from paid.settings import TimingsError
 from paid.state.secrets import SecretUnavailable
 from paid.state.store import StoreError
 

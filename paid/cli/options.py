@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from paid import settings
 from paid.cli.common import DEFAULT_DIR, DEFAULT_LISTEN, env
-from paid.controllers.timings import Timings
+from paid.settings import Timings
 from paid.state.labels import DEFAULT_INSTANCE
 from paid.state.specs import NAME_PATTERN
 

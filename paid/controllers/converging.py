@@ -26,11 +26,11 @@ from paid.controllers.networks import NetworkResult
 from paid.controllers.queue import WorkQueue
 from paid.controllers.reconciling import FULL, PRUNE, Hooks, Reconciler, Result, StepKind, World
 from paid.controllers.services import ActionResult, Outcome
-from paid.controllers.timings import Timings
 from paid.controllers.wiring import Mode
 from paid.controllers.working import Workers
 from paid.controllers.worlds import Wants
 from paid.runtime.base import Runtime
+from paid.settings import Timings
 from paid.state.checkout import Checkout
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.images import Update

@@ -53,6 +53,7 @@ from typing import Any
 import structlog
 
 from paid.controllers import planning, rules
+from paid.controllers.backoff import Backoff
 from paid.controllers.collecting import Collector
 from paid.controllers.health import HealthController
 from paid.controllers.images import ImageController
@@ -61,9 +62,9 @@ from paid.controllers.observing import Observer
 from paid.controllers.rollouts import RolloutController
 from paid.controllers.rules import Facts
 from paid.controllers.services import Outcome, ServiceController
-from paid.controllers.timings import Backoff, Timings
 from paid.controllers.worlds import FULL, PRUNE, Hooks, Result, Step, StepKind, Wants, World
 from paid.runtime.base import Runtime, RuntimeFailure
+from paid.settings import Timings
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService
 from paid.state.diffing import diff

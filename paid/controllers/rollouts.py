@@ -33,11 +33,12 @@ from collections.abc import Callable
 
 import structlog
 
+from paid.controllers.backoff import Backoff
 from paid.controllers.health import HealthController
 from paid.controllers.services import ServiceController
-from paid.controllers.timings import Backoff, Timings
 from paid.controllers.verdicts import ActiveRollout, Verdicts
 from paid.runtime.base import NameInUse, Runtime, RuntimeFailure
+from paid.settings import Timings
 from paid.state import actual as states
 from paid.state import labels
 from paid.state.actual import ActualContainer

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import structlog
 
+from paid.controllers.backoff import Backoff
 from paid.controllers.health import HealthController
 from paid.controllers.services import ServiceController
-from paid.controllers.timings import Backoff
 from paid.runtime.base import ContainerMissing, Runtime, RuntimeFailure
 from paid.state.desired import DesiredService
 from paid.state.flags import Flags

@@ -22,9 +22,9 @@ from paid.controllers.networks import NetworkController
 from paid.controllers.reconciling import Reconciler
 from paid.controllers.rollouts import RolloutController
 from paid.controllers.services import ServiceController
-from paid.controllers.timings import Timings
 from paid.controllers.worlds import Hooks, Wants
 from paid.runtime.base import Runtime
+from paid.settings import Timings
 from paid.state.configs import ConfigStore
 from paid.state.desired import DesiredService
 from paid.state.secrets import SecretSource

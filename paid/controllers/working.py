@@ -27,10 +27,11 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
+from paid.controllers.backoff import Backoff
 from paid.controllers.queue import ShutDown, WorkQueue
 from paid.controllers.reconciling import Reconciler, Result, World
-from paid.controllers.timings import Backoff, Timings
 from paid.runtime.base import RuntimeFailure
+from paid.settings import Timings
 
 log = structlog.get_logger("paid.workers")
 

@@ -27,8 +27,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 
 import structlog
@@ -41,7 +39,6 @@ from paid.controllers.images import Registry
 from paid.controllers.preflight import Status, preflight
 from paid.controllers.queue import WorkQueue
 from paid.controllers.reconciling import FULL, Hooks, Reconciler, Result
-from paid.controllers.timings import Timings
 from paid.controllers.wiring import Mode
 from paid.controllers.working import Workers
 from paid.controllers.worlds import Wants
@@ -57,10 +54,9 @@ from paid.metrics import Metrics
 from paid.runtime.base import RuntimeFailure, RuntimeUnavailable
 from paid.runtime.registry import RegistryClient
 from paid.runtime.resilient import ResilientRuntime
+from paid.settings import Settings
 from paid.state.desired import DesiredState
 from paid.state.flags import Flags
-from paid.state.networks import DEFAULT_NETWORK
-from paid.state.secrets import DEFAULT_DIRECTORY as DEFAULT_SECRETS_DIRECTORY
 from paid.state.secrets import SecretSource
 from paid.state.store import Store, StoreError
 
@@ -68,32 +64,6 @@ log = structlog.get_logger("paid.daemon")
 
 HEARTBEAT_SECONDS = 10.0  # a killed daemon's watch ends at most this long before it died
 SLO_SECONDS = 15.0  # how often the SLO gauges are worked out
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    directory: Path
-    listen: str = "127.0.0.1:9707"
-    resync_interval: float = 30.0
-    watch_interval: float = 1.0
-    workers: int = 4
-    watch_events: bool = True
-    flags_path: Path | None = None
-    allowed_host_paths: tuple[str, ...] = ()
-    allowed_devices: tuple[str, ...] = ()
-    default_network: str = DEFAULT_NETWORK
-    secrets_dir: Path = Path(DEFAULT_SECRETS_DIRECTORY)
-    backup_dir: Path | None = None  # default: <state dir>/backups
-    backup_upload_command: str | None = None
-    slo_default: float | None = None  # percent, for services without an slo section
-    git_pull_interval: float = 0.0  # seconds between pulls of the checkout; 0: never
-    allow_mass_prune: bool = False
-    stall_limit: float = 600.0  # a reconcile running longer than this is hung
-    first_pass_timeout: float = 60.0  # READY by then at the latest (systemd waits 90 s)
-    image_update_interval: float = 900.0  # seconds between checks of followed tags; 0: never
-    image_gc: bool = False  # prune unused images paid ran, daily
-    image_gc_interval: float = 86_400.0
-    timings: Timings = field(default_factory=Timings)
 
 
 class Manager:

@@ -26,8 +26,9 @@ from typing import Protocol
 
 import structlog
 
-from paid.controllers.timings import Backoff, BackoffPolicy, Timings
+from paid.controllers.backoff import Backoff
 from paid.runtime.base import EventStream, RuntimeEvent, RuntimeFailure
+from paid.settings import BackoffPolicy, Timings
 from paid.state.flags import Flags, FlagsError, load_flags
 from paid.state.loading import SUFFIXES
 from paid.state.store import Store

@@ -41,6 +41,7 @@ from paid.runtime.base import (
     RuntimeFailure,
     RuntimeUnavailable,
 )
+from paid.settings import BackoffPolicy, Timings
 from paid.state.actual import ActualContainer
 from paid.state.images import LocalImage
 from paid.state.networks import ActualNetwork, NetworkSpec
@@ -76,8 +77,7 @@ class ResilientRuntime:
         metrics: Metrics | None = None,
         attempts: int = 3,
         max_delay: float = 5.0,
-        backoff_initial: float = 0.1,
-        backoff_max: float = 2.0,
+        retry: BackoffPolicy | None = None,
         fail_max: int = 5,
         reset_timeout: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -86,8 +86,9 @@ class ResilientRuntime:
         self._metrics = metrics
         self._attempts = attempts
         self._max_delay = max_delay
+        policy = retry or Timings().podman_retry  # the one back-off rule, waited by tenacity
         self._wait = wait_exponential_jitter(
-            multiplier=backoff_initial, max=backoff_max, jitter=backoff_initial
+            multiplier=policy.base, max=policy.maximum, jitter=policy.base
         )
         self._sleep = sleep
         self.breaker = pybreaker.CircuitBreaker(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from paid.controllers.requests import container_request
-from paid.controllers.timings import BackoffPolicy, Timings
 from paid.runtime.fake import FakeRuntime
+from paid.settings import BackoffPolicy, Timings
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService, DesiredState

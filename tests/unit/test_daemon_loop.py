@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from paid.controllers.timings import BackoffPolicy, Timings
-from paid.daemon.manager import Manager, Settings
+from paid.daemon.manager import Manager
 from paid.metrics import Metrics
 from paid.runtime.fake import FakeRuntime
 from paid.runtime.resilient import ResilientRuntime
+from paid.settings import BackoffPolicy, Settings, Timings
 from paid.state.store import Store
 from tests.harness import free_port, service_doc, write_services
 
