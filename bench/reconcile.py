@@ -43,8 +43,8 @@ from bench.report import write_section
 from paid.controllers.converging import converge
 from paid.controllers.reconciling import FULL, Reconciler
 from paid.runtime.podman import PodmanRuntime
-from paid.state.loading import load_directory
-from paid.state.store import Store
+from paid.storage.loading import load_directory
+from paid.storage.store import Store
 from tests.harness import IMAGE, PodmanService, service_doc, write_services
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paid.state.store import FILENAME, Store
+from paid.storage.store import FILENAME, Store
 from tests.harness import IMAGE, IMAGE_V2, PodmanService, service_doc, write_services
 
 SERVICES = [f"r{i}" for i in range(6)]

@@ -26,9 +26,9 @@ from paid.controllers.backups import BackupController, BackupFailed
 from paid.controllers.health import wait_until_ready
 from paid.controllers.services import ServiceController
 from paid.runtime.base import Runtime
-from paid.state.archives import ArchiveError, BackupRecord, list_backups, verify
 from paid.state.desired import DesiredService
-from paid.state.store import Store
+from paid.storage.archives import ArchiveError, BackupRecord, list_backups, verify
+from paid.storage.store import Store
 
 
 def register(sub: Subparsers, parents: Parents) -> None:

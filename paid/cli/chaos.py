@@ -23,7 +23,7 @@ from paid.cli.common import (
 from paid.cli.options import Parents, Subparsers
 from paid.controllers.chaos import Breakage, Chaos, ChaosReport, Round
 from paid.state.specs import RestartPolicy, ServiceSpec
-from paid.state.store import Store
+from paid.storage.store import Store
 
 
 def register(sub: Subparsers, parents: Parents) -> None:

@@ -15,10 +15,10 @@ from paid.runtime.podman import PodmanRuntime
 from paid.runtime.registry import AuthFile, RegistryClient
 from paid.state.desired import DesiredService
 from paid.state.labels import DEFAULT_INSTANCE
-from paid.state.loading import LoadResult, load_directory
 from paid.state.networks import default_network_of
 from paid.state.reading import MAX_FILE_BYTES
-from paid.state.secrets import SecretSource
+from paid.storage.loading import LoadResult, load_directory
+from paid.storage.secret_files import SecretSource
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from paid.cli.common import EXIT_ERROR, EXIT_OK, out, stderr
 from paid.cli.options import Parents, Subparsers
-from paid.state.loading import MAX_FILES
-from paid.state.reading import read_file
 from paid.state.specs import NAME_PATTERN
+from paid.storage.files import read_file
+from paid.storage.loading import MAX_FILES
 
 
 def register(sub: Subparsers, parents: Parents) -> None:

@@ -17,8 +17,8 @@ from paid.cli.common import (
 )
 from paid.cli.options import Parents, Subparsers, listen_option, timings
 from paid.runtime.registry import ConfigFileError
-from paid.state.lock import LockHeld, WriterLock
-from paid.state.store import Store
+from paid.storage.lock import LockHeld, WriterLock
+from paid.storage.store import Store
 
 
 def register(sub: Subparsers, parents: Parents) -> None:

@@ -37,13 +37,13 @@ from paid.controllers.services import Outcome
 from paid.controllers.wiring import Mode
 from paid.controllers.worlds import Wants
 from paid.runtime.resilient import ResilientRuntime
-from paid.state.checkout import describe
 from paid.state.desired import DesiredState
 from paid.state.images import Update
-from paid.state.lock import LockHeld, WriterLock
 from paid.state.plans import ActionKind, Plan
 from paid.state.schema import json_schema
-from paid.state.store import Store
+from paid.storage.checkout import describe
+from paid.storage.lock import LockHeld, WriterLock
+from paid.storage.store import Store
 
 _SYMBOLS = {
     ActionKind.CREATE: "+",

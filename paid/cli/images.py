@@ -22,7 +22,7 @@ from paid.cli.options import Parents, Subparsers
 from paid.controllers.images import ImageController, describe
 from paid.runtime.resilient import ResilientRuntime
 from paid.state.images import Update
-from paid.state.store import Store
+from paid.storage.store import Store
 
 
 def register(sub: Subparsers, parents: Parents) -> None:

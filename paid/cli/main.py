@@ -38,7 +38,7 @@ from paid.cli.options import parents
 from paid.runtime.base import RuntimeFailure, RuntimeUnavailable
 from paid.settings import TimingsError
 from paid.state.secrets import SecretUnavailable
-from paid.state.store import StoreError
+from paid.storage.store import StoreError
 
 COMMANDS = (
     desired,

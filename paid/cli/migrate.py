@@ -21,7 +21,7 @@ from paid.cli.options import Parents, Subparsers
 from paid.runtime.base import ImageUnavailable
 from paid.runtime.registry import RegistryClient
 from paid.state.images import parse_reference
-from paid.state.loading import load_directory
+from paid.storage.loading import load_directory
 from paid.translate import kube
 from paid.translate.compose import import_compose
 from paid.translate.output import Problem, Translation, write

@@ -11,7 +11,7 @@ from paid.cli.common import EXIT_ERROR, EXIT_OK, load, out, print_errors, stderr
 from paid.cli.options import Parents, Subparsers
 from paid.state.incidents import incident, parse_time, postmortem
 from paid.state.slo import measure
-from paid.state.store import Store
+from paid.storage.store import Store
 
 
 def register(sub: Subparsers, parents: Parents) -> None:

@@ -28,7 +28,7 @@ from paid.controllers.effective import effective_state, following
 from paid.state.desired import DesiredState
 from paid.state.images import short
 from paid.state.statuses import service_statuses
-from paid.state.store import Store
+from paid.storage.store import Store
 
 
 def register(sub: Subparsers, parents: Parents) -> None:

@@ -35,7 +35,10 @@ from paid.controllers.services import ServiceController
 from paid.runtime.base import ContainerMissing, Runtime, RuntimeFailure
 from paid.state import actual as states
 from paid.state.actual import ActualContainer
-from paid.state.archives import (
+from paid.state.data_volumes import CONTAINER_LABEL
+from paid.state.desired import DesiredService
+from paid.state.specs import Backup, BackupConsistency
+from paid.storage.archives import (
     PARTIAL_SUFFIX,
     SAFETY_PREFIX,
     ArchiveError,
@@ -47,10 +50,7 @@ from paid.state.archives import (
     verify,
     write_backup,
 )
-from paid.state.data_volumes import CONTAINER_LABEL
-from paid.state.desired import DesiredService
-from paid.state.specs import Backup, BackupConsistency
-from paid.state.store import HoldTaken, Store
+from paid.storage.store import HoldTaken, Store
 
 log = structlog.get_logger("paid.backups")
 

@@ -24,7 +24,7 @@ import structlog
 
 from paid.runtime.base import ContainerMissing, Runtime, RuntimeFailure
 from paid.state import actual as states
-from paid.state.store import Store
+from paid.storage.store import Store
 
 log = structlog.get_logger("paid.chaos")
 

@@ -18,10 +18,11 @@ from paid.controllers.worlds import World
 from paid.runtime.base import ContainerMissing, Runtime, RuntimeFailure
 from paid.state import labels
 from paid.state.actual import ActualContainer
-from paid.state.configs import ConfigStore, digests_in
+from paid.state.configs import digests_in
 from paid.state.desired import DesiredState
 from paid.state.secrets import is_managed_secret
-from paid.state.store import Store
+from paid.storage.config_files import ConfigStore
+from paid.storage.store import Store
 
 log = structlog.get_logger("paid.collecting")
 

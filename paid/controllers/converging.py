@@ -31,12 +31,12 @@ from paid.controllers.working import Workers
 from paid.controllers.worlds import Wants
 from paid.runtime.base import Runtime
 from paid.settings import Timings
-from paid.state.checkout import Checkout
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.images import Update
 from paid.state.plans import ActionKind, Plan
-from paid.state.secrets import SecretSource
-from paid.state.store import Store
+from paid.storage.checkout import Checkout
+from paid.storage.secret_files import SecretSource
+from paid.storage.store import Store
 
 Progress = Callable[[str], None]
 

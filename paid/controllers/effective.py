@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.images import ImageTarget
-from paid.state.loading import from_documents
-from paid.state.secrets import SecretSource
-from paid.state.store import Store
+from paid.storage.loading import from_documents
+from paid.storage.secret_files import SecretSource
+from paid.storage.store import Store
 
 
 @dataclass(frozen=True, slots=True)

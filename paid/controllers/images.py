@@ -44,7 +44,7 @@ from paid.state.images import (
     short,
     update_reason,
 )
-from paid.state.store import Store
+from paid.storage.store import Store
 
 log = structlog.get_logger("paid.images")
 

@@ -1,7 +1,7 @@
 """The journal the controllers write to: revisions numbered, happenings recorded.
 
 A protocol, so the executor and its helpers name what they need of the
-store and nothing more (``paid.state.store.Store`` is the one in use).
+store and nothing more (``paid.storage.store.Store`` is the one in use).
 """
 
 from __future__ import annotations

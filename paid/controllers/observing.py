@@ -19,8 +19,8 @@ from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.images import ImageTarget
 from paid.state.labels import aside_name, canary_name
-from paid.state.secrets import SecretSource
-from paid.state.store import Store
+from paid.storage.secret_files import SecretSource
+from paid.storage.store import Store
 
 
 class Observer:

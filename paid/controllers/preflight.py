@@ -34,8 +34,8 @@ from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
 from paid.state.images import short
 from paid.state.podman_host import PodmanHost
-from paid.state.secrets import SecretSource
 from paid.state.specs import PortMapping, PullPolicy, ServiceSpec
+from paid.storage.secret_files import SecretSource
 
 
 class Status(StrEnum):

@@ -24,16 +24,18 @@ from paid.runtime.base import (
     Runtime,
 )
 from paid.state import labels
-from paid.state.configs import ConfigError, ConfigStore
+from paid.state.configs import ConfigError
 from paid.state.data_volumes import (
     CONTAINER_LABEL,
     data_volume_labels,
     data_volume_name,
     unmounted,
 )
-from paid.state.paths import within
-from paid.state.secrets import SecretSource, SecretUnavailable
+from paid.state.secrets import SecretUnavailable
 from paid.state.specs import PullPolicy, ServiceSpec, VolumeMount
+from paid.storage.config_files import ConfigStore
+from paid.storage.paths import within
+from paid.storage.secret_files import SecretSource
 
 log = structlog.get_logger("paid.services")
 

@@ -70,8 +70,8 @@ from paid.state.desired import DesiredService
 from paid.state.diffing import diff
 from paid.state.labels import aside_name, canary_name
 from paid.state.plans import ActionKind, Plan
-from paid.state.secrets import SecretSource
-from paid.state.store import Store
+from paid.storage.secret_files import SecretSource
+from paid.storage.store import Store
 
 log = structlog.get_logger("paid.reconciler")
 

@@ -18,7 +18,6 @@ from paid.runtime.base import (
 )
 from paid.state import labels
 from paid.state.actual import ActualContainer
-from paid.state.configs import ConfigStore
 from paid.state.container_fields import Logging
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.images import parse_reference
@@ -29,6 +28,7 @@ from paid.state.secrets import (
     podman_secret_name,
 )
 from paid.state.specs import ServiceSpec, VolumeMount, canonical_json
+from paid.storage.config_files import ConfigStore
 
 
 def _resolved(volume: VolumeMount) -> VolumeMount:

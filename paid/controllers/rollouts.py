@@ -43,12 +43,12 @@ from paid.state import actual as states
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService
-from paid.state.flags import Flags
 from paid.state.labels import aside_name, canary_name
 from paid.state.rollouts import Observation, RolloutGate, RolloutPhase, advance, next_wake
 from paid.state.secrets import SecretUnavailable
 from paid.state.specs import RolloutStrategy
-from paid.state.store import Store
+from paid.storage.flags import Flags
+from paid.storage.store import Store
 
 log = structlog.get_logger("paid.rollouts")
 

@@ -33,9 +33,9 @@ from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService
 from paid.state.diffing import decide, field_changes
-from paid.state.loading import to_document
 from paid.state.plans import Action, ActionKind, Change, ServiceDecision
 from paid.state.specs import ServiceSpec
+from paid.storage.loading import to_document
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,16 +32,14 @@ from paid.runtime.base import (
 )
 from paid.state import labels
 from paid.state.actual import ActualContainer
-from paid.state.checkout import Checkout
-from paid.state.configs import ConfigStore
 from paid.state.desired import DesiredService
-from paid.state.loading import to_document
 from paid.state.plans import Action, ActionKind
-from paid.state.secrets import (
-    SecretSource,
-    SecretUnavailable,
-)
+from paid.state.secrets import SecretUnavailable
 from paid.state.specs import ServiceSpec
+from paid.storage.checkout import Checkout
+from paid.storage.config_files import ConfigStore
+from paid.storage.loading import to_document
+from paid.storage.secret_files import SecretSource
 
 log = structlog.get_logger("paid.services")
 

@@ -21,11 +21,11 @@ from paid.controllers.health import HealthController
 from paid.controllers.services import ServiceController
 from paid.runtime.base import ContainerMissing, Runtime, RuntimeFailure
 from paid.state.desired import DesiredService
-from paid.state.flags import Flags
 from paid.state.images import repo_digest
 from paid.state.labels import aside_name
 from paid.state.rollouts import RolloutGate
-from paid.state.store import Store
+from paid.storage.flags import Flags
+from paid.storage.store import Store
 
 log = structlog.get_logger("paid.rollouts")
 

@@ -25,10 +25,10 @@ from paid.controllers.services import ServiceController
 from paid.controllers.worlds import Hooks, Wants
 from paid.runtime.base import Runtime
 from paid.settings import Timings
-from paid.state.configs import ConfigStore
 from paid.state.desired import DesiredService
-from paid.state.secrets import SecretSource
-from paid.state.store import Store
+from paid.storage.config_files import ConfigStore
+from paid.storage.secret_files import SecretSource
+from paid.storage.store import Store
 
 
 class Mode(Enum):

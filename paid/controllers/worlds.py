@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING
 
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
-from paid.state.flags import Flags
 from paid.state.images import ImageTarget
 from paid.state.plans import Action
+from paid.storage.flags import Flags
 
 if TYPE_CHECKING:  # types only: the values stay free of the controllers and the store
     from paid.controllers.networks import NetworkResult
     from paid.controllers.services import ActionResult
-    from paid.state.checkout import Checkout
-    from paid.state.store import Hold
+    from paid.storage.checkout import Checkout
+    from paid.storage.store import Hold
 
 FULL = "*"  # the key of a full pass
 PRUNE = "*prune"  # the key of the guarded removal of orphans

@@ -19,12 +19,12 @@ import structlog
 
 from paid.daemon.status import Knowledge
 from paid.metrics import Metrics
-from paid.state.checkout import Checkout, describe, pull
 from paid.state.desired import DesiredState
-from paid.state.loading import LoadError, digest, from_documents, load_directory, to_documents
 from paid.state.networks import DEFAULT_NETWORK
-from paid.state.secrets import SecretSource
-from paid.state.store import Store
+from paid.storage.checkout import Checkout, describe, pull
+from paid.storage.loading import LoadError, digest, from_documents, load_directory, to_documents
+from paid.storage.secret_files import SecretSource
+from paid.storage.store import Store
 
 log = structlog.get_logger("paid.daemon")
 

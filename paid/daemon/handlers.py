@@ -16,7 +16,7 @@ from paid.controllers.reconciling import FULL
 from paid.metrics import Metrics
 from paid.runtime.base import RuntimeEvent
 from paid.state.desired import DesiredState
-from paid.state.flags import Flags
+from paid.storage.flags import Flags
 
 log = structlog.get_logger("paid.daemon")
 

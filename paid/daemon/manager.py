@@ -56,9 +56,9 @@ from paid.runtime.registry import RegistryClient
 from paid.runtime.resilient import ResilientRuntime
 from paid.settings import Settings
 from paid.state.desired import DesiredState
-from paid.state.flags import Flags
-from paid.state.secrets import SecretSource
-from paid.state.store import Store, StoreError
+from paid.storage.flags import Flags
+from paid.storage.secret_files import SecretSource
+from paid.storage.store import Store, StoreError
 
 log = structlog.get_logger("paid.daemon")
 

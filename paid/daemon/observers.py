@@ -19,9 +19,9 @@ from paid.controllers.services import ActionResult
 from paid.daemon.status import Knowledge
 from paid.metrics import Metrics
 from paid.state import actual as states
-from paid.state.flags import FLAG_NAMES, Flags
 from paid.state.slo import measure
-from paid.state.store import Store
+from paid.storage.flags import FLAG_NAMES, Flags
+from paid.storage.store import Store
 
 log = structlog.get_logger("paid.daemon")
 

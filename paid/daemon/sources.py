@@ -29,9 +29,9 @@ import structlog
 from paid.controllers.backoff import Backoff
 from paid.runtime.base import EventStream, RuntimeEvent, RuntimeFailure
 from paid.settings import BackoffPolicy, Timings
-from paid.state.flags import Flags, FlagsError, load_flags
-from paid.state.loading import SUFFIXES
-from paid.state.store import Store
+from paid.storage.flags import Flags, FlagsError, load_flags
+from paid.storage.loading import SUFFIXES
+from paid.storage.store import Store
 
 log = structlog.get_logger("paid.sources")
 

@@ -22,9 +22,9 @@ from paid.runtime.resilient import ResilientRuntime
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
 from paid.state.images import Update
-from paid.state.loading import LoadError
 from paid.state.statuses import service_statuses
-from paid.state.store import Store, StoreError
+from paid.storage.loading import LoadError
+from paid.storage.store import Store, StoreError
 
 
 @dataclass

@@ -61,7 +61,7 @@ import requests
 
 from paid.runtime.base import ImageUnavailable
 from paid.state.images import DEFAULT_REGISTRY, Reference, is_digest, parse_reference
-from paid.state.reading import NotRegular, read_regular_file
+from paid.storage.files import NotRegular, read_regular_file
 
 TIMEOUT = 10.0  # seconds for each request of a check, all of it: headers, body, redirects
 MAX_FILE = 1 << 20  # an auth file or registries.conf larger than this is refused

@@ -21,7 +21,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from paid.state.configs import ConfigError, parse_env
-from paid.state.reading import Document, read_file
+from paid.state.reading import Document
+from paid.storage.files import read_file
 from paid.translate.compose_keys import BY_NAME, Context, Project, network_name
 from paid.translate.compose_merge import Located, Merged, merge, override_of
 from paid.translate.output import (

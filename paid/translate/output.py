@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from paid.state.reading import kind_of
 from paid.state.specs import ServiceSpec
+from paid.storage.files import kind_of
 
 _ORDER = ["image"] + [f.alias or name for name, f in ServiceSpec.model_fields.items()]
 

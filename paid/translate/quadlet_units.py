@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paid.state.reading import NotRegular, read_regular_file
+from paid.storage.files import NotRegular, read_regular_file
 from paid.translate.systemd_syntax import drop_ins
 
 

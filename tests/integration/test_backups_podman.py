@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from paid.cli import main
-from paid.state.store import Store
+from paid.storage.store import Store
 from tests.daemon import Daemon, wait_until
 from tests.harness import IMAGE_V2, PodmanService, service_doc, write_services
 

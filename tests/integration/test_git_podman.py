@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from paid.state.store import Store
+from paid.storage.store import Store
 from tests.daemon import Daemon, wait_until
 from tests.harness import PodmanService, service_doc
 

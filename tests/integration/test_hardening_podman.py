@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from paid.state.store import Store
+from paid.storage.store import Store
 from tests.daemon import Daemon, wait_until
 from tests.harness import IMAGE, IMAGE_V2, PodmanService, service_doc, write_services
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from paid.cli import main
-from paid.state.store import Store
+from paid.storage.store import Store
 from tests.daemon import Daemon, wait_until
 from tests.harness import IMAGE, PodmanService, Registry, service_doc, use_registry, write_services
 

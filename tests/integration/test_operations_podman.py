@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from paid.cli import main
-from paid.state.store import Store
+from paid.storage.store import Store
 from tests.daemon import Daemon, wait_until
 from tests.harness import PodmanService, free_port, service_doc, write_services
 

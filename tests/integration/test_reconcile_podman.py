@@ -23,8 +23,8 @@ from paid.cli import main
 from paid.controllers.converging import converge
 from paid.runtime.base import ContainerRequest, NameInUse
 from paid.runtime.podman import PodmanRuntime
-from paid.state.loading import load_directory
-from paid.state.store import Store
+from paid.storage.loading import load_directory
+from paid.storage.store import Store
 from tests.harness import (
     IMAGE,
     IMAGE_V2,

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from paid.state.store import FILENAME, Store
+from paid.storage.store import FILENAME, Store
 from tests.daemon import Daemon, wait_until
 from tests.harness import IMAGE, IMAGE_V2, PodmanService, free_port, service_doc, write_services
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from paid.controllers.backups import OLD_SUFFIX, RESTORE_SUFFIX, recover
-from paid.state.archives import (
+from paid.storage.archives import (
     ArchiveError,
     extract,
     find_backup,
@@ -18,7 +18,7 @@ from paid.state.archives import (
     verify,
     write_backup,
 )
-from paid.state.store import HoldTaken, Store
+from paid.storage.store import HoldTaken, Store
 
 
 def _volume(tmp_path: Path) -> Path:
@@ -157,7 +157,7 @@ def test_debris_of_a_killed_restore_and_backup_is_collected_unless_held(tmp_path
     from paid.controllers.backups import BackupController  # noqa: PLC0415
     from paid.controllers.services import ServiceController  # noqa: PLC0415
     from paid.runtime.fake import FakeRuntime  # noqa: PLC0415
-    from paid.state.store import Store  # noqa: PLC0415
+    from paid.storage.store import Store  # noqa: PLC0415
     from tests.unit.builders import desired_service  # noqa: PLC0415
 
     runtime = FakeRuntime()

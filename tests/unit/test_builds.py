@@ -9,8 +9,8 @@ import yaml
 
 from paid.controllers.converging import converge
 from paid.runtime.fake import FakeRuntime
-from paid.state.loading import load_directory
-from paid.state.store import Store
+from paid.storage.loading import load_directory
+from paid.storage.store import Store
 from tests.unit.builders import FAST
 
 SERVICE = {

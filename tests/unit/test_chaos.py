@@ -7,7 +7,7 @@ from pathlib import Path
 
 from paid.controllers.chaos import Breakage, Chaos
 from paid.runtime.fake import FakeRuntime
-from paid.state.store import Store
+from paid.storage.store import Store
 from tests.unit.builders import desired_service, running
 
 

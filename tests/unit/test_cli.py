@@ -16,7 +16,7 @@ import pytest
 
 from paid import logs
 from paid.cli import main
-from paid.state.lock import LockHeld, WriterLock
+from paid.storage.lock import LockHeld, WriterLock
 from tests.harness import service_doc, write_services
 
 

@@ -10,9 +10,10 @@ import pytest
 
 from paid.controllers.converging import converge
 from paid.runtime.fake import FakeRuntime
-from paid.state.configs import ConfigError, ConfigStore, parse_env
-from paid.state.loading import from_documents, load_directory, to_documents
-from paid.state.store import Store
+from paid.state.configs import ConfigError, parse_env
+from paid.storage.config_files import ConfigStore
+from paid.storage.loading import from_documents, load_directory, to_documents
+from paid.storage.store import Store
 from tests.unit.builders import FAST
 
 IMAGE = "localhost/app:1"
@@ -267,7 +268,8 @@ def test_writers_of_one_content_at_once_all_get_the_copy(tmp_path: Path) -> None
     """
     import threading  # noqa: PLC0415
 
-    from paid.state.configs import ConfigMount, read_config  # noqa: PLC0415
+    from paid.state.configs import ConfigMount  # noqa: PLC0415
+    from paid.storage.config_files import read_config  # noqa: PLC0415
 
     source = tmp_path / "repo" / "conf"
     source.mkdir(parents=True)

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from paid.controllers.requests import container_options
-from paid.state.loading import load_directory
 from paid.state.specs import ServiceSpec, parse_memory
+from paid.storage.loading import load_directory
 from tests.harness import service_doc, write_services
 
 

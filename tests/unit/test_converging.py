@@ -28,9 +28,9 @@ from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.diffing import diff
 from paid.state.plans import ActionKind
-from paid.state.secrets import SecretSource
 from paid.state.specs import ServiceDocument
-from paid.state.store import Store
+from paid.storage.secret_files import SecretSource
+from paid.storage.store import Store
 from tests.unit.builders import FAST, desired, networks_made, running, unmanaged
 from tests.unit.builders import desired_service as _service
 

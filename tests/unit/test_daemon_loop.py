@@ -18,7 +18,7 @@ from paid.metrics import Metrics
 from paid.runtime.fake import FakeRuntime
 from paid.runtime.resilient import ResilientRuntime
 from paid.settings import BackoffPolicy, Settings, Timings
-from paid.state.store import Store
+from paid.storage.store import Store
 from tests.harness import free_port, service_doc, write_services
 
 IMAGE = "localhost/app:1"

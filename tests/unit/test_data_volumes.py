@@ -14,7 +14,7 @@ from paid.runtime.fake import FakeRuntime
 from paid.state.data_volumes import data_volume_name, unmounted
 from paid.state.desired import DesiredService
 from paid.state.specs import ServiceSpec
-from paid.state.store import Store
+from paid.storage.store import Store
 from tests.unit.builders import desired_service
 
 

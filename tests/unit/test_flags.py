@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from paid.state.diffing import diff
-from paid.state.flags import Flags, FlagsError, load_flags
+from paid.storage.flags import Flags, FlagsError, load_flags
 from tests.unit.builders import desired, desired_service, running
 
 

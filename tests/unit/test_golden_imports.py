@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from paid.cli import main
-from paid.state.loading import load_directory
+from paid.storage.loading import load_directory
 from paid.translate import compose_keys, quadlet
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "import"

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paid.state.archives import ArchiveError, BackupRecord, VolumeArchive, extract
+from paid.storage.archives import ArchiveError, BackupRecord, VolumeArchive, extract
 
 NAMES = ["l0", "l1", "l2", "d", "d/x", "f", "l0/x", "l1/x", "l1/host/victim", "l2/y", "./l1/z"]
 

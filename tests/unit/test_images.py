@@ -24,7 +24,7 @@ from paid.runtime.base import ImageUnavailable
 from paid.runtime.fake import FakeRuntime
 from paid.runtime.registry import AuthFile, ConfigFileError, Credentials, RegistriesConf
 from paid.state.images import ImageTarget, LocalImage, judge, parse_reference, prunable
-from paid.state.store import Store
+from paid.storage.store import Store
 from tests.unit.builders import FAST, desired
 from tests.unit.builders import desired_service as _service
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from paid.state.incidents import parse_time, postmortem
-from paid.state.store import Store
+from paid.storage.store import Store
 
 
 def test_a_daemon_that_died_without_stopping_is_called_lost(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from paid.state.desired import DesiredService, DesiredState
-from paid.state.loading import MAX_FILE_BYTES, load_directory, to_documents
-from paid.state.secrets import SecretSource
 from paid.state.specs import ServiceName, shape_of, spec_hash
+from paid.storage.loading import MAX_FILE_BYTES, load_directory, to_documents
+from paid.storage.secret_files import SecretSource
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 EXAMPLE = Path(__file__).parent.parent.parent / "desired-state"

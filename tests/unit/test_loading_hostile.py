@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paid.state.loading import LoadResult, load_directory
+from paid.storage.loading import LoadResult, load_directory
 
 VALID = """\
 apiVersion: paid/v1

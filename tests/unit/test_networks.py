@@ -12,7 +12,6 @@ from paid.runtime.fake import FakeRuntime
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredState
-from paid.state.loading import load_directory, to_documents
 from paid.state.networks import (
     ActualNetwork,
     DesiredNetwork,
@@ -21,7 +20,8 @@ from paid.state.networks import (
     NetworkSpec,
     network_plan,
 )
-from paid.state.store import Store
+from paid.storage.loading import load_directory, to_documents
+from paid.storage.store import Store
 from tests.unit.builders import FAST, desired, desired_service
 
 IMAGE = "localhost/app:1"
@@ -98,7 +98,7 @@ def test_the_default_network_is_named_by_the_option(tmp_path: Path) -> None:
 
 def test_a_snapshot_rebuilds_the_same_hashes_networks_included(tmp_path: Path) -> None:
     """The store's snapshot (to_documents) carries networks and resolved memberships."""
-    from paid.state.loading import from_documents  # noqa: PLC0415
+    from paid.storage.loading import from_documents  # noqa: PLC0415
 
     state = load_directory(_write(tmp_path / "d", APP).parent).desired
     assert state is not None

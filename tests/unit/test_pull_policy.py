@@ -9,7 +9,7 @@ import pytest
 from paid.controllers.converging import converge
 from paid.runtime.base import ImageUnavailable, pull_failure
 from paid.runtime.fake import FakeRuntime
-from paid.state.store import Store
+from paid.storage.store import Store
 from tests.unit.builders import FAST, desired, desired_service
 
 IMAGE = "localhost/app:1"

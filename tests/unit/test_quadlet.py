@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from paid.cli import main
-from paid.state.loading import load_directory
+from paid.storage.loading import load_directory
 from paid.translate.quadlet import import_quadlet
 from paid.translate.systemd_syntax import Host, drop_ins, words
 

@@ -159,7 +159,7 @@ class BrokenRecord(FakeRuntime):
 def test_a_container_podman_cannot_read_is_repaired_and_made_anew(tmp_path: Path) -> None:
     """The broken record is found in the listing, checked to be paid's, removed, recreated."""
     from paid.controllers.converging import converge  # noqa: PLC0415
-    from paid.state.store import Store  # noqa: PLC0415
+    from paid.storage.store import Store  # noqa: PLC0415
     from tests.unit.builders import FAST, desired, desired_service  # noqa: PLC0415
 
     runtime = BrokenRecord(images={"localhost/app:1"})

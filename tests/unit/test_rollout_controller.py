@@ -14,9 +14,9 @@ from paid.controllers.rollouts import RolloutController
 from paid.controllers.services import ServiceController
 from paid.runtime.fake import FakeRuntime
 from paid.state.desired import DesiredService
-from paid.state.flags import Flags
 from paid.state.labels import aside_name
-from paid.state.store import Store
+from paid.storage.flags import Flags
+from paid.storage.store import Store
 from tests.unit.builders import desired, desired_service, paid_network
 
 V1 = desired_service(

@@ -18,7 +18,7 @@ from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService
 from paid.state.plans import ActionKind
-from paid.state.store import Hold
+from paid.storage.store import Hold
 from tests.unit.builders import desired, desired_service, running, unmanaged
 
 DB = desired_service("db")

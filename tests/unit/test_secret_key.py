@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from paid.state.secrets import KEY_FILENAME, SecretSource, SecretUnavailable
+from paid.state.secrets import KEY_FILENAME, SecretUnavailable
+from paid.storage.secret_files import SecretSource
 
 
 def _fingerprint(state_dir: str) -> str:

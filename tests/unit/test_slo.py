@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from paid.state.slo import Mark, Objective, Watch, report, tally
-from paid.state.store import Store
+from paid.storage.store import Store
 
 # Two daemon runs: the first killed (last heartbeat at 600), the second from 700.
 WATCHES = [Watch(0, 600), Watch(700, 1000)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from paid.state.store import FILENAME, SCHEMA_VERSION, Store, StoreError
+from paid.storage.store import FILENAME, SCHEMA_VERSION, Store, StoreError
 
 
 def test_store_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from paid.cli import main
-from paid.state.loading import load_directory
+from paid.storage.loading import load_directory
 from paid.translate import compose_keys, quadlet
 from paid.translate.compose import import_compose
 from paid.translate.kube import export

@@ -20,9 +20,8 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from paid.state.builds import BuildContext, read_build
-from paid.state.checks import cross_checks, network_checks
-from paid.state.configs import ConfigContent, ConfigError, read_config, read_env_file
+from paid.state.builds import BuildContext
+from paid.state.configs import ConfigContent, ConfigError
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.networks import DEFAULT_NETWORK, DesiredNetwork, NetworkDocument
 from paid.state.reading import (
@@ -33,10 +32,14 @@ from paid.state.reading import (
     LoadError,
     dotted,
     read_bytes,
-    read_file,
 )
-from paid.state.secrets import SecretSource, SecretUnavailable, file_secret_key
+from paid.state.secrets import SecretUnavailable, file_secret_key
 from paid.state.specs import ServiceDocument, ServiceName, canonical_json
+from paid.storage.build_contexts import read_build
+from paid.storage.checks import cross_checks, network_checks
+from paid.storage.config_files import read_config, read_env_file
+from paid.storage.files import read_file
+from paid.storage.secret_files import SecretSource
 
 MAX_FILES = 2_000
 SUFFIXES = (".yaml", ".yml")

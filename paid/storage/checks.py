@@ -16,9 +16,9 @@ import posixpath
 from typing import Any
 
 from paid.state.networks import NetworkDocument
-from paid.state.paths import within
 from paid.state.reading import Document, LoadError, dotted
 from paid.state.specs import ServiceDocument
+from paid.storage.paths import within
 
 
 def cross_checks(
