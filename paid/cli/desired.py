@@ -31,12 +31,13 @@ from paid.cli.common import (
 from paid.cli.options import Parents, Subparsers, timings
 from paid.controllers import wiring
 from paid.controllers.converging import ConvergeReport, converge
-from paid.controllers.preflight import Check, DiskThresholds, failed, preflight
+from paid.controllers.preflight import DiskThresholds, failed, preflight
 from paid.controllers.reconciling import World
 from paid.controllers.services import Outcome
 from paid.controllers.wiring import Mode
 from paid.controllers.worlds import Wants
 from paid.runtime.resilient import ResilientRuntime
+from paid.state.checks import Check
 from paid.state.desired import DesiredState
 from paid.state.images import Update
 from paid.state.plans import ActionKind, Plan

@@ -240,7 +240,7 @@ class Reconciler:
                 woken = () if active is not None else self._dependents(name)
                 return Result(0.0 if wait is None else wait, step=after, enqueue=woken)
             case StepKind.CANARY_CLEANUP:
-                self.rollouts.clean_canary(service, world.by_name[canary_name(name)])
+                self.rollouts.canaries.clean(service, world.by_name[canary_name(name)])
                 return Result(0.0, step=step)
             case StepKind.RESUME:
                 self.rollouts.resume_or_restore(service, current, world.by_name[aside_name(name)])

@@ -27,7 +27,8 @@ from paid.state.secrets import (
     file_secret_name,
     podman_secret_name,
 )
-from paid.state.specs import ServiceSpec, VolumeMount, canonical_json
+from paid.state.shapes import canonical_json
+from paid.state.specs import ServiceSpec, VolumeMount
 from paid.storage.config_files import ConfigStore
 
 

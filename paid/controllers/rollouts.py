@@ -27,13 +27,13 @@ the old one is put back and the rollout starts over.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 
 import structlog
 
 from paid.controllers.backoff import Backoff
+from paid.controllers.canaries import Canaries
 from paid.controllers.health import HealthController
 from paid.controllers.services import ServiceController
 from paid.controllers.verdicts import ActiveRollout, Verdicts
@@ -93,6 +93,9 @@ class RolloutController:
             flags=flags,
             first_deploy=self.first_deploy,
             on_finished=on_finished,
+        )
+        self.canaries = Canaries(
+            store=store, services=services, health=health, verdicts=self.verdicts
         )
 
     def needs_gate(self, service: DesiredService) -> bool:
@@ -170,59 +173,12 @@ class RolloutController:
         self, service: DesiredService, revision: int, previous_revision: int | None
     ) -> None:
         """The new revision beside the old, on the canary ports, for the canary's duration."""
-        name = service.name
-        duration = (
-            service.spec.rollout.canary.duration_seconds if service.spec.rollout.canary else 60
-        )
-        gate = self._gate(service, revision, bake=duration)
-        self.active[name] = ActiveRollout(gate, None, previous_revision, canary=True)
-        self.store.record(
-            "canary_started", f"{name}: revision {revision} as {canary_name(name)}", service=name
-        )
-        try:
-            container_id = self.services.create(
-                self.services.request_for(service, revision=revision, canary=True), service.spec
-            )
-            self.services.start(canary_name(name))
-        except RuntimeFailure as err:
-            self._end_canary(service, f"canary could not start: {err}")
-            return
-        assert self._health is not None  # noqa: S101 -- checked by begin()
-        self._health.watch(
-            canary_name(name), container_id=container_id, name=canary_name(name), spec=service.spec
-        )
-
-    def _end_canary(self, service: DesiredService, failed: str | None) -> None:
-        """Remove the canary; on success promote through the normal rollout."""
-        name = service.name
-        active = self.active.pop(name)
-        if self._health is not None:
-            self._health.unwatch(canary_name(name))
-        with contextlib.suppress(RuntimeFailure):
-            grace = service.spec.termination_grace_period_seconds
-            self.services.retire(canary_name(name), service=name, timeout=grace)
+        canary = service.spec.rollout.canary
+        gate = self._gate(service, revision, bake=canary.duration_seconds if canary else 60)
+        self.active[service.name] = ActiveRollout(gate, None, previous_revision, canary=True)
+        failed = self.canaries.start(service, revision)
         if failed is not None:
-            # The old container was never touched.
-            self.verdicts.finish(
-                name,
-                active.gate.revision,
-                active.previous_revision,
-                failed=f"canary: {failed}",
-                restore=None,
-            )
-            return
-        self.store.record(
-            "canary_promoted",
-            f"{name}: canary of revision {active.gate.revision} passed",
-            service=name,
-        )
-        log.info("canary_promoted", service=name, revision=active.gate.revision)
-
-    def clean_canary(self, service: DesiredService, canary: ActualContainer) -> None:
-        """A canary nobody is judging (paid restarted): abort it; the old is untouched."""
-        log.warning("canary_abandoned", service=service.name)
-        grace = service.spec.termination_grace_period_seconds
-        self.services.retire(canary.id, service=service.name, timeout=grace)
+            self.canaries.end(service, self.active.pop(service.name), failed)
 
     def _replace(
         self,
@@ -345,7 +301,8 @@ class RolloutController:
         active.gate = gate
         if active.canary and gate.phase.finished:
             succeeded = gate.phase is RolloutPhase.SUCCEEDED
-            self._end_canary(service, None if succeeded else gate.reason)
+            del self.active[service.name]
+            self.canaries.end(service, active, None if succeeded else gate.reason)
             if succeeded:
                 self._replace(service, current, gate.revision, active.previous_revision)
                 return self.timings.rollout_poll

@@ -59,17 +59,7 @@ def build(
     """The reconciler with its parts connected; ``registry`` None: tags are not followed."""
     timings = timings or Timings()
     heard = hooks or Hooks()
-    state_dir = Path(store.path).parent
-    services = ServiceController(
-        runtime=runtime,
-        journal=store,
-        secrets=secrets,
-        on_result=heard.action,
-        checkout=wants.checkout,
-        allowed_host_paths=wants.allowed_host_paths,
-        configs=ConfigStore(state_dir / "configs"),
-        state_dir=os.path.realpath(state_dir),
-    )
+    services = _services(runtime, store, wants, secrets, heard)
 
     def transition(service: str, kind: ProbeKind, passing: bool, detail: str) -> None:
         heard.probe_transition(service, str(kind), passing, detail)
@@ -81,9 +71,8 @@ def build(
         clock=clock,
         workers=mode.probe_workers,
     )
-    images = None
-    if registry is not None:
-        images = ImageController(
+    images = (
+        ImageController(
             runtime=runtime,
             store=store,
             registry=registry,
@@ -91,6 +80,9 @@ def build(
             clock=clock,
             retry_after=timings.registry_retry,
         )
+        if registry is not None
+        else None
+    )
 
     def finished(service: str, result: str, why: str) -> None:
         if images is not None:
@@ -123,4 +115,21 @@ def build(
         hooks=heard,
         clock=clock,
         sweep_secrets=mode is Mode.DAEMON,
+    )
+
+
+def _services(
+    runtime: Runtime, store: Store, wants: Wants, secrets: SecretSource | None, heard: Hooks
+) -> ServiceController:
+    """The executor: the one part that changes containers, by ID, once checked as paid's."""
+    state_dir = Path(store.path).parent
+    return ServiceController(
+        runtime=runtime,
+        journal=store,
+        secrets=secrets,
+        on_result=heard.action,
+        checkout=wants.checkout,
+        allowed_host_paths=wants.allowed_host_paths,
+        configs=ConfigStore(state_dir / "configs"),
+        state_dir=os.path.realpath(state_dir),
     )

@@ -36,7 +36,7 @@ from paid import __version__
 from paid.controllers import wiring
 from paid.controllers.backups import BackupController
 from paid.controllers.images import Registry
-from paid.controllers.preflight import Status, preflight
+from paid.controllers.preflight import preflight
 from paid.controllers.queue import WorkQueue
 from paid.controllers.reconciling import FULL, Hooks, Reconciler, Result
 from paid.controllers.wiring import Mode
@@ -55,6 +55,7 @@ from paid.runtime.base import RuntimeFailure, RuntimeUnavailable
 from paid.runtime.registry import RegistryClient
 from paid.runtime.resilient import ResilientRuntime
 from paid.settings import Settings
+from paid.state.checks import Status
 from paid.state.desired import DesiredState
 from paid.storage.flags import Flags
 from paid.storage.secret_files import SecretSource

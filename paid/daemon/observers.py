@@ -13,12 +13,12 @@ import time
 import structlog
 
 from paid.controllers.health import HealthController
-from paid.controllers.preflight import Check, Status
 from paid.controllers.reconciling import FULL, Result, StepKind, World
 from paid.controllers.services import ActionResult
 from paid.daemon.status import Knowledge
 from paid.metrics import Metrics
 from paid.state import actual as states
+from paid.state.checks import Check, Status
 from paid.state.slo import measure
 from paid.storage.flags import FLAG_NAMES, Flags
 from paid.storage.store import Store

@@ -9,7 +9,8 @@ from typing import Any
 from paid.state.builds import BuildContext
 from paid.state.configs import ConfigContent
 from paid.state.networks import DEFAULT_NETWORK, Attachment, DesiredNetwork, NetworkSpec
-from paid.state.specs import ServiceDocument, ServiceName, ServiceSpec, shape_of, spec_hash
+from paid.state.shapes import shape_of, spec_hash
+from paid.state.specs import ServiceDocument, ServiceName, ServiceSpec
 
 
 @dataclass(frozen=True, slots=True)

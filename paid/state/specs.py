@@ -18,8 +18,6 @@ tuning a probe takes effect without replacing a running container.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import signal
 from typing import Annotated, Any, ClassVar, Literal, NewType, Self
@@ -459,45 +457,9 @@ class ServiceDocument(Model):
     spec: ServiceSpec
 
 
-def spec_hash(shape: dict[str, Any]) -> str:
-    """sha256 of a normalized container shape: the ``paid.spec-hash`` label."""
-    return hashlib.sha256(canonical_json(shape)).hexdigest()
-
-
-def shape_of(
-    *,
-    name: str,
-    labels: dict[str, str],
-    spec: ServiceSpec,
-    secret_fingerprints: dict[str, str] | None = None,
-    config_digests: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """Everything that defines the container, as one JSON-ready mapping.
-
-    Secrets enter as their keyed fingerprints (never their values), so a
-    changed secret file is drift like any other; configs enter as the
-    digests of their content (by target).
-    """
-    shape = {"name": name, "labels": dict(sorted(labels.items())), **spec.container_shape()}
-    fingerprints = secret_fingerprints or {}
-    for key, entry in shape.get("secretEnv", {}).items():
-        entry["fingerprint"] = fingerprints.get(key, "")
-    for entry in shape.get("secrets", []):
-        target = entry.get("target") or f"/run/secrets/{entry['file'].rsplit('/', 1)[-1]}"
-        entry["fingerprint"] = fingerprints.get(f"file:{target}", "")
-    digests = config_digests or {}
-    for entry in shape.get("configs", []):
-        entry["digest"] = digests.get(entry["target"], "")
-    return shape
-
-
-def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-
-
 __all__ = [  # what other modules import from here, models defined beside included
     "NAME_PATTERN", "Backup", "BackupConsistency", "PortMapping", "Probe", "PullPolicy",
     "RestartPolicy",
     "RolloutStrategy", "ServiceDocument", "ServiceName", "ServiceSpec", "VolumeMount",
-    "canonical_json", "cron_fields", "parse_memory", "shape_of", "signal_number", "spec_hash",
+    "cron_fields", "parse_memory", "signal_number",
 ]  # fmt: skip

@@ -15,9 +15,10 @@ import os
 import posixpath
 from typing import Any
 
+from paid.state.labels import canary_name
 from paid.state.networks import NetworkDocument
 from paid.state.reading import Document, LoadError, dotted
-from paid.state.specs import ServiceDocument
+from paid.state.specs import PortMapping, ServiceDocument, ServiceSpec
 from paid.storage.paths import within
 
 
@@ -31,114 +32,117 @@ def cross_checks(
 ) -> list[LoadError]:
     errors: list[LoadError] = []
     names = set(where)
-    claimed: list[tuple[str, Any]] = []
+    claimed: list[tuple[str, PortMapping]] = []
     for name in sorted(where):
         doc, parsed = where[name]
         spec = parsed.spec
-        if spec.rollout.strategy == "Canary" and f"{name}-canary" in names:
-            errors.append(
-                LoadError(
-                    doc.file,
-                    doc.line_of(("spec", "rollout", "strategy")),
-                    "spec.rollout.strategy",
-                    f"the canary of {name!r} runs as {name}-canary, which is a service's name",
-                )
-            )
-        if spec.rollout.strategy == "Canary" and any(not v.read_only for v in spec.volumes):
-            errors.append(
-                LoadError(
-                    doc.file,
-                    doc.line_of(("spec", "rollout", "strategy")),
-                    "spec.rollout.strategy",
-                    "a canary runs beside the old instance: with a writable volume that is two "
-                    "instances on one volume; use Recreate",
-                )
-            )
-        canary_ports = spec.rollout.canary.ports if spec.rollout.canary else []
-        for i, port in enumerate(spec.ports):
-            for other_name, other in claimed:
-                if port.overlaps(other):
-                    by = "this service" if other_name == name else f"service {other_name!r}"
-                    errors.append(
-                        LoadError(
-                            doc.file,
-                            doc.line_of(("spec", "ports", i)),
-                            f"spec.ports[{i}]",
-                            f"host port {port.host_port}/{port.protocol} is already claimed "
-                            f"by {by}",
-                        )
-                    )
-            claimed.append((name, port))
-        for i, port in enumerate(canary_ports):
-            for other_name, other in claimed:
-                if port.overlaps(other):
-                    errors.append(
-                        LoadError(
-                            doc.file,
-                            doc.line_of(("spec", "rollout", "canary", "ports", i)),
-                            f"spec.rollout.canary.ports[{i}]",
-                            f"host port {port.host_port}/{port.protocol} is already claimed "
-                            f"by service {other_name!r}",
-                        )
-                    )
-            claimed.append((f"{name} (canary)", port))
-        for i, dep in enumerate(spec.depends_on):
-            loc = ("spec", "dependsOn", i)
-            if dep == name:
-                errors.append(
-                    LoadError(
-                        doc.file,
-                        doc.line_of(loc),
-                        dotted(loc),
-                        "a service cannot depend on itself",
-                    )
-                )
-            elif dep not in names and dep not in known:
-                errors.append(
-                    LoadError(doc.file, doc.line_of(loc), dotted(loc), f"no service named {dep!r}")
-                )
-        for i, volume in enumerate(spec.volumes):
-            if (
-                volume.is_host_path
-                and not offline
-                and not within(volume.source, allowed_host_paths)
-            ):
-                loc = ("spec", "volumes", i)
-                allowed = ", ".join(allowed_host_paths) or "none configured"
-                errors.append(
-                    LoadError(
-                        doc.file,
-                        doc.line_of(loc),
-                        dotted(loc),
-                        f"host path {_shown(volume.source)} is not under an allowed prefix "
-                        f"({allowed}; see --allow-host-path)",
-                    )
-                )
-        for i, device in enumerate(spec.devices):
-            if not offline and not within(device, allowed_devices):
-                loc = ("spec", "devices", i)
-                allowed = ", ".join(allowed_devices) or "none configured"
-                errors.append(
-                    LoadError(
-                        doc.file,
-                        doc.line_of(loc),
-                        dotted(loc),
-                        f"device {_shown(device)} is host access and not allowed "
-                        f"({allowed}; see --allow-device)",
-                    )
-                )
+        errors += _canary_checks(name, doc, spec, names)
+        errors += _port_checks(name, doc, spec, claimed)
+        errors += _dependency_checks(name, doc, spec, names | {n for n in known if n})
+        if not offline:
+            errors += _host_access_checks(doc, spec, allowed_host_paths, allowed_devices)
     for cycle in _cycles(
         {n: [d for d in p.spec.depends_on if d in names and d != n] for n, (_, p) in where.items()}
     ):
         doc, _ = where[cycle[0]]
         errors.append(
-            LoadError(
-                doc.file,
-                doc.line_of(("spec", "dependsOn")),
-                "spec.dependsOn",
-                "dependency cycle: " + " -> ".join([*cycle, cycle[0]]),
+            _at(doc, ("spec", "dependsOn"), "dependency cycle: " + " -> ".join([*cycle, cycle[0]]))
+        )
+    return errors
+
+
+def _at(doc: Document, loc: tuple[str | int, ...], message: str) -> LoadError:
+    return LoadError(doc.file, doc.line_of(loc), dotted(loc), message)
+
+
+def _canary_checks(name: str, doc: Document, spec: ServiceSpec, names: set[str]) -> list[LoadError]:
+    if spec.rollout.strategy != "Canary":
+        return []
+    where = ("spec", "rollout", "strategy")
+    errors = []
+    if canary_name(name) in names:
+        errors.append(
+            _at(
+                doc,
+                where,
+                f"the canary of {name!r} runs as {canary_name(name)}, which is a service's name",
             )
         )
+    if any(not v.read_only for v in spec.volumes):
+        errors.append(
+            _at(
+                doc,
+                where,
+                "a canary runs beside the old instance: with a writable volume that "
+                "is two instances on one volume; use Recreate",
+            )
+        )
+    return errors
+
+
+def _port_checks(
+    name: str, doc: Document, spec: ServiceSpec, claimed: list[tuple[str, PortMapping]]
+) -> list[LoadError]:
+    """Host ports (the service's and its canary's) no other claim overlaps; adds its own."""
+    errors = []
+    canary_ports = spec.rollout.canary.ports if spec.rollout.canary else []
+    mine = [(("spec", "ports", i), name, p) for i, p in enumerate(spec.ports)] + [
+        (("spec", "rollout", "canary", "ports", i), f"{name} (canary)", p)
+        for i, p in enumerate(canary_ports)
+    ]
+    for loc, claimant, port in mine:
+        for other_name, other in claimed:
+            if port.overlaps(other):
+                by = "this service" if other_name == name else f"service {other_name!r}"
+                errors.append(
+                    _at(
+                        doc,
+                        loc,
+                        f"host port {port.host_port}/{port.protocol} is already claimed by {by}",
+                    )
+                )
+        claimed.append((claimant, port))
+    return errors
+
+
+def _dependency_checks(
+    name: str, doc: Document, spec: ServiceSpec, names: set[str]
+) -> list[LoadError]:
+    errors = []
+    for i, dep in enumerate(spec.depends_on):
+        if dep == name:
+            errors.append(_at(doc, ("spec", "dependsOn", i), "a service cannot depend on itself"))
+        elif dep not in names:
+            errors.append(_at(doc, ("spec", "dependsOn", i), f"no service named {dep!r}"))
+    return errors
+
+
+def _host_access_checks(
+    doc: Document, spec: ServiceSpec, host_paths: tuple[str, ...], devices: tuple[str, ...]
+) -> list[LoadError]:
+    """Host paths and devices within the allow-lists (the operator's, not the repository's)."""
+    errors = []
+    for i, volume in enumerate(spec.volumes):
+        if volume.is_host_path and not within(volume.source, host_paths):
+            errors.append(
+                _at(
+                    doc,
+                    ("spec", "volumes", i),
+                    f"host path {_shown(volume.source)} is not "
+                    f"under an allowed prefix ({', '.join(host_paths) or 'none configured'}; "
+                    "see --allow-host-path)",
+                )
+            )
+    for i, device in enumerate(spec.devices):
+        if not within(device, devices):
+            errors.append(
+                _at(
+                    doc,
+                    ("spec", "devices", i),
+                    f"device {_shown(device)} is host access and "
+                    f"not allowed ({', '.join(devices) or 'none configured'}; see --allow-device)",
+                )
+            )
     return errors
 
 

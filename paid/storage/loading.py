@@ -34,7 +34,8 @@ from paid.state.reading import (
     read_bytes,
 )
 from paid.state.secrets import SecretUnavailable, file_secret_key
-from paid.state.specs import ServiceDocument, ServiceName, canonical_json
+from paid.state.shapes import canonical_json
+from paid.state.specs import ServiceDocument, ServiceName
 from paid.storage.build_contexts import read_build
 from paid.storage.checks import cross_checks, network_checks
 from paid.storage.config_files import read_config, read_env_file

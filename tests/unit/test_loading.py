@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from paid.state.desired import DesiredService, DesiredState
-from paid.state.specs import ServiceName, shape_of, spec_hash
+from paid.state.shapes import shape_of, spec_hash
+from paid.state.specs import ServiceName
 from paid.storage.loading import MAX_FILE_BYTES, load_directory, to_documents
 from paid.storage.secret_files import SecretSource
 

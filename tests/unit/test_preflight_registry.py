@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from paid.controllers.preflight import Status, preflight
+from paid.controllers.preflight import preflight
 from paid.runtime.base import ImageUnavailable
 from paid.runtime.fake import FakeRuntime
+from paid.state.checks import Status
 from tests.unit.builders import desired, desired_service
 
 STALLED = "registry.stalled.test/app:1"

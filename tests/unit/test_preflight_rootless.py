@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from paid.controllers.preflight import Status, preflight, rootless_checks
+from paid.controllers.preflight import preflight
+from paid.controllers.rootless import rootless_checks
 from paid.runtime.fake import FakeRuntime
+from paid.state.checks import Status
 from paid.state.podman_host import PodmanHost
 from tests.unit.builders import desired, desired_service
 
