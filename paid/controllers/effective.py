@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.images import ImageTarget
-from paid.storage.loading import from_documents
+from paid.storage.documents import from_documents
 from paid.storage.secret_files import SecretSource
 from paid.storage.store import Store
 

@@ -35,7 +35,7 @@ from paid.state.desired import DesiredService
 from paid.state.diffing import decide, field_changes
 from paid.state.plans import Action, ActionKind, Change, ServiceDecision
 from paid.state.specs import ServiceSpec
-from paid.storage.loading import to_document
+from paid.storage.documents import to_document
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from paid.state.secrets import SecretUnavailable
 from paid.state.specs import ServiceSpec
 from paid.storage.checkout import Checkout
 from paid.storage.config_files import ConfigStore
-from paid.storage.loading import to_document
+from paid.storage.documents import to_document
 from paid.storage.secret_files import SecretSource
 
 log = structlog.get_logger("paid.services")

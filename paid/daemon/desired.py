@@ -22,7 +22,8 @@ from paid.metrics import Metrics
 from paid.state.desired import DesiredState
 from paid.state.networks import DEFAULT_NETWORK
 from paid.storage.checkout import Checkout, describe, pull
-from paid.storage.loading import LoadError, digest, from_documents, load_directory, to_documents
+from paid.storage.documents import digest, from_documents, to_documents
+from paid.storage.loading import LoadError, load_directory
 from paid.storage.secret_files import SecretSource
 from paid.storage.store import Store
 

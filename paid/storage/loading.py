@@ -11,10 +11,8 @@ keeps the line of every path for the pydantic errors to point at.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -33,31 +31,18 @@ from paid.state.reading import (
     dotted,
     read_bytes,
 )
-from paid.state.secrets import SecretUnavailable, file_secret_key
-from paid.state.shapes import canonical_json
+from paid.state.secrets import SecretUnavailable
 from paid.state.specs import ServiceDocument, ServiceName
 from paid.storage.build_contexts import read_build
 from paid.storage.checks import cross_checks, network_checks
 from paid.storage.config_files import read_config, read_env_file
+from paid.storage.documents import LoadResult, desired_service
 from paid.storage.files import read_file
 from paid.storage.secret_files import SecretSource
 
 MAX_FILES = 2_000
 SUFFIXES = (".yaml", ".yml")
 __all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES_PER_DOCUMENT", "LoadError", "LoadResult"]
-
-
-@dataclass(frozen=True, slots=True)
-class LoadResult:
-    """A valid ``desired`` state, or the errors that prevent one."""
-
-    desired: DesiredState | None
-    errors: tuple[LoadError, ...] = ()
-    files: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.desired is not None
 
 
 def load_directory(
@@ -92,47 +77,17 @@ def load_directory(
         documents.extend(docs)
         errors.extend(file_errors)
 
-    services: dict[ServiceName, DesiredService] = {}
-    where: dict[str, tuple[Document, ServiceDocument]] = {}
-    networks: dict[str, tuple[Document, NetworkDocument]] = {}
     # Names of documents that failed validation still exist: a dependency on
     # one is not "missing", the document is broken (and reported as such).
     mentioned = {_raw_name(doc) for doc in documents if not _is_network(doc)} - {None}
-    for doc in documents:
-        parsed = _validate(doc, errors)
-        if isinstance(parsed, NetworkDocument):
-            if parsed.metadata.name in networks:
-                errors.append(_twice(doc, "network", networks[parsed.metadata.name][0]))
-            else:
-                networks[parsed.metadata.name] = (doc, parsed)
-            continue
-        if parsed is None:
-            continue
-        name = ServiceName(parsed.metadata.name)
-        if name in where:
-            errors.append(_twice(doc, "service", where[name][0]))
-            continue
-        where[name] = (doc, parsed)
-        source = f"{doc.file}:{doc.line_of(())}"
-        from_repo = _repo_files(doc, parsed, root, errors)
-        if from_repo is None:
-            continue
-        parsed, configs, build = from_repo
-        try:
-            services[name] = _desired_service(
-                parsed,
-                source=source,
-                secrets=None if offline else secrets,
-                offline=offline,
-                default_network=default_network,
-                configs=configs,
-                build=build,
-            )
-        except SecretUnavailable as err:
-            errors.append(
-                LoadError(doc.file, doc.line_of(("spec", "secretEnv")), "spec.secretEnv", str(err))
-            )
-
+    services, where, networks = _parse(
+        documents,
+        root,
+        errors,
+        secrets=None if offline else secrets,
+        offline=offline,
+        default_network=default_network,
+    )
     errors.extend(
         cross_checks(
             where,
@@ -156,6 +111,61 @@ def load_directory(
     return LoadResult(
         DesiredState.of(services, declared, default_network=default_network), (), shown
     )
+
+
+def _parse(
+    documents: list[Document],
+    root: Path,
+    errors: list[LoadError],
+    *,
+    secrets: SecretSource | None,
+    offline: bool,
+    default_network: str,
+) -> tuple[
+    dict[ServiceName, DesiredService],
+    dict[str, tuple[Document, ServiceDocument]],
+    dict[str, tuple[Document, NetworkDocument]],
+]:
+    """Each document validated on its own: services, where each was written, networks."""
+    services: dict[ServiceName, DesiredService] = {}
+    where: dict[str, tuple[Document, ServiceDocument]] = {}
+    networks: dict[str, tuple[Document, NetworkDocument]] = {}
+    for doc in documents:
+        parsed = _validate(doc, errors)
+        if isinstance(parsed, NetworkDocument):
+            if parsed.metadata.name in networks:
+                errors.append(_twice(doc, "network", networks[parsed.metadata.name][0]))
+            else:
+                networks[parsed.metadata.name] = (doc, parsed)
+            continue
+        if parsed is None:
+            continue
+        name = ServiceName(parsed.metadata.name)
+        if name in where:
+            errors.append(_twice(doc, "service", where[name][0]))
+            continue
+        where[name] = (doc, parsed)
+        source = f"{doc.file}:{doc.line_of(())}"
+        from_repo = _repo_files(doc, parsed, root, errors)
+        if from_repo is None:
+            continue
+        parsed, configs, build = from_repo
+        try:
+            services[name] = desired_service(
+                parsed,
+                source=source,
+                secrets=secrets,
+                offline=offline,
+                default_network=default_network,
+                configs=configs,
+                build=build,
+            )
+        except SecretUnavailable as err:
+            errors.append(
+                LoadError(doc.file, doc.line_of(("spec", "secretEnv")), "spec.secretEnv", str(err))
+            )
+
+    return services, where, networks
 
 
 Read = dict[Path, tuple[list[Document], list[LoadError]]]
@@ -249,125 +259,6 @@ def _repo_files(
             return None
     merged = spec.model_copy(update={"env": {**from_files, **spec.env}, "env_files": []})
     return parsed.model_copy(update={"spec": merged}), tuple(configs), build
-
-
-def _desired_service(
-    parsed: ServiceDocument,
-    *,
-    source: str,
-    secrets: SecretSource | None,
-    offline: bool = False,
-    default_network: str = DEFAULT_NETWORK,
-    configs: tuple[ConfigContent, ...] = (),
-    build: BuildContext | None = None,
-) -> DesiredService:
-    fingerprints: dict[str, str] = {}
-    for key, entry in parsed.spec.secret_env.items():
-        if offline:
-            continue  # what the repository can tell: the name is checked, not the file
-        if secrets is None:
-            raise SecretUnavailable(f"{key}: no secrets directory is configured here")
-        fingerprints[key] = secrets.read(entry.file)[1]
-    for mount in parsed.spec.secrets:
-        if offline:
-            continue
-        if secrets is None:
-            raise SecretUnavailable(f"{mount.file}: no secrets directory is configured here")
-        fingerprints[file_secret_key(mount.path)] = secrets.read(mount.file)[1]
-    return DesiredService.of(
-        parsed,
-        source=source,
-        secret_fingerprints=fingerprints,
-        default_network=default_network,
-        configs=configs,
-        build=build,
-    )
-
-
-CONFIG_DIGESTS = "configDigests"  # beside spec in a stored document: the content it ran
-
-
-def to_document(service: DesiredService) -> dict[str, Any]:
-    """One service as a plain document, for its revision and the snapshot.
-
-    Networks are resolved and env files merged into ``env``; the digests
-    of its configs ride along, so the revision rebuilds with the content
-    it ran (kept in the state directory), not the checkout's.
-    """
-    document: dict[str, Any] = {
-        "apiVersion": "paid/v1",
-        "kind": "Service",
-        "metadata": {"name": service.name, "labels": dict(service.labels)},
-        "spec": service.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
-    }
-    if service.configs:
-        document[CONFIG_DIGESTS] = {c.target: c.digest for c in service.configs}
-    return document
-
-
-def to_documents(desired: DesiredState) -> list[dict[str, Any]]:
-    """The desired state as plain documents, for the store's snapshot: services, then networks."""
-    return [to_document(svc) for svc in desired] + [
-        desired.networks[name].to_document() for name in sorted(desired.networks)
-    ]
-
-
-def digest(documents: list[dict[str, Any]]) -> str:
-    return hashlib.sha256(canonical_json(documents)).hexdigest()
-
-
-def from_documents(
-    documents: Iterable[Any],
-    *,
-    origin: str,
-    secrets: SecretSource | None = None,
-    default_network: str = DEFAULT_NETWORK,
-) -> LoadResult:
-    """Rebuild a desired state from ``to_documents`` output (a store snapshot).
-
-    Secrets are not versioned (paid never keeps their values): a rebuilt
-    revision uses the secret files as they are now.
-    """
-    services: dict[ServiceName, DesiredService] = {}
-    networks: dict[str, DesiredNetwork] = {}
-    errors: list[LoadError] = []
-    for i, raw in enumerate(documents):
-        if isinstance(raw, dict) and raw.get("kind") == "Network":
-            try:
-                network = NetworkDocument.model_validate(raw)
-            except ValidationError as err:
-                errors.append(LoadError(origin, 0, f"documents[{i}]", str(err.errors()[0]["msg"])))
-                continue
-            networks[network.metadata.name] = DesiredNetwork(
-                network.metadata.name, network.spec, network.metadata.labels, origin
-            )
-            continue
-        digests = raw.get(CONFIG_DIGESTS) or {} if isinstance(raw, dict) else {}
-        body = {k: v for k, v in raw.items() if k != CONFIG_DIGESTS} if digests else raw
-        try:
-            parsed = ServiceDocument.model_validate(body)
-        except ValidationError as err:
-            errors.append(LoadError(origin, 0, f"documents[{i}]", str(err.errors()[0]["msg"])))
-            continue
-        kept = tuple(
-            ConfigContent(c.target, str(digests.get(c.target, "")), c.file_mode)
-            for c in parsed.spec.configs
-        )
-        try:
-            service = _desired_service(
-                parsed,
-                source=origin,
-                secrets=secrets,
-                default_network=default_network,
-                configs=kept,
-            )
-        except SecretUnavailable as err:
-            errors.append(LoadError(origin, 0, f"documents[{i}].spec.secretEnv", str(err)))
-            continue
-        services[service.name] = service
-    if errors:
-        return LoadResult(None, tuple(errors))
-    return LoadResult(DesiredState.of(services, networks, default_network=default_network))
 
 
 def _is_network(doc: Document) -> bool:

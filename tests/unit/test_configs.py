@@ -12,7 +12,8 @@ from paid.controllers.converging import converge
 from paid.runtime.fake import FakeRuntime
 from paid.state.configs import ConfigError, parse_env
 from paid.storage.config_files import ConfigStore
-from paid.storage.loading import from_documents, load_directory, to_documents
+from paid.storage.documents import from_documents, to_documents
+from paid.storage.loading import load_directory
 from paid.storage.store import Store
 from tests.unit.builders import FAST
 

@@ -13,7 +13,8 @@ from paid.controllers.reconciling import FULL
 from paid.controllers.wiring import Mode
 from paid.controllers.worlds import Wants
 from paid.runtime.fake import FakeRuntime
-from paid.storage.loading import load_directory, to_document
+from paid.storage.documents import to_document
+from paid.storage.loading import load_directory
 from paid.storage.store import Store
 from tests.harness import service_doc, write_services
 from tests.unit.builders import desired, desired_service

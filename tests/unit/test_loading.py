@@ -12,7 +12,8 @@ import pytest
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.shapes import shape_of, spec_hash
 from paid.state.specs import ServiceName
-from paid.storage.loading import MAX_FILE_BYTES, load_directory, to_documents
+from paid.storage.documents import to_documents
+from paid.storage.loading import MAX_FILE_BYTES, load_directory
 from paid.storage.secret_files import SecretSource
 
 GOLDEN = Path(__file__).parent.parent / "golden"

@@ -20,7 +20,8 @@ from paid.state.networks import (
     NetworkSpec,
     network_plan,
 )
-from paid.storage.loading import load_directory, to_documents
+from paid.storage.documents import to_documents
+from paid.storage.loading import load_directory
 from paid.storage.store import Store
 from tests.unit.builders import FAST, desired, desired_service
 
@@ -98,7 +99,7 @@ def test_the_default_network_is_named_by_the_option(tmp_path: Path) -> None:
 
 def test_a_snapshot_rebuilds_the_same_hashes_networks_included(tmp_path: Path) -> None:
     """The store's snapshot (to_documents) carries networks and resolved memberships."""
-    from paid.storage.loading import from_documents  # noqa: PLC0415
+    from paid.storage.documents import from_documents  # noqa: PLC0415
 
     state = load_directory(_write(tmp_path / "d", APP).parent).desired
     assert state is not None
