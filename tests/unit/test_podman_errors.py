@@ -7,7 +7,7 @@ import requests
 from podman import errors as podman_errors
 
 from paid.runtime.base import NameInUse, ObjectFault, RequestRejected, RuntimeFailure
-from paid.runtime.podman import _translated
+from paid.runtime.podman_errors import translated
 
 
 def _answer(status: int, explanation: str) -> podman_errors.APIError:
@@ -72,7 +72,7 @@ def test_answers_become_the_right_error(
     status: int, explanation: str, expected: type[Exception], transient: bool
 ) -> None:
     """A taken name is NameInUse; a taken port or a bad state is a refusal, never retried."""
-    with pytest.raises(RuntimeFailure) as raised, _translated("start web"):
+    with pytest.raises(RuntimeFailure) as raised, translated("start web"):
         raise _answer(status, explanation)
 
     assert expected is type(raised.value)
