@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from paid.runtime.podman import PodmanRuntime
-from paid.runtime.registry import AuthFile, RegistryClient
+from paid.runtime.registry import RegistryClient
+from paid.runtime.registry_config import AuthFile
 from paid.state.desired import DesiredService
 from paid.state.labels import DEFAULT_INSTANCE
 from paid.state.networks import default_network_of

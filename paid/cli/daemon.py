@@ -16,7 +16,7 @@ from paid.cli.common import (
     stderr,
 )
 from paid.cli.options import Parents, Subparsers, listen_option, timings
-from paid.runtime.registry import ConfigFileError
+from paid.runtime.registry_config import ConfigFileError
 from paid.storage.lock import LockHeld, WriterLock
 from paid.storage.store import Store
 

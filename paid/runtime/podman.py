@@ -34,7 +34,7 @@ from paid.runtime.base import (
     RuntimeFailure,
     RuntimeUnavailable,
 )
-from paid.runtime.registry import AuthFile, ConfigFileError
+from paid.runtime.registry_config import AuthFile, ConfigFileError
 from paid.runtime.ssh import CONNECT_TIMEOUT, SshTunnel
 from paid.state.actual import ActualContainer
 from paid.state.images import LocalImage

@@ -22,7 +22,7 @@ from paid.controllers.effective import following
 from paid.controllers.images import ImageController
 from paid.runtime.base import ImageUnavailable
 from paid.runtime.fake import FakeRuntime
-from paid.runtime.registry import AuthFile, ConfigFileError, Credentials, RegistriesConf
+from paid.runtime.registry_config import AuthFile, ConfigFileError, Credentials, RegistriesConf
 from paid.state.images import ImageTarget, LocalImage, judge, parse_reference, prunable
 from paid.storage.store import Store
 from tests.unit.builders import FAST, desired
