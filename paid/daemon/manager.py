@@ -46,6 +46,7 @@ from paid.daemon.backups import BackupSchedule
 from paid.daemon.desired import DesiredSource
 from paid.daemon.handlers import Handlers
 from paid.daemon.http import Endpoints, HttpServer
+from paid.daemon.image_jobs import ImageJobs
 from paid.daemon.observers import Observers
 from paid.daemon.sources import DirectoryWatcher, EventPump, EventSource, FlagsFile
 from paid.daemon.status import Knowledge, StatusViews
@@ -102,9 +103,7 @@ class Manager:
             on_loaded=lambda desired: self.backup_schedule.sync(desired),  # noqa: PLW0108 -- made below
         )
         self.reconciler = self._reconciler(registry or RegistryClient())
-        images = self.reconciler.images
-        assert images is not None  # noqa: S101 -- built with a registry
-        self.images = images
+        self.image_jobs = self._image_jobs()
         self.observers = Observers(
             knowledge=self.knowledge,
             metrics=metrics,
@@ -128,22 +127,8 @@ class Manager:
             flags=self._flags,
             woken_by_probe=self.reconciler.woken_by_probe,
         )
-        self.backups = BackupController(
-            runtime=runtime,
-            store=store,
-            services=self.reconciler.services,
-            directory=settings.backup_dir or store.path.parent / "backups",
-            upload_command=settings.backup_upload_command,
-            on_finished=lambda *args: self.backup_schedule.observe(*args),  # noqa: PLW0108 -- made later
-        )
         self._scheduler = BackgroundScheduler(daemon=True)
-        self.backup_schedule = BackupSchedule(
-            self._scheduler,
-            self.backups,
-            metrics=metrics,
-            desired=self._desired,
-            enabled=lambda: self._flags().backups,
-        )
+        self.backups, self.backup_schedule = self._backups()
         self.observers.flags(self._flags())
         self._store_version = store.data_version()
         self._stop = threading.Event()
@@ -154,34 +139,77 @@ class Manager:
         # Every file, not only YAML: configs, env files and build contexts are content too.
         self._watcher = DirectoryWatcher(settings.directory, suffixes=None)
         self._secrets_watcher = DirectoryWatcher(settings.secrets_dir, suffixes=None)
-        self._pump = EventPump(
+        self._pump = self._events(events)
+        self.views, self.http = self._status()
+
+    def _image_jobs(self) -> ImageJobs:
+        """Checks of followed tags and collection of unused images, on the scheduler."""
+        images = self.reconciler.images
+        assert images is not None  # noqa: S101 -- built with a registry
+        return ImageJobs(
+            images,
+            knowledge=self.knowledge,
+            store=self.store,
+            flags=self._flags,
+            busy=lambda: set(self.reconciler.rollouts.active),
+            moved=lambda: self.handlers.trigger(FULL, "image_update"),
+        )
+
+    def _events(self, events: EventSource) -> EventPump:
+        """Podman's events, to the handlers; lost and reconnected with back-off."""
+        return EventPump(
             events,
             on_event=self.handlers.event,
             on_reconnect=self.handlers.reconnected,
             on_lost=self._on_events_lost,
-            backoff=settings.timings.events,
+            backoff=self.settings.timings.events,
         )
-        self.views = StatusViews(
+
+    def _backups(self) -> tuple[BackupController, BackupSchedule]:
+        """Backups, and their schedule (which takes one before a rollout that asks)."""
+        settings = self.settings
+        backups = BackupController(
+            runtime=self.runtime,
+            store=self.store,
+            services=self.reconciler.services,
+            directory=settings.backup_dir or self.store.path.parent / "backups",
+            upload_command=settings.backup_upload_command,
+            on_finished=lambda *args: schedule.observe(*args),  # noqa: PLW0108 -- made below
+        )
+        schedule = BackupSchedule(
+            self._scheduler,
+            backups,
+            metrics=self.metrics,
+            desired=self._desired,
+            enabled=lambda: self._flags().backups,
+        )
+        return backups, schedule
+
+    def _status(self) -> tuple[StatusViews, HttpServer]:
+        """What the listener answers: metrics, health, readiness and status."""
+        settings = self.settings
+        views = StatusViews(
             self.knowledge,
             reconciler=self.reconciler,
-            runtime=runtime,
-            store=store,
+            runtime=self.runtime,
+            store=self.store,
             directory=settings.directory,
             inflight=lambda: dict(self.workers.inflight),
             heartbeat=lambda: self._heartbeat,
             tick=self._tick,
             stall_limit=settings.stall_limit,
-            clock=clock,
+            clock=self._clock,
         )
-        self.http = HttpServer(
+        http = HttpServer(
             settings.listen,
             Endpoints(
                 metrics=self._scrape,
-                healthz=self.views.healthz,
-                readyz=self.views.readyz,
-                status=self.views.status,
+                healthz=views.healthz,
+                readyz=views.readyz,
+                status=views.status,
             ),
         )
+        return views, http
 
     def _reconciler(self, registry: Registry) -> Reconciler:
         """The reconciler, its hooks reporting to the observers, metrics and handlers."""
@@ -252,7 +280,9 @@ class Manager:
                 self.notifier.reloading()
                 self.desired.load()
                 self.handlers.trigger(FULL, "signal")
-                self._scheduler.add_job(self.check_images, id="image-check", replace_existing=True)
+                self._scheduler.add_job(
+                    self.image_jobs.check, id="image-check", replace_existing=True
+                )
                 self.notifier.status(self.views.status_line())
                 self.notifier.notify("READY=1")
             if not ready_sent and (
@@ -282,9 +312,9 @@ class Manager:
         if self.settings.git_pull_interval > 0:
             self._every(self.settings.git_pull_interval, self._pull, "git-pull")
         if self.settings.image_update_interval > 0:
-            self._every(self.settings.image_update_interval, self.check_images, "image-updates")
+            self._every(self.settings.image_update_interval, self.image_jobs.check, "image-updates")
         if self.settings.image_gc:
-            self._every(self.settings.image_gc_interval, self.collect_images, "image-gc")
+            self._every(self.settings.image_gc_interval, self.image_jobs.collect, "image-gc")
 
     def _every(self, seconds: float, job: Callable[[], object], name: str) -> None:
         """A periodic job that never overlaps itself and never runs late twice."""
@@ -348,7 +378,7 @@ class Manager:
             state_dir=str(self.store.path.parent),
             secrets=self.secrets,
             backup_dir=str(self.backups.directory),
-            registry=self.images.registry,
+            registry=self.image_jobs.images.registry,
         )
         self.observers.preflight(checks)
         for check in checks:
@@ -367,40 +397,6 @@ class Manager:
         if version != self._store_version:  # `paid rollback` / `paid rollout retry` wrote
             self._store_version = version
             self.handlers.trigger(FULL, "signal")
-
-    def check_images(self) -> None:
-        """Ask the registries about followed tags; a moved one is rolled out by the next pass.
-
-        A registry that does not answer is reported (``/status``, the log, the
-        ``check_failed`` count) and asked again at the next check; what runs
-        keeps running.
-        """
-        desired = self.knowledge.desired
-        if desired is None or not self._flags().image_updates:
-            return
-        try:
-            updates = self.images.check(
-                desired, pinned=set(self.store.pins()), busy=set(self.reconciler.rollouts.active)
-            )
-            moved = self.images.apply(updates)
-        except (RuntimeFailure, StoreError) as err:
-            log.warning("image_check_failed", error=str(err))
-            return
-        self.knowledge.update(image_checks=tuple(updates), image_checked_at=time.time())
-        if moved:
-            self.handlers.trigger(FULL, "image_update")
-
-    def collect_images(self) -> None:
-        """``--image-gc``: remove the images paid ran that nothing uses any more."""
-        desired = self.knowledge.desired
-        if desired is None or self.knowledge.load_errors:
-            return  # only against a valid desired state: what it needs is known
-        try:
-            report = self.images.prune(desired)
-        except (RuntimeFailure, StoreError) as err:
-            log.warning("image_gc_failed", error=str(err))
-            return
-        log.info("image_gc", removed=len(report.removed), skipped=len(report.skipped))
 
     def _pull(self) -> None:
         if self.desired.pull():

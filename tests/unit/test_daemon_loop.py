@@ -246,12 +246,12 @@ def test_the_image_updates_flag_stops_checks_and_turning_it_on_rolls_a_moved_tag
         asked = registry.asked  # the first deploy resolved the tag
         registry.now = second
 
-        manager.check_images()
+        manager.image_jobs.check()
 
         assert (asked, None) == (registry.asked, manager.knowledge.image_checked_at)
         flags.write_text("imageUpdates: true\n")
         manager.flags_file.reload()
-        manager.check_images()
+        manager.image_jobs.check()
         assert registry.asked == asked + 1
         wait_for(lambda: fake.containers["web"].image == f"registry.example:5000/app@{second}")
     finally:
