@@ -27,7 +27,6 @@ log = structlog.get_logger("paid.rollouts")
 class Canaries:
     def __init__(
         self,
-        *,
         store: Store,
         services: ServiceController,
         health: HealthController | None,

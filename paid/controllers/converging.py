@@ -267,6 +267,7 @@ class _Drive:
             StepKind.HELD: step.reason,
             StepKind.BACK_OFF: f"backing off: {step.reason}",
             StepKind.RESUME: "finishing an interrupted rollout",
+            StepKind.RESUME_BESIDE: "settling an interrupted StartFirst rollout",
             StepKind.CANARY_CLEANUP: "removing a canary nobody judges",
         }.get(kind)
         if kind is StepKind.ROLLOUT:

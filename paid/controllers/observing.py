@@ -18,7 +18,7 @@ from paid.runtime.base import ObjectFault, Runtime
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.images import ImageTarget
-from paid.state.labels import aside_name, canary_name
+from paid.state.labels import aside_name, canary_name, next_name
 from paid.storage.secret_files import SecretSource
 from paid.storage.store import Store
 
@@ -91,7 +91,13 @@ class Observer:
         name = service.name
         scope = frozenset({name, *service.spec.depends_on})
         effective = effective_state(requested, self.store, self.secrets, only=scope)
-        looked_up = (name, aside_name(name), canary_name(name), *service.spec.depends_on)
+        looked_up = (
+            name,
+            aside_name(name),
+            next_name(name),
+            canary_name(name),
+            *service.spec.depends_on,
+        )
         # Podman also answers a name with a container whose ID starts with it: only
         # a container that holds the name itself counts.
         found = (self._looked_up(n) for n in looked_up)

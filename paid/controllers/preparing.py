@@ -81,6 +81,11 @@ class Preparer:
             if mount.podman_name not in present:
                 self.runtime.create_secret(mount.podman_name, self.secrets.value_for(mount))
 
+    def declared_volumes(self, request: ContainerRequest, spec: ServiceSpec) -> tuple[str, ...]:
+        """The paths the image declares as ``VOLUME`` that the spec does not mount."""
+        image = self.runtime.inspect_image(request.image)
+        return tuple(unmounted(image.volumes if image else (), spec))
+
     def with_data_volumes(self, request: ContainerRequest, spec: ServiceSpec) -> ContainerRequest:
         image = self.runtime.inspect_image(request.image)
         paths = unmounted(image.volumes if image else (), spec)

@@ -27,6 +27,7 @@ A service's rules, in the order they are tried (``step``):
 1. **held** — a backup or restore has it stopped on purpose: look later;
 2. **rollout** — a rollout under way: advance its gate;
 3. **canary cleanup** — a canary nobody judges (paid restarted): remove it;
+   a StartFirst copy nobody judges takes over or goes (``RESUME_BESIDE``);
 4. **resume** — a container kept aside: finish or undo that rollout;
 5. the pure ``decide`` (diff of one service, failed liveness included):
    nothing to do, or an action, which
@@ -68,7 +69,7 @@ from paid.settings import Timings
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService
 from paid.state.diffing import diff
-from paid.state.labels import aside_name, canary_name
+from paid.state.labels import aside_name, canary_name, next_name
 from paid.state.plans import ActionKind, Plan
 from paid.storage.secret_files import SecretSource
 from paid.storage.store import Store
@@ -232,7 +233,12 @@ class Reconciler:
         assert service is not None  # noqa: S101 -- the remaining steps are of desired services
         match step.kind:
             case StepKind.ROLLOUT:
-                wait = self.rollouts.step(service, current, world.by_name.get(canary_name(name)))
+                wait = self.rollouts.step(
+                    service,
+                    current,
+                    world.by_name.get(canary_name(name)),
+                    world.by_name.get(next_name(name)),
+                )
                 active = self.rollouts.active.get(name)
                 phase = str(active.gate.phase) if active is not None else "finished"
                 after = Step(StepKind.ROLLOUT, name, reason=phase)
@@ -242,6 +248,9 @@ class Reconciler:
             case StepKind.CANARY_CLEANUP:
                 self.rollouts.canaries.clean(service, world.by_name[canary_name(name)])
                 return Result(0.0, step=step)
+            case StepKind.RESUME_BESIDE:
+                self.rollouts.resume_beside(service, current, world.by_name[next_name(name)])
+                return Result(t.rollout_poll, step=step)
             case StepKind.RESUME:
                 self.rollouts.resume_or_restore(service, current, world.by_name[aside_name(name)])
                 return Result(t.rollout_poll, step=step)
@@ -316,7 +325,7 @@ class Reconciler:
 
     def _left_behind(self, name: str, world: World) -> bool:
         """A container kept aside or a canary of ``name``: an interrupted rollout to settle."""
-        for other in (aside_name(name), canary_name(name)):
+        for other in (aside_name(name), next_name(name), canary_name(name)):
             container = world.by_name.get(other)
             if container is not None and container.managed and rules.owned_by(container, name):
                 return True
@@ -332,7 +341,8 @@ class Reconciler:
         for name, number in self.store.progressing():
             service = world.desired.services.get(name)  # type: ignore[call-overload]
             current = world.by_name.get(name)
-            if name in self.rollouts.active or world.by_name.get(aside_name(name)) is not None:
+            left = (world.by_name.get(aside_name(name)), world.by_name.get(next_name(name)))
+            if name in self.rollouts.active or left != (None, None):
                 continue
             runs_it = (
                 service is not None

@@ -81,6 +81,7 @@ def container_request(
     *,
     revision: int,
     canary: bool = False,
+    beside: bool = False,
     configs: ConfigStore | None = None,
 ) -> ContainerRequest:
     """The Podman container for one revision of a service, labels included.
@@ -106,6 +107,11 @@ def container_request(
         owned[labels.CANARY] = "true"
         name = labels.canary_name(service.name)
         ports = tuple(spec.rollout.canary.ports) if spec.rollout.canary else ()
+    networks = {a.name: tuple(a.aliases) for a in spec.networks}
+    if beside:
+        # StartFirst: the new copy answers to the service's name beside the old one.
+        name = labels.next_name(service.name)
+        networks = {n: (service.name, *aliases) for n, aliases in networks.items()}
     args = spec.args if spec.args is not None else ([] if spec.command is not None else None)
     image, exact, policy = spec.image, False, str(spec.pull_policy)
     if service.image_digest is not None:
@@ -130,9 +136,11 @@ def container_request(
         init=spec.init,
         secrets=secrets,
         options=container_options(spec),
-        networks={a.name: tuple(a.aliases) for a in spec.networks},
+        networks=networks,
         # A canary runs beside its service: a fixed address is the service's alone.
-        addresses={} if canary else {a.name: a.addresses for a in spec.networks if a.addresses},
+        addresses={}
+        if canary or beside
+        else {a.name: a.addresses for a in spec.networks if a.addresses},
         host_network=spec.host_network,
         configs=tuple(
             ConfigBind(c, str(configs.path(c.digest)) if configs else "") for c in service.configs

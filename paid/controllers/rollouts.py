@@ -36,14 +36,15 @@ from paid.controllers.backoff import Backoff
 from paid.controllers.canaries import Canaries
 from paid.controllers.health import HealthController
 from paid.controllers.services import ServiceController
-from paid.controllers.verdicts import ActiveRollout, Verdicts
+from paid.controllers.start_first import StartFirst
+from paid.controllers.verdicts import MAX_GATE_POLL, ActiveRollout, Verdicts
 from paid.runtime.base import NameInUse, Runtime, RuntimeFailure
 from paid.settings import Timings
 from paid.state import actual as states
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService
-from paid.state.labels import aside_name, canary_name
+from paid.state.labels import aside_name, canary_name, next_name
 from paid.state.rollouts import Observation, RolloutGate, RolloutPhase, advance, next_wake
 from paid.state.secrets import SecretUnavailable
 from paid.state.specs import RolloutStrategy
@@ -53,9 +54,6 @@ from paid.storage.store import Store
 log = structlog.get_logger("paid.rollouts")
 
 ASIDE_SUFFIX = labels.ASIDE_SUFFIX
-
-
-MAX_GATE_POLL = 1.0  # seconds: a gate is looked at at least this often while it runs
 
 
 class RolloutController:
@@ -94,9 +92,8 @@ class RolloutController:
             first_deploy=self.first_deploy,
             on_finished=on_finished,
         )
-        self.canaries = Canaries(
-            store=store, services=services, health=health, verdicts=self.verdicts
-        )
+        self.canaries = Canaries(store, services, health, self.verdicts)
+        self.start_first = StartFirst(store, services, health, self.verdicts)
 
     def needs_gate(self, service: DesiredService) -> bool:
         """A revision that never succeeded is rolled out through the gate."""
@@ -163,22 +160,35 @@ class RolloutController:
                 )
                 return
             self.verdicts.backups_before[name] = backup_id
-        canary = service.spec.rollout.strategy is RolloutStrategy.CANARY and self._flags().canary
+        strategy = service.spec.rollout.strategy
+        serving = current is not None and current.managed and current.state == states.RUNNING
+        canary = strategy is RolloutStrategy.CANARY and self._flags().canary
         if canary and current is not None and current.managed and self._health is not None:
-            self._begin_canary(service, revision, previous_revision)
+            self._begin_beside(service, revision, previous_revision, canary=True)
             return
+        if strategy is RolloutStrategy.START_FIRST and serving:
+            refused = self.start_first.refused(service, revision)
+            if refused is None:
+                self._begin_beside(service, revision, previous_revision, canary=False)
+                return
+            self.store.record("rollout_recreate", f"{name}: {refused}", service=name)
         self._replace(service, current, revision, previous_revision)
 
-    def _begin_canary(
-        self, service: DesiredService, revision: int, previous_revision: int | None
+    def _begin_beside(
+        self, service: DesiredService, revision: int, previous: int | None, *, canary: bool
     ) -> None:
-        """The new revision beside the old, on the canary ports, for the canary's duration."""
-        canary = service.spec.rollout.canary
-        gate = self._gate(service, revision, bake=canary.duration_seconds if canary else 60)
-        self.active[service.name] = ActiveRollout(gate, None, previous_revision, canary=True)
-        failed = self.canaries.start(service, revision)
+        """The new revision beside the old: a canary (its own ports, for its duration) or
+        StartFirst's copy (under the service's names, judged by the usual gate)."""
+        settings = service.spec.rollout.canary
+        bake = (settings.duration_seconds if settings else 60) if canary else None
+        gate = self._gate(service, revision, bake=bake)
+        self.active[service.name] = ActiveRollout(
+            gate, None, previous, canary=canary, beside=not canary
+        )
+        part: Canaries | StartFirst = self.canaries if canary else self.start_first
+        failed = part.start(service, revision)
         if failed is not None:
-            self.canaries.end(service, self.active.pop(service.name), failed)
+            part.end(service, self.active.pop(service.name), failed)
 
     def _replace(
         self,
@@ -280,12 +290,15 @@ class RolloutController:
         service: DesiredService,
         current: ActualContainer | None,
         canary: ActualContainer | None = None,
+        beside: ActualContainer | None = None,
     ) -> float | None:
         """Advance the gate; seconds until the next look, or None when finished."""
         active = self.active[service.name]
-        judged, key = (
-            (canary, canary_name(service.name)) if active.canary else (current, service.name)
-        )
+        judged, key = current, str(service.name)
+        if active.canary:
+            judged, key = (canary, canary_name(service.name))
+        elif active.beside:
+            judged, key = (beside, next_name(service.name))
         running = (
             judged is not None
             and judged.state == states.RUNNING
@@ -307,6 +320,11 @@ class RolloutController:
                 self._replace(service, current, gate.revision, active.previous_revision)
                 return self.timings.rollout_poll
             return None
+        if active.beside and gate.phase.finished:
+            wait = self.start_first.finish(service, active, current, judged, now=seen.now)
+            if wait is None:
+                del self.active[service.name]
+            return wait
         if gate.phase is RolloutPhase.SUCCEEDED:
             if judged is not None and judged.image_id:
                 self.verdicts.record_image(service, gate.revision, judged.image_id)
@@ -318,14 +336,16 @@ class RolloutController:
             return None
         return max(self.timings.rollout_poll, min(MAX_GATE_POLL, next_wake(gate, seen.now)))
 
+    def resume_beside(
+        self, service: DesiredService, current: ActualContainer | None, beside: ActualContainer
+    ) -> None:
+        """A StartFirst copy a killed paid left: it takes over (judged again) or goes."""
+        if self.start_first.resume(service, current, beside):
+            self.adopt(service, beside)
+
     def _fail(self, service: DesiredService, reason: str) -> None:
         self.verdicts.fail(service, self.active.pop(service.name), reason)
 
     def _wants_backup(self, service: DesiredService) -> bool:
-        backup = service.spec.backup
-        return (
-            self._backup is not None
-            and backup is not None
-            and backup.before_rollout
-            and self._flags().backups
-        )
+        backup, wanted = service.spec.backup, self._backup is not None and self._flags().backups
+        return wanted and backup is not None and backup.before_rollout

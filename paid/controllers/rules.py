@@ -11,14 +11,15 @@ store, runtime, registry or clock, so the rules are tested as a table
 1. ``HELD``: a backup or restore holds the service;
 2. ``ROLLOUT``: a rollout of it is under way;
 3. ``CANARY_CLEANUP``: a canary of it that no rollout judges;
-4. ``RESUME``: a container kept aside by an interrupted rollout;
-5. ``ORPHAN``: no longer desired (the prune decides);
-6. ``IDLE``: nothing to do (steering fields unchanged);
-7. ``QUARANTINED``: a change to a revision that failed, with nothing to go back to;
-8. ``WAIT``: its dependencies are not ready;
-9. ``BACK_OFF`` / ``ROLL_OUT``: a change through the health gate, unless a
-   failed first deploy is still backing off;
-10. ``BACK_OFF`` / ``EXECUTE``: a restart waits out the crash back-off;
+4. ``RESUME_BESIDE``: a StartFirst copy no rollout judges (it takes over or goes);
+5. ``RESUME``: a container kept aside by an interrupted rollout;
+6. ``ORPHAN``: no longer desired (the prune decides);
+7. ``IDLE``: nothing to do (steering fields unchanged);
+8. ``QUARANTINED``: a change to a revision that failed, with nothing to go back to;
+9. ``WAIT``: its dependencies are not ready;
+10. ``BACK_OFF`` / ``ROLL_OUT``: a change through the health gate, unless a
+    failed first deploy is still backing off;
+11. ``BACK_OFF`` / ``EXECUTE``: a restart waits out the crash back-off;
     anything else is done at once.
 """
 
@@ -72,6 +73,14 @@ def step(name: str, world: World, facts: Facts) -> Step:
                 name,
                 Action(ActionKind.REMOVE, canary.name, "a canary nobody judges"),
                 "a canary left by a paid that stopped",
+            )
+        beside = world.by_name.get(labels.next_name(name))
+        if beside is not None and beside.managed and owned_by(beside, name):
+            return Step(
+                StepKind.RESUME_BESIDE,
+                name,
+                Action(ActionKind.RECREATE, name, "settling an interrupted StartFirst rollout"),
+                "a copy started beside the old one by an interrupted rollout",
             )
         aside = world.by_name.get(labels.aside_name(name))
         if aside is not None and aside.managed and owned_by(aside, name):

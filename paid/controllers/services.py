@@ -253,10 +253,12 @@ class ServiceController:
         return self.request_for(service, revision=self.record(service))
 
     def request_for(
-        self, service: DesiredService, *, revision: int, canary: bool = False
+        self, service: DesiredService, *, revision: int, canary: bool = False, beside: bool = False
     ) -> ContainerRequest:
         """``container_request`` with this controller's config copies and state directory."""
-        request = container_request(service, revision=revision, canary=canary, configs=self.configs)
+        request = container_request(
+            service, revision=revision, canary=canary, beside=beside, configs=self.configs
+        )
         if self.state_dir is None:
             return request
         return dataclasses.replace(

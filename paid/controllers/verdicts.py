@@ -29,6 +29,8 @@ from paid.storage.store import Store
 
 log = structlog.get_logger("paid.rollouts")
 
+MAX_GATE_POLL = 1.0  # seconds: a gate is looked at at least this often while it runs
+
 
 @dataclass
 class ActiveRollout:
@@ -36,6 +38,8 @@ class ActiveRollout:
     previous: str | None  # the container kept aside, if any
     previous_revision: int | None
     canary: bool = False  # judging the canary beside the old container
+    beside: bool = False  # StartFirst: judging the new copy beside the old one
+    drain_until: float | None = None  # StartFirst: the new one is ready; the old drains until
 
 
 class Verdicts:

@@ -30,6 +30,7 @@ class StepKind(StrEnum):
     HELD = "held"
     ROLLOUT = "rollout"
     CANARY_CLEANUP = "canary_cleanup"
+    RESUME_BESIDE = "resume_beside"
     RESUME = "resume"
     WAIT = "wait"
     BACK_OFF = "back_off"

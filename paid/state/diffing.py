@@ -44,14 +44,15 @@ def diff(
     for container in actual:
         by_name.setdefault(container.name, container)
 
-    # A container kept aside by a rollout belongs to its service's rollout,
+    # A container kept aside by a rollout, or started beside, belongs to its service's rollout,
     # unless the service itself is gone.
     managed = sorted(
         name
         for name, c in by_name.items()
         if c.managed
-        and not (
-            name.endswith(labels.ASIDE_SUFFIX) and name.removesuffix(labels.ASIDE_SUFFIX) in desired
+        and not any(
+            name.endswith(suffix) and name.removesuffix(suffix) in desired
+            for suffix in (labels.ASIDE_SUFFIX, labels.NEXT_SUFFIX)
         )
         and not (c.labels.get(labels.CANARY) == "true" and c.labels.get(labels.SERVICE) in desired)
     )

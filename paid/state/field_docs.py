@@ -135,12 +135,19 @@ FIELD_DOCS: Final[dict[str, str]] = {
     "startPeriodSeconds": "Failures in this many seconds after start do not count.",
     # Rollouts
     "rollout": "How a new revision replaces the running one, and when it is judged good.",
-    "strategy": "Recreate (default) or Canary.",
+    "strategy": (
+        "Recreate (default: stop the old, start the new), StartFirst (the new beside the old "
+        "under the service's names; the old goes once the new is ready) or Canary."
+    ),
     "minReadySeconds": "Seconds a new revision must stay ready before it counts as rolled out.",
     "progressDeadlineSeconds": "Seconds a new revision has to become ready before it fails.",
     "autoRollback": "Go back to the last good revision when a rollout fails (default true).",
     "canary": "The canary that runs beside the service before it is promoted.",
     "durationSeconds": "How long the canary must stay ready before promotion.",
+    "drainSeconds": (
+        "StartFirst: seconds the old copy keeps serving once the new one is ready (default 5)."
+    ),
+    "sharedVolumes": "StartFirst: two copies may use the service's volumes at once.",
     "revisionHistoryLimit": "Revisions kept for rollback (default 10).",
     # Backups and objectives
     "backup": "Scheduled backups of the service's volumes, and one before each rollout.",

@@ -25,6 +25,8 @@ CANARY_SUFFIX: Final = "-canary"
 # A container renamed aside during a rollout: "<service>.paid-prev". A dot
 # cannot occur in a service name, so this never collides with one.
 ASIDE_SUFFIX: Final = ".paid-prev"
+# A StartFirst rollout's new copy, beside the old until it is ready: "<service>.paid-next".
+NEXT_SUFFIX: Final = ".paid-next"
 
 # Which desired state a container belongs to (``--instance``): a paid only
 # changes, removes or prunes its own instance's containers. Containers made
@@ -39,6 +41,11 @@ DEFAULT_INSTANCE: Final = "default"
 def aside_name(service: str) -> str:
     """The name a rollout keeps the old container under while the new one starts."""
     return service + ASIDE_SUFFIX
+
+
+def next_name(service: str) -> str:
+    """The name a StartFirst rollout starts the new copy under, beside the old."""
+    return service + NEXT_SUFFIX
 
 
 def canary_name(service: str) -> str:

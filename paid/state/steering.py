@@ -83,7 +83,10 @@ class ImageUpdate(Model):
 
 
 class RolloutStrategy(StrEnum):
-    RECREATE = "Recreate"
+    RECREATE = "Recreate"  # stop the old, then start the new: a short gap, one copy at a time
+    START_FIRST = (
+        "StartFirst"  # the new beside the old under its DNS names; the old goes once ready
+    )
     CANARY = "Canary"
 
 
@@ -98,6 +101,10 @@ class Rollout(Model):
     progress_deadline_seconds: int = Field(default=600, ge=1)
     auto_rollback: bool = True
     canary: Canary | None = None
+    # StartFirst: how long the old copy keeps serving after the new one is ready.
+    drain_seconds: int = Field(default=5, ge=0, le=3600)
+    # StartFirst: two copies may use the service's volumes at once.
+    shared_volumes: bool = False
 
     @model_validator(mode="after")
     def _canary_settings(self) -> Self:

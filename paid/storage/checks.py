@@ -37,6 +37,7 @@ def cross_checks(
         doc, parsed = where[name]
         spec = parsed.spec
         errors += _canary_checks(name, doc, spec, names)
+        errors += _start_first_checks(name, doc, spec)
         errors += _port_checks(name, doc, spec, claimed)
         errors += _dependency_checks(name, doc, spec, names | {n for n in known if n})
         if not offline:
@@ -75,6 +76,54 @@ def _canary_checks(name: str, doc: Document, spec: ServiceSpec, names: set[str])
                 where,
                 "a canary runs beside the old instance: with a writable volume that "
                 "is two instances on one volume; use Recreate",
+            )
+        )
+    return errors
+
+
+def _start_first_checks(name: str, doc: Document, spec: ServiceSpec) -> list[LoadError]:
+    """What two copies of a service cannot share: StartFirst runs them side by side."""
+    if spec.rollout.strategy != "StartFirst":
+        return []
+    where = ("spec", "rollout", "strategy")
+    two = "StartFirst runs the new copy beside the old"
+    errors = []
+    if spec.ports:
+        errors.append(
+            _at(
+                doc,
+                where,
+                f"{two}, and two containers cannot hold one host port: publish the "
+                f"port on a front proxy and reach this service by name ({name}:"
+                f"{spec.ports[0].container_port}), or use Recreate",
+            )
+        )
+    if spec.host_network:
+        errors.append(
+            _at(
+                doc,
+                where,
+                f"{two}, and two copies on the host's network hold the same ports: use Recreate",
+            )
+        )
+    if any(a.addresses for a in spec.networks):
+        errors.append(
+            _at(
+                doc,
+                where,
+                f"{two}, and a fixed address is one container's: use Recreate, or "
+                "drop the address and reach the service by name",
+            )
+        )
+    writable = [v for v in spec.volumes if not v.read_only]
+    if writable and not spec.rollout.shared_volumes:
+        errors.append(
+            _at(
+                doc,
+                where,
+                f"{two}, so two copies would write {writable[0].source} at once "
+                "(two database servers on one data directory corrupt it): use Recreate, or set "
+                "rollout.sharedVolumes: true if the application allows it",
             )
         )
     return errors

@@ -44,6 +44,10 @@ def _canary(service: DesiredService) -> ActualContainer:
     return replace(running(service), id="id-canary", name=labels.canary_name(service.name))
 
 
+def _beside(service: DesiredService) -> ActualContainer:
+    return replace(running(service), id="id-next", name=labels.next_name(service.name))
+
+
 READY = Facts(ready=frozenset({"db", "web"}), proven=frozenset({"db", "web"}))
 HOLD = Hold("web", "backup", pid=1, at=0.0)
 
@@ -81,6 +85,8 @@ TABLE: list[tuple[str, World, Facts, StepKind, ActionKind | None]] = [
      StepKind.CANARY_CLEANUP, ActionKind.REMOVE),
     ("an interrupted rollout resumes", _world(running(DB), running(WEB), _aside(WEB)), READY,
      StepKind.RESUME, ActionKind.RECREATE),
+    ("a StartFirst copy nobody judges", _world(running(DB), running(WEB), _beside(WEB)), READY,
+     StepKind.RESUME_BESIDE, ActionKind.RECREATE),
     ("held by a backup", _world(running(DB), services=(DB, WEB), holds={"web": HOLD}), READY,
      StepKind.HELD, ActionKind.CREATE),
     ("no longer desired", _world(running(DB), running(WEB), services=(DB,)), READY,
@@ -93,6 +99,14 @@ TABLE: list[tuple[str, World, Facts, StepKind, ActionKind | None]] = [
     ("a hold beats a rollout", _world(running(DB), running(WEB), holds={"web": HOLD}),
      replace(READY, rolling_out={"web": "Baking"}), StepKind.HELD, None),
     ("a rollout beats a canary left behind", _world(running(DB), running(WEB), _canary(WEB)),
+     replace(READY, rolling_out={"web": "Baking"}), StepKind.ROLLOUT, None),
+    ("a canary left behind beats a StartFirst copy",
+     _world(running(DB), running(WEB), _canary(WEB), _beside(WEB)), READY,
+     StepKind.CANARY_CLEANUP, ActionKind.REMOVE),
+    ("a StartFirst copy beats a container kept aside",
+     _world(running(DB), _aside(WEB), _beside(WEB)), READY,
+     StepKind.RESUME_BESIDE, ActionKind.RECREATE),
+    ("a rollout beats a StartFirst copy", _world(running(DB), running(WEB), _beside(WEB)),
      replace(READY, rolling_out={"web": "Baking"}), StepKind.ROLLOUT, None),
     ("a quarantine beats waiting",
      _world(running(WEB), services=(DB, WEB_V2), frozen=frozenset({"web"})), Facts(),
