@@ -220,6 +220,71 @@ def test_canary_with_a_writable_volume_is_refused(tmp_path: Path) -> None:
     assert "two instances on one volume" in result.errors[0].message
 
 
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("ports: ['8080:80']", "publish the port on a front proxy and reach this service by name"),
+        ("volumes: ['db-data:/data']", "two copies would write db-data at once"),
+        ("volumes: ['/srv/data:/data']", "two copies would write /srv/data at once"),
+        ("networks: [{name: paid, ipv4Address: 10.89.0.9}]", "a fixed address is one container's"),
+        ("hostNetwork: true", "two copies on the host's network"),
+    ],
+)
+def test_start_first_refuses_what_two_copies_cannot_share(
+    tmp_path: Path, spec: str, words: str
+) -> None:
+    """Each refusal at the strategy's own file and line, saying what works instead."""
+    (tmp_path / "s.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Service\nmetadata: {name: web}\n"
+        f"spec:\n  image: localhost/w:1\n  {spec}\n"
+        "  rollout:\n    strategy: StartFirst\n"
+    )
+
+    (tmp_path / "n.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Network\nmetadata: {name: paid}\nspec: {subnet: 10.89.0.0/24}\n"
+    )
+
+    result = load_directory(tmp_path, allowed_host_paths=["/srv"])
+
+    (error,) = result.errors
+    assert (str(tmp_path / "s.yaml"), 8, "spec.rollout.strategy") == (
+        error.file,
+        error.line,
+        error.field,
+    )
+    assert words in error.message
+
+
+def test_start_first_with_shared_volumes_or_read_only_ones_loads(tmp_path: Path) -> None:
+    """sharedVolumes: true says two copies may share; a read-only volume is shared safely."""
+    (tmp_path / "s.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Service\nmetadata: {name: web}\n"
+        "spec:\n  image: localhost/w:1\n  volumes: ['cache:/cache', 'site:/www:ro']\n"
+        "  rollout: {strategy: StartFirst, sharedVolumes: true, drainSeconds: 0}\n"
+        "---\napiVersion: paid/v1\nkind: Service\nmetadata: {name: ro}\n"
+        "spec:\n  image: localhost/w:1\n  volumes: ['site:/www:ro']\n"
+        "  rollout: {strategy: StartFirst}\n"
+    )
+
+    result = load_directory(tmp_path)
+
+    assert () == result.errors
+    assert result.desired is not None
+    assert 0 == result.desired.services["web"].spec.rollout.drain_seconds  # type: ignore[index]
+
+
+def test_drain_seconds_is_bounded(tmp_path: Path) -> None:
+    """A day of draining is a typo, not a setting: refused with its field."""
+    (tmp_path / "s.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Service\nmetadata: {name: web}\n"
+        "spec:\n  image: localhost/w:1\n  rollout: {strategy: StartFirst, drainSeconds: 99999}\n"
+    )
+
+    result = load_directory(tmp_path)
+
+    assert ["spec.rollout.drainSeconds"] == [e.field for e in result.errors]
+
+
 def _secret_doc(directory: Path, file: str) -> None:
     (directory / "s.yaml").write_text(
         "apiVersion: paid/v1\nkind: Service\nmetadata: {name: s}\n"
