@@ -136,7 +136,8 @@ def test_a_new_copy_that_dies_while_the_old_drains_is_removed(store: Store) -> N
     runtime, controller, clock, v1 = deployed(store, ready)
     controller.begin(V2, runtime.containers["web"])
     roll(runtime, controller, clock, V2, seconds=12)  # past the bake, draining
-    assert NEXT in runtime.containers and V2.name in controller.active
+    assert NEXT in runtime.containers
+    assert V2.name in controller.active
     runtime.containers[NEXT] = replace(runtime.containers[NEXT], state="exited", exit_code=1)
 
     roll(runtime, controller, clock, V2, seconds=10)
@@ -186,7 +187,7 @@ def test_shared_volumes_lets_two_copies_share_the_image_s_volume(store: Store) -
 def test_a_copy_left_beside_a_serving_old_one_goes(store: Store) -> None:
     """paid killed mid-gate: the next pass removes the new copy; v1 keeps serving, untouched."""
     ready = {"web", NEXT}
-    runtime, controller, clock, v1 = deployed(store, ready)
+    runtime, controller, _clock, v1 = deployed(store, ready)
     controller.begin(V2, runtime.containers["web"])
     controller.active.clear()  # what a kill -9 forgets
 
@@ -200,7 +201,7 @@ def test_a_copy_left_beside_a_serving_old_one_goes(store: Store) -> None:
 def test_a_ready_copy_left_when_the_old_one_was_being_retired_takes_over(store: Store) -> None:
     """paid killed between stopping v1 and the rename: v2 takes the name and is judged again."""
     ready = {"web", NEXT}
-    runtime, controller, clock, v1 = deployed(store, ready)
+    runtime, controller, _clock, v1 = deployed(store, ready)
     controller.begin(V2, runtime.containers["web"])
     next_id = runtime.containers[NEXT].id
     controller.active.clear()
