@@ -1,9 +1,10 @@
 """StartFirst rollouts on the suite's real Podman, under a request loop.
 
-A client container on the service's network does what a front proxy does:
-it resolves the service's name each time and tries each address until one
-answers (with nc: this busybox's wget crashes) (nginx's ``resolver`` with ``proxy_next_upstream error``). It
-writes one line per request, OK or FAIL, every 20 ms.
+A client container on the service's network does what a front proxy does
+(nginx's ``resolver`` with ``proxy_next_upstream error``): it resolves the
+service's name each time and tries each address until one answers (with
+nc: this busybox's wget crashes). It writes one line per request, OK or
+FAIL, pausing 20 ms between requests.
 """
 
 from __future__ import annotations
