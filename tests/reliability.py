@@ -151,6 +151,37 @@ def kill_during_rollout(
     return tally
 
 
+def kill_during_start_first_rollout(
+    podman: PodmanService, work: Path, rng: random.Random, trials: int
+) -> Tally:
+    """StartFirst: kill -9 the apply of v2 at a random moment; never zero copies, then one."""
+    tally = Tally()
+    podman.clean()
+    state_dir, desired = work / "start-first-state", work / "start-first"
+    rollout = {"strategy": "StartFirst", "minReadySeconds": 1, "drainSeconds": 1}
+    write_services(desired, *(service_doc(n, rollout=rollout) for n in SERVICES))
+    if _paid(podman, state_dir, "apply", str(desired)).returncode != 0:
+        return Tally(lost=["start-first: the first apply failed"])
+    image = IMAGE
+    for _ in range(trials):
+        image = IMAGE_V2 if image == IMAGE else IMAGE
+        write_services(desired, *(service_doc(n, image=image, rollout=rollout) for n in SERVICES))
+        delay = rng.uniform(0.2, 4.0)
+        _killed_after(podman, state_dir, delay, "apply", str(desired))
+        label = f"start-first rollout to {image.rsplit(':', 1)[-1]}, kill at {delay:.2f} s"
+        running = {c["Names"][0] for c in podman.containers() if c["State"] == "running"}
+        serving = {n for n in SERVICES if {n, f"{n}.paid-next"} & running}
+        if serving != set(SERVICES):
+            tally.lost.append(f"{label}: no running copy of {sorted(set(SERVICES) - serving)}")
+        again = _paid(podman, state_dir, "apply", str(desired))
+        tally.trials += 1
+        tally.faults += 1
+        if again.returncode != 0:
+            tally.lost.append(f"{label}: the next apply exited {again.returncode}: {again.stdout}")
+        tally.lost.extend(check_invariants(podman, state_dir, SERVICES, image, label))
+    return tally
+
+
 def kill_during_restore(
     podman: PodmanService, work: Path, rng: random.Random, trials: int
 ) -> Tally:
