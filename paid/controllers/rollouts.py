@@ -35,16 +35,17 @@ import structlog
 from paid.controllers.backoff import Backoff
 from paid.controllers.canaries import Canaries
 from paid.controllers.health import HealthController
+from paid.controllers.recreate import Recreate
 from paid.controllers.services import ServiceController
 from paid.controllers.start_first import StartFirst
 from paid.controllers.verdicts import MAX_GATE_POLL, ActiveRollout, Verdicts
-from paid.runtime.base import NameInUse, Runtime, RuntimeFailure
+from paid.runtime.base import Runtime, RuntimeFailure
 from paid.settings import Timings
 from paid.state import actual as states
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService
-from paid.state.labels import aside_name, canary_name, next_name
+from paid.state.labels import canary_name, next_name
 from paid.state.rollouts import Observation, RolloutGate, RolloutPhase, advance, next_wake
 from paid.state.secrets import SecretUnavailable
 from paid.state.specs import RolloutStrategy
@@ -94,6 +95,9 @@ class RolloutController:
         )
         self.canaries = Canaries(store, services, health, self.verdicts)
         self.start_first = StartFirst(store, services, health, self.verdicts)
+        self.recreate = Recreate(
+            runtime, services, self.verdicts, gated=self._gated, fail=self._fail
+        )
 
     def needs_gate(self, service: DesiredService) -> bool:
         """A revision that never succeeded is rolled out through the gate."""
@@ -172,7 +176,7 @@ class RolloutController:
                 self._begin_beside(service, revision, previous_revision, canary=False)
                 return
             self.store.record("rollout_recreate", f"{name}: {refused}", service=name)
-        self._replace(service, current, revision, previous_revision)
+        self.recreate.replace(service, current, revision, previous_revision)
 
     def _begin_beside(
         self, service: DesiredService, revision: int, previous: int | None, *, canary: bool
@@ -189,56 +193,6 @@ class RolloutController:
         failed = part.start(service, revision)
         if failed is not None:
             part.end(service, self.active.pop(service.name), failed)
-
-    def _replace(
-        self,
-        service: DesiredService,
-        current: ActualContainer | None,
-        revision: int,
-        previous_revision: int | None,
-    ) -> None:
-        name = service.name
-        previous = None
-        if current is not None and current.managed:
-            blocker = self.runtime.inspect_container(aside_name(name))
-            if blocker is not None:
-                # Not ours (ours would have been resumed first): touch nothing.
-                why = (
-                    f"{aside_name(name)} is held by container {blocker.id[:12]}, which is "
-                    "not paid's: nothing was stopped"
-                )
-                self.verdicts.finish(
-                    name, revision, previous_revision, failed=why, restore=None, blocked=True
-                )
-                self.verdicts.count_first_failure(service)
-                return
-            # By ID: the container observed, not whatever holds the name now.
-            self.services.stop(current.id, timeout=service.spec.termination_grace_period_seconds)
-            self.services.rename(current.id, aside_name(name))
-            previous = aside_name(name)
-        gate = self._gate(service, revision)
-        self.active[name] = ActiveRollout(gate, previous, previous_revision)
-        try:
-            created: str | None = self.services.create(
-                self.services.request_for(service, revision=revision), service.spec
-            )
-        except NameInUse:
-            # A paid killed mid-rollout had its create finished by Podman after
-            # it died: let the gate judge whatever holds the name (its spec
-            # hash must match, or the rollout fails and rolls back), if paid's.
-            log.warning("rollout_adopted", service=name, revision=revision)
-            adopted = self.services.owned(name, service=name)
-            created = adopted.id if adopted is not None else None
-        except RuntimeFailure as err:
-            self._fail(service, f"revision {revision} could not be created: {err}")
-            return
-        if created is None:
-            self._fail(service, f"revision {revision}: its name is held by a container not paid's")
-            return
-        try:
-            self.services.start(created)  # by ID: the container just made (or adopted)
-        except RuntimeFailure as err:
-            self._fail(service, f"revision {revision} could not start: {err}")
 
     def resume_or_restore(
         self, service: DesiredService, current: ActualContainer | None, aside: ActualContainer
@@ -317,7 +271,7 @@ class RolloutController:
             del self.active[service.name]
             self.canaries.end(service, active, None if succeeded else gate.reason)
             if succeeded:
-                self._replace(service, current, gate.revision, active.previous_revision)
+                self.recreate.replace(service, current, gate.revision, active.previous_revision)
                 return self.timings.rollout_poll
             return None
         if active.beside and gate.phase.finished:
@@ -342,6 +296,11 @@ class RolloutController:
         """A StartFirst copy a killed paid left: it takes over (judged again) or goes."""
         if self.start_first.resume(service, current, beside):
             self.adopt(service, beside)
+
+    def _gated(
+        self, service: DesiredService, revision: int, aside: str | None, previous: int | None
+    ) -> None:
+        self.active[service.name] = ActiveRollout(self._gate(service, revision), aside, previous)
 
     def _fail(self, service: DesiredService, reason: str) -> None:
         self.verdicts.fail(service, self.active.pop(service.name), reason)

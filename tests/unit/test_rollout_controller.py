@@ -234,3 +234,21 @@ def test_a_failed_backup_stops_the_rollout_before_anything_is_touched(store: Sto
     )
     controller.begin(_with_backup("localhost/app:2"), runtime.containers["web"])
     assert "web" in controller.active  # backups off: the rollout goes ahead without one
+
+
+def test_recreate_creates_the_new_container_before_it_stops_the_old(store: Store) -> None:
+    """The gap is one stop, renames and one start: the create happens while v1 still serves."""
+    runtime, controller, clock = make(store, {"web"})
+    controller.begin(V1, None)
+    roll(runtime, controller, clock, V1, seconds=15)
+    v1 = runtime.containers["web"].id
+    runtime.calls.clear()
+
+    controller.begin(V2, runtime.containers["web"])
+
+    order = [op for op, _ in runtime.mutating_calls]
+    assert order.index("create") < order.index("stop") < order.index("start")
+    assert ("stop", v1) in runtime.mutating_calls
+    roll(runtime, controller, clock, V2, seconds=15)
+    assert ["web"] == list(runtime.containers)
+    assert "localhost/app:2" == runtime.containers["web"].image
