@@ -34,33 +34,20 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import write_section
-from tests.harness import IMAGE, IMAGE_V2, PodmanService, free_port, service_doc, write_services
+from tests.harness import (
+    IMAGE,
+    IMAGE_V2,
+    PodmanService,
+    free_port,
+    proxy_client,
+    service_doc,
+    write_services,
+)
 from tests.reliability import _paid
 
 HTTPD = ["httpd", "-f", "-p", "8080", "-h", "/www"]
 READY = {"exec": {"command": ["test", "-f", "/www/index.html"]}, "periodSeconds": 1}
-# Prints "<uptime> OK|FAIL" per request (the kernel's clock: this busybox's date has no %N).
-# Resolves once a second, tries each address in turn, and when none answers resolves
-# again and retries once: what nginx or HAProxy with a resolver do.
-CLIENT = r"""
-resolve() { nslookup web-start-first 2>/dev/null | sed -n 's/^Address: \([0-9.]*\)$/\1/p'; }
-ask() {
-  for ip in $ips; do
-    printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 1 "$ip" 8080 | grep -q '200 OK' && return 0
-  done
-  return 1
-}
-last=""; ips=""
-while true; do
-  read now _ < /proc/uptime; now=${now%.*}
-  if [ "$now" != "$last" ] || [ -z "$ips" ]; then ips=$(resolve); last=$now; fi
-  ok=OK
-  if ! ask; then ips=$(resolve); ask || ok=FAIL; fi
-  read up _ < /proc/uptime
-  echo "$up $ok"
-  sleep 0.02
-done
-"""
+CLIENT = proxy_client("web-start-first")
 
 
 def _docs(port: int, round_: int, changed: str) -> list[dict[str, Any]]:

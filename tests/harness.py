@@ -369,6 +369,50 @@ def _add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:
     tar.addfile(info)
 
 
+def proxy_client(name: str, port: int = 8080, *, hold: bool = True) -> str:
+    """A shell loop that asks ``name`` as a front proxy with a resolver does.
+
+    It prints ``<uptime> OK|FAIL|NODNS`` per request, 20 ms apart (the
+    kernel's clock: this busybox's ``date`` has no ``%N``). It resolves
+    ``name`` (A records) at most once a second and tries each address in
+    turn; when none answers it resolves again and retries once (nginx's
+    ``resolver`` with ``proxy_next_upstream error``). FAIL: DNS gave
+    addresses and none served; NODNS: no address to try.
+
+    ``hold``: a failed lookup keeps the last good answer, as HAProxy's ``hold
+    timeout`` and Envoy do. Podman's DNS server before aardvark-dns 1.11
+    (Debian 12 has 1.4) restarts its listeners on every reload, which it does
+    whenever a container joins or leaves the network, and under queries can
+    stop answering for seconds (containers/aardvark-dns#389).
+    """
+    keep = "" if hold else "ips=$got; "
+    return rf"""
+resolve() {{
+  got=$(timeout 1 nslookup -type=a {name} 2>/dev/null | sed -n 's/^Address: \([0-9.]*\)$/\1/p')
+  {keep}[ -n "$got" ] && ips=$got
+}}
+ask() {{
+  for ip in $ips; do
+    printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 1 "$ip" {port} | grep -q '200 OK' && return 0
+  done
+  return 1
+}}
+last=""; ips=""
+while true; do
+  read now _ < /proc/uptime; now=${{now%.*}}
+  if [ "$now" != "$last" ] || [ -z "$ips" ]; then resolve; last=$now; fi
+  ok=OK
+  if ! ask; then
+    resolve
+    if [ -z "$ips" ]; then ok=NODNS; else ask || ok=FAIL; fi
+  fi
+  read up _ < /proc/uptime
+  echo "$up $ok"
+  sleep 0.02
+done
+"""
+
+
 def service_doc(name: str, **spec: Any) -> dict[str, Any]:
     """A Service document with test-friendly defaults (busybox, fast stops)."""
     body: dict[str, Any] = {

@@ -86,16 +86,20 @@ class Verdicts:
                 name, active.previous_revision, "superseded", f"by revision {revision}"
             )
         reason = f"{service.cause}; {active.gate.reason}" if service.cause else active.gate.reason
-        self.store.set_outcome(name, revision, "succeeded", reason)
+        self.store.set_outcome(
+            name,
+            revision,
+            "succeeded",
+            reason,
+            event=(
+                "rollout_succeeded",
+                f"{name}: revision {revision} {active.gate.reason}",
+                {"revision": revision},
+            ),
+        )
         self.first_deploy.reset((name, service.spec_hash))
         self.store.prune_revisions(
             name, keep=service.spec.revision_history_limit, protect={revision}
-        )
-        self.store.record(
-            "rollout_succeeded",
-            f"{name}: revision {revision} {active.gate.reason}",
-            service=name,
-            revision=revision,
         )
         log.info("rollout_succeeded", service=name, revision=revision)
         self.backups_before.pop(name, None)
@@ -172,7 +176,6 @@ class Verdicts:
                 self.services.start(kept.id)
         rolled_back = previous_revision is not None and not kept_failed and not blocked
         outcome = "rolled_back" if rolled_back else "failed"
-        self.store.set_outcome(name, revision, outcome, failed, quarantine=rolled_back)
         message = f"{name}: revision {revision} failed: {failed}"
         if rolled_back:
             message += f"; back on revision {previous_revision}"
@@ -182,13 +185,14 @@ class Verdicts:
                 f"; the data from before the rollout is backup {backup_id} "
                 f"(paid restore {name} --backup {backup_id})"
             )
-        self.store.record(
-            "rollout_rolled_back" if rolled_back else "rollout_failed",
-            message,
-            service=name,
-            revision=revision,
-            previous=previous_revision,
-            last_log_lines=logs or [],
+        event = {"revision": revision, "previous": previous_revision, "last_log_lines": logs or []}
+        self.store.set_outcome(
+            name,
+            revision,
+            outcome,
+            failed,
+            quarantine=rolled_back,
+            event=("rollout_rolled_back" if rolled_back else "rollout_failed", message, event),
         )
         log.warning(
             "rollout_failed",

@@ -202,6 +202,20 @@ class Pin:
     at: float
 
 
+def _insert_event(
+    db: sqlite3.Connection,
+    kind: str,
+    message: str,
+    *,
+    service: str | None,
+    data: Mapping[str, Any],
+) -> None:
+    db.execute(
+        "INSERT INTO events (at, kind, service, message, data) VALUES (?, ?, ?, ?, ?)",
+        (time.time(), kind, service, message, json.dumps(data, sort_keys=True)),
+    )
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -451,7 +465,12 @@ class Store:
         reason: str = "",
         *,
         quarantine: bool | None = None,
+        event: tuple[str, str, Mapping[str, Any]] | None = None,
     ) -> None:
+        """Set a revision's outcome; ``event`` (kind, message, data) is journalled with it.
+
+        One transaction: a reader that sees the outcome sees its event.
+        """
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
         with self._transaction() as db:
@@ -467,6 +486,9 @@ class Store:
                     number,
                 ),
             )
+            if event is not None:
+                kind, message, data = event
+                _insert_event(db, kind, message, service=service, data=data)
 
     def set_image(
         self, service: str, number: int, *, image: str, image_id: str, digest: str | None
@@ -724,10 +746,7 @@ class Store:
 
     def record(self, kind: str, message: str, *, service: str | None = None, **data: Any) -> None:
         with self._transaction() as db:
-            db.execute(
-                "INSERT INTO events (at, kind, service, message, data) VALUES (?, ?, ?, ?, ?)",
-                (time.time(), kind, service, message, json.dumps(data, sort_keys=True)),
-            )
+            _insert_event(db, kind, message, service=service, data=data)
 
     def events(self, *, service: str | None = None, since: float = 0.0) -> list[Event]:
         query = "SELECT id, at, kind, service, message, data FROM events WHERE at >= ?"
