@@ -209,6 +209,14 @@ class Metrics:
         self.rollouts = Counter(
             "paid_rollouts_total", "Finished rollouts, by result.", ["result"], registry=r
         )
+        self.canary_analysis = Counter(
+            "paid_canary_analysis_total",
+            "Canary analysis queries evaluated, by service and judgement: pass, fail (a "
+            "value out of bounds: the canary ends), no_data, unavailable (Prometheus did "
+            "not answer).",
+            ["service", "judgement"],
+            registry=r,
+        )
         self.image_updates = Counter(
             "paid_image_updates_total",
             "Image updates (imageUpdate) by service and result: updated, rolled_back, "

@@ -1,14 +1,24 @@
 """A canary: the new revision beside the stable one, judged for its duration, then removed.
 
 The rollout controller decides when a canary starts and reads its gate;
-this module makes it, watches it and takes it away. Its container is
-``<name>.paid-canary``, on the canary ports; the stable copy is never
-touched, so a failed canary needs no rollback.
+this module makes it, watches it, judges its analysis and takes it away.
+Its container is ``<name>.paid-canary``. A service that publishes no host
+ports gets its canary under the service's DNS names, beside the stable
+copy, so it takes a real share of the requests; one that publishes ports
+gets it on the canary's own ports. The stable copy is never touched, so a
+failed canary needs no rollback.
+
+**Analysis.** Each ``canary.analysis`` query is evaluated every
+``intervalSeconds`` while the canary runs: one value out of bounds ends it
+at once. At the end of the window every query is asked once more and must
+pass: a Prometheus that does not answer, or a query with no data, keeps
+the canary from promotion (it fails safe, and says so).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import structlog
 
@@ -16,7 +26,9 @@ from paid.controllers.health import HealthController
 from paid.controllers.services import ServiceController
 from paid.controllers.verdicts import ActiveRollout, Verdicts
 from paid.runtime.base import RuntimeFailure
+from paid.runtime.prometheus import AnalysisUnavailable, PrometheusClient
 from paid.state.actual import ActualContainer
+from paid.state.analysis import Judgement, Verdict, judge, unavailable
 from paid.state.desired import DesiredService
 from paid.state.labels import canary_name
 from paid.storage.store import Store
@@ -31,11 +43,16 @@ class Canaries:
         services: ServiceController,
         health: HealthController | None,
         verdicts: Verdicts,
+        *,
+        prometheus: PrometheusClient | None = None,
+        on_analysis: Callable[[str, str], None] = lambda service, judgement: None,
     ) -> None:
         self.store = store
         self.services = services
         self.health = health
         self.verdicts = verdicts
+        self.prometheus = prometheus or PrometheusClient()
+        self.on_analysis = on_analysis  # (service, judgement): for the metrics
 
     def start(self, service: DesiredService, revision: int) -> str | None:
         """Create, start and watch the canary; why it could not start, or None."""
@@ -82,6 +99,42 @@ class Canaries:
             service=name,
         )
         log.info("canary_promoted", service=name, revision=active.gate.revision)
+
+    def analyse(self, service: DesiredService, *, final: bool) -> str | None:
+        """Ask each analysis query once: why the canary fails, or None.
+
+        ``final``: the window has ended and promotion waits on this answer,
+        so only a pass passes.
+        """
+        name = service.name
+        settings = service.spec.rollout.canary
+        for check in settings.analysis if settings else ():
+            try:
+                found = self.prometheus.query(check.prometheus, check.query)
+                verdict = judge(check, [(s.series, s.value) for s in found])
+            except AnalysisUnavailable as err:
+                verdict = unavailable(check, str(err))
+            self.on_analysis(name, str(verdict.judgement))
+            if verdict.judgement is Judgement.PASSED:
+                continue
+            if verdict.judgement is Judgement.FAILED or final:
+                return self._analysis_failed(service, check.prometheus, verdict)
+            log.warning("canary_analysis_unjudged", service=name, detail=verdict.detail)
+        return None
+
+    def _analysis_failed(self, service: DesiredService, server: str, verdict: Verdict) -> str:
+        why = f"analysis: {verdict.detail}"
+        if verdict.judgement is not Judgement.FAILED:
+            why += "; not promoted on an answer it did not get"
+        self.store.record(
+            "canary_analysis_failed",
+            f"{service.name}: {why}",
+            service=service.name,
+            prometheus=server,
+            judgement=str(verdict.judgement),
+            value=verdict.value,
+        )
+        return why
 
     def clean(self, service: DesiredService, canary: ActualContainer) -> None:
         """A canary nobody is judging (paid restarted): abort it; the stable copy is untouched."""

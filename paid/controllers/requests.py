@@ -108,8 +108,9 @@ def container_request(
         name = labels.canary_name(service.name)
         ports = tuple(spec.rollout.canary.ports) if spec.rollout.canary else ()
     networks = {a.name: tuple(a.aliases) for a in spec.networks}
-    if beside:
-        # StartFirst: the new copy answers to the service's name beside the old one.
+    if beside or (canary and not spec.ports and not spec.host_network):
+        # StartFirst's new copy, or the canary of a service without host ports:
+        # it answers to the service's name beside the old copy, taking real traffic.
         name = labels.next_name(service.name)
         networks = {n: (service.name, *aliases) for n, aliases in networks.items()}
     args = spec.args if spec.args is not None else ([] if spec.command is not None else None)

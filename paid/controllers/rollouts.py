@@ -40,6 +40,7 @@ from paid.controllers.services import ServiceController
 from paid.controllers.start_first import StartFirst
 from paid.controllers.verdicts import MAX_GATE_POLL, ActiveRollout, Verdicts
 from paid.runtime.base import Runtime, RuntimeFailure
+from paid.runtime.prometheus import PrometheusClient
 from paid.settings import Timings
 from paid.state import actual as states
 from paid.state import labels
@@ -71,6 +72,8 @@ class RolloutController:
         on_finished: Callable[[str, str, str], None] = lambda service, result, why: None,
         backup: Callable[[DesiredService], str | None] | None = None,
         timings: Timings | None = None,
+        prometheus: PrometheusClient | None = None,
+        on_analysis: Callable[[str, str], None] = lambda service, judgement: None,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -93,7 +96,9 @@ class RolloutController:
             first_deploy=self.first_deploy,
             on_finished=on_finished,
         )
-        self.canaries = Canaries(store, services, health, self.verdicts)
+        self.canaries = Canaries(
+            store, services, health, self.verdicts, prometheus=prometheus, on_analysis=on_analysis
+        )
         self.start_first = StartFirst(store, services, health, self.verdicts)
         self.recreate = Recreate(
             runtime, services, self.verdicts, gated=self._gated, fail=self._fail
@@ -266,14 +271,8 @@ class RolloutController:
         )
         gate = advance(active.gate, seen)
         active.gate = gate
-        if active.canary and gate.phase.finished:
-            succeeded = gate.phase is RolloutPhase.SUCCEEDED
-            del self.active[service.name]
-            self.canaries.end(service, active, None if succeeded else gate.reason)
-            if succeeded:
-                self.recreate.replace(service, current, gate.revision, active.previous_revision)
-                return self.timings.rollout_poll
-            return None
+        if active.canary:
+            return self._step_canary(service, active, current, seen.now)
         if active.beside and gate.phase.finished:
             wait = self.start_first.finish(service, active, current, judged, now=seen.now)
             if wait is None:
@@ -289,6 +288,43 @@ class RolloutController:
             self._fail(service, gate.reason)
             return None
         return max(self.timings.rollout_poll, min(MAX_GATE_POLL, next_wake(gate, seen.now)))
+
+    def _step_canary(
+        self,
+        service: DesiredService,
+        active: ActiveRollout,
+        current: ActualContainer | None,
+        now: float,
+    ) -> float | None:
+        """The canary's gate and its analysis; once it passes, the promotion begins.
+
+        Promotion is StartFirst where the service allows it (the stable copy
+        serves until the promoted one is ready), else Recreate.
+        """
+        gate, settings = active.gate, service.spec.rollout.canary
+        analysed = settings is not None and bool(settings.analysis)
+        failed: str | None = None
+        if gate.phase is RolloutPhase.FAILED:
+            failed = gate.reason
+        elif analysed and (gate.phase is RolloutPhase.SUCCEEDED or now >= active.analysis_due):
+            final = gate.phase is RolloutPhase.SUCCEEDED
+            failed = self.canaries.analyse(service, final=final)
+            active.analysis_due = now + (settings.interval_seconds if settings else 10)
+        if failed is None and not gate.phase.finished:
+            wait = max(self.timings.rollout_poll, min(MAX_GATE_POLL, next_wake(gate, now)))
+            return min(wait, max(0.0, active.analysis_due - now)) if analysed else wait
+        del self.active[service.name]
+        self.canaries.end(service, active, failed)
+        if failed is not None:
+            return None
+        spec = service.spec
+        serving = current is not None and current.managed and current.state == states.RUNNING
+        beside = not (spec.ports or spec.host_network or any(a.addresses for a in spec.networks))
+        if serving and beside and self.start_first.refused(service, gate.revision) is None:
+            self._begin_beside(service, gate.revision, active.previous_revision, canary=False)
+        else:
+            self.recreate.replace(service, current, gate.revision, active.previous_revision)
+        return self.timings.rollout_poll
 
     def resume_beside(
         self, service: DesiredService, current: ActualContainer | None, beside: ActualContainer

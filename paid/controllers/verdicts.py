@@ -40,6 +40,7 @@ class ActiveRollout:
     canary: bool = False  # judging the canary beside the old container
     beside: bool = False  # StartFirst: judging the new copy beside the old one
     drain_until: float | None = None  # StartFirst: the new one is ready; the old drains until
+    analysis_due: float = 0.0  # Canary: when its analysis queries are next evaluated
 
 
 class Verdicts:

@@ -100,6 +100,7 @@ def build(
         on_finished=finished,
         backup=backup,
         timings=timings,
+        on_analysis=heard.analysis,
     )
     return Reconciler(
         runtime=runtime,

@@ -143,6 +143,7 @@ class Hooks:
     probe_transition: Callable[[str, str, bool, str], None] = lambda *args: None
     probe: Callable[[str, float], None] = lambda kind, seconds: None  # a probe took so long
     image_result: Callable[[str, str], None] = lambda service, result: None  # updated, ...
+    analysis: Callable[[str, str], None] = lambda service, judgement: None  # a canary query
 
 
 @dataclass(frozen=True, slots=True)

@@ -238,6 +238,9 @@ class Manager:
                 image_result=lambda service, result: metrics.image_updates.labels(
                     service, result
                 ).inc(),
+                analysis=lambda service, judgement: metrics.canary_analysis.labels(
+                    service, judgement
+                ).inc(),
             ),
             backup=lambda svc: self.backup_schedule.backup(svc, reason="before rollout"),
             clock=self._clock,

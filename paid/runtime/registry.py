@@ -44,17 +44,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import threading
-import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 import requests
 
 from paid.runtime.base import ImageUnavailable
+from paid.runtime.outbound import (
+    MAX_REDIRECTS,
+    Abandoned,
+    Breakers,
+    bounded,
+    brief,
+    within,
+)
 from paid.runtime.registry_config import (
     AuthFile,
     ConfigFileError,
@@ -64,9 +67,6 @@ from paid.runtime.registry_config import (
 from paid.state.images import DEFAULT_REGISTRY, is_digest, parse_reference
 
 TIMEOUT = 10.0  # seconds for each request of a check, all of it: headers, body, redirects
-MAX_BODY = 4 << 20  # a manifest or token answer larger than this is refused
-MAX_REDIRECTS = 5
-T = TypeVar("T")
 MANIFEST_TYPES = ", ".join(
     (
         "application/vnd.oci.image.index.v1+json",
@@ -76,47 +76,6 @@ MANIFEST_TYPES = ", ".join(
     )
 )
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
-
-
-class _Abandoned(Exception):
-    """A request that did not finish within its deadline (its thread is left to end alone)."""
-
-
-@dataclass
-class HostBreaker:
-    """One registry host's breaker: open after ``fail_max`` unreachable answers in a row."""
-
-    fail_max: int = 3
-    reset_timeout: float = 60.0
-    clock: Callable[[], float] = time.monotonic
-    failures: int = 0
-    opened_at: float | None = None
-
-    def allows(self) -> bool:
-        """Closed, or open long enough that one request may probe (half-open)."""
-        return self.opened_at is None or self.clock() - self.opened_at >= self.reset_timeout
-
-    def record(self, *, reachable: bool) -> None:
-        if reachable:
-            self.failures, self.opened_at = 0, None
-            return
-        self.failures += 1
-        if self.failures >= self.fail_max:
-            self.opened_at = self.clock()
-
-
-@dataclass
-class _Breakers:
-    fail_max: int
-    reset_timeout: float
-    by_host: dict[str, HostBreaker] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def of(self, host: str) -> HostBreaker:
-        with self.lock:
-            if host not in self.by_host:
-                self.by_host[host] = HostBreaker(self.fail_max, self.reset_timeout)
-            return self.by_host[host]
 
 
 class RegistryClient:
@@ -134,7 +93,7 @@ class RegistryClient:
         self.auth = auth or AuthFile()
         self._registries = registries
         self.timeout = timeout  # the deadline of each request, start to last byte
-        self.breakers = _Breakers(fail_max, reset_timeout)
+        self.breakers = Breakers(fail_max, reset_timeout)
         self.requests = 0  # every HTTP request made, for tests and benchmarks
 
     @property
@@ -144,7 +103,7 @@ class RegistryClient:
         return self._registries
 
     def close(self) -> None:
-        """Nothing to close: each request has its own connection (see ``_within``)."""
+        """Nothing to close: each request has its own connection (see ``within``)."""
 
     def digest(self, image: str) -> str:
         """The digest ``image``'s tag points at now (a digest reference is its own answer)."""
@@ -188,7 +147,7 @@ class RegistryClient:
                 return self._ask(image, f"{scheme}://{host}{path}", credentials, insecure)
             except (requests.ConnectionError, requests.Timeout) as err:
                 last = err  # an insecure registry may speak plain HTTP: try that
-            except _Abandoned as err:
+            except Abandoned as err:
                 raise ImageUnavailable(
                     image, f"{host} did not answer within {self.timeout:g} s", reason="unreachable"
                 ) from err
@@ -198,10 +157,10 @@ class RegistryClient:
                 ) from err
             except requests.RequestException as err:
                 raise ImageUnavailable(
-                    image, f"{host} answered badly: {_brief(err)}", reason="failed"
+                    image, f"{host} answered badly: {brief(err)}", reason="failed"
                 ) from err
         raise ImageUnavailable(
-            image, f"no answer from {host}: {_brief(last)}", reason="unreachable"
+            image, f"no answer from {host}: {brief(last)}", reason="unreachable"
         ) from last
 
     def _ask(self, image: str, url: str, credentials: Credentials | None, insecure: bool) -> str:
@@ -274,9 +233,9 @@ class RegistryClient:
         auth = (credentials.username, credentials.password) if credentials else None
         self.requests += 1
         try:
-            answer = _within(
+            answer = within(
                 self.timeout,
-                lambda session: _bounded(
+                lambda session: bounded(
                     session.get(
                         realm,
                         params=params,
@@ -287,13 +246,13 @@ class RegistryClient:
                     )
                 ),
             )
-        except (requests.ConnectionError, requests.Timeout, _Abandoned) as err:
+        except (requests.ConnectionError, requests.Timeout, Abandoned) as err:
             raise ImageUnavailable(
-                image, f"the token service does not answer: {_brief(err)}", reason="unreachable"
+                image, f"the token service does not answer: {brief(err)}", reason="unreachable"
             ) from err
         except requests.RequestException as err:
             raise ImageUnavailable(
-                image, f"the token service answered badly: {_brief(err)}", reason="failed"
+                image, f"the token service answered badly: {brief(err)}", reason="failed"
             ) from err
         if answer.status_code in (401, 403):
             return None
@@ -313,7 +272,7 @@ class RegistryClient:
             with warnings.catch_warnings():
                 if insecure:  # registries.conf says so: no warning per request
                     warnings.simplefilter("ignore")
-                return _bounded(
+                return bounded(
                     session.request(
                         method,
                         url,
@@ -325,52 +284,7 @@ class RegistryClient:
                     )
                 )
 
-        return _within(self.timeout, exchange)
-
-
-def _within(deadline: float, exchange: Callable[[requests.Session], T]) -> T:
-    """``exchange`` on a session of its own, in a thread given ``deadline`` seconds in all.
-
-    requests' timeout bounds each read, not the whole: a server that trickles
-    its headers a byte at a time would hold the caller for ever. The thread
-    is a daemon and is abandoned at the deadline (never joined), so neither
-    a reconcile nor SIGTERM waits for it; its session is its own, so nothing
-    it still holds is shared.
-    """
-    box: dict[str, object] = {}
-    done = threading.Event()
-
-    def run() -> None:
-        session = requests.Session()
-        session.max_redirects = MAX_REDIRECTS
-        try:
-            box["value"] = exchange(session)
-        except BaseException as err:  # handed to the caller, raised there
-            box["error"] = err
-        finally:
-            session.close()
-            done.set()
-
-    threading.Thread(target=run, name="registry-request", daemon=True).start()
-    if not done.wait(deadline):
-        raise _Abandoned(f"no complete answer within {deadline:g} s")
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["value"]  # type: ignore[return-value]
-
-
-def _bounded(response: requests.Response) -> requests.Response:
-    """The response with its body read, at most ``MAX_BODY`` bytes (else an error)."""
-    try:
-        data = response.raw.read(MAX_BODY + 1, decode_content=True) if response.raw else b""
-    finally:
-        response.close()
-    if len(data) > MAX_BODY:
-        raise requests.exceptions.ContentDecodingError(
-            f"the answer is larger than {MAX_BODY} bytes: refused"
-        )
-    response._content = data  # requests' own slot for a body already read
-    return response
+        return within(self.timeout, exchange)
 
 
 def _may_get_credentials(realm: str, registry_url: str | None, insecure: bool) -> bool:
@@ -393,9 +307,3 @@ def _site(host: str) -> str:
     if not host or host.replace(".", "").isdigit() or ":" in host or "." not in host:
         return host
     return ".".join(host.split(".")[-2:])
-
-
-def _brief(err: Exception | None) -> str:
-    """An exception's last line, without URLs' query strings (a token could be in one)."""
-    text = str(err).strip().splitlines()[-1] if err is not None and str(err).strip() else "?"
-    return re.sub(r"\?[^\s'\")]*", "?…", text)[:300]

@@ -144,6 +144,15 @@ FIELD_DOCS: Final[dict[str, str]] = {
     "autoRollback": "Go back to the last good revision when a rollout fails (default true).",
     "canary": "The canary that runs beside the service before it is promoted.",
     "durationSeconds": "How long the canary must stay ready before promotion.",
+    "intervalSeconds": "How often each analysis query is evaluated while the canary runs.",
+    "analysis": (
+        "Prometheus queries the canary is judged by: one value out of bounds ends it; "
+        "a Prometheus that does not answer keeps it from promotion."
+    ),
+    "prometheus": "The Prometheus server's URL (http:// or https://).",
+    "query": "A PromQL expression; each value it returns must keep the bounds.",
+    "max": "The largest value the query may return.",
+    "min": "The smallest value the query may return.",
     "drainSeconds": (
         "StartFirst: seconds the old copy keeps serving once the new one is ready (default 5)."
     ),

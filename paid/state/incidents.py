@@ -34,6 +34,7 @@ TIMELINE_KINDS: Mapping[str, str] = {
     "rollout_retry": "retry requested",
     "canary_started": "canary started",
     "canary_promoted": "canary promoted",
+    "canary_analysis_failed": "canary analysis failed",
     "container_replaced": "restarted",
     "action_failed": "action failed",
     "probe_transition": "probe",

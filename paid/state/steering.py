@@ -90,9 +90,37 @@ class RolloutStrategy(StrEnum):
     CANARY = "Canary"
 
 
+class CanaryAnalysis(Model):
+    """One Prometheus query the canary is judged by, with its bounds."""
+
+    prometheus: str = Field(min_length=1, max_length=2048)
+    query: str = Field(min_length=1, max_length=8192)
+    max: float | None = Field(default=None, allow_inf_nan=False)
+    min: float | None = Field(default=None, allow_inf_nan=False)
+
+    @field_validator("prometheus")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        scheme, _, rest = value.partition("://")
+        if scheme not in ("http", "https") or not rest or any(c.isspace() for c in value):
+            raise ValueError("must be an http:// or https:// URL of a Prometheus server")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if self.max is None and self.min is None:
+            raise ValueError("needs max, min or both: the bounds the query's value must keep")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        return self
+
+
 class Canary(Model):
     ports: list[Port] = Field(default_factory=list)
     duration_seconds: int = Field(default=60, ge=1)
+    # How often each analysis query is evaluated while the canary runs.
+    interval_seconds: int = Field(default=10, ge=1, le=3600)
+    analysis: list[CanaryAnalysis] = Field(default_factory=list, max_length=32)
 
 
 class Rollout(Model):

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from paid.runtime.base import ImageUnavailable
-from paid.runtime.registry import MAX_BODY, RegistryClient, _may_get_credentials
+from paid.runtime.outbound import MAX_BODY
+from paid.runtime.registry import RegistryClient, _may_get_credentials
 from paid.runtime.registry_config import AuthFile, RegistriesConf, RegistryEntry
 
 DIGEST = "sha256:" + "ab" * 32
