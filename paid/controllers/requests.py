@@ -111,7 +111,7 @@ def container_request(
     if beside or (canary and not spec.ports and not spec.host_network):
         # StartFirst's new copy, or the canary of a service without host ports:
         # it answers to the service's name beside the old copy, taking real traffic.
-        name = labels.next_name(service.name)
+        name = name if canary else labels.next_name(service.name)
         networks = {n: (service.name, *aliases) for n, aliases in networks.items()}
     args = spec.args if spec.args is not None else ([] if spec.command is not None else None)
     image, exact, policy = spec.image, False, str(spec.pull_policy)

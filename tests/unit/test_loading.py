@@ -346,3 +346,34 @@ def test_services_without_secrets_keep_their_hash(tmp_path: Path) -> None:
     assert result.desired is not None
     web = result.desired.services[ServiceName("web")]
     assert "secretEnv" not in web.shape
+
+
+@pytest.mark.parametrize(
+    ("analysis", "field", "words"),
+    [
+        ("{prometheus: 'http://p:9090', query: up}", "analysis[0]", "needs max, min or both"),
+        ("{prometheus: 'http://p:9090', query: up, min: 2, max: 1}", "analysis[0]", "above max"),
+        ("{prometheus: 'file:///etc/passwd', query: up, max: 1}", "prometheus", "http://"),
+        ("{prometheus: 'http://p:9090', query: up, max: .nan}", "max", "finite"),
+        ("{prometheus: 'http://p:9090', query: up, max: 1e999}", "max", "finite"),
+        ("{prometheus: 'http://p:9090', query: '', max: 1}", "query", "at least 1"),
+    ],
+    ids=["no bounds", "min above max", "not http", "NaN", "infinite", "empty query"],
+)
+def test_canary_analysis_is_checked_with_its_line(
+    tmp_path: Path, analysis: str, field: str, words: str
+) -> None:
+    """A canary judged by a query that cannot judge is refused at file:line, with why."""
+    (tmp_path / "s.yaml").write_text(
+        "apiVersion: paid/v1\nkind: Service\nmetadata: {name: web}\n"
+        "spec:\n  image: localhost/w:1\n  rollout:\n    strategy: Canary\n"
+        f"    canary:\n      analysis:\n      - {analysis}\n"
+    )
+
+    result = load_directory(tmp_path)
+
+    (error,) = result.errors
+    assert error.field.startswith("spec.rollout.canary.analysis")
+    assert error.field.endswith(field) or f".{field}" in error.field
+    assert 10 == error.line
+    assert words in error.message
