@@ -2,7 +2,7 @@
 
 The rollout controller decides when a canary starts and reads its gate;
 this module makes it, watches it, judges its analysis and takes it away.
-Its container is ``<name>.paid-canary``. A service that publishes no host
+Its container is ``<name>-canary``. A service that publishes no host
 ports gets its canary under the service's DNS names, beside the stable
 copy, so it takes a real share of the requests; one that publishes ports
 gets it on the canary's own ports. The stable copy is never touched, so a
