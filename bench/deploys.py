@@ -1,10 +1,11 @@
-"""Benchmark: what a deploy costs the clients of a service, Recreate against StartFirst.
+"""Benchmark: what a deploy costs the clients of a service: Recreate, StartFirst, compose.
 
 Run by hand: ``.venv/bin/python -m bench.deploys [--rounds N]``. On one
-private Podman, one desired state holds both services, so both tools'
-containers are always present; rounds alternate (Recreate, StartFirst,
-Recreate, ...), each a ``paid apply`` of a new revision (the image tag
-switched and an env value changed), ``minReadySeconds`` 1:
+private Podman, one desired state holds both paid services and a compose
+project holds a third, so every tool's containers are always present;
+rounds alternate (Recreate, StartFirst, podman-compose, Recreate, ...),
+each a new revision (the image tag switched and an env value changed);
+paid's by ``paid apply`` with ``minReadySeconds`` 1:
 
 - *Recreate*: ``web-recreate`` publishes ``127.0.0.1:PORT:8080``; this
   process sends a GET every 20 ms from the host and records each answer.
@@ -14,6 +15,8 @@ switched and an env value changed), ``minReadySeconds`` 1:
   valid=1s``), and on each request tries the addresses in turn until one
   answers (``proxy_next_upstream error``), resolving again when none does,
   pausing 20 ms.
+- *podman-compose*: ``podman-compose up -d`` of the same service publishing
+  its own host port, asked from the host as Recreate is.
 
 For each round: failed requests, and the longest time between two answered
 requests. Prints a table and writes its section of ``docs/benchmarks.md``.
@@ -25,6 +28,7 @@ import argparse
 import contextlib
 import itertools
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -33,6 +37,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from bench.reconcile import _storage_env
 from bench.report import write_section
 from tests.harness import (
     IMAGE,
@@ -112,36 +119,64 @@ def _client_seen(podman: PodmanService, since: float, until: float) -> list[tupl
     return out
 
 
+def _compose(path: Path, port: int, round_: int) -> None:
+    """The same service for podman-compose: its own host port, the image switched by round."""
+    service = {
+        "image": IMAGE_V2 if round_ % 2 else IMAGE,
+        "command": HTTPD,
+        "ports": [f"127.0.0.1:{port}:8080"],
+        "environment": {"ROUND": str(round_)},
+    }
+    path.write_text(yaml.safe_dump({"services": {"web": service}}, sort_keys=False))
+
+
+STRATEGIES = ("Recreate", "StartFirst", "podman-compose")
+
+
 def rounds(
     podman: PodmanService, work: Path, count: int
 ) -> dict[str, list[tuple[int, float, float]]]:
     port, desired, state = free_port(), work / "desired", work / "state"
+    compose_port, compose = free_port(), work / "compose.yaml"
+    up = [str(Path(sys.executable).parent / "podman-compose"), "-f", str(compose), "-p", "bench"]
+    storage = _storage_env(podman)
     write_services(desired, *_docs(port, 0, ""))
     if _paid(podman, state, "apply", str(desired)).returncode != 0:
         raise SystemExit("the first apply failed")
+    _compose(compose, compose_port, 0)
+    subprocess.run([*up, "up", "-d"], env=storage, check=True, capture_output=True)
     podman.podman("run", "-d", "--name", "client", "--network", "paid", IMAGE, "sh", "-c", CLIENT)
-    poller = HostPoller(port)
-    poller.start()
-    results: dict[str, list[tuple[int, float, float]]] = {"Recreate": [], "StartFirst": []}
+    pollers = {"Recreate": HostPoller(port), "podman-compose": HostPoller(compose_port)}
+    for poller in pollers.values():
+        poller.start()
+    results: dict[str, list[tuple[int, float, float]]] = {s: [] for s in STRATEGIES}
     time.sleep(2)
-    for i in range(1, count * 2 + 1):
-        strategy, name = (
-            ("Recreate", "web-recreate") if i % 2 else ("StartFirst", "web-start-first")
-        )
-        write_services(desired, *_docs(port, i, name))
+    for i in range(1, count * len(STRATEGIES) + 1):
+        strategy = STRATEGIES[(i - 1) % len(STRATEGIES)]
         before, up_before = time.time(), _uptime()
-        applied = _paid(podman, state, "apply", str(desired))
-        time.sleep(1.5)  # answers after the apply, from the new copy alone
+        if strategy == "podman-compose":
+            _compose(compose, compose_port, i)
+            before, up_before = time.time(), _uptime()
+            applied = subprocess.run(
+                [*up, "up", "-d"], env=storage, capture_output=True, text=True, check=False
+            )
+        else:
+            name = "web-recreate" if strategy == "Recreate" else "web-start-first"
+            write_services(desired, *_docs(port, i, name))
+            before, up_before = time.time(), _uptime()
+            applied = _paid(podman, state, "apply", str(desired))
+        time.sleep(1.5)  # answers after the deploy, from the new copy alone
         after, up_after = time.time(), _uptime()
         if applied.returncode != 0:
-            raise SystemExit(f"round {i}: apply exited {applied.returncode}: {applied.stdout}")
-        if strategy == "Recreate":
-            seen = [s for s in poller.seen if before <= s[0] <= after]
+            raise SystemExit(f"round {i}: {strategy} exited {applied.returncode}: {applied.stdout}")
+        if strategy in pollers:
+            seen = [s for s in pollers[strategy].seen if before <= s[0] <= after]
         else:
             seen = _client_seen(podman, up_before, up_after)
         results[strategy].append(_judge(seen))
         print(f"round {i} {strategy}: {results[strategy][-1]}", file=sys.stderr, flush=True)
-    poller.stop.set()
+    for poller in pollers.values():
+        poller.stop.set()
     return results
 
 
@@ -175,7 +210,8 @@ def main() -> None:
         [
             "### Requests during a deploy (`paid apply` of a new revision, minReadySeconds 1)",
             "",
-            "Recreate is asked from the host on its published port; StartFirst by a client "
+            "Recreate and podman-compose `up -d` are asked from the host on their published "
+            "ports; StartFirst by a client "
             "on its network that resolves the name once a second and tries each address "
             "(as nginx with `resolver` and `proxy_next_upstream error` does).",
             "",
@@ -189,6 +225,7 @@ def main() -> None:
             "|---|---|---|---|---|---|",
             _row("Recreate", found["Recreate"]),
             _row("StartFirst", found["StartFirst"]),
+            _row("podman-compose", found["podman-compose"]),
         ]
     )
     print(section)

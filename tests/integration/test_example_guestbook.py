@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ import pytest
 import yaml
 
 from paid.cli import main
+from paid.storage.store import Store
 from tests.daemon import wait_until
 from tests.harness import PodmanService, build_example_images, free_port
 
@@ -89,3 +93,40 @@ def test_guestbook_runs_rolls_its_config_out_and_rolls_back(
     assert "1" == podman.inspect("proxy")["Config"]["Labels"]["paid.revision"]
     wait_until(lambda: request(port)[0] == 200, 20)
     assert request(port)[2].get("X-Edition") is None  # the old nginx.conf, from its kept copy
+
+    # The app rolls out StartFirst while a client asks through nginx every 20 ms.
+    env = app / "app" / "app.env"
+    env.write_text(env.read_text().replace('"paid guestbook"', '"paid guestbook 2"'))
+    old_app = podman.inspect("app")["Id"]
+    with asking(port) as statuses:
+        assert 0 == paid(podman, state, "apply", str(app))
+        wait_until(lambda: request(port)[1]["title"] == "paid guestbook 2", 20)
+    assert old_app not in [c["Id"] for c in podman.containers()]
+    assert "hello from the test" in request(port)[1]["entries"]
+    with Store.open(state) as store:
+        assert "rollout_draining" in [e.kind for e in store.events(service="app")]
+    failed = [s for s in statuses if s != 200]
+    assert [] == failed, f"{len(failed)} of {len(statuses)} requests failed: {set(failed)}"
+
+
+@contextmanager
+def asking(port: int) -> Iterator[list[int]]:
+    """GET / every 20 ms in a thread; the statuses (0: no answer) once the block ends."""
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                statuses.append(request(port)[0])
+            except OSError:
+                statuses.append(0)
+            stop.wait(0.02)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield statuses
+    finally:
+        stop.set()
+        thread.join(timeout=10)
