@@ -10,17 +10,11 @@ counter; the canary's analysis asks Prometheus for it.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from paid.storage.store import Store
 from tests.daemon import Daemon, wait_until
@@ -33,6 +27,7 @@ from tests.harness import (
     service_doc,
     write_services,
 )
+from tests.metrics_sources import Exporter, exporter, prometheus
 
 pytestmark = pytest.mark.slow
 
@@ -40,67 +35,16 @@ HTTPD = ["httpd", "-f", "-vv", "-p", "8080", "-h", "/www"]
 QUERY = "max(app_errors)"
 
 
-@dataclass
-class Exporter:
-    """A loopback /metrics whose one value the test sets."""
-
-    errors: float = 0.0
-    server: ThreadingHTTPServer | None = None
-    port: int = field(default_factory=free_port)
+@pytest.fixture
+def app_metrics() -> Iterator[Exporter]:
+    with exporter() as found:
+        yield found
 
 
 @pytest.fixture
-def exporter() -> Iterator[Exporter]:
-    state = Exporter()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = f"app_errors {state.errors:g}\n".encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    state.server = ThreadingHTTPServer(("127.0.0.1", state.port), Handler)
-    threading.Thread(target=state.server.serve_forever, daemon=True).start()
-    yield state
-    state.server.shutdown()
-    state.server.server_close()
-
-
-@pytest.fixture
-def prometheus(tmp_path: Path, exporter: Exporter) -> Iterator[str]:
-    """Debian's Prometheus scraping the exporter every second; its URL."""
-    if shutil.which("prometheus") is None:
-        pytest.fail("prometheus is missing: scripts/install-deps installs it")
-    base, port = tmp_path / "prometheus", free_port()
-    base.mkdir()
-    config = {
-        "global": {"scrape_interval": "1s"},
-        "scrape_configs": [
-            {"job_name": "app", "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}
-        ],
-    }
-    (base / "prometheus.yml").write_text(yaml.safe_dump(config))
-    server = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={base / 'prometheus.yml'}",
-            f"--storage.tsdb.path={base / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=(base / "prometheus.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+def prometheus_url(tmp_path: Path, app_metrics: Exporter) -> Iterator[str]:
+    with prometheus(tmp_path / "prometheus", f"127.0.0.1:{app_metrics.port}") as url:
+        yield url
 
 
 def web(image: str, prometheus: str, *, duration: int = 60) -> dict[str, Any]:
@@ -139,11 +83,11 @@ def test_a_canary_takes_real_traffic_by_name_and_a_prometheus_query_ends_it(
     daemon: Daemon,
     podman: PodmanService,
     desired_dir: Path,
-    exporter: Exporter,
-    prometheus: str,
+    app_metrics: Exporter,
+    prometheus_url: str,
 ) -> None:
     """The canary answers requests sent to `web`; errors > 1 in Prometheus remove it."""
-    write_services(desired_dir, web(IMAGE, prometheus))
+    write_services(desired_dir, web(IMAGE, prometheus_url))
     daemon.start()
     wait_until(lambda: _history(daemon.state_dir) == [(1, "succeeded")], 40)
     stable = podman.inspect("web")
@@ -152,9 +96,9 @@ def test_a_canary_takes_real_traffic_by_name_and_a_prometheus_query_ends_it(
         proxy_client("web", hold=False),
     )  # fmt: skip
 
-    write_services(desired_dir, web(IMAGE_V2, prometheus))
+    write_services(desired_dir, web(IMAGE_V2, prometheus_url))
     wait_until(lambda: _served(podman, "web-canary") >= 3, 40)  # real requests, by name
-    exporter.errors = 5
+    app_metrics.errors = 5
     wait_until(lambda: (2, "rolled_back") in _history(daemon.state_dir), 40)
 
     assert [] == [c for c in podman.containers() if c["Names"][0] == "web-canary"]
