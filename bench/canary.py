@@ -55,7 +55,7 @@ def _doc(image: str, url: str, round_: int) -> dict[str, Any]:
 
 
 def _served(podman: PodmanService) -> int:
-    return podman.podman("logs", "web-canary", check=False).count("response:200")
+    return podman.logs("web-canary").count("response:200")
 
 
 def _failed(podman: PodmanService) -> int:

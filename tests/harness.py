@@ -194,6 +194,13 @@ class PodmanService:
             )
         return result.stdout.decode()
 
+    def logs(self, name: str) -> str:
+        """A container's output, stdout and stderr (``podman logs`` splits them again)."""
+        result = subprocess.run(
+            self.command("logs", name), env=self._env, capture_output=True, check=False, timeout=60
+        )
+        return result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
+
     def containers(self) -> list[dict[str, Any]]:
         return list(json.loads(self.podman("ps", "-a", "--format", "json") or "[]"))
 
@@ -374,9 +381,10 @@ def proxy_client(name: str, port: int = 8080, *, hold: bool = True) -> str:
 
     It prints ``<uptime> OK|FAIL|NODNS`` per request, 20 ms apart (the
     kernel's clock: this busybox's ``date`` has no ``%N``). It resolves
-    ``name`` (A records) at most once a second and tries each address in
-    turn; when none answers it resolves again and retries once (nginx's
-    ``resolver`` with ``proxy_next_upstream error``). FAIL: DNS gave
+    ``name`` (A records) at most once a second and tries the addresses in
+    turn, starting one further each request (round robin); when none
+    answers it resolves again and retries once (nginx's ``resolver`` with
+    ``proxy_next_upstream error``). FAIL: DNS gave
     addresses and none served; NODNS: no address to try.
 
     ``hold``: a failed lookup keeps the last good answer, as HAProxy's ``hold
@@ -392,12 +400,15 @@ resolve() {{
   {keep}[ -n "$got" ] && ips=$got
 }}
 ask() {{
-  for ip in $ips; do
+  n=$((n + 1)); set -- $ips; k=0; turn=""; rest=""
+  [ $# -gt 0 ] && k=$((n % $#))
+  for ip; do if [ $k -gt 0 ]; then rest="$rest $ip"; k=$((k - 1)); else turn="$turn $ip"; fi; done
+  for ip in $turn $rest; do
     printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 1 "$ip" {port} | grep -q '200 OK' && return 0
   done
   return 1
 }}
-last=""; ips=""
+last=""; ips=""; n=0
 while true; do
   read now _ < /proc/uptime; now=${{now%.*}}
   if [ "$now" != "$last" ] || [ -z "$ips" ]; then resolve; last=$now; fi

@@ -47,7 +47,7 @@ class PrometheusClient:
         breaker = self.breakers.of(host)
         if not breaker.allows():
             raise AnalysisUnavailable(
-                f"{server} failed {breaker.failures} times in a row: not asked again for "
+                f"{server} did not answer {breaker.failures} times in a row: not asked again for "
                 f"{breaker.reset_timeout:g} s"
             )
         try:

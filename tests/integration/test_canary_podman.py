@@ -71,8 +71,7 @@ def _history(state_dir: Path) -> list[tuple[int, str]]:
 
 
 def _served(podman: PodmanService, name: str) -> int:
-    found = podman.podman("logs", name, check=False)
-    return found.count("response:200")
+    return podman.logs(name).count("response:200")
 
 
 def _asked(podman: PodmanService) -> list[str]:
