@@ -15,8 +15,9 @@ paid's by ``paid apply`` with ``minReadySeconds`` 1:
   valid=1s``), and on each request tries the addresses in turn until one
   answers (``proxy_next_upstream error``), resolving again when none does,
   pausing 20 ms.
-- *podman-compose*: ``podman-compose up -d`` of the same service publishing
-  its own host port, asked from the host as Recreate is.
+- *podman-compose*: ``podman-compose up -d`` (from ``--tools-venv``,
+  default ``.venv-bench``, made as ``bench/reconcile.py`` says) of the same
+  service publishing its own host port, asked from the host as Recreate is.
 
 For each round: failed requests, and the longest time between two answered
 requests. Prints a table and writes its section of ``docs/benchmarks.md``.
@@ -134,11 +135,11 @@ STRATEGIES = ("Recreate", "StartFirst", "podman-compose")
 
 
 def rounds(
-    podman: PodmanService, work: Path, count: int
+    podman: PodmanService, work: Path, count: int, tools: Path
 ) -> dict[str, list[tuple[int, float, float]]]:
     port, desired, state = free_port(), work / "desired", work / "state"
     compose_port, compose = free_port(), work / "compose.yaml"
-    up = [str(Path(sys.executable).parent / "podman-compose"), "-f", str(compose), "-p", "bench"]
+    up = [str(tools / "podman-compose"), "-f", str(compose), "-p", "bench"]
     storage = _storage_env(podman)
     write_services(desired, *_docs(port, 0, ""))
     if _paid(podman, state, "apply", str(desired)).returncode != 0:
@@ -196,6 +197,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=10, help="rounds of each strategy")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--tools-venv",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent / ".venv-bench",
+        help="a venv with podman-compose (pip install '.[bench]'), as bench/reconcile.py uses",
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="paid-bench-deploys-"))
     podman = PodmanService.start(base)
@@ -203,7 +210,7 @@ def main() -> None:
         podman.build_images()
         work = base / "work"
         work.mkdir()
-        found = rounds(podman, work, args.rounds)
+        found = rounds(podman, work, args.rounds, args.tools_venv / "bin")
     finally:
         podman.stop()
     section = "\n".join(
