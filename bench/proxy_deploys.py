@@ -18,6 +18,7 @@ section of ``docs/benchmarks.md``.
 from __future__ import annotations
 
 import argparse
+import http.client
 import itertools
 import shutil
 import statistics
@@ -47,10 +48,10 @@ class Asker(threading.Thread):
         while not self.stop.is_set():
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=1) as r:
-                    ok = r.status == 200
                     r.read()
-            except OSError:
-                ok = False
+                    ok = r.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False  # refused, reset, timed out, not 200, or cut short
             self.seen.append((time.time(), ok))
 
 
