@@ -30,6 +30,9 @@ TRIALS = {
     "kill -9 during a cold apply (6 services)": reliability.kill_during_cold_apply,
     "kill -9 during a rollout (6 services)": reliability.kill_during_rollout,
     "kill -9 during a StartFirst rollout (6 services)": reliability.kill_during_start_first_rollout,
+    "kill -9 during a canary and its promotion (6 services)": (
+        reliability.kill_during_canary_rollout
+    ),
     "kill -9 during a restore": reliability.kill_during_restore,
     "two `paid apply --wait` at once": reliability.concurrent_applies,
 }

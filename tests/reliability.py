@@ -155,30 +155,58 @@ def kill_during_start_first_rollout(
     podman: PodmanService, work: Path, rng: random.Random, trials: int
 ) -> Tally:
     """StartFirst: kill -9 the apply of v2 at a random moment; never zero copies, then one."""
+    rollout = {"strategy": "StartFirst", "minReadySeconds": 1, "drainSeconds": 1}
+    return _kill_during_beside_rollout(
+        podman, work, rng, trials, label="start-first", rollout=rollout
+    )
+
+
+def kill_during_canary_rollout(
+    podman: PodmanService, work: Path, rng: random.Random, trials: int
+) -> Tally:
+    """Canary by name, then its StartFirst promotion: kill -9 at a random moment of either."""
+    canary = {"durationSeconds": 2, "intervalSeconds": 1}
+    rollout = {"strategy": "Canary", "minReadySeconds": 1, "drainSeconds": 1, "canary": canary}
+    return _kill_during_beside_rollout(
+        podman, work, rng, trials, label="canary", rollout=rollout, longest=6.0
+    )
+
+
+def _kill_during_beside_rollout(
+    podman: PodmanService,
+    work: Path,
+    rng: random.Random,
+    trials: int,
+    *,
+    label: str,
+    rollout: dict[str, object],
+    longest: float = 4.0,
+) -> Tally:
+    """A rollout that runs a copy beside the old one; at the kill every service has one
+    running copy or more, after the next apply exactly one, of the desired image."""
     tally = Tally()
     podman.clean()
-    state_dir, desired = work / "start-first-state", work / "start-first"
-    rollout = {"strategy": "StartFirst", "minReadySeconds": 1, "drainSeconds": 1}
+    state_dir, desired = work / f"{label}-state", work / label
     write_services(desired, *(service_doc(n, rollout=rollout) for n in SERVICES))
     if _paid(podman, state_dir, "apply", str(desired)).returncode != 0:
-        return Tally(lost=["start-first: the first apply failed"])
+        return Tally(lost=[f"{label}: the first apply failed"])
     image = IMAGE
     for _ in range(trials):
         image = IMAGE_V2 if image == IMAGE else IMAGE
         write_services(desired, *(service_doc(n, image=image, rollout=rollout) for n in SERVICES))
-        delay = rng.uniform(0.2, 4.0)
+        delay = rng.uniform(0.2, longest)
         _killed_after(podman, state_dir, delay, "apply", str(desired))
-        label = f"start-first rollout to {image.rsplit(':', 1)[-1]}, kill at {delay:.2f} s"
+        what = f"{label} rollout to {image.rsplit(':', 1)[-1]}, kill at {delay:.2f} s"
         running = {c["Names"][0] for c in podman.containers() if c["State"] == "running"}
-        serving = {n for n in SERVICES if {n, f"{n}.paid-next"} & running}
+        serving = {n for n in SERVICES if {n, f"{n}.paid-next", f"{n}-canary"} & running}
         if serving != set(SERVICES):
-            tally.lost.append(f"{label}: no running copy of {sorted(set(SERVICES) - serving)}")
+            tally.lost.append(f"{what}: no running copy of {sorted(set(SERVICES) - serving)}")
         again = _paid(podman, state_dir, "apply", str(desired))
         tally.trials += 1
         tally.faults += 1
         if again.returncode != 0:
-            tally.lost.append(f"{label}: the next apply exited {again.returncode}: {again.stdout}")
-        tally.lost.extend(check_invariants(podman, state_dir, SERVICES, image, label))
+            tally.lost.append(f"{what}: the next apply exited {again.returncode}: {again.stdout}")
+        tally.lost.extend(check_invariants(podman, state_dir, SERVICES, image, what))
     return tally
 
 

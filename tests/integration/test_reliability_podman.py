@@ -29,6 +29,7 @@ SEED = int(os.environ.get("PAID_RELIABILITY_SEED", "7"))
         pytest.param(reliability.kill_during_cold_apply, id="kill-cold-apply"),
         pytest.param(reliability.kill_during_rollout, id="kill-rollout"),
         pytest.param(reliability.kill_during_start_first_rollout, id="kill-start-first"),
+        pytest.param(reliability.kill_during_canary_rollout, id="kill-canary"),
         pytest.param(reliability.kill_during_restore, id="kill-restore"),
         pytest.param(reliability.concurrent_applies, id="two-writers"),
     ],
