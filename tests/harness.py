@@ -240,6 +240,7 @@ class PodmanService:
         self.podman("volume", "prune", "--force", check=False)
         self.podman("secret", "rm", "--all", check=False)
         self.podman("network", "prune", "--force", check=False)
+        _forget_names()
 
     def build_images(self) -> None:
         """Import a busybox tree as IMAGE and tag it IMAGE_V2."""
@@ -282,6 +283,59 @@ class PodmanService:
         self.pause()
         self.podman("system", "reset", "--force", check=False)
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+AARDVARK_RUN = Path("/run/containers/networks/aardvark-dns")
+
+
+def _forget_names() -> None:
+    """Give the next test a DNS server that starts fresh.
+
+    aardvark-dns serves one name table per network from AARDVARK_RUN, shared
+    by every rootful Podman 4.3 on the host, and netavark stops it when the
+    last table goes. A container that died without netavark's teardown (a
+    kill -9, the service taken away, a run cut short) leaves its names in
+    the tables, and its pid file may name a process that is no longer
+    aardvark-dns, which netavark then signals instead of starting a server.
+    And Debian's aardvark-dns 1.4 can lose a network's listener on a reload
+    (containers/aardvark-dns#389) until it restarts. Each would carry into
+    later tests. So drop the entries of containers no conmon runs on this
+    host (no Podman's live container is touched), and stop the server once
+    no table is left.
+    """
+    pidfile = AARDVARK_RUN / "aardvark.pid"
+    live = _running_containers()
+    for table in AARDVARK_RUN.glob("*"):
+        if table == pidfile or not table.is_file():
+            continue
+        header, *entries = table.read_text().splitlines() or [""]
+        kept = [e for e in entries if e.split(" ", 1)[0] in live]
+        if not kept:
+            table.unlink(missing_ok=True)
+        elif kept != entries:
+            table.write_text("\n".join([header, *kept]) + "\n")
+    tables = [p for p in AARDVARK_RUN.glob("*") if p != pidfile]
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(pidfile.read_text())
+        if not os.readlink(f"/proc/{pid}/exe").endswith("/aardvark-dns"):
+            raise ProcessLookupError(pid)  # a stale pid, reused by another process
+        if tables:
+            return  # another Podman's network still needs it
+        os.kill(pid, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
+
+
+def _running_containers() -> set[str]:
+    """IDs of the containers conmon supervises on this host, any Podman's."""
+    ids: set[str] = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            args = cmdline.read_bytes().split(b"\0")
+            if args and args[0].endswith(b"conmon"):
+                ids.update(
+                    args[i + 1].decode() for i, a in enumerate(args[:-1]) if a in (b"-c", b"--cid")
+                )
+    return ids
 
 
 REGISTRY_CONFIG = """\
