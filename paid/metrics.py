@@ -259,6 +259,19 @@ class Metrics:
             ["service"],
             registry=r,
         )
+        self.notifications = Counter(
+            "paid_notifications_total",
+            "Notification sends, by target (notifier/file) and result: delivered, failed (to "
+            "be retried), dropped (undeliverable for a day, or its target removed).",
+            ["target", "result"],
+            registry=r,
+        )
+        self.notifications_waiting = Gauge(
+            "paid_notifications_waiting",
+            "Notifications queued and not yet delivered, by target.",
+            ["target"],
+            registry=r,
+        )
         self.backup_failures = Counter(
             "paid_backup_failures_total",
             "Backups that failed, by service.",

@@ -105,6 +105,12 @@ class Timings:
     """A Podman call that failed transiently, retried within the call (3 tries, 5 s at most)."""
     registry_retry: float = 30.0
     """Ask a registry again for a tag's digest it did not give."""
+    notify_poll: float = 1.0
+    """How often the journal is read for notifications and due messages are sent."""
+    notify_retry: BackoffPolicy = BackoffPolicy(5.0, 600.0)
+    """A notification its target did not take, sent again."""
+    notify_group: float = 60.0
+    """At most one message per target, service and event this often; the rest are counted."""
 
     @classmethod
     def parse(cls, text: str) -> Timings:
@@ -149,6 +155,7 @@ class Settings:
     allowed_devices: tuple[str, ...] = ()
     default_network: str = DEFAULT_NETWORK
     secrets_dir: Path = Path(DEFAULT_SECRETS_DIRECTORY)
+    age_identity: Path | None = None  # decrypts the repository's age-encrypted secrets
     backup_dir: Path | None = None  # default: <state dir>/backups
     backup_upload_command: str | None = None
     slo_default: float | None = None  # percent, for services without an slo section

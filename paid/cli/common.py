@@ -9,6 +9,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from paid.runtime.podman import PodmanRuntime
@@ -19,7 +20,7 @@ from paid.state.labels import DEFAULT_INSTANCE
 from paid.state.networks import default_network_of
 from paid.state.reading import MAX_FILE_BYTES
 from paid.storage.loading import LoadResult, load_directory
-from paid.storage.secret_files import SecretSource
+from paid.storage.secret_files import SecretSource, repository_of
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -69,11 +70,16 @@ def default_network(args: argparse.Namespace) -> str:
 
 
 def secret_source(args: argparse.Namespace) -> SecretSource:
-    """Secret files under the host key; without a state dir (validate), only checked."""
+    """Secret values under the host key; without a state dir (validate), only checked."""
     state_dir = getattr(args, "state_dir", None)
+    identity = getattr(args, "age_identity", None)
+    where = {
+        "repo": repository_of(getattr(args, "dir", ".")),
+        "identity": Path(identity) if identity else None,
+    }
     if state_dir is None:
-        return SecretSource.checking_only(args.secrets_dir)
-    return SecretSource.open(args.secrets_dir, state_dir=state_dir)
+        return SecretSource.checking_only(args.secrets_dir, **where)
+    return SecretSource.open(args.secrets_dir, state_dir=state_dir, **where)
 
 
 def print_errors(result: LoadResult, args: argparse.Namespace | None = None) -> None:

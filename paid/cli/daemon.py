@@ -100,6 +100,7 @@ def _run(args: argparse.Namespace) -> int:
         allowed_devices=tuple(args.allow_device),
         default_network=default_network(args),
         secrets_dir=Path(args.secrets_dir),
+        age_identity=Path(args.age_identity) if args.age_identity else None,
         backup_dir=backup_dir(args),
         backup_upload_command=args.backup_upload_command,
         slo_default=args.slo_default,

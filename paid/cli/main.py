@@ -30,8 +30,10 @@ from paid.cli import (
     images,
     manual,
     migrate,
+    notify,
     reports,
     revisions,
+    secrets,
 )
 from paid.cli.common import EXIT_ERROR, fail
 from paid.cli.options import parents
@@ -51,6 +53,8 @@ COMMANDS = (
     chaos,
     migrate,
     files,
+    notify,
+    secrets,
     completion,
 )
 EXIT_USAGE = 64  # sysexits' EX_USAGE: never 2, which means "changes pending"

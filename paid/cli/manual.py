@@ -100,6 +100,43 @@ PAGES: dict[str, tuple[str, list[str]]] = {
         "/healthz, /readyz, /status and /metrics on --listen. Meant to run under systemd.",
         ["paid run", "paid run --listen 127.0.0.1:9707 --watch-interval 30 /srv/desired-state"],
     ),
+    "notify": (
+        "Notifications: the Notifier documents of the desired state say which events (a "
+        "rollback, a quarantine, a service down ...) go to which targets; `paid run` sends "
+        "them. `paid notify test` checks the targets now.",
+        ["paid notify test", "paid notify test -o json desired-state"],
+    ),
+    "notify test": (
+        "Send a test message to each target of each Notifier in the desired state, with the "
+        "URL read from its file (urlFile, urlEncrypted) as the daemon reads it, and show which "
+        "answered. The URLs are never printed.\n\n"
+        "exit codes: 0 every target took it, 1 one did not (or error)",
+        ["paid notify test", "paid notify test --deadline 3 desired-state"],
+    ),
+    "secret": (
+        "Secrets that live in git, encrypted with age: make this host's key, encrypt a value "
+        "to it, and name the file in a service (secretEnv: {DB_PASSWORD: {encrypted: "
+        "secrets/db-password.age}}). paid decrypts it with --age-identity (PAID_AGE_IDENTITY).",
+        [
+            "paid secret keygen -o /etc/paid/age.key",
+            "printf %s hunter2 | paid secret encrypt -r age1... -o secrets/db-password.age -",
+        ],
+    ),
+    "secret keygen": (
+        "Make an age identity (0600; an existing file is never overwritten) and print its "
+        "public key: the recipient to encrypt this host's secrets to.\n\n"
+        "exit codes: 0 written, 1 not",
+        ["paid secret keygen -o /etc/paid/age.key"],
+    ),
+    "secret encrypt": (
+        "Encrypt FILE (or - for stdin) to one or more age public keys, armored, into -o or "
+        "FILE.age. Re-encrypting the same value does not roll a service out; a new value does."
+        "\n\nexit codes: 0 written, 1 not",
+        [
+            "paid secret encrypt -r age1... db-password",
+            "printf %s hunter2 | paid secret encrypt -r age1... -r age1... -o db.age -",
+        ],
+    ),
     "backup run": (
         "Back up a service's volumes (named and data volumes) now, or every service with a "
         "backup section (--all): each is paused or stopped as that section says, archived, "

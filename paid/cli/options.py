@@ -112,6 +112,13 @@ def parents() -> Parents:
         help="where secretEnv files are read (env PAID_SECRETS_DIR; default /etc/paid/secrets "
         "as root, else ~/.config/paid/secrets)",
     )
+    host_paths.add_argument(
+        "--age-identity",
+        default=env("AGE_IDENTITY"),
+        metavar="FILE",
+        help="the age key file that decrypts the repository's encrypted secrets "
+        "(env PAID_AGE_IDENTITY)",
+    )
     directory = argparse.ArgumentParser(add_help=False)
     directory.add_argument(
         "dir",

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from paid.controllers.images import Registry
 from paid.controllers.preparing import present_or_pulled
@@ -34,6 +35,7 @@ from paid.state.checks import Check, Status
 from paid.state.desired import DesiredState
 from paid.state.images import short
 from paid.state.podman_host import PodmanHost
+from paid.state.secrets import SecretUnavailable
 from paid.state.specs import PortMapping, PullPolicy
 from paid.storage.secret_files import SecretSource
 
@@ -174,27 +176,40 @@ def _writable(path: str) -> Check:
 
 
 def _secret_files(desired: DesiredState, secrets: SecretSource) -> Iterable[Check]:
+    needs_identity = False
     for svc in desired:
-        named = [(key, entry.file) for key, entry in sorted(svc.spec.secret_env.items())]
-        named += [(m.path, m.file) for m in svc.spec.secrets]
-        for key, file in named:
-            path = secrets.path_of(file)
+        named = [(key, entry) for key, entry in sorted(svc.spec.secret_env.items())]
+        named += [(m.path, m) for m in svc.spec.secrets]
+        for key, entry in named:
             subject = f"{svc.name}:{key}"
             try:
-                with path.open("rb"):
-                    mode = path.stat().st_mode
-            except OSError as err:
-                yield Check("secret", subject, Status.FAIL, f"{path}: {err.strerror}")
+                path = secrets.path_of(entry.source, encrypted=entry.is_encrypted)
+                secrets.read(entry.source, encrypted=entry.is_encrypted)
+            except SecretUnavailable as err:
+                yield Check("secret", subject, Status.FAIL, str(err))
                 continue
-            if mode & 0o077:
-                yield Check(
-                    "secret",
-                    subject,
-                    Status.WARN,
-                    f"{path} is readable by other users (mode {mode & 0o777:o}); chmod 600 it",
-                )
+            if entry.is_encrypted:
+                needs_identity = True
+                yield Check("secret", subject, Status.OK, f"{path} decrypts")
             else:
-                yield Check("secret", subject, Status.OK, f"{path} readable")
+                yield _private("secret", subject, path)
+    if needs_identity and secrets.identity is not None:
+        yield _private("age_identity", str(secrets.identity), secrets.identity)
+
+
+def _private(kind: str, subject: str, path: Path) -> Check:
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        return Check(kind, subject, Status.FAIL, f"{path}: {err.strerror}")
+    if mode & 0o077:
+        return Check(
+            kind,
+            subject,
+            Status.WARN,
+            f"{path} is readable by other users (mode {mode & 0o777:o}); chmod 600 it",
+        )
+    return Check(kind, subject, Status.OK, f"{path} readable")
 
 
 def failed(checks: Iterable[Check]) -> list[Check]:

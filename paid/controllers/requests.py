@@ -45,7 +45,8 @@ def secret_mounts(service: DesiredService) -> tuple[SecretMount, ...]:
     as_env = tuple(
         SecretMount(
             env=key,
-            file=entry.file,
+            file=entry.source,
+            encrypted=entry.is_encrypted,
             fingerprint=fingerprints[key],
             podman_name=podman_secret_name(service.name, key, fingerprints[key]),
         )
@@ -54,7 +55,8 @@ def secret_mounts(service: DesiredService) -> tuple[SecretMount, ...]:
     as_files = tuple(
         SecretMount(
             env=None,
-            file=m.file,
+            file=m.source,
+            encrypted=m.is_encrypted,
             fingerprint=fingerprints[file_secret_key(m.path)],
             podman_name=file_secret_name(
                 service.name, m.path, fingerprints[file_secret_key(m.path)]

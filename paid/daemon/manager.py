@@ -47,6 +47,7 @@ from paid.daemon.desired import DesiredSource
 from paid.daemon.handlers import Handlers
 from paid.daemon.http import Endpoints, HttpServer
 from paid.daemon.image_jobs import ImageJobs
+from paid.daemon.notifications import Notifications
 from paid.daemon.observers import Observers
 from paid.daemon.sources import DirectoryWatcher, EventPump, EventSource, FlagsFile
 from paid.daemon.status import Knowledge, StatusViews
@@ -59,7 +60,8 @@ from paid.settings import Settings
 from paid.state.checks import Status
 from paid.state.desired import DesiredState
 from paid.storage.flags import Flags
-from paid.storage.secret_files import SecretSource
+from paid.storage.outbox import Outbox
+from paid.storage.secret_files import SecretSource, repository_of
 from paid.storage.store import Store, StoreError
 
 log = structlog.get_logger("paid.daemon")
@@ -89,7 +91,12 @@ class Manager:
         self._clock = clock
         self.knowledge = Knowledge()
         self.queue = WorkQueue(clock=clock)
-        self.secrets = SecretSource.open(settings.secrets_dir, state_dir=store.path.parent)
+        self.secrets = SecretSource.open(
+            settings.secrets_dir,
+            state_dir=store.path.parent,
+            repo=repository_of(settings.directory),
+            identity=settings.age_identity,
+        )
         self.flags_file = FlagsFile(settings.flags_path, store=store, on_change=self._flags_changed)
         self.desired = DesiredSource(
             settings.directory,
@@ -129,6 +136,7 @@ class Manager:
         )
         self._scheduler = BackgroundScheduler(daemon=True)
         self.backups, self.backup_schedule = self._backups()
+        self.notifications = self._notifications()
         self.observers.flags(self._flags())
         self._store_version = store.data_version()
         self._stop = threading.Event()
@@ -163,6 +171,18 @@ class Manager:
             on_reconnect=self.handlers.reconnected,
             on_lost=self._on_events_lost,
             backoff=self.settings.timings.events,
+        )
+
+    def _notifications(self) -> Notifications:
+        timings = self.settings.timings
+        return Notifications(
+            self.store,
+            desired=self._desired,
+            secrets=self.secrets,
+            metrics=self.metrics,
+            outbox=Outbox(self.store, group_seconds=timings.notify_group),
+            poll=timings.notify_poll,
+            retry=timings.notify_retry,
         )
 
     def _backups(self) -> tuple[BackupController, BackupSchedule]:
@@ -259,6 +279,8 @@ class Manager:
         """Serve until ``stop()`` or SIGTERM; return the exit code."""
         if install_signals:
             self._install_signals()
+        self.notifications.outbox.start_cursor()  # what follows is told
+        self._record_lost()
         self.store.record("daemon_started", f"paid {__version__} started", pid=os.getpid())
         log.info("daemon_starting", version=__version__, directory=str(self.settings.directory))
         self.desired.load(initial=True)
@@ -268,6 +290,7 @@ class Manager:
         self._preflight()
         self._collect_debris()
         self.workers.start()
+        self.notifications.start()
         if self.settings.watch_events:
             self._pump.start()
         self._watch_id = self.store.begin_watch()
@@ -355,10 +378,30 @@ class Manager:
         if self.settings.watch_events:
             self._pump.stop()
         self.reconciler.close()
+        self.notifications.stop()
         self.store.heartbeat(self._watch_id)
         self.store.record("daemon_stopped", "paid stopped", pid=os.getpid())
         log.info("daemon_stopped")
         return 0
+
+    def _record_lost(self) -> None:
+        """Journal ``daemon_lost`` when the last daemon ended without stopping (kill -9, crash)."""
+        last = self.store.last_event(("daemon_started", "daemon_stopped"))
+        if last is None or last.kind != "daemon_started":
+            return
+        watches = self.store.watches(since=last.at)
+        seen = max((w.end for w in watches), default=last.at)
+        gap = max(0.0, time.time() - seen)
+        pid = last.data.get("pid")
+        self.store.record(
+            "daemon_lost",
+            f"paid (pid {pid}) ended without stopping (killed, or crashed): nothing watched or "
+            f"healed the services for {gap:.0f} s, since "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(seen))}",
+            pid=pid,
+            last_seen=seen,
+            seconds=round(gap, 1),
+        )
 
     def _collect_debris(self) -> None:
         """What a killed backup or restore left, cleaned before anything else runs."""

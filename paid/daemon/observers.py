@@ -19,7 +19,7 @@ from paid.daemon.status import Knowledge
 from paid.metrics import Metrics
 from paid.state import actual as states
 from paid.state.checks import Check, Status
-from paid.state.slo import measure
+from paid.state.slo import FAST_BURN_CHECK, SloReport, fast_burn, measure
 from paid.storage.flags import FLAG_NAMES, Flags
 from paid.storage.store import Store
 
@@ -43,6 +43,7 @@ class Observers:
         self.slo_default = slo_default
         self._published: set[str] = set()
         self._readiness: dict[str, bool | None] = {}  # the last mark made, per service
+        self._burning: set[str] = set()  # services told of as burning fast, until they stop
 
     # -- what the reconciler saw and did ---------------------------------------
 
@@ -176,6 +177,28 @@ class Observers:
             if found.tally.availability is not None:
                 self.metrics.slo_availability.labels(service).set(found.tally.availability)
             self.metrics.slo_budget_remaining.labels(service).set(found.budget_remaining_ratio)
+            self._burn(found, now)
+
+    def _burn(self, found: SloReport, now: float) -> None:
+        """Journal ``slo_burn`` once when a service starts burning its budget fast."""
+        service = found.objective.service
+        marks = self.store.readiness(service, since=now - FAST_BURN_CHECK)
+        rate = fast_burn(found, marks, self.store.watches(since=now - FAST_BURN_CHECK), now=now)
+        if rate is None:
+            self._burning.discard(service)
+            return
+        if service in self._burning:
+            return
+        self._burning.add(service)
+        self.store.record(
+            "slo_burn",
+            f"{service}: burns its error budget {rate:.1f} times too fast (the last hour and the "
+            f"last 5 minutes; objective {found.objective.target * 100:g} %); "
+            f"{found.budget_remaining_ratio:.0%} of the budget is left",
+            service=service,
+            rate=round(rate, 2),
+            remaining=round(found.budget_remaining_ratio, 4),
+        )
 
     # -- start-up ----------------------------------------------------------------
 

@@ -75,26 +75,39 @@ def within(deadline: float, exchange: Callable[[requests.Session], T]) -> T:
     """``exchange`` on a session of its own, in a thread given ``deadline`` seconds in all.
 
     requests' timeout bounds each read, not the whole: a server that trickles
-    its headers a byte at a time would hold the caller for ever. The thread
-    is a daemon and is abandoned at the deadline (never joined), so neither
-    a reconcile nor SIGTERM waits for it; its session is its own, so nothing
-    it still holds is shared.
+    its headers a byte at a time would hold the caller for ever. The
+    session is the exchange's own, so nothing it still holds is shared.
+    """
+
+    def run() -> T:
+        session = requests.Session()
+        session.max_redirects = MAX_REDIRECTS
+        try:
+            return exchange(session)
+        finally:
+            session.close()
+
+    return in_time(deadline, run)
+
+
+def in_time(deadline: float, call: Callable[[], T], *, name: str = "outbound-request") -> T:
+    """``call()`` on a thread of its own, given ``deadline`` seconds; ``Abandoned`` after.
+
+    The thread is a daemon and is abandoned at the deadline (never joined),
+    so neither a reconcile nor SIGTERM waits for it.
     """
     box: dict[str, object] = {}
     done = threading.Event()
 
     def run() -> None:
-        session = requests.Session()
-        session.max_redirects = MAX_REDIRECTS
         try:
-            box["value"] = exchange(session)
+            box["value"] = call()
         except BaseException as err:  # handed to the caller, raised there
             box["error"] = err
         finally:
-            session.close()
             done.set()
 
-    threading.Thread(target=run, name="outbound-request", daemon=True).start()
+    threading.Thread(target=run, name=name, daemon=True).start()
     if not done.wait(deadline):
         raise Abandoned(f"no complete answer within {deadline:g} s")
     if "error" in box:

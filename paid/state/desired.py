@@ -9,6 +9,7 @@ from typing import Any
 from paid.state.builds import BuildContext
 from paid.state.configs import ConfigContent
 from paid.state.networks import DEFAULT_NETWORK, Attachment, DesiredNetwork, NetworkSpec
+from paid.state.notifiers import DesiredNotifier
 from paid.state.shapes import shape_of, spec_hash
 from paid.state.specs import ServiceDocument, ServiceName, ServiceSpec
 
@@ -88,6 +89,7 @@ class DesiredState:
     order: tuple[ServiceName, ...] = ()
     networks: Mapping[str, DesiredNetwork] = field(default_factory=dict)
     default_network: str = DEFAULT_NETWORK
+    notifiers: Mapping[str, DesiredNotifier] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -96,6 +98,7 @@ class DesiredState:
         networks: Mapping[str, DesiredNetwork] | None = None,
         *,
         default_network: str = DEFAULT_NETWORK,
+        notifiers: Mapping[str, DesiredNotifier] | None = None,
     ) -> DesiredState:
         """Build from an acyclic set of services (the loader checks cycles).
 
@@ -112,6 +115,7 @@ class DesiredState:
             order=dependency_order(services),
             networks=wanted,
             default_network=default_network,
+            notifiers=dict(notifiers or {}),
         )
 
     def __iter__(self) -> Iterator[DesiredService]:

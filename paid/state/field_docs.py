@@ -13,13 +13,16 @@ from typing import Final
 FIELD_DOCS: Final[dict[str, str]] = {
     # Documents
     "apiVersion": "Always paid/v1.",
-    "kind": "Service (a container paid keeps running) or Network.",
+    "kind": "Service (a container paid keeps running), Network or Notifier.",
     "ServiceDocument.metadata": "The service's name (its container's and DNS name) and labels.",
     "NetworkDocument.metadata": "The network's name and labels.",
     "ServiceDocument.spec": "What the container is and how paid runs, checks and rolls it out.",
     "NetworkDocument.spec": "The network's subnet, DNS and isolation.",
     "Metadata.name": "1-63 lowercase letters, digits or '-': the container's name and DNS name.",
     "NetworkMetadata.name": "The Podman network's name.",
+    "NotifierDocument.metadata": "The notifier's name (in metrics: notifier/file) and labels.",
+    "NotifierDocument.spec": "Which events, of which services, go to which targets.",
+    "NotifierMetadata.name": "1-63 lowercase letters, digits or '-'.",
     "labels": "Labels of your own, put on the container or network (paid's own are paid.*).",
     # Image
     "image": "The image to run, pinned by a version tag or a digest (or followed: imageUpdate).",
@@ -37,11 +40,15 @@ FIELD_DOCS: Final[dict[str, str]] = {
     "ServiceSpec.args": "Replaces the image's command: the entrypoint's arguments (as Kubernetes).",
     "env": "Environment variables, NAME: value.",
     "envFiles": "Files of NAME=value lines, relative to this file, read at load.",
-    "secretEnv": "Environment variables whose values come from files of the secrets directory, "
-    "never written into the desired state.",
+    "secretEnv": "Environment variables whose values come from files of the secrets directory "
+    "or from age-encrypted files of the repository, never written into the desired state.",
     "secrets": "Files of the secrets directory mounted into the container (read-only).",
     "SecretFile.file": "The file, relative to the secrets directory.",
     "SecretFileMount.file": "The file, relative to the secrets directory.",
+    "SecretFile.encrypted": "Instead of file: an age-encrypted file in the repository, relative "
+    "to the desired-state directory, decrypted with --age-identity (paid secret encrypt).",
+    "SecretFileMount.encrypted": "Instead of file: an age-encrypted file in the repository, "
+    "relative to the desired-state directory, decrypted with --age-identity.",
     "SecretFileMount.target": "Where it appears in the container (default /run/secrets/NAME).",
     "uid": "Owner's user ID inside the container.",
     "gid": "Owner's group ID inside the container.",
@@ -167,4 +174,16 @@ FIELD_DOCS: Final[dict[str, str]] = {
     "slo": "An availability objective, measured from readiness.",
     "availability": "The objective, a percentage (99.9).",
     "windowDays": "The rolling window it is measured over, in days.",
+    # Notifiers
+    "NotifierSpec.events": "Which events it hears (none: all): rollout_failed, rolled_back, "
+    "quarantined, image_updated, image_update_rolled_back, service_down, slo_burn, "
+    "desired_state_invalid, daemon_lost, backup_failed.",
+    "NotifierSpec.services": "Which services' events (none: every service's).",
+    "matchLabels": "Services whose labels include all of these.",
+    "targets": "Where messages go: each a file holding one Apprise URL.",
+    "urlFile": "A file of the secrets directory holding one Apprise URL (slack://, ntfy://, "
+    "json:// ...).",
+    "urlEncrypted": "An age-encrypted file of the repository holding one Apprise URL.",
+    "downForSeconds": "service_down: how long a service is not ready before it is reported "
+    "(default 60).",
 }

@@ -15,9 +15,12 @@ from pydantic import Field, TypeAdapter
 
 from paid.state.field_docs import FIELD_DOCS
 from paid.state.networks import NETWORK_NAME, NetworkDocument
+from paid.state.notifiers import NotifierDocument
 from paid.state.specs import ServiceDocument
 
-_DOCUMENT = TypeAdapter(Annotated[ServiceDocument | NetworkDocument, Field(discriminator="kind")])
+_DOCUMENT = TypeAdapter(
+    Annotated[ServiceDocument | NetworkDocument | NotifierDocument, Field(discriminator="kind")]
+)
 
 SCHEMA_ID = "https://paid.invalid/schema/paid-v1.json"
 _SHORTHANDS = {
@@ -32,7 +35,7 @@ _SIZE = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?\s*([KMGT]i?|[kmgt]|[K
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema 2020-12 of every kind of document: Service and Network.
+    """JSON Schema 2020-12 of every kind of document: Service, Network and Notifier.
 
     Every property carries a description (``FIELD_DOCS``). Only standard
     keywords: pydantic's OpenAPI ``discriminator`` is left out, so strict

@@ -9,6 +9,7 @@ import hashlib
 import json
 from typing import Any
 
+from paid.state.secrets import secret_basename
 from paid.state.specs import ServiceSpec
 
 
@@ -36,7 +37,8 @@ def shape_of(
     for key, entry in shape.get("secretEnv", {}).items():
         entry["fingerprint"] = fingerprints.get(key, "")
     for entry in shape.get("secrets", []):
-        target = entry.get("target") or f"/run/secrets/{entry['file'].rsplit('/', 1)[-1]}"
+        source = entry.get("file") or entry.get("encrypted", "")
+        target = entry.get("target") or f"/run/secrets/{secret_basename(source)}"
         entry["fingerprint"] = fingerprints.get(f"file:{target}", "")
     digests = config_digests or {}
     for entry in shape.get("configs", []):

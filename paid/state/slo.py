@@ -25,6 +25,8 @@ from paid.state.desired import DesiredService
 from paid.state.specs import ServiceSpec
 
 BURN_WINDOWS = (3600.0, 6 * 3600.0)  # the 1 h and 6 h burn rates paid slo shows
+FAST_BURN = 14.4  # 2 % of a 30-day budget in one hour: the SRE workbook's page
+FAST_BURN_CHECK = 300.0  # ... when the last 5 minutes burn as fast (it is still going on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,20 @@ def report(
         recent = tally(marks, watches, start=now - span, end=now)
         rates[span] = burn_rate(recent, objective.target)
     return SloReport(objective, whole, rates)
+
+
+def fast_burn(
+    found: SloReport, marks: Sequence[Mark], watches: Sequence[Watch], *, now: float
+) -> float | None:
+    """The last hour's burn rate when it and the last 5 minutes' are both over
+    ``FAST_BURN`` (the alert rule PaidErrorBudgetBurnFast's condition), else None."""
+    hour = found.burn_rates.get(3600.0)
+    if hour is None or hour <= FAST_BURN:
+        return None
+    recent = burn_rate(
+        tally(marks, watches, start=now - FAST_BURN_CHECK, end=now), found.objective.target
+    )
+    return hour if recent is not None and recent > FAST_BURN else None
 
 
 class Record(Protocol):

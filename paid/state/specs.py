@@ -54,6 +54,7 @@ from paid.state.container_fields import (
     _parse_ulimit,
 )
 from paid.state.networks import AttachmentField
+from paid.state.secrets import SecretFile, SecretFileMount
 from paid.state.shorthands import (
     Port,
     PortMapping,
@@ -117,52 +118,6 @@ def _moving(image: str) -> str | None:
     if match["tag"] is None:
         return "has no tag"
     return "is 'latest', which moves" if match["tag"] == "latest" else None
-
-
-_SECRET_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
-
-
-class SecretFile(Model):
-    """A secret read from a file in the secrets directory (``--secrets-dir``)."""
-
-    file: str
-
-    @field_validator("file")
-    @classmethod
-    def _inside_directory(cls, value: str) -> str:
-        if value.startswith("/"):
-            raise ValueError(
-                f"{value!r}: secret files are named relative to the secrets directory "
-                "(--secrets-dir), not by absolute path"
-            )
-        if not _SECRET_FILE.fullmatch(value) or ".." in value.split("/"):
-            raise ValueError(f"{value!r} is not a file name inside the secrets directory")
-        return value
-
-
-class SecretFileMount(SecretFile):
-    """A secret mounted as a file where the image reads it (``secrets``)."""
-
-    target: str | None = None  # default: /run/secrets/<file>
-    uid: int | None = Field(default=None, ge=0, le=2**32 - 2)
-    gid: int | None = Field(default=None, ge=0, le=2**32 - 2)
-    mode: str = "0444"
-
-    @field_validator("target")
-    @classmethod
-    def _target(cls, value: str | None) -> str | None:
-        return None if value is None else absolute_path(value, "target")
-
-    @field_validator("mode")
-    @classmethod
-    def _mode(cls, value: str) -> str:
-        if not re.fullmatch(r"0?[0-7]{3}", value):
-            raise ValueError(f'mode {value!r} is not an octal mode such as "0400"')
-        return value
-
-    @property
-    def path(self) -> str:
-        return self.target or f"/run/secrets/{self.file.rsplit('/', 1)[-1]}"
 
 
 class Metadata(Model):
@@ -447,6 +402,12 @@ class ServiceSpec(Model):
         for name in self.ADDED_FIELDS:
             if shape.get(name) in (None, False, [], {}):
                 shape.pop(name, None)
+        # A secret's source that is not given stays out, as before ``encrypted``
+        # existed: a spec's hash does not change with paid's version.
+        for entry in [*shape.get("secretEnv", {}).values(), *shape.get("secrets", [])]:
+            for key in ("file", "encrypted"):
+                if entry.get(key) is None:
+                    entry.pop(key, None)
         return shape
 
 

@@ -19,6 +19,7 @@ from paid.state.builds import BuildContext
 from paid.state.configs import ConfigContent
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.networks import DEFAULT_NETWORK, DesiredNetwork, NetworkDocument
+from paid.state.notifiers import DesiredNotifier, NotifierDocument
 from paid.state.reading import LoadError
 from paid.state.secrets import SecretUnavailable, file_secret_key
 from paid.state.shapes import canonical_json
@@ -50,18 +51,17 @@ def desired_service(
     build: BuildContext | None = None,
 ) -> DesiredService:
     fingerprints: dict[str, str] = {}
-    for key, entry in parsed.spec.secret_env.items():
+    entries = [(key, e) for key, e in parsed.spec.secret_env.items()]
+    entries += [(file_secret_key(m.path), m) for m in parsed.spec.secrets]
+    for key, entry in entries:
         if offline:
-            continue  # what the repository can tell: the name is checked, not the file
-        if secrets is None:
-            raise SecretUnavailable(f"{key}: no secrets directory is configured here")
-        fingerprints[key] = secrets.read(entry.file)[1]
-    for mount in parsed.spec.secrets:
-        if offline:
+            # What the repository can tell: an age file's shape, without its key.
+            if entry.is_encrypted and secrets is not None:
+                secrets.check(entry.source)
             continue
         if secrets is None:
-            raise SecretUnavailable(f"{mount.file}: no secrets directory is configured here")
-        fingerprints[file_secret_key(mount.path)] = secrets.read(mount.file)[1]
+            raise SecretUnavailable(f"{entry.source}: no secrets directory is configured here")
+        fingerprints[key] = secrets.read(entry.source, encrypted=entry.is_encrypted)[1]
     return DesiredService.of(
         parsed,
         source=source,
@@ -94,10 +94,13 @@ def to_document(service: DesiredService) -> dict[str, Any]:
 
 
 def to_documents(desired: DesiredState) -> list[dict[str, Any]]:
-    """The desired state as plain documents, for the store's snapshot: services, then networks."""
-    return [to_document(svc) for svc in desired] + [
-        desired.networks[name].to_document() for name in sorted(desired.networks)
-    ]
+    """The desired state as plain documents, for the store's snapshot: services, networks,
+    notifiers."""
+    return (
+        [to_document(svc) for svc in desired]
+        + [desired.networks[name].to_document() for name in sorted(desired.networks)]
+        + [desired.notifiers[name].to_document() for name in sorted(desired.notifiers)]
+    )
 
 
 def digest(documents: list[dict[str, Any]]) -> str:
@@ -118,8 +121,19 @@ def from_documents(
     """
     services: dict[ServiceName, DesiredService] = {}
     networks: dict[str, DesiredNetwork] = {}
+    notifiers: dict[str, DesiredNotifier] = {}
     errors: list[LoadError] = []
     for i, raw in enumerate(documents):
+        if isinstance(raw, dict) and raw.get("kind") == "Notifier":
+            try:
+                notifier = NotifierDocument.model_validate(raw)
+            except ValidationError as err:
+                errors.append(LoadError(origin, 0, f"documents[{i}]", str(err.errors()[0]["msg"])))
+                continue
+            notifiers[notifier.metadata.name] = DesiredNotifier(
+                notifier.metadata.name, notifier.spec, origin, notifier.metadata.labels
+            )
+            continue
         if isinstance(raw, dict) and raw.get("kind") == "Network":
             try:
                 network = NetworkDocument.model_validate(raw)
@@ -155,4 +169,6 @@ def from_documents(
         services[service.name] = service
     if errors:
         return LoadResult(None, tuple(errors))
-    return LoadResult(DesiredState.of(services, networks, default_network=default_network))
+    return LoadResult(
+        DesiredState.of(services, networks, default_network=default_network, notifiers=notifiers)
+    )

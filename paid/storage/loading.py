@@ -22,6 +22,7 @@ from paid.state.builds import BuildContext
 from paid.state.configs import ConfigContent, ConfigError
 from paid.state.desired import DesiredService, DesiredState
 from paid.state.networks import DEFAULT_NETWORK, DesiredNetwork, NetworkDocument
+from paid.state.notifiers import DesiredNotifier, NotifierDocument
 from paid.state.reading import (
     MAX_DEPTH,
     MAX_FILE_BYTES,
@@ -79,12 +80,12 @@ def load_directory(
 
     # Names of documents that failed validation still exist: a dependency on
     # one is not "missing", the document is broken (and reported as such).
-    mentioned = {_raw_name(doc) for doc in documents if not _is_network(doc)} - {None}
-    services, where, networks = _parse(
+    mentioned = {_raw_name(doc) for doc in documents if _kind(doc) not in OTHER_KINDS} - {None}
+    services, where, networks, notifiers = _parse(
         documents,
         root,
         errors,
-        secrets=None if offline else secrets,
+        secrets=secrets,  # offline: only the shape of encrypted files is checked
         offline=offline,
         default_network=default_network,
     )
@@ -97,7 +98,7 @@ def load_directory(
             offline=offline,
         )
     )
-    written = {_raw_name(doc) for doc in documents if _is_network(doc)} - {None}
+    written = {_raw_name(doc) for doc in documents if _kind(doc) == "Network"} - {None}
     errors.extend(network_checks(where, networks, written=written, default_network=default_network))
     shown = tuple("-" if stdin is not None else _display(p) for p in files)
     if errors:
@@ -109,7 +110,9 @@ def load_directory(
         for name, (doc, parsed) in networks.items()
     }
     return LoadResult(
-        DesiredState.of(services, declared, default_network=default_network), (), shown
+        DesiredState.of(services, declared, default_network=default_network, notifiers=notifiers),
+        (),
+        shown,
     )
 
 
@@ -125,13 +128,22 @@ def _parse(
     dict[ServiceName, DesiredService],
     dict[str, tuple[Document, ServiceDocument]],
     dict[str, tuple[Document, NetworkDocument]],
+    dict[str, DesiredNotifier],
 ]:
-    """Each document validated on its own: services, where each was written, networks."""
+    """Each document validated on its own: services, where each was written, networks,
+    notifiers."""
     services: dict[ServiceName, DesiredService] = {}
     where: dict[str, tuple[Document, ServiceDocument]] = {}
     networks: dict[str, tuple[Document, NetworkDocument]] = {}
+    notifiers: dict[str, DesiredNotifier] = {}
+    notifier_at: dict[str, str] = {}  # every notifier's file:line, loaded or not
     for doc in documents:
         parsed = _validate(doc, errors)
+        if isinstance(parsed, NotifierDocument):
+            notifier = _notifier(doc, parsed, notifier_at, errors, secrets=secrets, offline=offline)
+            if notifier is not None:
+                notifiers[notifier.name] = notifier
+            continue
         if isinstance(parsed, NetworkDocument):
             if parsed.metadata.name in networks:
                 errors.append(_twice(doc, "network", networks[parsed.metadata.name][0]))
@@ -165,7 +177,46 @@ def _parse(
                 LoadError(doc.file, doc.line_of(("spec", "secretEnv")), "spec.secretEnv", str(err))
             )
 
-    return services, where, networks
+    return services, where, networks, notifiers
+
+
+def _notifier(
+    doc: Document,
+    parsed: NotifierDocument,
+    seen: dict[str, str],
+    errors: list[LoadError],
+    *,
+    secrets: SecretSource | None,
+    offline: bool,
+) -> DesiredNotifier | None:
+    """A notifier whose targets' URL files can be read (their shape only, offline)."""
+    name = parsed.metadata.name
+    source = f"{doc.file}:{doc.line_of(())}"
+    if name in seen:
+        at: tuple[str | int, ...] = ("metadata", "name")
+        why = f"notifier {name!r} is already defined at {seen[name]}"
+        errors.append(LoadError(doc.file, doc.line_of(at), "metadata.name", why))
+        return None
+    seen[name] = source
+    failed = False
+    for i, target in enumerate(parsed.spec.targets):
+        secret = target.secret
+        key = "urlFile" if target.url_file is not None else "urlEncrypted"
+        at = ("spec", "targets", i, key)
+        try:
+            if offline:
+                if secret.is_encrypted and secrets is not None:
+                    secrets.check(secret.source)
+            elif secrets is None:
+                raise SecretUnavailable("no secrets directory is configured here")
+            else:
+                secrets.read(secret.source, encrypted=secret.is_encrypted)
+        except SecretUnavailable as err:
+            errors.append(LoadError(doc.file, doc.line_of(at), dotted(at), str(err)))
+            failed = True
+    if failed:
+        return None
+    return DesiredNotifier(name, parsed.spec, source, parsed.metadata.labels)
 
 
 Read = dict[Path, tuple[list[Document], list[LoadError]]]
@@ -261,8 +312,11 @@ def _repo_files(
     return parsed.model_copy(update={"spec": merged}), tuple(configs), build
 
 
-def _is_network(doc: Document) -> bool:
-    return isinstance(doc.value, dict) and doc.value.get("kind") == "Network"
+OTHER_KINDS = frozenset({"Network", "Notifier"})  # documents that are not services
+
+
+def _kind(doc: Document) -> object:
+    return doc.value.get("kind") if isinstance(doc.value, dict) else None
 
 
 def _raw_name(doc: Document) -> str | None:
@@ -327,7 +381,9 @@ def _yaml_files(root: Path) -> Iterator[Path]:
                 yield Path(dirpath, name)
 
 
-def _validate(doc: Document, errors: list[LoadError]) -> ServiceDocument | NetworkDocument | None:
+def _validate(
+    doc: Document, errors: list[LoadError]
+) -> ServiceDocument | NetworkDocument | NotifierDocument | None:
     if not isinstance(doc.value, dict):
         errors.append(
             LoadError(
@@ -350,9 +406,11 @@ def _validate(doc: Document, errors: list[LoadError]) -> ServiceDocument | Netwo
             )
         )
         return None
-    kind: type[ServiceDocument | NetworkDocument] = (
-        NetworkDocument if _is_network(doc) else ServiceDocument
-    )
+    kinds: dict[object, type[ServiceDocument | NetworkDocument | NotifierDocument]] = {
+        "Network": NetworkDocument,
+        "Notifier": NotifierDocument,
+    }
+    kind = kinds.get(_kind(doc), ServiceDocument)
     try:
         return kind.model_validate(doc.value)
     except ValidationError as err:
@@ -426,7 +484,7 @@ def _message(
     if kind == "missing":
         return "required field is missing"
     if kind == "literal_error" and loc == ("kind",):
-        return "kind must be Service or Network"
+        return "kind must be Service, Network or Notifier"
     if kind == "string_type" and len(loc) >= 2 and loc[-2] in ("env", "labels"):
         return "must be a string (quote values such as true, 1 or 1.0)"
     if kind == "string_pattern_mismatch":

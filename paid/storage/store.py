@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,6 +136,36 @@ _MIGRATIONS: tuple[str, ...] = (
         at        REAL    NOT NULL
     );
     """,
+    # 7: notifications (paid.storage.outbox): messages waiting for their
+    # targets, how far the journal has been read for them, and what was told
+    """
+    CREATE TABLE notifications (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        target      TEXT    NOT NULL,
+        grp         TEXT    NOT NULL,
+        event       TEXT    NOT NULL,
+        service     TEXT,
+        title       TEXT    NOT NULL,
+        body        TEXT    NOT NULL,
+        count       INTEGER NOT NULL DEFAULT 1,
+        created     REAL    NOT NULL,
+        due         REAL    NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        last_error  TEXT    NOT NULL DEFAULT '',
+        sent        REAL,
+        dropped     REAL
+    );
+    CREATE INDEX notifications_waiting ON notifications (sent, dropped, due);
+    CREATE INDEX notifications_by_group ON notifications (grp, created);
+    CREATE TABLE notify_cursor (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        event_id  INTEGER NOT NULL
+    );
+    CREATE TABLE notify_told (
+        key  TEXT PRIMARY KEY,
+        at   REAL NOT NULL
+    );
+    """,
 )
 
 OUTCOMES = ("pending", "progressing", "succeeded", "failed", "rolled_back", "superseded")
@@ -166,12 +196,21 @@ def explained(path: Path, err: BaseException) -> StoreError:
             f"the store {path} cannot be written ({text}): its directory or file is read-only; "
             "make it writable by the user paid runs as"
         )
-    if "disk is full" in lowered or "no space" in lowered:
+    if "disk is full" in lowered or "no space" in lowered or _full(path.parent):
         return StoreError(
             f"the store {path} cannot be written: no space left on device; free space "
             "on its file system"
         )
     return StoreError(f"the store {path}: {text}")
+
+
+def _full(directory: Path) -> bool:
+    """Whether ``directory``'s file system has no block left (SQLite may say "disk I/O error")."""
+    try:
+        stats = os.statvfs(directory)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +320,12 @@ def _create(path: Path) -> None:
     try:
         db = sqlite3.connect(temporary, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            # A rollback journal, not WAL, while it is made: every page is in the
+            # file itself when the link is made. In WAL mode the schema would sit
+            # in the -wal file until close checkpoints it, and a checkpoint that
+            # fails (a full disk) fails silently, linking a malformed store.
+            db.execute("PRAGMA journal_mode=DELETE")
+            db.execute("PRAGMA synchronous=FULL")
             Store(db, temporary)._migrate()
         finally:
             db.close()
@@ -377,6 +421,14 @@ class Store:
                 with suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
                 raise explained(self.path, err) from err
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction, for the store's companion modules (``outbox``)."""
+        return self._transaction()
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one read, for the store's companion modules."""
+        return self._query(sql, args)
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
@@ -756,6 +808,31 @@ class Store:
             args.append(service)
         rows = self._query(query + " ORDER BY id", args)
         return [Event(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def events_after(self, event_id: int, *, limit: int = 200) -> list[Event]:
+        """Journal entries after ``event_id``, oldest first."""
+        rows = self._query(
+            "SELECT id, at, kind, service, message, data FROM events WHERE id > ?"
+            " ORDER BY id LIMIT ?",
+            (event_id, limit),
+        )
+        return [Event(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def last_event(self, kinds: Sequence[str]) -> Event | None:
+        """The latest journal entry of one of ``kinds``."""
+        marks = ", ".join("?" for _ in kinds)  # placeholders only: the kinds are bound
+        sql = f"SELECT id, at, kind, service, message, data FROM events WHERE kind IN ({marks})"  # noqa: S608
+        rows = self._query(sql + " ORDER BY id DESC LIMIT 1", list(kinds))
+        return next((Event(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows), None)
+
+    def latest_readiness(self) -> dict[str, Mark]:
+        """Each service's last readiness mark."""
+        rows = self._query(
+            "SELECT r.service, r.at, r.ready FROM readiness r JOIN"
+            " (SELECT service, MAX(at) AS at FROM readiness GROUP BY service) l"
+            " ON r.service = l.service AND r.at = l.at"
+        )
+        return {r[0]: Mark(r[1], None if r[2] is None else bool(r[2])) for r in rows}
 
     def restarts_since(self, since: Mapping[str, float]) -> dict[str, int]:
         """Per service, the starts and restarts paid made since the time given for it."""

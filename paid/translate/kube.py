@@ -269,8 +269,9 @@ def _mounts(
             reference["items"] = items
             mounts.append({"name": f"config-{i}", "mountPath": config.target, "readOnly": True})
         volumes.append(entry)
-    secrets = [(k, e.file, f"/run/secrets/{k}", 0o444) for k, e in sorted(spec.secret_env.items())]
-    secrets += [(m.path, m.file, m.path, int(m.mode, 8)) for m in spec.secrets]
+    env = sorted(spec.secret_env.items())
+    secrets = [(k, e.source, f"/run/secrets/{k}", 0o444) for k, e in env]
+    secrets += [(m.path, m.source, m.path, int(m.mode, 8)) for m in spec.secrets]
     for i, (_, file, path, mode) in enumerate(secrets):
         secret = f"paid-{_dns_name(file)}"
         volumes.append(

@@ -181,3 +181,38 @@ def test_a_full_disk_is_called_no_space_left(tmp_path: Path) -> None:
             fill(store)
     finally:
         _unmount(state)
+
+
+def test_a_store_made_on_a_nearly_full_disk_is_whole_or_not_made(tmp_path: Path) -> None:
+    """Disks from 64 KiB to 352 KiB: the store opens whole, or "no space left" and the
+    file is absent or whole (it opens once there is room).
+
+    Never a malformed store: made in WAL mode, the schema sat in the -wal
+    file, the checkpoint at close failed silently on the full disk, and a
+    store missing its schema was linked into place (256 KiB did it).
+    """
+    outcomes = set()
+    for kib in range(64, 353, 32):
+        state = tmp_path / f"state-{kib}"
+        state.mkdir()
+        _mount("-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(state))
+        try:
+            refused = ""
+            try:
+                with Store.open(state) as store:
+                    assert SCHEMA_VERSION == store.schema_version
+            except StoreError as err:
+                refused = str(err)
+            outcomes.add("refused" if refused else "made")
+            if refused:
+                assert "no space left" in refused, (kib, refused)
+                made = state / FILENAME
+                if made.exists():
+                    db = sqlite3.connect(f"file:{made}?mode=ro&immutable=1", uri=True)
+                    checked = db.execute("PRAGMA integrity_check").fetchone()[0]
+                    version = db.execute("PRAGMA user_version").fetchone()[0]
+                    db.close()
+                    assert ("ok", SCHEMA_VERSION) == (checked, version), kib
+        finally:
+            _unmount(state)
+    assert {"made", "refused"} == outcomes  # the range crosses the size the schema needs
