@@ -95,6 +95,9 @@ def _show(args: argparse.Namespace, updates: list[Update]) -> None:
                             "state": u.state,
                             "current": u.current,
                             "latest": u.latest,
+                            "currentTag": u.current_tag,
+                            "latestTag": u.latest_tag,
+                            "waitsUntil": u.waits_until,
                             "detail": u.detail or None,
                         }
                         for u in updates

@@ -43,7 +43,9 @@ from paid.state.images import (
     prunable,
     short,
     update_reason,
+    with_tag,
 )
+from paid.state.versions import highest, newer
 from paid.storage.store import Store
 
 log = structlog.get_logger("paid.images")
@@ -52,6 +54,14 @@ log = structlog.get_logger("paid.images")
 class Registry(Protocol):
     def digest(self, image: str) -> str:
         """The digest ``image``'s tag points at now; ``ImageUnavailable`` when it cannot say."""
+        ...
+
+    def tags(self, image: str) -> list[str]:
+        """Every tag of ``image``'s repository (``policy: semver``)."""
+        ...
+
+    def created(self, image: str, digest: str) -> float | None:
+        """When the image ``digest`` was made, as it says (``minimumAge``)."""
         ...
 
 
@@ -148,11 +158,14 @@ class ImageController:
         for service in followers(desired):
             name, image = service.name, service.spec.image
             target = targets.get(name)
-            current = target.digest if target is not None and target.applies_to(image) else None
+            applies = target is not None and target.applies_to(image)
+            current = target.digest if target is not None and applies else None
+            current_tag = target.tag if target is not None and applies else None
             try:
-                latest = self.registry.digest(image)
+                latest_tag, latest = self._offered(service, current_tag)
+                published = self._published(service, latest, current)
             except ImageUnavailable as err:
-                found.append(Update(name, image, current, None, "error", str(err)))
+                found.append(Update(name, image, current, None, "error", str(err), current_tag))
                 self._on_result(name, "check_failed")
                 log.warning("image_check_failed", service=name, image=image, error=str(err))
                 continue
@@ -166,16 +179,66 @@ class ImageController:
                     bad=self.store.bad_digests(name),
                     pinned=name in pinned,
                     busy=name in busy or unsettled,
+                    tags=(current_tag, latest_tag),
+                    published=published,
+                    minimum_age=_minimum_age(service),
+                    now=time.time(),
                 )
             )
         return found
+
+    def _offered(self, service: DesiredService, current_tag: str | None) -> tuple[str | None, str]:
+        """The tag (None: the image's own) and digest the registry offers the service now.
+
+        ``semver``: the highest version of the repository in the range, never
+        one below the version it runs (a tag removed from the registry does
+        not take a service back down).
+        """
+        rule, image = service.spec.image_update, service.spec.image
+        if rule is None or rule.policy != "semver" or rule.range is None:
+            return None, self.registry.digest(image)
+        tags = self.registry.tags(image)
+        best = highest(tags, rule.range)
+        running = current_tag or parse_reference(image).tag or ""
+        if best is None:
+            raise ImageUnavailable(
+                image,
+                f"no tag of the {len(tags)} in the repository is in range {rule.range!r}",
+                reason="not_found",
+            )
+        chosen = best if newer(best, running) else running
+        tag = None if chosen == parse_reference(image).tag else chosen
+        return tag, self.registry.digest(with_tag(image, chosen))
+
+    def _published(self, service: DesiredService, latest: str, current: str | None) -> float | None:
+        """When ``latest`` was published, for ``minimumAge``: the later of its image's
+        creation time and paid's first sighting of it (a creation time is the pusher's
+        to set; the first sighting is not)."""
+        if _minimum_age(service) is None or latest == current:
+            return None
+        repository = parse_reference(service.spec.image).name
+        first, created = self.store.seen(repository, latest, created=None)
+        if created is None:
+            try:
+                made = self.registry.created(service.spec.image, latest)
+            except ImageUnavailable:
+                made = None  # the first sighting alone says
+            if made is not None:
+                first, created = self.store.seen(repository, latest, created=made)
+        return max(first, created or first)
 
     def apply(self, updates: list[Update]) -> list[Update]:
         """Make each moved tag its service's target; the reconcile rolls them out."""
         moved = [u for u in updates if u.moved and u.latest is not None]
         for update in moved:
             assert update.latest is not None  # noqa: S101 -- filtered above
-            reason = update_reason(update.current, update.latest)
+            reason = update_reason(
+                update.current,
+                update.latest,
+                image=update.image,
+                old_tag=update.current_tag,
+                new_tag=update.latest_tag,
+            )
             self.store.set_image_target(
                 ImageTarget(
                     update.service,
@@ -184,6 +247,8 @@ class ImageController:
                     update.current,
                     reason,
                     settled=update.current is None,
+                    tag=update.latest_tag,
+                    previous_tag=update.current_tag,
                 )
             )
             self.store.record(
@@ -278,6 +343,11 @@ class ImageController:
         return report
 
 
+def _minimum_age(service: DesiredService) -> float | None:
+    rule = service.spec.image_update
+    return None if rule is None or not rule.minimum_age else float(rule.minimum_age)
+
+
 def _plain(image_id: str) -> str:
     return image_id.removeprefix("sha256:")
 
@@ -288,5 +358,7 @@ def describe(update: Update) -> str:
         return update.detail
     if update.state == "current":
         return f"{short(update.current)} (the tag's digest)"
-    arrow = f"{short(update.current)} → {short(update.latest)}"
+    before = f"{update.current_tag} " if update.current_tag else ""
+    after = f"{update.latest_tag} " if update.latest_tag else ""
+    arrow = f"{before}{short(update.current)} → {after}{short(update.latest)}"
     return arrow if update.state == "moved" else f"{arrow} ({update.detail})"

@@ -164,6 +164,8 @@ class StatusViews:
                         "state": u.state,
                         "current": u.current,
                         "latest": u.latest,
+                        "latestTag": u.latest_tag,
+                        "waitsUntil": u.waits_until,
                         "detail": u.detail or None,
                     }
                     for u in s.image_checks

@@ -43,8 +43,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import platform
 import re
 import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -67,6 +71,8 @@ from paid.runtime.registry_config import (
 from paid.state.images import DEFAULT_REGISTRY, is_digest, parse_reference
 
 TIMEOUT = 10.0  # seconds for each request of a check, all of it: headers, body, redirects
+TAGS_PER_PAGE = 1000
+MAX_TAG_PAGES = 20  # 20,000 tags at most: a repository with more is refused, not read for ever
 MANIFEST_TYPES = ", ".join(
     (
         "application/vnd.oci.image.index.v1+json",
@@ -110,6 +116,74 @@ class RegistryClient:
         ref = parse_reference(image)
         if ref.digest is not None:
             return ref.digest
+        where = self._locate(image)
+        path = f"/v2/{where.repository}/manifests/{ref.tag}"
+        answer = self._call(image, where, "HEAD", path, MANIFEST_TYPES)
+        digest = answer.headers.get("Docker-Content-Digest", "")
+        if is_digest(digest):
+            return digest
+        # A registry that does not say: the digest is that of the manifest's bytes, if
+        # what it sends is a manifest (an HTML page from a proxy is not).
+        body = self._call(image, where, "GET", path, MANIFEST_TYPES)
+        _manifest_type(image, body)
+        return "sha256:" + hashlib.sha256(body.content).hexdigest()
+
+    def tags(self, image: str) -> list[str]:
+        """Every tag of ``image``'s repository (the distribution API's tag list, paged)."""
+        where = self._locate(image)
+        path: str | None = f"/v2/{where.repository}/tags/list?n={TAGS_PER_PAGE}"
+        found: list[str] = []
+        for _ in range(MAX_TAG_PAGES):
+            if path is None:
+                return found
+            answer = self._call(image, where, "GET", path, "application/json")
+            try:
+                listed = answer.json().get("tags") or []
+            except (ValueError, AttributeError):
+                raise ImageUnavailable(image, "the tag list is not JSON", reason="failed") from None
+            if not isinstance(listed, list):
+                raise ImageUnavailable(image, "the tag list is not a list", reason="failed")
+            found.extend(t for t in listed if isinstance(t, str))
+            path = _next_page(answer.headers.get("Link", ""))
+        if path is not None:
+            raise ImageUnavailable(
+                image,
+                f"more than {MAX_TAG_PAGES * TAGS_PER_PAGE} tags: refused",
+                reason="failed",
+            )
+        return found
+
+    def created(self, image: str, digest: str) -> float | None:
+        """When the image ``digest`` says it was made (its config's ``created``), if it says.
+
+        An index (a multi-platform image) is read for this host's platform.
+        """
+        where = self._locate(image)
+        manifest = self._json(image, where, f"/v2/{where.repository}/manifests/{digest}")
+        entries = manifest.get("manifests")
+        if isinstance(entries, list):
+            chosen = _platform_entry(entries)
+            if chosen is None:
+                return None
+            path = f"/v2/{where.repository}/manifests/{chosen}"
+            manifest = self._json(image, where, path)
+        config = manifest.get("config")
+        blob = config.get("digest") if isinstance(config, dict) else None
+        if not isinstance(blob, str) or not is_digest(blob):
+            return None
+        made = self._json(image, where, f"/v2/{where.repository}/blobs/{blob}").get("created")
+        return _timestamp(made) if isinstance(made, str) else None
+
+    def _json(self, image: str, where: _Where, path: str) -> dict[str, Any]:
+        answer = self._call(image, where, "GET", path, MANIFEST_TYPES + ", application/json")
+        try:
+            value = answer.json()
+        except ValueError:
+            raise ImageUnavailable(image, f"{path}: not JSON", reason="failed") from None
+        return value if isinstance(value, dict) else {}
+
+    def _locate(self, image: str) -> _Where:
+        ref = parse_reference(image)
         try:
             entry = self.registries.entry(ref.name)
             credentials = self.auth.lookup(image)
@@ -120,31 +194,45 @@ class RegistryClient:
         host = ref.registry if entry.location == entry.prefix else entry.location.split("/")[0]
         repository = ref.name.replace(entry.prefix, entry.location, 1).split("/", 1)[1]
         host = "registry-1.docker.io" if host == DEFAULT_REGISTRY else host
-        path = f"/v2/{repository}/manifests/{ref.tag}"
-        breaker = self.breakers.of(host)
+        return _Where(host, repository, credentials, entry.insecure)
+
+    def _call(
+        self, image: str, where: _Where, method: str, path: str, accept: str
+    ) -> requests.Response:
+        """One request to ``where``'s host, through its breaker; a 2xx answer or why not."""
+        breaker = self.breakers.of(where.host)
         if not breaker.allows():
             raise ImageUnavailable(
                 image,
-                f"{host} failed {breaker.failures} times in a row: not asked again for "
+                f"{where.host} failed {breaker.failures} times in a row: not asked again for "
                 f"{breaker.reset_timeout:g} s",
                 reason="unreachable",
             )
         try:
-            digest = self._ask_host(image, host, path, credentials, entry.insecure)
+            answer = self._ask_host(image, where, method, path, accept)
         except ImageUnavailable as err:
             breaker.record(reachable=err.reason != "unreachable")
             raise
         breaker.record(reachable=True)
-        return digest
+        return answer
 
     def _ask_host(
-        self, image: str, host: str, path: str, credentials: Credentials | None, insecure: bool
-    ) -> str:
-        schemes = ("https", "http") if insecure else ("https",)
+        self, image: str, where: _Where, method: str, path: str, accept: str
+    ) -> requests.Response:
+        host = where.host
+        schemes = ("https", "http") if where.insecure else ("https",)
         last: Exception | None = None
         for scheme in schemes:
+            url = f"{scheme}://{host}{path}"
             try:
-                return self._ask(image, f"{scheme}://{host}{path}", credentials, insecure)
+                return self._ask(
+                    image,
+                    method,
+                    url,
+                    accept,
+                    credentials=where.credentials,
+                    insecure=where.insecure,
+                )
             except (requests.ConnectionError, requests.Timeout) as err:
                 last = err  # an insecure registry may speak plain HTTP: try that
             except Abandoned as err:
@@ -163,11 +251,20 @@ class RegistryClient:
             image, f"no answer from {host}: {brief(last)}", reason="unreachable"
         ) from last
 
-    def _ask(self, image: str, url: str, credentials: Credentials | None, insecure: bool) -> str:
-        headers = {"Accept": MANIFEST_TYPES}
+    def _ask(
+        self,
+        image: str,
+        method: str,
+        url: str,
+        accept: str,
+        *,
+        credentials: Credentials | None,
+        insecure: bool,
+    ) -> requests.Response:
+        headers = {"Accept": accept}
         if url.startswith("http://") and not insecure:
             credentials = None  # never a password in clear text to a registry not marked so
-        response = self._request("HEAD", url, headers, insecure)
+        response = self._request(method, url, headers, insecure)
         if response.status_code == 401:
             authorization = self._authorize(image, response, credentials, insecure)
             if authorization is None:
@@ -176,33 +273,18 @@ class RegistryClient:
                     reason="unauthorized",
                 )  # fmt: skip
             headers["Authorization"] = authorization
-            response = self._request("HEAD", url, headers, insecure)
+            response = self._request(method, url, headers, insecure)
         status = response.status_code
         if status in (401, 403):
             raise ImageUnavailable(image, f"HTTP {status} from the registry", reason="unauthorized")
         if status == 404:
-            raise ImageUnavailable(image, "manifest unknown (HTTP 404)", reason="not_found")
+            what = "manifest" if "/manifests/" in url else "repository or blob"
+            raise ImageUnavailable(image, f"{what} unknown (HTTP 404)", reason="not_found")
         if status == 429 or status >= 500:
             raise ImageUnavailable(image, f"HTTP {status} from the registry", reason="unreachable")
-        if status >= 400:
+        if status >= 300:
             raise ImageUnavailable(image, f"HTTP {status} from the registry", reason="failed")
-        digest = response.headers.get("Docker-Content-Digest", "")
-        if is_digest(digest):
-            return digest
-        # A registry that does not say: the digest is that of the manifest's bytes, if
-        # what it sends is a manifest (an HTML page from a proxy is not).
-        body = self._request("GET", url, headers, insecure)
-        if body.status_code != 200:
-            raise ImageUnavailable(image, f"HTTP {body.status_code} from the registry")
-        kind = body.headers.get("Content-Type", "").split(";", 1)[0].strip()
-        if kind not in MANIFEST_TYPES.split(", "):
-            raise ImageUnavailable(
-                image,
-                f"the registry answered {kind or 'no content type'}, not a manifest, and "
-                "no Docker-Content-Digest",
-                reason="failed",
-            )
-        return "sha256:" + hashlib.sha256(body.content).hexdigest()
+        return response
 
     def _authorize(
         self,
@@ -307,3 +389,66 @@ def _site(host: str) -> str:
     if not host or host.replace(".", "").isdigit() or ":" in host or "." not in host:
         return host
     return ".".join(host.split(".")[-2:])
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where an image's repository is asked: its host and path there, and how."""
+
+    host: str
+    repository: str
+    credentials: Credentials | None
+    insecure: bool
+
+
+def _manifest_type(image: str, answer: requests.Response) -> None:
+    kind = answer.headers.get("Content-Type", "").split(";", 1)[0].strip()
+    if kind not in MANIFEST_TYPES.split(", "):
+        raise ImageUnavailable(
+            image,
+            f"the registry answered {kind or 'no content type'}, not a manifest, and "
+            "no Docker-Content-Digest",
+            reason="failed",
+        )
+
+
+def _next_page(link: str) -> str | None:
+    """The path of the next page of a tag list (``Link: </v2/...>; rel="next"``), if any."""
+    found = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', link)
+    if found is None:
+        return None
+    target = urlsplit(found[1])
+    if not target.path.startswith("/v2/"):
+        return None
+    return target.path + (f"?{target.query}" if target.query else "")
+
+
+def _platform_entry(entries: list[Any]) -> str | None:
+    """The digest of an index's manifest for this host's platform (linux/amd64 ...)."""
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(
+        platform.machine(), platform.machine()
+    )
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        where = entry.get("platform") or {}
+        digest = entry.get("digest")
+        if (
+            where.get("os") == "linux"
+            and where.get("architecture") == arch
+            and is_digest(str(digest))
+        ):
+            return str(digest)
+    return None
+
+
+def _timestamp(text: str) -> float | None:
+    """An RFC 3339 time (``2026-12-04T10:00:00.123456789Z``) as Unix time."""
+    found = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", text)
+    if found is None:
+        return None
+    zone = "+00:00" if found[3] == "Z" else found[3]
+    try:
+        return datetime.fromisoformat(found[1] + zone).timestamp()
+    except ValueError:
+        return None

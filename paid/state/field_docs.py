@@ -29,7 +29,11 @@ FIELD_DOCS: Final[dict[str, str]] = {
     "imagePullPolicy": "When to pull: IfNotPresent (default for pinned), Always, or Never.",
     "imageUpdate": "Follow the tag in its registry: each new digest is rolled out through the "
     "health gate, and rolled back if it fails.",
-    "policy": "registry: follow the tag's digest in its registry.",
+    "policy": "registry: follow the tag's digest in its registry; semver: the highest version "
+    "of the repository in range.",
+    "range": "semver: the versions to follow, npm's syntax (>=1.4 <2, ~1.4, ^1.4, 1.4.x).",
+    "minimumAge": "Roll a new digest out only once it was published this long ago (72h, 3d, "
+    "30m, or seconds): a supply-chain cooldown.",
     "build": "Build the image from a context in the repository, as compose's build:.",
     "context": "The build context, a directory relative to this file.",
     "containerfile": "The Containerfile or Dockerfile, relative to the context.",

@@ -16,6 +16,7 @@ A later push of another digest is tried.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -76,9 +77,30 @@ def short(digest: str | None) -> str:
     return f"{algorithm}:{hexdigits[:12]}"
 
 
-def update_reason(old: str | None, new: str) -> str:
-    """The reason a revision made by an image update carries."""
-    return f"image updated: {old or 'none'} → {new}"
+def update_reason(
+    old: str | None,
+    new: str,
+    *,
+    image: str | None = None,
+    old_tag: str | None = None,
+    new_tag: str | None = None,
+) -> str:
+    """The reason a revision made by an image update carries.
+
+    ``image updated: app:1.4.2 (sha256:0123…) → app:1.4.3 (sha256:4567…)``
+    """
+    if image is None:
+        return f"image updated: {short(old)} → {short(new)}"
+    before = f"{with_tag(image, old_tag)} ({short(old)})"
+    return f"image updated: {before} → {with_tag(image, new_tag)} ({short(new)})"
+
+
+def with_tag(image: str, tag: str | None) -> str:
+    """``image`` at ``tag`` (None: as written)."""
+    if tag is None:
+        return image
+    head, slash, last = image.rpartition("/")
+    return f"{head}{slash}{last.split('@', 1)[0].split(':', 1)[0]}:{tag}"
 
 
 def repo_digest(repo_digests: Sequence[str], image: str) -> str | None:
@@ -101,9 +123,19 @@ class ImageTarget:
     previous: str | None  # the digest before this one (an update), None for the first
     reason: str
     settled: bool  # its rollout succeeded (or it was the first): a failure no longer undoes it
+    tag: str | None = None  # the tag ``digest`` is of, when not the image's own (semver)
+    previous_tag: str | None = None
 
     def applies_to(self, image: str) -> bool:
         return self.image == image
+
+    def runs(self) -> str:
+        """``app:1.4.3 (sha256:0123…)``: what it runs, for people."""
+        return f"{self.reference()} ({short(self.digest)})"
+
+    def reference(self) -> str:
+        """The image at the tag it runs (the image's own tag, or the version semver chose)."""
+        return with_tag(self.image, self.tag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +146,11 @@ class Update:
     image: str
     current: str | None  # the digest it runs (its target)
     latest: str | None  # what the tag points at now (None: the check failed)
-    state: str  # current | moved | bad | pinned | busy | error
+    state: str  # current | moved | waiting | bad | pinned | busy | error
     detail: str = ""
+    current_tag: str | None = None  # semver: the versions, when not the image's own tag
+    latest_tag: str | None = None
+    waits_until: float | None = None  # waiting: when minimumAge lets it roll out
 
     @property
     def moved(self) -> bool:
@@ -131,21 +166,54 @@ def judge(
     bad: Iterable[str],
     pinned: bool,
     busy: bool,
+    tags: tuple[str | None, str | None] = (None, None),
+    published: float | None = None,
+    minimum_age: float | None = None,
+    now: float = 0.0,
 ) -> Update:
-    """One service's check: the tag's digest now against the one it runs. Pure."""
+    """One service's check: what the registry offers against what it runs. Pure.
+
+    ``tags``: the current and the latest version (semver; None: the image's
+    own tag). ``published``: when the latest digest was published (its
+    image's creation or its first sighting, whichever is later); with
+    ``minimum_age`` it waits until that old.
+    """
+    current_tag, latest_tag = tags
+
+    def found(state: str, detail: str = "", waits_until: float | None = None) -> Update:
+        return Update(
+            service, image, current, latest, state, detail, current_tag, latest_tag, waits_until
+        )
+
     if latest == current:
-        return Update(service, image, current, latest, "current")
+        return found("current")
     if latest in set(bad):
-        return Update(
-            service, image, current, latest, "bad", "this digest failed its rollout here before"
-        )
+        return found("bad", "this digest failed its rollout here before")
     if pinned:
-        return Update(
-            service, image, current, latest, "pinned", "pinned by paid rollback: not updated"
-        )
+        return found("pinned", "pinned by paid rollback: not updated")
     if busy:
-        return Update(service, image, current, latest, "busy", "a rollout is under way")
-    return Update(service, image, current, latest, "moved", update_reason(current, latest))
+        return found("busy", "a rollout is under way")
+    if minimum_age and published is not None and now - published < minimum_age:
+        until = published + minimum_age
+        return found(
+            "waiting",
+            f"published {_when(published)}; minimumAge {_span(minimum_age)}: "
+            f"rolled out from {_when(until)}",
+            until,
+        )
+    reason = update_reason(current, latest, image=image, old_tag=current_tag, new_tag=latest_tag)
+    return found("moved", reason)
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
 
 
 @dataclass(frozen=True, slots=True)

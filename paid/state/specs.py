@@ -53,6 +53,7 @@ from paid.state.container_fields import (
     Ulimit,
     _parse_ulimit,
 )
+from paid.state.images import parse_reference
 from paid.state.networks import AttachmentField
 from paid.state.secrets import SecretFile, SecretFileMount
 from paid.state.shorthands import (
@@ -75,6 +76,7 @@ from paid.state.steering import (
     Slo,
     cron_fields,
 )
+from paid.state.versions import in_range
 
 ServiceName = NewType("ServiceName", str)
 
@@ -214,6 +216,14 @@ class ServiceSpec(Model):
             )
         if self.image_pull_policy is PullPolicy.NEVER:
             raise ValueError("imageUpdate: imagePullPolicy Never cannot fetch a new digest")
+        wanted = self.image_update.range
+        if self.image_update.policy == "semver" and wanted is not None:
+            tag = parse_reference(self.image).tag or ""
+            if not in_range(tag, wanted):
+                raise ValueError(
+                    f"imageUpdate: with policy semver, the image's tag is the version it starts "
+                    f"from and must be one in range {wanted!r} ({tag!r} is not)"
+                )
         return self
 
     @model_validator(mode="after")

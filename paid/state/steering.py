@@ -6,14 +6,16 @@ container (``paid plan`` shows such a change as an ``update``).
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from paid.state.basics import Model
 from paid.state.shorthands import Port
+from paid.state.versions import version_range
 
 
 class HttpGetAction(Model):
@@ -76,10 +78,56 @@ class PullPolicy(StrEnum):
     NEVER = "Never"  # never pull: an absent image is an error
 
 
-class ImageUpdate(Model):
-    """``imageUpdate``: follow the tag in its registry, each new digest health-gated."""
+_DURATION = re.compile(r"^\s*(?P<value>[0-9]+)\s*(?P<unit>[smhdw]?)\s*$")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_MINIMUM_AGE = 365 * 86400
 
-    policy: Literal["registry"] = "registry"
+
+def parse_duration(value: object) -> object:
+    """``72h``, ``30m``, ``3d``, ``2w``, ``90s`` or a number of seconds, as seconds."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 72h, 3d or 30m")
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str):
+        return value
+    found = _DURATION.fullmatch(value)
+    if found is None:
+        raise ValueError(f"{value!r} is not a duration such as 72h, 3d or 30m")
+    return int(found["value"]) * _SECONDS[found["unit"]]
+
+
+class ImageUpdate(Model):
+    """``imageUpdate``: follow the image in its registry, each new digest health-gated.
+
+    ``registry``: the tag's digest. ``semver``: the highest tag of the
+    repository in ``range`` (npm's syntax: ``>=1.4 <2``, ``~1.4``, ``^1.4``).
+    ``minimumAge``: a new digest waits until it was published (the image's
+    creation time, or when paid first saw it, whichever is later) that long.
+    """
+
+    policy: Literal["registry", "semver"] = "registry"
+    range: str | None = Field(default=None, min_length=1, max_length=256)
+    minimum_age: Annotated[int, BeforeValidator(parse_duration)] | None = Field(
+        default=None, ge=0, le=MAX_MINIMUM_AGE
+    )
+
+    @field_validator("range")
+    @classmethod
+    def _npm_range(cls, value: str | None) -> str | None:
+        if value is not None:
+            version_range(value)  # raises ValueError with what is wrong
+        return value
+
+    @model_validator(mode="after")
+    def _range_for_semver(self) -> Self:
+        if self.policy == "semver" and self.range is None:
+            raise ValueError(
+                'policy semver follows versions in a range: give range, e.g. ">=1.4 <2"'
+            )
+        if self.policy == "registry" and self.range is not None:
+            raise ValueError("range is for policy semver; policy registry follows one tag")
+        return self
 
 
 class RolloutStrategy(StrEnum):

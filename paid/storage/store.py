@@ -166,6 +166,20 @@ _MIGRATIONS: tuple[str, ...] = (
         at   REAL NOT NULL
     );
     """,
+    # 8: safer image updates: the tag a target is the digest of (policy
+    # semver moves between tags), and when each digest was first seen and
+    # made (imageUpdate.minimumAge)
+    """
+    ALTER TABLE image_targets ADD COLUMN tag TEXT;
+    ALTER TABLE image_targets ADD COLUMN previous_tag TEXT;
+    CREATE TABLE image_seen (
+        repository  TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        first_seen  REAL NOT NULL,
+        created     REAL,
+        PRIMARY KEY (repository, digest)
+    );
+    """,
 )
 
 OUTCOMES = ("pending", "progressing", "succeeded", "failed", "rolled_back", "superseded")
@@ -571,16 +585,19 @@ class Store:
 
     def image_targets(self) -> dict[str, ImageTarget]:
         rows = self._query(
-            "SELECT service, image, digest, previous, reason, settled FROM image_targets"
+            "SELECT service, image, digest, previous, reason, settled, tag, previous_tag"
+            " FROM image_targets"
         )
-        return {r[0]: ImageTarget(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
+        return {
+            r[0]: ImageTarget(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7]) for r in rows
+        }
 
     def set_image_target(self, target: ImageTarget) -> None:
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO image_targets"
-                " (service, image, digest, previous, reason, settled, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " (service, image, digest, previous, reason, settled, at, tag, previous_tag)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     target.service,
                     target.image,
@@ -589,6 +606,8 @@ class Store:
                     target.reason,
                     int(target.settled),
                     time.time(),
+                    target.tag,
+                    target.previous_tag,
                 ),
             )
 
@@ -605,9 +624,35 @@ class Store:
             else:
                 db.execute(
                     "UPDATE image_targets SET digest = ?, previous = NULL, settled = 1,"
-                    " reason = ?, at = ? WHERE service = ?",
-                    (target.previous, f"back from {target.digest}", time.time(), target.service),
+                    " reason = ?, at = ?, tag = ?, previous_tag = NULL WHERE service = ?",
+                    (
+                        target.previous,
+                        f"back from {target.digest}",
+                        time.time(),
+                        target.previous_tag,
+                        target.service,
+                    ),
                 )
+
+    def seen(
+        self, repository: str, digest: str, *, created: float | None, at: float | None = None
+    ) -> tuple[float, float | None]:
+        """When ``digest`` of ``repository`` was first seen, and made (its image's ``created``).
+
+        The first sighting is kept; a creation time learnt later fills in.
+        """
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO image_seen (repository, digest, first_seen, created)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (repository, digest) DO UPDATE SET"
+                " created = COALESCE(image_seen.created, excluded.created)",
+                (repository, digest, time.time() if at is None else at, created),
+            )
+            row = db.execute(
+                "SELECT first_seen, created FROM image_seen WHERE repository = ? AND digest = ?",
+                (repository, digest),
+            ).fetchone()
+        return float(row[0]), None if row[1] is None else float(row[1])
 
     def bad_digests(self, service: str) -> dict[str, str]:
         rows = self._query("SELECT digest, reason FROM bad_digests WHERE service = ?", (service,))

@@ -151,7 +151,9 @@ def _image(value: Any, ctx: Context) -> None:
         ctx.spec["imageUpdate"] = {"policy": "registry"}
         ctx.notes.append(
             f"{image} moves: {ctx.name} runs it by digest and follows the tag through the "
-            "health gate (imageUpdate); pin a version tag or a digest to stop that"
+            "health gate (imageUpdate); add minimumAge: 72h to let a new push age first, use "
+            'policy: semver with a range (">=1.4 <2") to follow versions instead, or pin a '
+            "version tag or a digest to stop following"
         )
     ctx.spec["image"] = _qualified(image)
 

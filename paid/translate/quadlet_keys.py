@@ -373,6 +373,10 @@ def _auto_update(value: str, ctx: Context) -> None:
     if policy == "registry":
         ctx.spec["imageUpdate"] = {"policy": "registry"}
         ctx.follows = True
+        ctx.notes.append(
+            "AutoUpdate=registry: paid rolls each new digest out through the health gate and "
+            "rolls back a failing one; imageUpdate.minimumAge (72h) lets a new push age first"
+        )
     elif policy == "local":
         ctx.problem("AutoUpdate=local: paid follows registries (imageUpdate) or builds (build)")
     else:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from paid.cli import main
 from paid.storage.store import Store
@@ -145,7 +147,8 @@ def test_a_moved_tag_is_found_by_check_and_rolled_out_by_update(
     assert "2" == running_edition(host.podman, "web")
     revisions = host.history("web")
     assert [first, second] == [r["digest"] for r in revisions]
-    assert revisions[1]["reason"].startswith(f"image updated: {first} → {second}")
+    expected = f"image updated: {remote} ({first[:19]}) → {remote} ({second[:19]})"
+    assert revisions[1]["reason"].startswith(expected)
     assert ["superseded", "succeeded"] == [r["outcome"] for r in revisions]
     assert 0 == host.check()[0]
 
@@ -389,3 +392,102 @@ def test_prune_removes_only_unused_images_paid_ran(registry: Registry, host: Hos
     ids = {i.removeprefix("sha256:") for i in remaining}
     assert first_id not in ids
     assert {second_id, stranger_id} <= ids
+
+
+def semver_follower(name: str, image: str, range_: str, **rule: Any) -> dict[str, Any]:
+    doc = follower(name, image)
+    doc["spec"]["imageUpdate"] = {"policy": "semver", "range": range_, **rule}
+    return doc
+
+
+def test_semver_takes_the_highest_version_in_range_by_digest(
+    registry: Registry, host: Host
+) -> None:
+    """Tags 1.4.0 1.4.2 1.5.0 1.6.0-rc.1 2.0.0 v1.5.1 latest: ">=1.4 <2" from 1.4.0 runs v1.5.1.
+
+    Not 2.0.0 (out of range), not the pre-release (the range names none), and
+    the revision's reason names both versions and digests.
+    """
+    repo = f"{registry.host}/paid-test/semver"
+    pushed = {}
+    for number, tag in enumerate(["1.4.0", "1.4.2", "1.5.0", "1.6.0-rc.1", "2.0.0", "v1.5.1"]):
+        pushed[tag] = host.push(edition(host.podman, number + 10), f"{repo}:{tag}")
+    host.push(edition(host.podman, 99), f"{repo}:latest")
+    write_services(host.desired_dir, semver_follower("app", f"{repo}:1.4.0", ">=1.4 <2"))
+    assert 0 == host.paid("apply", str(host.desired_dir))
+    assert "10" == running_edition(host.podman, "app")
+
+    code, said = host.check()
+    assert 2 == code
+    service = said["services"][0]
+    assert ("moved", "v1.5.1", pushed["v1.5.1"]) == (
+        service["state"],
+        service["latestTag"],
+        service["latest"],
+    )
+
+    assert 0 == host.paid("update", str(host.desired_dir))
+
+    assert "15" == running_edition(host.podman, "app")
+    reason = host.history("app")[-1]["reason"]
+    assert reason.startswith(
+        f"image updated: {repo}:1.4.0 ({pushed['1.4.0'][:19]}) → "
+        f"{repo}:v1.5.1 ({pushed['v1.5.1'][:19]})"
+    )
+    assert 0 == host.check()[0]  # v1.5.1 is the highest in range: nothing more
+
+
+def test_semver_with_no_version_left_in_range_is_a_check_error_and_runs_on(
+    registry: Registry, host: Host
+) -> None:
+    """The running 1.0.0 deleted from the registry, 2.0.0 left: "~1.0" matches nothing.
+
+    --check exits 1 and says so; update changes nothing; the service runs on.
+    """
+    repo = f"{registry.host}/paid-test/semver-none"
+    first = host.push(edition(host.podman, 1), f"{repo}:1.0.0")
+    host.push(edition(host.podman, 2), f"{repo}:2.0.0")
+    write_services(host.desired_dir, semver_follower("app", f"{repo}:1.0.0", "~1.0"))
+    assert 0 == host.paid("apply", str(host.desired_dir))
+    deleted = requests.delete(
+        f"http://{registry.host}/v2/paid-test/semver-none/manifests/{first}", timeout=10
+    )
+    assert 202 == deleted.status_code
+
+    code, said = host.check()
+
+    service = said["services"][0]
+    assert (1, "error") == (code, service["state"])
+    assert "no tag of the 1 in the repository is in range '~1.0'" in service["detail"]
+    assert 1 == host.paid("update", str(host.desired_dir))
+    assert "1" == running_edition(host.podman, "app")
+
+
+def test_minimum_age_holds_a_new_digest_until_it_is_old_enough(
+    registry: Registry, host: Host
+) -> None:
+    """minimumAge 72h: a digest pushed now waits, --check says until when; 1s: it goes."""
+    remote = f"{registry.host}/paid-test/cooldown:stable"
+    host.push(edition(host.podman, 1), remote)
+    write_services(host.desired_dir, _with_rule(follower("web", remote), minimumAge="72h"))
+    assert 0 == host.paid("apply", str(host.desired_dir))
+    second = host.push(edition(host.podman, 2), remote)
+
+    code, said = host.check()
+
+    service = said["services"][0]
+    assert (0, "waiting", second) == (code, service["state"], service["latest"])
+    assert service["waitsUntil"] > time.time() + 71 * 3600
+    assert "minimumAge 3d" in service["detail"]
+    assert 0 == host.paid("update", str(host.desired_dir))
+    assert "1" == running_edition(host.podman, "web")
+
+    write_services(host.desired_dir, _with_rule(follower("web", remote), minimumAge="1s"))
+    wait_until(lambda: host.check()[1]["services"][0]["state"] == "moved", 10)
+    assert 0 == host.paid("update", str(host.desired_dir))
+    assert "2" == running_edition(host.podman, "web")
+
+
+def _with_rule(doc: dict[str, Any], **rule: Any) -> dict[str, Any]:
+    doc["spec"]["imageUpdate"] = {"policy": "registry", **rule}
+    return doc
