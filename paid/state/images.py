@@ -16,9 +16,9 @@ A later push of another digest is tried.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 DEFAULT_REGISTRY = "docker.io"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -206,7 +206,7 @@ def judge(
 
 
 def _when(at: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
+    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _span(seconds: float) -> str:
