@@ -10,17 +10,19 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from paid.runtime.podman import PodmanRuntime
-from paid.runtime.registry import RegistryClient
-from paid.runtime.registry_config import AuthFile
 from paid.state.desired import DesiredService
 from paid.state.labels import DEFAULT_INSTANCE
 from paid.state.networks import default_network_of
 from paid.state.reading import MAX_FILE_BYTES
 from paid.storage.loading import LoadResult, load_directory
 from paid.storage.secret_files import SecretSource, repository_of
+
+if TYPE_CHECKING:  # imported where used: a command that never asks Podman never loads them
+    from paid.runtime.podman import PodmanRuntime
+    from paid.runtime.registry import RegistryClient
+    from paid.runtime.registry_config import AuthFile
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -51,15 +53,21 @@ def load(args: argparse.Namespace) -> LoadResult:
 
 def podman(args: argparse.Namespace) -> PodmanRuntime:
     """The Podman API client, pulling with ``--authfile``'s credentials when one is named."""
+    from paid.runtime.podman import PodmanRuntime  # noqa: PLC0415 -- see TYPE_CHECKING
+
     return PodmanRuntime(args.podman_url, instance=args.instance, auth=auth_file(args))
 
 
 def auth_file(args: argparse.Namespace) -> AuthFile:
+    from paid.runtime.registry_config import AuthFile  # noqa: PLC0415
+
     return AuthFile(getattr(args, "authfile", None))
 
 
 def registry(args: argparse.Namespace) -> RegistryClient:
     """The registry client of update checks and pre-flight, with the same credentials."""
+    from paid.runtime.registry import RegistryClient  # noqa: PLC0415
+
     return RegistryClient(auth=auth_file(args))
 
 

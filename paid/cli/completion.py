@@ -41,7 +41,7 @@ def _completion(args: argparse.Namespace) -> int:
     if args.shell is None:
         stderr("paid: completion: name a shell (bash, zsh or fish)")
         return EXIT_ERROR
-    from paid.cli.main import build_parser  # noqa: PLC0415 -- the whole tree, built once here
+    from paid.cli.dispatch import build_parser  # noqa: PLC0415 -- the whole tree, built once here
 
     tree = _tree(build_parser())
     out(_bash(tree) if args.shell in ("bash", "zsh") else _fish(tree))

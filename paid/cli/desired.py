@@ -41,7 +41,6 @@ from paid.state.checks import Check
 from paid.state.desired import DesiredState
 from paid.state.images import Update
 from paid.state.plans import ActionKind, Plan
-from paid.state.schema import json_schema
 from paid.storage.checkout import describe
 from paid.storage.lock import LockHeld, WriterLock
 from paid.storage.store import Store
@@ -60,18 +59,6 @@ _SYMBOLS = {
 
 def register(sub: Subparsers, parents: Parents) -> None:
     p = parents
-    validate = sub.add_parser(
-        "validate",
-        parents=[p.loading, p.output],
-        help="check a desired-state directory (0 valid, 1 not)",
-    )
-    validate.add_argument(
-        "--offline",
-        action="store_true",
-        help="what the repository itself can tell: no secret files read, no host-path or "
-        "device allow-lists (this host's business); for CI and the pre-commit hook",
-    )
-    validate.set_defaults(handler=_validate)
     sub.add_parser(
         "plan",
         parents=[p.common, p.loading, p.guard, p.output],
@@ -122,9 +109,6 @@ def register(sub: Subparsers, parents: Parents) -> None:
         help="FAIL below this much free disk (default 2)",
     )
     checks.set_defaults(handler=_preflight)
-    sub.add_parser(
-        "schema", help="print the JSON Schema of desired-state files (for editors and CI)"
-    ).set_defaults(handler=_schema)
 
 
 def _seconds(value: str) -> float:
@@ -135,35 +119,6 @@ def _seconds(value: str) -> float:
     if not 0 <= seconds <= 365 * 86400:
         raise argparse.ArgumentTypeError(f"{value!r}: between 0 and a year of seconds")
     return seconds
-
-
-def _schema(args: argparse.Namespace) -> int:
-    out(json.dumps(json_schema(), indent=2, sort_keys=True))
-    return EXIT_OK
-
-
-def _validate(args: argparse.Namespace) -> int:
-    result = load(args)
-    if args.output == "json":
-        out(
-            json.dumps(
-                {
-                    "valid": result.ok,
-                    "services": sorted(result.desired.services) if result.desired else [],
-                    "errors": [
-                        {"file": e.file, "line": e.line, "field": e.field, "message": e.message}
-                        for e in result.errors
-                    ],
-                },
-                indent=2,
-            )
-        )
-        return EXIT_OK if result.ok else EXIT_ERROR
-    if result.desired is None:
-        print_errors(result, args)
-        return EXIT_ERROR
-    out(f"{args.dir}: {len(result.desired)} services in {len(result.files)} files, valid")
-    return EXIT_OK
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -310,7 +310,7 @@ def test_wait_timeout_gives_up_on_a_held_lock(tmp_path: Path) -> None:
 
 def test_every_command_has_a_description_and_an_example() -> None:
     """`paid CMD --help` says what it does and shows how (every command and verb)."""
-    from paid.cli.main import build_parser  # noqa: PLC0415
+    from paid.cli.dispatch import build_parser  # noqa: PLC0415
 
     missing = []
     for name, command in _commands(build_parser()):
@@ -325,7 +325,7 @@ def test_every_command_has_a_description_and_an_example() -> None:
 
 def test_every_example_parses() -> None:
     """The examples in --help are real command lines: each parses (up to a pipe)."""
-    from paid.cli.main import build_parser  # noqa: PLC0415
+    from paid.cli.dispatch import build_parser  # noqa: PLC0415
     from paid.cli.manual import PAGES  # noqa: PLC0415
 
     parser = build_parser()

@@ -12,51 +12,19 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import os
 import re
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any, NoReturn
 
-from paid import __version__, logs
-from paid.cli import (
-    backups,
-    chaos,
-    completion,
-    containers,
-    daemon,
-    desired,
-    files,
-    images,
-    manual,
-    migrate,
-    notify,
-    reports,
-    revisions,
-    secrets,
-)
-from paid.cli.common import EXIT_ERROR, fail
-from paid.cli.options import parents
-from paid.runtime.base import RuntimeFailure, RuntimeUnavailable
-from paid.settings import TimingsError
-from paid.state.secrets import SecretUnavailable
-from paid.storage.store import StoreError
+from paid import __version__
+from paid.cli import manual
+from paid.cli.commands import COMMANDS
 
-COMMANDS = (
-    desired,
-    images,
-    revisions,
-    containers,
-    daemon,
-    backups,
-    reports,
-    chaos,
-    migrate,
-    files,
-    notify,
-    secrets,
-    completion,
-)
+EVERY = "*"  # build_parser's argument: every command's own parser
 EXIT_USAGE = 64  # sysexits' EX_USAGE: never 2, which means "changes pending"
 
 
@@ -101,7 +69,13 @@ class _Parser(argparse.ArgumentParser):
         return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = EVERY) -> argparse.ArgumentParser:
+    """The parser: ``command``'s own (and its module's other commands) in full.
+
+    Every other command is only named, with its line of help (``COMMANDS``),
+    so a command imports only its own module. ``EVERY``: all in full (shell
+    completion, the tests); None: none (``paid --help``, a misspelt command).
+    """
     parser = _Parser(
         prog="paid", description="Keep Podman converged to a declarative desired state."
     )
@@ -109,21 +83,57 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
-    shared = parents()
-    for module in COMMANDS:
-        module.register(sub, shared)
+    wanted = sorted({m for m, _ in COMMANDS.values()}) if command == EVERY else []
+    if command in COMMANDS:
+        wanted = [COMMANDS[command][0]]
+    modules = [_module(name) for name in wanted]
+    if modules:
+        from paid.cli.options import parents  # noqa: PLC0415 -- only when a command runs
+
+        shared = parents()
+        for module in modules:
+            module.register(sub, shared)
+    for name, (module_name, line) in COMMANDS.items():
+        if module_name not in wanted:
+            sub.add_parser(name, help=line, add_help=False)
+    _order(sub)
     manual.describe(parser)
     return parser
 
 
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"paid.cli.{name}")
+
+
+def _order(sub: Any) -> None:
+    """Commands listed in ``COMMANDS``' order, whichever were built in full."""
+    rank = {name: i for i, name in enumerate(COMMANDS)}
+    sub._choices_actions.sort(key=lambda a: rank.get(a.dest, len(rank)))
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (its first word that is not an option), if any."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    level = logs.level_of(
-        name=getattr(args, "log_level", None),
-        quiet=getattr(args, "quiet", 0),
-        verbose=getattr(args, "verbose", 0),
-    )
-    logs.configure(getattr(args, "log_format", "auto"), level=level)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(_command_of(words)).parse_args(words)
+    if getattr(args, "logs", True):  # validate and schema log nothing: no structlog for them
+        from paid import logs  # noqa: PLC0415
+
+        level = logs.level_of(
+            name=getattr(args, "log_level", None),
+            quiet=getattr(args, "quiet", 0),
+            verbose=getattr(args, "verbose", 0),
+        )
+        logs.configure(getattr(args, "log_format", "auto"), level=level)
+    from paid.cli.common import EXIT_ERROR, fail  # noqa: PLC0415
+    from paid.runtime.base import RuntimeFailure, RuntimeUnavailable  # noqa: PLC0415
+    from paid.settings import TimingsError  # noqa: PLC0415
+    from paid.state.secrets import SecretUnavailable  # noqa: PLC0415
+    from paid.storage.store import StoreError  # noqa: PLC0415
+
     try:
         code: int = args.handler(args)
     except BrokenPipeError:
