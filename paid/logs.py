@@ -66,6 +66,22 @@ class _StderrLogger:
         return cls()
 
     def msg(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+        try:
+            print(message, file=sys.stderr, flush=True)
+        except (BrokenPipeError, ValueError):
+            # The reader is gone (``paid apply 2>&1 | head``) or stderr is closed: the work
+            # goes on, unlogged. Raised here, it would end whatever thread logged, mid-task.
+            silence_stderr()
 
     log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def silence_stderr() -> None:
+    """Send what is still written to stderr nowhere (its reader is gone)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stderr.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 -- for the rest of the process
+

@@ -152,7 +152,13 @@ def out(text: str) -> None:
 
 
 def stderr(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    """A line for the person at the terminal; a reader gone ends these lines, not the work."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stderr.fileno())
+        os.close(devnull)
 
 
 def daemon_get(listen: str, path: str, *, timeout: float = 2.0) -> tuple[int, str] | None:
