@@ -53,6 +53,9 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "{events}"
+# Podman rotates the file at 1 MB by default, and the tests' marks are
+# positions in it: a whole suite writes several MB.
+events_logfile_max_size = "1gb"
 # Podman's default tmp_dir (/run/libpod: exit files, locks) is shared by
 # every Podman on the host; `system reset` would wipe the host's.
 tmp_dir = "{tmp}"
