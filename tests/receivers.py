@@ -1,8 +1,8 @@
 """A webhook receiver on loopback: what Apprise's ``json://`` target really sends, recorded.
 
-It can be told to refuse (an HTTP status), to stall (seconds before it
-answers) or to go away and come back on the same port, as a chat
-service's webhook does.
+It can be told to refuse (an HTTP status), to stall (hold a request that
+long, then give up with 504, taking nothing) or to go away and come back
+on the same port, as a chat service's webhook does.
 """
 
 from __future__ import annotations
@@ -29,7 +29,12 @@ class _Handler(BaseHTTPRequestHandler):
         receiver = self.server.receiver
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
-        time.sleep(receiver.stall)
+        if receiver.stall:
+            time.sleep(receiver.stall)  # a gateway that gives up: the message is not taken
+            self.send_response(504)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if receiver.status >= 300:
             self.send_response(receiver.status)
             self.send_header("Content-Length", "0")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from paid.storage.store import Store
 from tests.daemon import Daemon, wait_until
 from tests.harness import IMAGE, IMAGE_V2, PodmanService, service_doc, write_services
 from tests.receivers import Receiver, receiving
@@ -121,3 +122,29 @@ def test_a_daemon_killed_by_kill_9_is_told_of_by_the_next_one(
     wait_until(lambda: receiver.titles() != [], 30)
     assert [f"paid: {os.uname().nodename}: paid was not running"] == receiver.titles()
     assert "ended without stopping" in receiver.messages[0]["message"]
+
+
+def test_a_stalled_target_never_delays_a_rollout(
+    podman: PodmanService, daemon: Daemon, tmp_path: Path, receiver: Receiver
+) -> None:
+    """The webhook holds every request 60 s: a rollback and the next good deploy go on.
+
+    The message waits (its sends cut at the 10 s deadline) and arrives once the
+    target answers again.
+    """
+    _start(daemon, tmp_path, receiver, ["rolled_back"])
+    receiver.stall = 60.0
+
+    _break_web(daemon, ["rolled_back"])
+    wait_until(lambda: _outcomes(daemon)[-1:] == ["rolled_back"], 60)
+    write_services(daemon.directory, _web(IMAGE_V2, HTTPD), _notifier(["rolled_back"]))
+    wait_until(lambda: _outcomes(daemon)[-1:] == ["succeeded"], 30)
+    assert [] == receiver.titles()
+
+    receiver.stall = 0.0  # retried with back-off, through the target's breaker
+    wait_until(lambda: receiver.titles() == ["paid: web: rolled back"], 150)
+
+
+def _outcomes(daemon: Daemon) -> list[str]:
+    with Store.open(daemon.state_dir) as store:
+        return [r.outcome for r in store.revisions("web")]
