@@ -84,4 +84,3 @@ def silence_stderr() -> None:
         os.close(devnull)
     except (OSError, ValueError):
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 -- for the rest of the process
-
