@@ -104,6 +104,10 @@ class RolloutController:
             runtime, services, self.verdicts, gated=self._gated, fail=self._fail
         )
 
+    def now(self) -> float:
+        """The clock gates are timed by (monotonic): for their progress, shown."""
+        return self._clock()
+
     def needs_gate(self, service: DesiredService) -> bool:
         """A revision that never succeeded is rolled out through the gate."""
         number = self.store.find_revision(service=service.name, spec_hash=service.spec_hash)

@@ -1,4 +1,4 @@
-"""The daemon's HTTP endpoints: /metrics, /healthz, /readyz, /status.
+"""The daemon's HTTP endpoints: /metrics, /healthz, /readyz, /status, and the dashboard.
 
 An asyncio server in its own thread: answering never waits for a
 reconcile, and handlers read state the manager publishes; they never call
@@ -28,6 +28,8 @@ from typing import Any
 import structlog
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from paid.daemon.dashboard import HEADERS, Page
+
 log = structlog.get_logger("paid.http")
 
 HEAD_DEADLINE = 5.0  # seconds a client has to send its whole request head
@@ -48,6 +50,7 @@ class Endpoints:
     healthz: Callable[[], Probe]
     readyz: Callable[[], Probe]
     status: Callable[[], dict[str, Any]]
+    pages: Callable[[str, str], Page | None] | None = None  # the dashboard: (path, query)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +59,15 @@ class Answer:
     payload: bytes
     content_type: str = "text/plain"
     allow: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def answer(endpoints: Endpoints, method: str, target: str) -> Answer:
     """The answer to one request (``HEAD`` gets the same, the server drops the body)."""
-    path = target.split("?", 1)[0]
+    path, _, query = target.partition("?")
     known = path in ("/metrics", "/healthz", "/readyz", "/status")
     if method not in ("GET", "HEAD"):
-        if known:
+        if known or (endpoints.pages is not None and endpoints.pages(path, query) is not None):
             return Answer(405, b"method not allowed\n", allow="GET, HEAD")
         return Answer(404, b"not found\n")
     if path == "/metrics":
@@ -75,6 +79,9 @@ def answer(endpoints: Endpoints, method: str, target: str) -> Answer:
     if path == "/status":
         doc = json.dumps(endpoints.status(), indent=2, sort_keys=True) + "\n"
         return Answer(200, doc.encode(), "application/json")
+    page = endpoints.pages(path, query) if endpoints.pages is not None else None
+    if page is not None:
+        return Answer(page.code, page.body, page.content_type, headers=HEADERS)
     return Answer(404, b"not found\n")
 
 
@@ -166,7 +173,8 @@ class HttpServer:
             return
         method, target = parts[0], parts[1]
         try:
-            reply = answer(self._endpoints, method, target)
+            # On a thread: a page that takes a while never holds /healthz or another client.
+            reply = await asyncio.to_thread(answer, self._endpoints, method, target)
         except Exception as err:  # a handler bug must not kill the server
             log.exception("http_handler_failed", path=target, error=str(err))
             reply = Answer(500, b"internal error\n")
@@ -184,6 +192,7 @@ class HttpServer:
         ]
         if reply.allow:
             lines.append(f"Allow: {reply.allow}")
+        lines.extend(f"{name}: {value}" for name, value in reply.headers)
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         if body:
             writer.write(reply.payload)

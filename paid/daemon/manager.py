@@ -43,6 +43,7 @@ from paid.controllers.wiring import Mode
 from paid.controllers.working import Workers
 from paid.controllers.worlds import Wants
 from paid.daemon.backups import BackupSchedule
+from paid.daemon.dashboard import Dashboard
 from paid.daemon.desired import DesiredSource
 from paid.daemon.handlers import Handlers
 from paid.daemon.http import Endpoints, HttpServer
@@ -227,6 +228,13 @@ class Manager:
                 healthz=views.healthz,
                 readyz=views.readyz,
                 status=views.status,
+                pages=Dashboard(
+                    status=views.status,
+                    steps=lambda: self.knowledge.steps,
+                    desired=self._desired,
+                    store=self.store,
+                    slo_default=self.settings.slo_default,
+                ).page,
             ),
         )
         return views, http

@@ -189,10 +189,14 @@ class StatusViews:
         active = self.reconciler.rollouts.active.get(name)
         if active is None:
             return None
+        gate, now = active.gate, self.reconciler.rollouts.now()
         return {
-            "revision": active.gate.revision,
-            "phase": str(active.gate.phase),
+            "revision": gate.revision,
+            "phase": str(gate.phase),
             "previousRevision": active.previous_revision,
+            "readyFor": None if gate.ready_since is None else round(now - gate.ready_since, 1),
+            "minReadySeconds": gate.min_ready_seconds,
+            "deadlineIn": round(gate.deadline - now, 1),
         }
 
     def status_line(self) -> str:

@@ -854,6 +854,29 @@ class Store:
         rows = self._query(query + " ORDER BY id", args)
         return [Event(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
+    def latest_event_per_service(self) -> dict[str, Event]:
+        """Each service's newest journal entry (the dashboard's "last thing that happened")."""
+        rows = self._query(
+            "SELECT id, at, kind, service, message, data FROM events WHERE id IN"
+            " (SELECT MAX(id) FROM events WHERE service IS NOT NULL GROUP BY service)"
+        )
+        return {r[3]: Event(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows}
+
+    def recent_events(
+        self, *, limit: int, service: str | None = None, kind: str | None = None, since: float = 0.0
+    ) -> list[Event]:
+        """The newest ``limit`` journal entries (of ``service``, of a ``kind``), newest first."""
+        query = "SELECT id, at, kind, service, message, data FROM events WHERE at >= ?"
+        args: list[Any] = [since]
+        if service is not None:
+            query += " AND service = ?"
+            args.append(service)
+        if kind is not None:
+            query += " AND kind = ?"
+            args.append(kind)
+        rows = self._query(query + " ORDER BY id DESC LIMIT ?", [*args, limit])
+        return [Event(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
     def events_after(self, event_id: int, *, limit: int = 200) -> list[Event]:
         """Journal entries after ``event_id``, oldest first."""
         rows = self._query(
