@@ -288,7 +288,7 @@ class Manager:
         if install_signals:
             self._install_signals()
         self.notifications.outbox.start_cursor()  # what follows is told
-        self._record_lost()
+        self.observers.record_lost()
         self.store.record("daemon_started", f"paid {__version__} started", pid=os.getpid())
         log.info("daemon_starting", version=__version__, directory=str(self.settings.directory))
         self.desired.load(initial=True)
@@ -391,25 +391,6 @@ class Manager:
         self.store.record("daemon_stopped", "paid stopped", pid=os.getpid())
         log.info("daemon_stopped")
         return 0
-
-    def _record_lost(self) -> None:
-        """Journal ``daemon_lost`` when the last daemon ended without stopping (kill -9, crash)."""
-        last = self.store.last_event(("daemon_started", "daemon_stopped"))
-        if last is None or last.kind != "daemon_started":
-            return
-        watches = self.store.watches(since=last.at)
-        seen = max((w.end for w in watches), default=last.at)
-        gap = max(0.0, time.time() - seen)
-        pid = last.data.get("pid")
-        self.store.record(
-            "daemon_lost",
-            f"paid (pid {pid}) ended without stopping (killed, or crashed): nothing watched or "
-            f"healed the services for {gap:.0f} s, since "
-            f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(seen))}",
-            pid=pid,
-            last_seen=seen,
-            seconds=round(gap, 1),
-        )
 
     def _collect_debris(self) -> None:
         """What a killed backup or restore left, cleaned before anything else runs."""

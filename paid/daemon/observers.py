@@ -200,6 +200,25 @@ class Observers:
             remaining=round(found.budget_remaining_ratio, 4),
         )
 
+    def record_lost(self) -> None:
+        """Journal ``daemon_lost`` when the last daemon ended without stopping (kill -9, crash)."""
+        last = self.store.last_event(("daemon_started", "daemon_stopped"))
+        if last is None or last.kind != "daemon_started":
+            return
+        watches = self.store.watches(since=last.at)
+        seen = max((w.end for w in watches), default=last.at)
+        gap = max(0.0, time.time() - seen)
+        pid = last.data.get("pid")
+        self.store.record(
+            "daemon_lost",
+            f"paid (pid {pid}) ended without stopping (killed, or crashed): nothing watched or "
+            f"healed the services for {gap:.0f} s, since "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(seen))}",
+            pid=pid,
+            last_seen=seen,
+            seconds=round(gap, 1),
+        )
+
     # -- start-up ----------------------------------------------------------------
 
     def flags(self, flags: Flags) -> None:
