@@ -208,7 +208,18 @@ class PodmanService:
         return list(json.loads(self.podman("ps", "-a", "--format", "json") or "[]"))
 
     def inspect(self, name: str) -> dict[str, Any]:
-        return dict(json.loads(self.podman("container", "inspect", name))[0])
+        """The container named ``name`` (or with that ID, 12 hex digits or more).
+
+        Podman also takes any unique prefix of an ID: ``inspect b`` answers
+        with a container whose ID starts with b when none is named b, so a
+        wait for "b is running" would be met by another container (1 run in
+        16). A container of another name is refused here.
+        """
+        found = dict(json.loads(self.podman("container", "inspect", name))[0])
+        by_id = len(name) >= 12 and all(c in "0123456789abcdef" for c in name)
+        if not by_id and found.get("Name", "").lstrip("/") != name:
+            raise AssertionError(f"no container named {name!r} (Podman matched an ID prefix)")
+        return found
 
     def events(self) -> list[dict[str, Any]]:
         if not self.events_log.exists():
