@@ -36,7 +36,11 @@ HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
 )
-STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+STATIC = {
+    "dashboard.css": "text/css",
+    "dashboard.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
 TIMELINE_LIMIT = 500
 RESTART_KINDS = frozenset({"container_replaced", "container_repaired"})
 ROLLOUT_KINDS = frozenset({"rollout_started"})
@@ -89,6 +93,8 @@ class Dashboard:
             return self._render("service.html", found)
         if path == "/timeline":
             return self._render("timeline.html", self.timeline(parse_qs(query)))
+        if path == "/favicon.ico":  # asked by browsers whatever the page says
+            path = "/static/favicon.svg"
         if path.startswith("/static/"):
             name = path.removeprefix("/static/")
             if name not in STATIC:
