@@ -25,6 +25,7 @@ import jinja2
 from paid.controllers.worlds import StepKind
 from paid.state.desired import DesiredState
 from paid.state.slo import measure
+from paid.storage.checkout import Checkout
 from paid.storage.store import Store
 
 CSP = (
@@ -63,6 +64,7 @@ class Dashboard:
         desired: Callable[[], DesiredState | None],
         store: Store,
         slo_default: float | None = None,
+        checkout: Callable[[], Checkout | None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._status = status
@@ -70,6 +72,7 @@ class Dashboard:
         self._desired = desired
         self._store = store
         self._slo_default = slo_default
+        self._checkout = checkout
         self._clock = clock
         self._templates = jinja2.Environment(
             loader=jinja2.PackageLoader("paid.daemon", "templates"),
@@ -131,6 +134,7 @@ class Dashboard:
             "services": services,
             "attention": attention,
             "networks": sorted(desired.networks) if desired is not None else [],
+            "checkout": self._checkout(),
             "plan": plan,
             "slos": self._slos(desired),
             "activity": self._activity(),

@@ -234,6 +234,7 @@ class Manager:
                     desired=self._desired,
                     store=self.store,
                     slo_default=self.settings.slo_default,
+                    checkout=lambda: self.desired.checkout,
                 ).page,
             ),
         )

@@ -189,3 +189,21 @@ def test_five_hundred_services_render_every_row(store: Store) -> None:
 
     assert page is not None
     assert 500 == page.body.count(b'<tr data-service="svc-')
+
+
+def test_the_overview_names_the_desired_states_git_commit(store: Store) -> None:
+    """The checkout's commit (and whether it has changes not committed) is on the overview."""
+    from paid.storage.checkout import Checkout  # noqa: PLC0415
+
+    dashboard = Dashboard(
+        status=lambda: _status(_service("web")),
+        steps=dict,
+        desired=lambda: None,
+        store=store,
+        checkout=lambda: Checkout("0123456789abcdef0123", dirty=True),
+    )
+
+    page = dashboard.page("/", "")
+
+    assert page is not None
+    assert b'<code id="commit">0123456789ab</code> with changes not committed' in page.body
