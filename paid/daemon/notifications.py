@@ -106,8 +106,10 @@ class Notifications:
         if notifiers:
             self.watch_down(desired, notifiers)
         self.send_due(notifiers)
-        for target, count in self.outbox.waiting().items():
-            self._metrics.notifications_waiting.labels(target).set(count)
+        waiting = self.outbox.waiting()
+        known = {name for n in notifiers for name in n.target_names()} | set(waiting)
+        for target in known:  # a target with nothing waiting is 0, not its last count
+            self._metrics.notifications_waiting.labels(target).set(waiting.get(target, 0))
 
     # -- queueing -------------------------------------------------------------------
 

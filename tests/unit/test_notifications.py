@@ -186,6 +186,7 @@ def test_a_target_that_is_down_gets_the_message_once_it_is_back(
 
     assert ["paid: web: rolled back"] == receiver.titles()
     counted = metrics.registry.get_sample_value
+    assert 0 == counted("paid_notifications_waiting", {"target": "ops/ops-webhook"})
     failed = {"target": "ops/ops-webhook", "result": "failed"}
     assert 1 == counted("paid_notifications_total", failed)
     sent = {"target": "ops/ops-webhook", "result": "delivered"}
