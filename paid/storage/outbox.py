@@ -75,8 +75,9 @@ class Outbox:
             return int(end)
 
     def unread(self, *, limit: int = 200) -> list[Event]:
-        """Journal entries after the cursor, oldest first."""
-        cursor = self.start_cursor()
+        """Journal entries after the cursor, oldest first (a read: no write lock taken)."""
+        rows = self.store.query("SELECT event_id FROM notify_cursor WHERE id = 1")
+        cursor = int(rows[0][0]) if rows else self.start_cursor()
         return self.store.events_after(cursor, limit=limit)
 
     def queue(self, upto: int, messages: Iterable[tuple[str, Notice]]) -> int:
