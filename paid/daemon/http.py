@@ -21,6 +21,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -36,6 +37,8 @@ HEAD_DEADLINE = 5.0  # seconds a client has to send its whole request head
 WRITE_DEADLINE = 10.0  # seconds a client has to take its answer
 MAX_HEAD = 8192  # bytes of request line and headers
 MAX_CONNECTIONS = 512  # held at once; more are closed unanswered
+PAGE_WORKERS = 2  # dashboard pages rendered at once
+ENDPOINTS = frozenset({"/metrics", "/healthz", "/readyz", "/status"})  # answered on the loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,7 @@ class Answer:
 def answer(endpoints: Endpoints, method: str, target: str) -> Answer:
     """The answer to one request (``HEAD`` gets the same, the server drops the body)."""
     path, _, query = target.partition("?")
-    known = path in ("/metrics", "/healthz", "/readyz", "/status")
+    known = path in ENDPOINTS
     if method not in ("GET", "HEAD"):
         if known or (endpoints.pages is not None and endpoints.pages(path, query) is not None):
             return Answer(405, b"method not allowed\n", allow="GET, HEAD")
@@ -95,6 +98,8 @@ class HttpServer:
         self._loop = asyncio.new_event_loop()
         self._held = 0
         self._writers: set[asyncio.StreamWriter] = set()
+        # Dashboard pages render here, off the loop: a slow page never holds /healthz.
+        self._pages = ThreadPoolExecutor(max_workers=PAGE_WORKERS, thread_name_prefix="paid-page")
         try:
             self._server = self._loop.run_until_complete(
                 asyncio.start_server(
@@ -135,6 +140,9 @@ class HttpServer:
             self._thread.join(timeout=HEAD_DEADLINE + 1)
         else:
             self._loop.run_until_complete(close())
+        # Pages still rendering finish first: their results go to a loop that is stopped
+        # but not yet closed (a closed one would make each a logged traceback).
+        self._pages.shutdown(wait=True, cancel_futures=True)
         self._loop.close()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -173,8 +181,12 @@ class HttpServer:
             return
         method, target = parts[0], parts[1]
         try:
-            # On a thread: a page that takes a while never holds /healthz or another client.
-            reply = await asyncio.to_thread(answer, self._endpoints, method, target)
+            if target.split("?", 1)[0] in ENDPOINTS:
+                reply = answer(self._endpoints, method, target)
+            else:  # a dashboard page: on a thread of its own
+                reply = await self._loop.run_in_executor(
+                    self._pages, answer, self._endpoints, method, target
+                )
         except Exception as err:  # a handler bug must not kill the server
             log.exception("http_handler_failed", path=target, error=str(err))
             reply = Answer(500, b"internal error\n")
