@@ -6,6 +6,7 @@ into them in ``paid.runtime.podman`` and never travel further.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -60,8 +61,8 @@ class ImageUnavailable(RuntimeFailure):
 
 
 _PULL_FAILURES = (
-    ("unauthorized", ("unauthorized", "authentication required", "denied", "401")),
-    ("not_found", ("manifest unknown", "name unknown", "not found", "404", "image not known")),
+    ("unauthorized", ("unauthorized", "authentication required", "denied", "http 401")),
+    ("not_found", ("manifest unknown", "name unknown", "not found", "http 404", "image not known")),
     (
         "unreachable",
         ("connection refused", "no such host", "i/o timeout", "dial tcp", "network is unreachable",
@@ -70,9 +71,14 @@ _PULL_FAILURES = (
 )  # fmt: skip
 
 
+_STATUS = re.compile(r"(?<![\w:./-])(40[14])(?![\w:.])")
+
+
 def pull_failure(detail: str) -> str:
     """Podman's pull error, as one of ``ImageUnavailable``'s reasons."""
-    text = detail.lower()
+    # A status code is a word of its own ("status 401", "401 Unauthorized"), never part of
+    # a port or an address (a registry at 127.0.0.1:40163 is not an authentication error).
+    text = _STATUS.sub(r"http \1", detail.lower())
     for reason, words in _PULL_FAILURES:
         if any(w in text for w in words):
             return reason

@@ -64,6 +64,12 @@ def test_the_pull_policy_steers_paid_and_replaces_no_container() -> None:
         ('pinging container registry 127.0.0.1:9: Get "http://127.0.0.1:9/v2/": dial tcp '
          "127.0.0.1:9: connect: connection refused", "unreachable", True),
         ("lookup registry.invalid: no such host", "unreachable", True),
+        # A port with 401 or 404 in it is not a status code (port 40163 was "unauthorized").
+        ('pinging container registry 127.0.0.1:40163: Get "https://127.0.0.1:40163/v2/": '
+         "dial tcp 127.0.0.1:40163: connect: connection refused", "unreachable", True),
+        ("reading manifest 1 in 127.0.0.1:40444/app: StatusCode: 404, 404 page not found",
+         "not_found", False),
+        ("received unexpected HTTP status: 401 Unauthorized", "unauthorized", False),
     ],
 )  # fmt: skip
 def test_pull_errors_say_not_found_unauthorized_or_unreachable(
