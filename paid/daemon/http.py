@@ -130,7 +130,11 @@ class HttpServer:
             current = asyncio.current_task()
             pending = [t for t in asyncio.all_tasks() if t is not current]
             if pending:  # each ends by itself now that its connection is gone
-                await asyncio.wait(pending, timeout=2.0)
+                _, late = await asyncio.wait(pending, timeout=2.0)
+                for task in late:  # a page still rendering: cancelled while the loop runs,
+                    task.cancel()  # so its clean-up runs here, not at garbage collection
+                if late:
+                    await asyncio.wait(late, timeout=1.0)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
 
