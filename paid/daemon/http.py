@@ -21,7 +21,6 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -37,8 +36,7 @@ HEAD_DEADLINE = 5.0  # seconds a client has to send its whole request head
 WRITE_DEADLINE = 10.0  # seconds a client has to take its answer
 MAX_HEAD = 8192  # bytes of request line and headers
 MAX_CONNECTIONS = 512  # held at once; more are closed unanswered
-PAGE_WORKERS = 2  # dashboard pages rendered at once
-ENDPOINTS = frozenset({"/metrics", "/healthz", "/readyz", "/status"})  # answered on the loop
+ENDPOINTS = frozenset({"/metrics", "/healthz", "/readyz", "/status"})  # the rest: dashboard
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +96,6 @@ class HttpServer:
         self._loop = asyncio.new_event_loop()
         self._held = 0
         self._writers: set[asyncio.StreamWriter] = set()
-        # Dashboard pages render here, off the loop: a slow page never holds /healthz.
-        self._pages = ThreadPoolExecutor(max_workers=PAGE_WORKERS, thread_name_prefix="paid-page")
         try:
             self._server = self._loop.run_until_complete(
                 asyncio.start_server(
@@ -144,9 +140,6 @@ class HttpServer:
             self._thread.join(timeout=HEAD_DEADLINE + 1)
         else:
             self._loop.run_until_complete(close())
-        # Pages still rendering finish first: their results go to a loop that is stopped
-        # but not yet closed (a closed one would make each a logged traceback).
-        self._pages.shutdown(wait=True, cancel_futures=True)
         self._loop.close()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -185,12 +178,9 @@ class HttpServer:
             return
         method, target = parts[0], parts[1]
         try:
-            if target.split("?", 1)[0] in ENDPOINTS:
-                reply = answer(self._endpoints, method, target)
-            else:  # a dashboard page: on a thread of its own
-                reply = await self._loop.run_in_executor(
-                    self._pages, answer, self._endpoints, method, target
-                )
+            # On the loop, as every answer: a page renders in milliseconds (bench/dashboard.py:
+            # 23 ms for 500 services); threads here left work pending at shutdown.
+            reply = answer(self._endpoints, method, target)
         except Exception as err:  # a handler bug must not kill the server
             log.exception("http_handler_failed", path=target, error=str(err))
             reply = Answer(500, b"internal error\n")
