@@ -39,6 +39,7 @@ log = structlog.get_logger("paid.notify")
 
 MAX_AGE = 24 * 3600.0  # a message not delivered within a day is dropped
 RETRY = Timings().notify_retry
+FORGET_EVERY = 3600.0  # how often the outbox drops what it kept long enough
 
 
 class Notifications:
@@ -70,6 +71,7 @@ class Notifications:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._forgot_at = float("-inf")
 
     def start(self) -> None:
         """Begin at the cursor (the journal's end on a first start) and run until ``stop``."""
@@ -106,6 +108,9 @@ class Notifications:
         if notifiers:
             self.watch_down(desired, notifiers)
         self.send_due(notifiers)
+        if self._clock() - self._forgot_at >= FORGET_EVERY:
+            self.outbox.forget_old()  # sent, dropped and told entries past their keeping
+            self._forgot_at = self._clock()
         waiting = self.outbox.waiting()
         known = {name for n in notifiers for name in n.target_names()} | set(waiting)
         for target in known:  # a target with nothing waiting is 0, not its last count

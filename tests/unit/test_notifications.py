@@ -410,3 +410,21 @@ def test_a_notifier_is_not_a_service_and_survives_the_snapshot(
     assert rebuilt.desired is not None, rebuilt.errors
     assert ["ops"] == list(rebuilt.desired.notifiers)
     assert desired.notifiers["ops"].spec == rebuilt.desired.notifiers["ops"].spec
+
+
+def test_sent_messages_are_forgotten_after_thirty_days(tmp_path: Path, receiver: Receiver) -> None:
+    """The outbox does not grow for ever: a message sent 31 days ago is gone, a new one kept."""
+    store = Store.open(tmp_path / "state")
+    desired, secrets = _desired(tmp_path, receiver.url)
+    clock = Clock()
+    worker = _worker(store, desired, secrets, clock)
+    worker.outbox.start_cursor()
+    _rollback(store)
+    worker.turn()
+    assert 1 == len(worker.outbox.history())
+
+    clock.now += 31 * 86400
+    store.record("rollout_failed", "web: revision 3 failed: exited 1", service="web")
+    worker.turn()
+
+    assert ["paid: web: rollout failed"] == [m.title for m, _, _ in worker.outbox.history()]
