@@ -54,6 +54,7 @@ BREAKER_STATES: Final = ("closed", "open", "half_open")
 TRIGGERS: Final = (
     "resync",
     "podman_event",
+    "process_exit",
     "desired_state_change",
     "signal",
     "requeue",

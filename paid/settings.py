@@ -150,6 +150,8 @@ class Settings:
     watch_interval: float = 1.0
     workers: int = 4
     watch_events: bool = True
+    # pidfds on managed containers' processes (``paid.daemon.deaths``): a Podman on this host only
+    watch_processes: bool = False
     flags_path: Path | None = None
     allowed_host_paths: tuple[str, ...] = ()
     allowed_devices: tuple[str, ...] = ()

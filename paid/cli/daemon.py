@@ -95,6 +95,7 @@ def _run(args: argparse.Namespace) -> int:
         watch_interval=args.watch_interval,
         workers=args.workers,
         watch_events=args.watch_events,
+        watch_processes=args.watch_events and client.local,
         flags_path=Path(args.flags) if args.flags else None,
         allowed_host_paths=tuple(args.allow_host_path),
         allowed_devices=tuple(args.allow_device),

@@ -316,7 +316,7 @@ def _loaded(args: argparse.Namespace) -> DesiredState:
     return result.desired
 
 
-ROLLOUT_ENDS = ("rollout_succeeded", "rollout_failed", "rollout_rolled_back")
+ROLLOUT_ENDS = ("rollout_succeeded", "rollout_failed", "rollout_rolled_back", "rollout_abandoned")
 
 
 def _await_rollout(

@@ -30,6 +30,7 @@ from paid.runtime.base import (
     RuntimeFailure,
     RuntimeUnavailable,
 )
+from paid.state import actual as states
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService
@@ -114,10 +115,13 @@ class ServiceController:
                     self.start(starting.id)
             case ActionKind.CREATE | ActionKind.RECREATE | ActionKind.RESTART:
                 assert service is not None  # noqa: S101 -- the diff only plans these for desired services
-                request = self._request(service)
+                revision = self.record(service)
+                request = self.request_for(service, revision=revision)
                 self.prepare(request, heal=action.kind is ActionKind.RESTART)
                 if action.kind is ActionKind.RESTART:
-                    self._keep_last_logs(name, action.reason)
+                    if self._replace_dead(service, revision, action.reason):
+                        return
+                    self._keep_last_logs(name, name, action.reason)
                 if action.kind is not ActionKind.CREATE:
                     grace = service.spec.termination_grace_period_seconds
                     self.retire(name, service=name, timeout=grace, required=True)
@@ -219,10 +223,46 @@ class ServiceController:
     def rename(self, container_id: str, name: str) -> None:
         self.runtime.rename_container(container_id, name)
 
-    def _keep_last_logs(self, name: str, reason: str, lines: int = 20) -> None:
-        """Journal the last lines of an instance about to be replaced."""
+    def _replace_dead(self, service: DesiredService, revision: int, reason: str) -> bool:
+        """A dead container's replacement starts beside it, then takes the name; False if not.
+
+        The fresh copy is created and started as ``<name>.paid-next``,
+        answering to the service's name and aliases in DNS (as StartFirst's
+        new copy does), so it need not wait for Podman to finish cleaning up
+        the dead one; the dead one's last log lines are kept, it is removed
+        by ID, and the new copy renamed. A paid killed in between leaves a
+        running copy beside a dead one: the next pass's ``RESUME_BESIDE``.
+        Not for a container that still runs (a liveness failure: two copies
+        must not share its files), nor for host ports, fixed addresses or
+        the host's network, which one container holds at a time: those are
+        replaced in place.
+        """
+        name, spec = service.name, service.spec
+        if spec.ports or spec.host_network or any(a.addresses for a in spec.networks):
+            return False
         try:
-            tail = self.runtime.logs_tail(name, lines=lines)
+            dead = self.owned(name, service=name, required=True)
+        except ObjectFault:
+            return False  # unreadable: repaired in place (``retire``)
+        if dead is None or dead.state not in states.EXITED:
+            return False
+        fresh = self.create(self.request_for(service, revision=revision, beside=True), spec)
+        try:
+            self.start(fresh)
+        except RuntimeFailure:
+            with contextlib.suppress(RuntimeFailure):
+                self.runtime.remove_container(fresh)
+            raise
+        self._keep_last_logs(name, dead.id, reason)
+        with contextlib.suppress(ContainerMissing):
+            self.runtime.remove_container(dead.id)
+        self.rename(fresh, name)
+        return True
+
+    def _keep_last_logs(self, name: str, container: str, reason: str, lines: int = 20) -> None:
+        """Journal the last lines of ``container``, ``name``'s instance being replaced."""
+        try:
+            tail = self.runtime.logs_tail(container, lines=lines)
         except RuntimeFailure as err:
             tail = [f"(logs unavailable: {err})"]
         self.journal.record(
@@ -248,9 +288,6 @@ class ServiceController:
         if request.labels.get(labels.CANARY) != "true":
             request = self.preparer.with_data_volumes(request, spec)
         return self.runtime.create_container(request)
-
-    def _request(self, service: DesiredService) -> ContainerRequest:
-        return self.request_for(service, revision=self.record(service))
 
     def request_for(
         self, service: DesiredService, *, revision: int, canary: bool = False, beside: bool = False

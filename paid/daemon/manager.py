@@ -41,9 +41,11 @@ from paid.controllers.queue import WorkQueue
 from paid.controllers.reconciling import FULL, Hooks, Reconciler, Result
 from paid.controllers.wiring import Mode
 from paid.controllers.working import Workers
-from paid.controllers.worlds import Wants
+from paid.controllers.worlds import Wants, World
+from paid.daemon import deaths
 from paid.daemon.backups import BackupSchedule
 from paid.daemon.dashboard import Dashboard
+from paid.daemon.deaths import DeathWatch
 from paid.daemon.desired import DesiredSource
 from paid.daemon.handlers import Handlers
 from paid.daemon.http import Endpoints, HttpServer
@@ -148,7 +150,7 @@ class Manager:
         # Every file, not only YAML: configs, env files and build contexts are content too.
         self._watcher = DirectoryWatcher(settings.directory, suffixes=None)
         self._secrets_watcher = DirectoryWatcher(settings.secrets_dir, suffixes=None)
-        self._pump = self._events(events)
+        self._pump, self._deaths = self._events(events)
         self.views, self.http = self._status()
 
     def _image_jobs(self) -> ImageJobs:
@@ -164,15 +166,22 @@ class Manager:
             moved=lambda: self.handlers.trigger(FULL, "image_update"),
         )
 
-    def _events(self, events: EventSource) -> EventPump:
-        """Podman's events, to the handlers; lost and reconnected with back-off."""
-        return EventPump(
+    def _events(self, events: EventSource) -> tuple[EventPump, DeathWatch | None]:
+        """Podman's events, to the handlers; lost and reconnected with back-off.
+
+        And, with a local Podman, the watch on managed containers' processes.
+        """
+        pump = EventPump(
             events,
             on_event=self.handlers.event,
             on_reconnect=self.handlers.reconnected,
             on_lost=self._on_events_lost,
             backoff=self.settings.timings.events,
         )
+        settings = self.settings
+        watching = settings.watch_events and settings.watch_processes and deaths.supported()
+        on_death = lambda service: self.handlers.trigger(service, "process_exit")  # noqa: E731
+        return pump, DeathWatch(on_death) if watching else None
 
     def _notifications(self) -> Notifications:
         timings = self.settings.timings
@@ -259,9 +268,9 @@ class Manager:
             timings=settings.timings,
             hooks=Hooks(
                 action=lambda result: self.observers.action(result),  # noqa: PLW0108 -- made later
-                rollout_finished=self._on_rollout_finished,
+                rollout_finished=lambda *args: self.observers.rollout_finished(*args),  # noqa: PLW0108 -- made later
                 restarted=lambda service, why: self.observers.restarted(service, why),  # noqa: PLW0108 -- made later
-                observed=lambda world: self.observers.observed(world),  # noqa: PLW0108 -- made later
+                observed=self._observed,
                 probe_transition=self._on_probe_transition,
                 probe=lambda kind, seconds: metrics.probe_duration.labels(kind).observe(seconds),
                 image_result=lambda service, result: metrics.image_updates.labels(
@@ -302,6 +311,8 @@ class Manager:
         self.notifications.start()
         if self.settings.watch_events:
             self._pump.start()
+        if self._deaths is not None:
+            self._deaths.start()
         self._watch_id = self.store.begin_watch()
         self.handlers.trigger(FULL, "startup")
         self._schedule()
@@ -342,7 +353,7 @@ class Manager:
         self._every(resync, lambda: self.handlers.trigger(FULL, "resync"), "resync")
         self._every(self.settings.watch_interval, self._watch, "watch")
         self._every(timings.probe_tick, self.reconciler.health.tick, "probes")
-        self._every(HEARTBEAT_SECONDS, self._beat, "heartbeat")
+        self._every(HEARTBEAT_SECONDS, lambda: self.store.heartbeat(self._watch_id), "heartbeat")
         self._every(SLO_SECONDS, self.observers.publish_slos, "slo")
         if self.settings.git_pull_interval > 0:
             self._every(self.settings.git_pull_interval, self._pull, "git-pull")
@@ -386,6 +397,8 @@ class Manager:
         self.workers.stop()
         if self.settings.watch_events:
             self._pump.stop()
+        if self._deaths is not None:
+            self._deaths.stop()
         self.reconciler.close()
         self.notifications.stop()
         self.store.heartbeat(self._watch_id)
@@ -442,10 +455,12 @@ class Manager:
         self.observers.flags(flags)
         self.handlers.trigger(FULL, "signal")
 
-    def _beat(self) -> None:
-        self.store.heartbeat(self._watch_id)
-
     # -- what the reconciler and Podman report ----------------------------------
+
+    def _observed(self, world: World) -> None:
+        self.observers.observed(world)
+        if self._deaths is not None:  # its running containers, watched
+            self._deaths.observed(world.actual)
 
     def _on_result(self, key: str, result: Result, seconds: float) -> None:
         self.observers.reconciled(key, result, seconds)
@@ -475,9 +490,6 @@ class Manager:
     def _on_probe_transition(self, service: str, kind: str, passing: bool, detail: str) -> None:
         self.observers.probe_transition(service, kind, passing, detail)
         self.handlers.probe_transition(service, kind, passing)
-
-    def _on_rollout_finished(self, service: str, result: str, reason: str) -> None:
-        self.observers.rollout_finished(service, result, reason)
 
     def _scrape(self) -> bytes:
         self.metrics.queue_depth.set(self.queue.depth())

@@ -73,6 +73,11 @@ class PodmanRuntime:
             raise RuntimeUnavailable(f"cannot use Podman URL {url!r}: {err}") from err
         self._client.api.hooks["response"].append(self._count)
 
+    @property
+    def local(self) -> bool:
+        """Podman answers on this host's socket: its process IDs are this host's."""
+        return self.url.startswith("unix:")
+
     def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.requests[
             (response.request.method or "GET", failures.operation(response.request.path_url))
@@ -139,6 +144,7 @@ class PodmanRuntime:
             networks=tuple(sorted((attrs.get("NetworkSettings") or {}).get("Networks") or {})),
             created_at=answers.epoch(attrs.get("Created")),
             started_at=answers.epoch(state.get("StartedAt")),
+            pid=answers.positive(state.get("Pid")),
         ).seen_by(self.instance)
 
     def image_present(self, image: str) -> bool:

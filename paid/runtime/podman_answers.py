@@ -100,7 +100,13 @@ def actual(attrs: dict[str, Any]) -> ActualContainer:
         networks=tuple(sorted(str(n) for n in attrs.get("Networks") or ())),
         created_at=epoch(attrs.get("Created")),
         started_at=epoch(attrs.get("StartedAt")),
+        pid=positive(attrs.get("Pid")),
     )
+
+
+def positive(value: Any) -> int | None:
+    """A process ID as Podman reports it (0 when none runs), or None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def epoch(value: Any) -> float | None:

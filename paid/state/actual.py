@@ -37,6 +37,7 @@ class ActualContainer:
     networks: tuple[str, ...] | None = None  # the networks it is on; None: not reported
     created_at: float | None = None  # epoch seconds, when Podman reports it
     started_at: float | None = None  # epoch seconds of the last start; None: never started
+    pid: int | None = None  # its main process on Podman's host, while it runs
 
     @property
     def managed(self) -> bool:

@@ -182,7 +182,10 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-OUTCOMES = ("pending", "progressing", "succeeded", "failed", "rolled_back", "superseded")
+# abandoned: the desired state moved on while its gate judged it (never judged, not quarantined)
+OUTCOMES = (
+    "pending", "progressing", "succeeded", "failed", "rolled_back", "superseded", "abandoned"
+)  # fmt: skip
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 

@@ -7,6 +7,7 @@ heals within them was healed by an event, not by the periodic resync.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -68,6 +69,32 @@ def test_kill_heals_through_the_event_stream(daemon: Daemon, podman: PodmanServi
     assert before != _running(podman)["web"]  # a fresh container ...
     assert "1" == podman.inspect("web")["Config"]["Labels"]["paid.revision"]  # ... same revision
     assert (daemon.metric("paid_reconcile_triggers_total", 'trigger="podman_event"') or 0) >= 1
+
+
+def test_a_dead_process_is_noticed_at_once_and_its_replacement_takes_the_name(
+    daemon: Daemon, podman: PodmanService, state_dir: Path
+) -> None:
+    """SIGKILL of the main process: the death watch wakes the heal, not the event stream;
+    the fresh copy, started beside the dead one, answers to the name in DNS and takes it;
+    the dead copy's last lines are kept and nothing is left beside."""
+    daemon.start()
+    dead = podman.inspect("web")
+    mark = podman.event_mark()
+
+    os.kill(int(dead["State"]["Pid"]), signal.SIGKILL)
+    wait_until(lambda: _running(podman).get("web", dead["Id"]) != dead["Id"], 15)
+
+    assert (daemon.metric("paid_reconcile_triggers_total", 'trigger="process_exit"') or 0) >= 1
+    fresh = podman.inspect("web")
+    assert "web" in fresh["NetworkSettings"]["Networks"]["paid"]["Aliases"]
+    started = [n for action, n in podman.container_events_since(mark) if action == "start"]
+    assert ["web.paid-next"] == started  # started beside the dead copy, then renamed
+    wait_until(lambda: {c["Names"][0] for c in podman.containers()} == {"db", "web", "worker"}, 10)
+    with Store.open(state_dir) as store:
+        replaced = [e for e in store.events(service="web") if e.kind == "container_replaced"]
+    assert 1 == len(replaced)
+    assert "exited with code 137" in replaced[0].message
+    assert "last_log_lines" in replaced[0].data
 
 
 def test_rm_heals_through_the_event_stream(daemon: Daemon, podman: PodmanService) -> None:

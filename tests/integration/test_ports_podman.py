@@ -9,6 +9,8 @@ API is sent HostIp ``0.0.0.0``).
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.daemon import Daemon, wait_until
 from tests.harness import PodmanService, free_port, run_paid, service_doc, write_services
 
 pytestmark = pytest.mark.slow
@@ -136,3 +139,24 @@ def test_a_udp_port_is_bound_on_every_address(
     assert 0 == applied.returncode, applied.stdout + applied.stderr
     bindings = podman.inspect("echo")["HostConfig"]["PortBindings"]
     assert [{"HostIp": "", "HostPort": str(port)}] == bindings["5353/udp"]
+
+
+def test_a_crashed_container_s_port_answers_again_on_the_host_address(
+    podman: PodmanService, desired_dir: Path, state_dir: Path, tmp_path: Path
+) -> None:
+    """`8080:80` under `paid run`: SIGKILL of the server, and the port answers again on
+    loopback and the host's address (a published port is replaced in place, never beside)."""
+    port = free_port()
+    write_services(desired_dir, service_doc("web", command=HTTPD, ports=[f"{port}:8080"]))
+    daemon = Daemon(podman, desired_dir, state_dir, tmp_path / "daemon.log").start()
+    try:
+        dead = podman.inspect("web")
+        mark = podman.event_mark()
+        os.kill(int(dead["State"]["Pid"]), signal.SIGKILL)
+        wait_until(lambda: podman.inspect("web")["Id"] != dead["Id"], 15)
+        for address in _addresses():
+            assert "paid test" in _get(address, port), address
+        started = [n for action, n in podman.container_events_since(mark) if action == "start"]
+        assert ["web"] == started
+    finally:
+        daemon.stop()

@@ -63,11 +63,15 @@ def _creates(podman: PodmanService, mark: int, name: str = "web") -> int:
 
 
 def _create_times(podman: PodmanService, mark: int, name: str) -> list[float]:
-    """When Podman created each container of ``name`` since ``mark`` (Podman's clock)."""
+    """When Podman created each container of ``name`` since ``mark`` (Podman's clock).
+
+    A crash heal creates the fresh copy as ``<name>.paid-next`` and renames it.
+    """
+    names = (name, f"{name}.paid-next")
     return [
         datetime.fromisoformat(e["Time"]).timestamp()
         for e in podman.events()[mark:]
-        if e.get("Type") == "container" and e.get("Status") == "create" and e.get("Name") == name
+        if e.get("Type") == "container" and e.get("Status") == "create" and e.get("Name") in names
     ]
 
 

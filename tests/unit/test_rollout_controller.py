@@ -252,3 +252,33 @@ def test_recreate_creates_the_new_container_before_it_stops_the_old(store: Store
     roll(runtime, controller, clock, V2, seconds=15)
     assert ["web"] == list(runtime.containers)
     assert "localhost/app:2" == runtime.containers["web"].image
+
+
+def test_a_desired_change_during_the_gate_abandons_the_rollout_without_blame(store: Store) -> None:
+    """v2 bakes; the desired state moves to v3: v2 is abandoned, not failed nor quarantined,
+    the container v1 kept aside goes, and v3 rolls out from v2's running container."""
+    v3 = desired_service(
+        "web", image="localhost/app:1", env={"V": "3"}, rollout={"minReadySeconds": 10}
+    )
+    runtime, controller, clock = make(store, {"web"})
+    controller.begin(V1, None)
+    roll(runtime, controller, clock, V1, seconds=15)
+    controller.begin(V2, runtime.containers["web"])
+    roll(runtime, controller, clock, V2, seconds=3)  # ready, baking: not yet judged
+    assert "web" in controller.active
+
+    wait = controller.step(v3, runtime.containers["web"])
+
+    assert 0.0 == wait  # look again at once: the next pass rolls v3 out
+    assert "web" not in controller.active
+    assert aside_name("web") not in runtime.containers
+    assert "localhost/app:2" == runtime.containers["web"].image  # still serving meanwhile
+    (v2,) = [r for r in store.revisions("web") if r.number == 2]
+    assert ("abandoned", False) == (v2.outcome, v2.quarantined)
+    assert ["rollout_abandoned"] == [
+        e.kind for e in store.events(service="web") if e.kind == "rollout_abandoned"
+    ]
+    controller.begin(v3, runtime.containers["web"])
+    roll(runtime, controller, clock, v3, seconds=15)
+    assert v3.spec_hash == runtime.containers["web"].spec_hash
+    assert "succeeded" == store.revisions("web")[-1].outcome
