@@ -14,7 +14,6 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from paid.cli.backups import backup_dir, before_rollout
 from paid.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -291,6 +290,8 @@ def converge_once(
     args: argparse.Namespace, desired: DesiredState, *, updates: list[Update] | None = None
 ) -> int:
     """``paid apply``'s drive (``paid update``'s too: ``updates`` become targets first)."""
+    from paid.cli import backups  # noqa: PLC0415 -- only a converge needs it
+
     client = podman(args)
     tuned = timings()
     runtime = ResilientRuntime(client, retry=tuned.podman_retry)
@@ -305,7 +306,7 @@ def converge_once(
             runtime=runtime,
             state_dir=args.state_dir,
             secrets=secret_source(args),
-            backup_dir=str(backup_dir(args)),
+            backup_dir=str(backups.backup_dir(args)),
             actual=world.actual,
             registry=checker,
         )
@@ -327,7 +328,7 @@ def converge_once(
                 secrets=secret_source(args),
                 allow_mass_prune=args.allow_mass_prune,
                 progress=out if args.output == "text" else stderr,
-                backup=before_rollout(args, runtime, store),
+                backup=backups.before_rollout(args, runtime, store),
                 workers=args.workers,
                 timings=tuned,
                 gate=checked,
@@ -398,6 +399,8 @@ def _print_report(report: ConvergeReport) -> None:
 
 
 def _preflight(args: argparse.Namespace) -> int:
+    from paid.cli import backups  # noqa: PLC0415 -- only a converge needs it
+
     result = load(args)
     if result.desired is None:
         print_errors(result, args)
@@ -410,7 +413,7 @@ def _preflight(args: argparse.Namespace) -> int:
             state_dir=args.state_dir,
             disk=DiskThresholds(warn_percent=args.disk_warn, fail_percent=args.disk_fail),
             secrets=secret_source(args),
-            backup_dir=str(backup_dir(args)),
+            backup_dir=str(backups.backup_dir(args)),
             registry=registry(args),
         )
     finally:

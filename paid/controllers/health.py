@@ -221,10 +221,6 @@ class HealthController:
             health = self._health.get(service)
             return None if health is None else health.failed
 
-    def unhealthy(self) -> dict[str, str]:
-        with self._lock:
-            return {name: h.failed for name, h in self._health.items() if h.failed}
-
     def summary(self, service: str) -> dict[str, object]:
         with self._lock:
             health = self._health.get(service)

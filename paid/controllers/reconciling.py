@@ -174,7 +174,7 @@ class Reconciler:
         return Facts(
             rolling_out={n: str(a.gate.phase) for n, a in self.rollouts.active.items()},
             ready=frozenset(d for d in dependencies if self.health.ready(d)),
-            unhealthy=self.health.unhealthy(),
+            unhealthy={s.name: f for s in wanted if (f := self.health.failed(s.name))},
             first_deploy_wait={s.name: self.rollouts.backoff(s) for s in wanted},
             crash_wait={s.name: self.crashes.remaining(s.name) for s in wanted},
             proven=frozenset(proven),
@@ -260,7 +260,7 @@ class Reconciler:
         action = step.action
         assert action is not None  # noqa: S101 -- EXECUTE always carries its action
         if action.kind is ActionKind.RESTART:
-            why = "liveness" if name in self.health.unhealthy() else "crash"
+            why = "liveness" if self.health.failed(name) else "crash"
             self.crashes.attempt(name)
             self.hooks.restarted(name, why)
             self.health.forget(name)

@@ -46,7 +46,7 @@ from paid.state import actual as states
 from paid.state import labels
 from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService
-from paid.state.labels import aside_name, canary_name, next_name
+from paid.state.labels import canary_name, next_name
 from paid.state.rollouts import Observation, RolloutGate, RolloutPhase, advance, next_wake
 from paid.state.secrets import SecretUnavailable
 from paid.state.specs import RolloutStrategy
@@ -268,7 +268,8 @@ class RolloutController:
             and judged.revision == active.gate.revision
             and judged.spec_hash != service.spec_hash
         ):
-            self._abandon(service, active, judged)
+            del self.active[service.name]
+            self.verdicts.abandon(service, active, judged)
             return 0.0
         running = (
             judged is not None
@@ -349,39 +350,6 @@ class RolloutController:
         self, service: DesiredService, revision: int, aside: str | None, previous: int | None
     ) -> None:
         self.active[service.name] = ActiveRollout(self._gate(service, revision), aside, previous)
-
-    def _abandon(
-        self, service: DesiredService, active: ActiveRollout, judged: ActualContainer
-    ) -> None:
-        """The desired state moved on while the gate judged a revision that still runs.
-
-        Not a failure (nothing is quarantined): the gate ends unjudged, what
-        only this rollout needed goes (the canary, the copy beside, the old
-        container kept aside: the running one is what the next rollout
-        replaces), and the next pass rolls the new desired spec out.
-        """
-        name, revision = service.name, active.gate.revision
-        del self.active[name]
-        grace = service.spec.termination_grace_period_seconds
-        if active.canary or active.beside:
-            if self._health is not None:
-                self._health.unwatch(judged.name)
-            self.services.retire(judged.id, service=name, timeout=grace)
-        else:
-            self.services.retire(aside_name(name), service=name, timeout=grace)
-        reason = "abandoned: the desired state changed before the gate judged it"
-        self.store.set_outcome(
-            name,
-            revision,
-            "abandoned",
-            reason,
-            event=(
-                "rollout_abandoned",
-                f"{name}: revision {revision} {reason}",
-                {"revision": revision},
-            ),
-        )
-        log.info("rollout_abandoned", service=name, revision=revision)
 
     def _fail(self, service: DesiredService, reason: str) -> None:
         self.verdicts.fail(service, self.active.pop(service.name), reason)

@@ -20,6 +20,7 @@ from paid.controllers.backoff import Backoff
 from paid.controllers.health import HealthController
 from paid.controllers.services import ServiceController
 from paid.runtime.base import ContainerMissing, Runtime, RuntimeFailure
+from paid.state.actual import ActualContainer
 from paid.state.desired import DesiredService
 from paid.state.images import repo_digest
 from paid.state.labels import aside_name
@@ -105,6 +106,38 @@ class Verdicts:
         log.info("rollout_succeeded", service=name, revision=revision)
         self.backups_before.pop(name, None)
         self._on_finished(name, "succeeded", active.gate.reason)
+
+    def abandon(
+        self, service: DesiredService, active: ActiveRollout, judged: ActualContainer
+    ) -> None:
+        """The desired state moved on while the gate judged a revision that still runs.
+
+        Not a failure (nothing is quarantined): the gate ends unjudged, what
+        only this rollout needed goes (the canary, the copy beside, the old
+        container kept aside: the running one is what the next rollout
+        replaces), and the next pass rolls the new desired spec out.
+        """
+        name, revision = service.name, active.gate.revision
+        grace = service.spec.termination_grace_period_seconds
+        if active.canary or active.beside:
+            if self._health is not None:
+                self._health.unwatch(judged.name)
+            self.services.retire(judged.id, service=name, timeout=grace)
+        else:
+            self.services.retire(aside_name(name), service=name, timeout=grace)
+        reason = "abandoned: the desired state changed before the gate judged it"
+        self.store.set_outcome(
+            name,
+            revision,
+            "abandoned",
+            reason,
+            event=(
+                "rollout_abandoned",
+                f"{name}: revision {revision} {reason}",
+                {"revision": revision},
+            ),
+        )
+        log.info("rollout_abandoned", service=name, revision=revision)
 
     def fail(self, service: DesiredService, active: ActiveRollout, reason: str) -> None:
         name = service.name

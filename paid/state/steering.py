@@ -10,7 +10,6 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from paid.state.basics import Model
@@ -224,6 +223,9 @@ def cron_fields(value: str) -> dict[str, str]:
         "month": month,
         "day_of_week": _weekday_names(weekday, value),
     }
+    # Imported here: APScheduler brings asyncio, which a file without a schedule never needs.
+    from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415
+
     try:
         CronTrigger(**keywords)
     except ValueError as err:
