@@ -546,3 +546,26 @@ def test_a_probe_change_is_an_update_that_replaces_no_container(store: Store) ->
     assert report.converged
     assert [] == runtime.mutating_calls
     assert () == after.actions
+
+
+def test_a_plan_reads_each_service_s_health_once(store: Store) -> None:
+    """A plan of N services asks the health controller N times, not N² (it was 250,000
+    look-ups at 500 services): each service's facts are about that service alone."""
+    runtime = FakeRuntime(images=set(IMAGES))
+    state = desired(*(_service(f"s{i:02d}") for i in range(8)))
+    reconciler = wiring.build(runtime, store, Wants(desired=lambda: state), mode=Mode.PLAN)
+    asked: list[str] = []
+    failed = reconciler.health.failed
+
+    def counted(service: str) -> str | None:
+        asked.append(service)
+        return failed(service)
+
+    reconciler.health.failed = counted  # type: ignore[method-assign]
+    try:
+        world = reconciler.observe()
+        assert world is not None
+        assert 8 == len(reconciler.plan(world).actions)  # eight creates
+    finally:
+        reconciler.close()
+    assert sorted(asked) == sorted(f"s{i:02d}" for i in range(8))
