@@ -41,9 +41,13 @@ import yaml
 
 from bench.report import write_section
 from bench.tools import tools_venv
+from paid.controllers import wiring
 from paid.controllers.converging import converge
-from paid.controllers.reconciling import FULL, Reconciler
+from paid.controllers.reconciling import FULL
+from paid.controllers.wiring import Mode
+from paid.controllers.worlds import Wants
 from paid.runtime.podman import PodmanRuntime
+from paid.state.desired import DesiredState
 from paid.storage.loading import load_directory
 from paid.storage.store import Store
 from tests.harness import IMAGE, PodmanService, service_doc, write_services
@@ -240,10 +244,10 @@ def bench_in_process(podman: PodmanService, work: Path, n: int, reps: int) -> di
 
 
 def _daemon_passes(
-    runtime: PodmanRuntime, store: Store, desired: object, reps: int
+    runtime: PodmanRuntime, store: Store, desired: DesiredState, reps: int
 ) -> tuple[float, float]:
     """A long-lived reconciler's full pass (what `paid run` does every resync): time, calls."""
-    reconciler = Reconciler(runtime=runtime, store=store, desired=lambda: desired, probe_workers=1)
+    reconciler = wiring.build(runtime, store, Wants(desired=lambda: desired), mode=Mode.DAEMON)
     try:
 
         def one_pass() -> None:
