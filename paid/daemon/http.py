@@ -153,6 +153,11 @@ class HttpServer:
             await self._serve(reader, writer)
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError) as err:
             log.debug("http_client_gone", error=str(err) or type(err).__name__)
+        except asyncio.CancelledError:
+            # Cancelled by close() at shutdown. Ending quietly, not cancelled: Python 3.11's
+            # streams call task.exception() on a connection's task and log a traceback when
+            # it was cancelled (fixed in 3.12).
+            log.debug("http_connection_cancelled")
         except Exception as err:  # a bug must not take the server down
             log.exception("http_connection_failed", error=str(err))
         finally:
