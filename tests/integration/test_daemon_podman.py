@@ -290,8 +290,8 @@ def test_listen_address_in_use_is_a_clear_error(
 def test_a_slow_service_does_not_stall_the_others(
     daemon: Daemon, podman: PodmanService, desired_dir: Path
 ) -> None:
-    """While one service takes 20 s to stop for its recreate, a killed neighbour heals at once."""
-    slow = {"init": False, "terminationGracePeriodSeconds": 20}  # sleep as PID 1 ignores SIGTERM
+    """While one service takes 8 s to stop for its recreate, a killed neighbour heals at once."""
+    slow = {"init": False, "terminationGracePeriodSeconds": 8}  # sleep as PID 1 ignores SIGTERM
     write_services(desired_dir, service_doc("slow", **slow), service_doc("fast"))
     daemon.start()
     write_services(desired_dir, service_doc("slow", image=IMAGE_V2, **slow), service_doc("fast"))

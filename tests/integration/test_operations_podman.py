@@ -66,6 +66,7 @@ def test_chaos_rounds_recover_and_the_flag_switches_chaos_at_run_time(
     flags.write_text("chaos: false\n")
     write_services(desired_dir, web(), service_doc("worker"))
     daemon.extra += ["--flags", str(flags)]
+    daemon.env["PAID_TIMINGS"] = "crash=1"  # a service broken twice waits 1 s, not 10
     daemon.start()
     wait_until(lambda: daemon.service("web")["health"].get("ready"), 30)
 
