@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from paid.cli import main
+from tests.daemon import wait_until
 from tests.harness import IMAGE, PodmanService, free_port, service_doc, write_services
 from tests.integration.test_networks_podman import fetch, resolve
 
@@ -136,8 +137,9 @@ def test_export_kube_plays_on_podman_and_serves_on_its_host_port(
     played = podman.podman("kube", "play", str(manifest))
     try:
         assert "Pod:" in played
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
-            assert b"<h1>from kube</h1>\n" == answer.read()
+        # kube play returns once the container started, not once httpd listens: ask until it does.
+        url = f"http://127.0.0.1:{port}/"
+        wait_until(lambda: _page(url) == b"<h1>from kube</h1>\n", 15, 0.1)
     finally:
         podman.podman("kube", "down", str(manifest), check=False)
 
@@ -210,3 +212,8 @@ def test_exported_pods_reach_each_other_by_name_under_kube_play(
         assert "paid test" in fetched
     finally:
         podman.podman("kube", "down", str(manifest), check=False)
+
+
+def _page(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 -- http on loopback
+        return bytes(answer.read())
