@@ -121,7 +121,8 @@ class DeathWatch:
         try:
             fd = os.pidfd_open(pid)
         except ProcessLookupError:
-            self._on_death(service)  # gone since the observation: look again now
+            # Gone since the observation, or never in this PID namespace (paid in a
+            # container): not watched, and no wake (a wake here would loop on every look).
             return
         except OSError as err:
             log.debug("death_watch_refused", container=container_id[:12], error=str(err))

@@ -79,14 +79,17 @@ def test_a_process_of_another_cgroup_is_never_taken_for_the_container(
     watch.stop()
 
 
-def test_a_process_gone_since_the_observation_wakes_at_once(tmp_path: Path) -> None:
-    """The container died between the list call and the watch: look again now."""
+def test_a_process_not_in_this_namespace_is_neither_watched_nor_woken(tmp_path: Path) -> None:
+    """Gone since the list call, or a host PID seen from paid's own container: nothing is
+    watched and nothing woken (a wake would observe the same PID again, for ever); Podman's
+    event stream tells of a real death."""
     child = subprocess.Popen(["true"])
     child.wait()
     deaths = Deaths()
     watch = DeathWatch(deaths, proc=str(tmp_path))
     watch.observed([_container(child.pid)])
-    assert ["web"] == deaths.services
+    assert [] == deaths.services
+    assert {} == watch.watched
     watch.stop()
 
 
