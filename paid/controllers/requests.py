@@ -78,6 +78,12 @@ def uses_secrets(desired: DesiredState, containers: list[ActualContainer]) -> bo
     )
 
 
+def runs_beside(spec: ServiceSpec) -> bool:
+    """Two copies can run at once: no host port, host network or fixed address, which one
+    container holds at a time (a heal beside the dead copy, a canary's promotion)."""
+    return not (spec.ports or spec.host_network or any(a.addresses for a in spec.networks))
+
+
 def container_request(
     service: DesiredService,
     *,

@@ -36,6 +36,7 @@ from paid.controllers.backoff import Backoff
 from paid.controllers.canaries import Canaries
 from paid.controllers.health import HealthController
 from paid.controllers.recreate import Recreate
+from paid.controllers.requests import runs_beside
 from paid.controllers.services import ServiceController
 from paid.controllers.start_first import StartFirst
 from paid.controllers.verdicts import MAX_GATE_POLL, ActiveRollout, Verdicts
@@ -332,7 +333,7 @@ class RolloutController:
             return None
         spec = service.spec
         serving = current is not None and current.managed and current.state == states.RUNNING
-        beside = not (spec.ports or spec.host_network or any(a.addresses for a in spec.networks))
+        beside = runs_beside(spec)
         if serving and beside and self.start_first.refused(service, gate.revision) is None:
             self._begin_beside(service, gate.revision, active.previous_revision, canary=False)
         else:

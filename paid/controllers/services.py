@@ -20,7 +20,7 @@ import structlog
 
 from paid.controllers.journal import Journal
 from paid.controllers.preparing import Preparer
-from paid.controllers.requests import container_request
+from paid.controllers.requests import container_request, runs_beside
 from paid.runtime.base import (
     ContainerMissing,
     ContainerRequest,
@@ -238,7 +238,7 @@ class ServiceController:
         replaced in place.
         """
         name, spec = service.name, service.spec
-        if spec.ports or spec.host_network or any(a.addresses for a in spec.networks):
+        if not runs_beside(spec):
             return False
         try:
             dead = self.owned(name, service=name, required=True)
